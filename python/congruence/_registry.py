@@ -1,0 +1,207 @@
+"""The registry of measures: one record per measure with the metadata of its definition.
+
+The public API (:func:`congruence.compare`, :func:`congruence.compare_layers`), the command
+line, the README table and the common tests all read this registry, so a measure is defined
+once, with its properties stated next to its code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+__all__ = ["Measure", "register", "get_measure", "list_measures", "INVARIANCES"]
+
+#: The transformations a measure can be invariant to (MEASURES.md 0.4).
+INVARIANCES = (
+    "orthogonal",
+    "isotropic_scaling",
+    "invertible_linear",
+    "translation",
+    "permutation",
+)
+
+Props = Callable[[Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A registered measure and the properties its definition guarantees.
+
+    Attributes
+    ----------
+    name : str
+        Canonical name, also the function name ``congruence.<name>``.
+    func : callable
+        ``func(X, Y, **params) -> float``.
+    family : str
+        Family in the survey's taxonomy (``"kernel"``, ``"cca"``, ...).
+    kind : str
+        ``"similarity"`` (larger = more alike), ``"distance"`` (smaller = more alike) or
+        ``"dependence"`` (an unnormalised statistic such as HSIC).
+    inputs : str
+        ``"representations"`` ((n, p) arrays) or ``"outputs"`` (model predictions).
+    params : dict
+        Keyword parameters and their defaults, read from the function signature.
+    min_rows : callable
+        ``min_rows(params) -> int``, the smallest admissible ``n``.
+    references : tuple of str
+    variants : tuple of dict
+        Parameter settings the common tests exercise (the defaults come first).
+    batch : callable or None
+        Optional ``batch(a_layers, b_layers_or_None, **params) -> ndarray`` computing a whole
+        layer matrix with per-layer statistics reused.
+    """
+
+    name: str
+    func: Callable[..., float]
+    family: str
+    kind: str
+    summary: str
+    inputs: str
+    params: Mapping[str, Any]
+    references: tuple[str, ...]
+    variants: tuple[Mapping[str, Any], ...]
+    _symmetric: Props
+    _invariances: Props
+    _bounds: Props
+    _min_rows: Props
+    batch: Optional[Callable[..., Any]] = field(default=None, compare=False)
+
+    def __call__(self, *args: Any, **params: Any) -> float:
+        return self.func(*args, **params)
+
+    def _full(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = set(params) - set(self.params)
+        if unknown:
+            accepted = ", ".join(self.params) or "none"
+            raise TypeError(
+                f"{self.name}() got unexpected parameter(s) {sorted(unknown)}; accepted: {accepted}"
+            )
+        return {**self.params, **params}
+
+    def symmetric(self, **params: Any) -> bool:
+        """Whether ``f(X, Y) == f(Y, X)`` for these parameters."""
+        return bool(self._symmetric(self._full(params)))
+
+    def invariances(self, **params: Any) -> frozenset[str]:
+        """The transformations (of :data:`INVARIANCES`) the value is invariant to."""
+        return frozenset(self._invariances(self._full(params)))
+
+    def bounds(self, **params: Any) -> tuple[float, float]:
+        """The range of values, ``(low, high)``; infinite ends are ``±inf``."""
+        return tuple(self._bounds(self._full(params)))  # type: ignore[return-value]
+
+    def min_rows(self, **params: Any) -> int:
+        """The smallest number of rows (samples) the measure is defined for."""
+        return int(self._min_rows(self._full(params)))
+
+    def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Complete ``params`` with defaults; raise TypeError for unknown names."""
+        return self._full(params)
+
+
+_REGISTRY: dict[str, Measure] = {}
+
+
+def _as_props(value: Any) -> Props:
+    return value if callable(value) else (lambda params, _v=value: _v)
+
+
+def register(
+    *,
+    family: str,
+    kind: str,
+    summary: str,
+    references: Sequence[str],
+    symmetric: Any = True,
+    invariances: Any = (),
+    bounds: Any = (float("-inf"), float("inf")),
+    min_rows: Any = 2,
+    inputs: str = "representations",
+    variants: Sequence[Mapping[str, Any]] = ({},),
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
+    """Decorator that records a measure function and its metadata in the registry.
+
+    ``symmetric``, ``invariances``, ``bounds`` and ``min_rows`` are constants or callables of
+    the (default-completed) parameter dict, for properties that depend on parameters.
+    """
+    if kind not in ("similarity", "distance", "dependence"):
+        raise ValueError(f"kind={kind!r}")
+    if inputs not in ("representations", "outputs"):
+        raise ValueError(f"inputs={inputs!r}")
+
+    def decorate(func: Callable[..., float]) -> Callable[..., float]:
+        sig = inspect.signature(func)
+        params = {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty)
+        }
+        if not callable(invariances):
+            bad = set(invariances) - set(INVARIANCES)
+            if bad:
+                raise ValueError(f"unknown invariances {bad} for {func.__name__}")
+        measure = Measure(
+            name=func.__name__,
+            func=func,
+            family=family,
+            kind=kind,
+            summary=summary,
+            inputs=inputs,
+            params=params,
+            references=tuple(references),
+            variants=tuple(dict(v) for v in variants),
+            _symmetric=_as_props(symmetric),
+            _invariances=_as_props(invariances),
+            _bounds=_as_props(bounds),
+            _min_rows=_as_props(min_rows),
+        )
+        if measure.name in _REGISTRY:
+            raise ValueError(f"measure {measure.name!r} is registered twice")
+        _REGISTRY[measure.name] = measure
+        func.measure = measure  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def set_batch(name: str, batch: Callable[..., Any]) -> None:
+    """Attach a whole-layer-matrix implementation to a registered measure."""
+    m = _REGISTRY[name]
+    object.__setattr__(m, "batch", batch)
+
+
+def get_measure(name: str) -> Measure:
+    """Return the registered :class:`Measure` called ``name``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, suggesting the closest registered names.
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        pass
+    close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"unknown measure {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}"
+    )
+
+
+def list_measures(family: Optional[str] = None, inputs: Optional[str] = None) -> list[str]:
+    """Names of the registered measures, optionally filtered by family or input kind."""
+    return sorted(
+        m.name
+        for m in _REGISTRY.values()
+        if (family is None or m.family == family) and (inputs is None or m.inputs == inputs)
+    )
+
+
+def measures() -> list[Measure]:
+    """All registered measures, sorted by family then name."""
+    return sorted(_REGISTRY.values(), key=lambda m: (m.family, m.name))

@@ -1,0 +1,90 @@
+"""The result of a layer-by-layer comparison."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["LayerComparison"]
+
+
+@dataclass(frozen=True)
+class LayerComparison:
+    """A labelled matrix of one measure between the layers of two models (or of one model).
+
+    Attributes
+    ----------
+    measure : str
+        Name of the registered measure.
+    params : dict
+        Its parameters (defaults completed).
+    kind : str
+        ``"similarity"``, ``"distance"`` or ``"dependence"``.
+    rows, cols : tuple of str
+        Layer names of the first and second model (the same when one model is compared
+        with itself).
+    values : ndarray of shape (len(rows), len(cols))
+        ``values[i, j] = measure(a[rows[i]], b[cols[j]])``.
+    """
+
+    measure: str
+    params: Mapping[str, Any]
+    kind: str
+    rows: tuple[str, ...]
+    cols: tuple[str, ...]
+    values: np.ndarray = field(repr=False)
+
+    def __getitem__(self, key: tuple[str, str]) -> float:
+        """``result["layer_a", "layer_b"]`` is the value for that pair of layers."""
+        r, c = key
+        return float(self.values[self.rows.index(r), self.cols.index(c)])
+
+    def best_match(self) -> dict[str, str]:
+        """For every row layer, the column layer most alike (max similarity, min distance)."""
+        pick = np.nanargmin if self.kind == "distance" else np.nanargmax
+        out = {}
+        for i, r in enumerate(self.rows):
+            row = self.values[i]
+            out[r] = self.cols[int(pick(row))] if np.isfinite(row).any() else None
+        return out
+
+    def to_pandas(self):
+        """The matrix as a ``pandas.DataFrame`` indexed by layer names (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "to_pandas() needs pandas: pip install 'congruence[pandas]'"
+            ) from exc
+        return pd.DataFrame(self.values, index=list(self.rows), columns=list(self.cols))
+
+    def to_csv(self, path=None) -> str:
+        """Write the labelled matrix as CSV to ``path`` (if given) and return the text."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow([""] + list(self.cols))
+        for r, row in zip(self.rows, self.values):
+            w.writerow([r] + [repr(float(v)) for v in row])
+        text = buf.getvalue()
+        if path is not None:
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        return text
+
+    def format(self, digits: int = 3) -> str:
+        """The matrix as an aligned text table."""
+        cells = [[f"{v:.{digits}f}" for v in row] for row in self.values]
+        w0 = max([len(r) for r in self.rows] + [0])
+        widths = [max(len(c), *(len(row[j]) for row in cells)) for j, c in enumerate(self.cols)]
+        lines = [" " * w0 + "  " + "  ".join(c.rjust(w) for c, w in zip(self.cols, widths))]
+        for r, row in zip(self.rows, cells):
+            lines.append(r.ljust(w0) + "  " + "  ".join(v.rjust(w) for v, w in zip(row, widths)))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.measure}({params}) [{self.kind}]\n{self.format()}"

@@ -1,0 +1,18 @@
+//! congruence-core: the numerical kernels of congruence, in pure Rust (ndarray + rayon + faer).
+//!
+//! * [`linalg`]: column centring and matrix products that accumulate in float64.
+//! * [`kernel`]: Gram matrices (linear, RBF with the median-distance bandwidth), centring,
+//!   U-centring, and the exact selection of the median squared distance.
+//! * [`hsic`]: HSIC (biased and unbiased) and CKA (biased and debiased), for one pair of
+//!   representations and for whole layer-by-layer matrices with per-layer statistics reused.
+//!
+//! Determinism: every parallel reduction splits its work into chunks whose boundaries do not
+//! depend on the number of threads and adds the partial results in a fixed order, so float64
+//! results are identical for any `RAYON_NUM_THREADS`.
+
+pub mod error;
+pub mod hsic;
+pub mod kernel;
+pub mod linalg;
+
+pub use error::{CoreError, Result};
