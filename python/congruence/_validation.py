@@ -155,5 +155,9 @@ def check_number(
         right = ")" if high_open else "]"
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        raise ValueError(f"{name}={value!r} is out of range; expected a value in {left}{lo}, {hi}{right}")
+        if not np.isfinite(v):
+            raise ValueError(f"{name}={value!r} is invalid; expected a finite number")
+        raise ValueError(
+            f"{name}={value!r} is out of range; expected a value in {left}{lo}, {hi}{right}"
+        )
     return v

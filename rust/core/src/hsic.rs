@@ -296,16 +296,48 @@ fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64) -> f64 {
     }
 }
 
-fn value(a: &Prepared, b: &Prepared, spec: &Spec) -> f64 {
-    if matches!(a.repr, Repr::Undefined) || matches!(b.repr, Repr::Undefined) {
-        return f64::NAN;
-    }
-    let kl = if std::ptr::eq(a, b) && spec.statistic == Statistic::Cka {
-        a.self_inner
-    } else {
-        inner(a, b, spec)
+/// `<K., L.>` for all pairs of Gram-route layers, each matrix read once.
+fn gram_inners(a: &[Prepared], b: &[Prepared], symmetric: bool) -> Array2<f64> {
+    let defined = |p: &[Prepared]| -> Vec<usize> {
+        (0..p.len())
+            .filter(|&i| matches!(p[i].repr, Repr::Gram(_)))
+            .collect()
     };
-    finish(spec, a.n, kl, a.self_inner, b.self_inner)
+    let (ia, ib) = (defined(a), defined(b));
+    fn slices<'p>(p: &'p [Prepared], idx: &[usize]) -> Vec<&'p [f64]> {
+        idx.iter()
+            .map(|&i| match &p[i].repr {
+                Repr::Gram(k) => slice(k),
+                _ => unreachable!("only Gram layers are indexed"),
+            })
+            .collect()
+    }
+    let m = linalg::multi_dot(&slices(a, &ia), &slices(b, &ib), symmetric);
+    let mut out = Array2::from_elem((a.len(), b.len()), f64::NAN);
+    for (r, &i) in ia.iter().enumerate() {
+        for (c, &j) in ib.iter().enumerate() {
+            out[[i, j]] = m[[r, c]];
+        }
+    }
+    out
+}
+
+/// `<K., L.>` for all pairs of feature-route layers, one product per pair (or per unordered
+/// pair when `symmetric`), reusing the self terms already computed.
+fn feature_inners(a: &[Prepared], b: &[Prepared], symmetric: bool, spec: &Spec) -> Array2<f64> {
+    let mut out = Array2::from_elem((a.len(), b.len()), f64::NAN);
+    for i in 0..a.len() {
+        for j in 0..b.len() {
+            if symmetric && j < i {
+                out[[i, j]] = out[[j, i]];
+            } else if symmetric && i == j && spec.statistic == Statistic::Cka {
+                out[[i, j]] = a[i].self_inner;
+            } else {
+                out[[i, j]] = inner(&a[i], &b[j], spec);
+            }
+        }
+    }
+    out
 }
 
 fn check_inputs(layers: &[Input], arg: &'static str, n: usize, spec: &Spec) -> Result<()> {
@@ -381,24 +413,19 @@ pub fn layer_matrix<'a>(
         check_gram_memory(n, all.len())?;
     }
     let prepared: Vec<Prepared> = all.iter().map(|&x| prepare(x, spec, route)).collect();
-    let (rows, cols) = (la, b.map_or(la, |b| b.len()));
-    let mut out = Array2::from_elem((rows, cols), f64::NAN);
-    match b {
-        None => {
-            for i in 0..la {
-                for j in i..la {
-                    let v = value(&prepared[i], &prepared[j], spec);
-                    out[[i, j]] = v;
-                    out[[j, i]] = v;
-                }
-            }
-        }
-        Some(_) => {
-            for i in 0..rows {
-                for j in 0..cols {
-                    out[[i, j]] = value(&prepared[i], &prepared[la + j], spec);
-                }
-            }
+    let (pa, pb) = prepared.split_at(la);
+    let symmetric = b.is_none();
+    let pb = if symmetric { pa } else { pb };
+    let kl = if route == Route::Gram {
+        gram_inners(pa, pb, symmetric)
+    } else {
+        feature_inners(pa, pb, symmetric, spec)
+    };
+    let mut out = Array2::from_elem(kl.dim(), f64::NAN);
+    for ((i, j), v) in out.indexed_iter_mut() {
+        let (x, y) = (&pa[i], &pb[j]);
+        if !matches!(x.repr, Repr::Undefined) && !matches!(y.repr, Repr::Undefined) {
+            *v = finish(spec, n, kl[[i, j]], x.self_inner, y.self_inner);
         }
     }
     Ok(out)

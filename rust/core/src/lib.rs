@@ -14,5 +14,6 @@ pub mod error;
 pub mod hsic;
 pub mod kernel;
 pub mod linalg;
+pub mod simd;
 
 pub use error::{CoreError, Result};

@@ -253,17 +253,25 @@ pub(crate) struct SyncPtr(pub *mut f64);
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
 
-/// Copy the strict lower triangle onto the strict upper triangle, in place.
+/// Copy the strict lower triangle onto the strict upper triangle, in place, tile by tile.
 pub fn mirror_lower(a: &mut Array2<f64>) {
+    const T: usize = 64;
     let n = a.nrows();
     assert!(a.is_standard_layout() && a.ncols() == n);
     let ptr = SyncPtr(a.as_mut_ptr());
-    (0..n).into_par_iter().for_each(move |i| {
+    (0..n.div_ceil(T)).into_par_iter().for_each(move |bi| {
         let p = ptr;
-        for j in (i + 1)..n {
-            // SAFETY: task i writes only (i, j > i) and reads only (j, i), j > i, which no
-            // task writes; all indices are in bounds of the n x n standard-layout buffer.
-            unsafe { *p.0.add(i * n + j) = *p.0.add(j * n + i) };
+        let (i0, i1) = (bi * T, ((bi + 1) * T).min(n));
+        for j0 in (i0..n).step_by(T) {
+            let j1 = (j0 + T).min(n);
+            for i in i0..i1 {
+                for j in j0.max(i + 1)..j1 {
+                    // SAFETY: the task for row block bi writes only (i, j > i) with i in the
+                    // block and reads only (j, i), j > i, which no task writes; all indices
+                    // lie inside the n x n standard-layout buffer.
+                    unsafe { *p.0.add(i * n + j) = *p.0.add(j * n + i) };
+                }
+            }
         }
     });
 }
@@ -286,9 +294,53 @@ pub fn par_dot(a: &[f64], b: &[f64]) -> f64 {
     let parts: Vec<f64> = a
         .par_chunks(CHUNK)
         .zip(b.par_chunks(CHUNK))
-        .map(|(x, y)| x.iter().zip(y).map(|(u, v)| u * v).sum())
+        .map(|(x, y)| crate::simd::dot(x, y))
         .collect();
     parts.iter().sum()
+}
+
+/// `M[i, j] = <a_i, b_j>` for equally long slices, reading each slice once: the slices are
+/// walked in cache-sized chunks and every pair's partial dot product is taken per chunk.
+/// With `symmetric` (b is a), only `j >= i` is computed and mirrored. Deterministic.
+pub fn multi_dot(a: &[&[f64]], b: &[&[f64]], symmetric: bool) -> Array2<f64> {
+    const C: usize = 2048;
+    const GROUP: usize = 32;
+    let (la, lb) = (a.len(), b.len());
+    if la == 0 || lb == 0 {
+        return Array2::zeros((la, lb));
+    }
+    let len = a[0].len();
+    assert!(a.iter().chain(b).all(|x| x.len() == len));
+    let chunks = len.div_ceil(C);
+    let partials: Vec<Array2<f64>> = (0..chunks.div_ceil(GROUP))
+        .into_par_iter()
+        .map(|g| {
+            let mut acc = Array2::<f64>::zeros((la, lb));
+            for c in (g * GROUP)..((g + 1) * GROUP).min(chunks) {
+                let r = (c * C)..((c + 1) * C).min(len);
+                for i in 0..la {
+                    let x = &a[i][r.clone()];
+                    let j0 = if symmetric { i } else { 0 };
+                    for j in j0..lb {
+                        acc[[i, j]] += crate::simd::dot(x, &b[j][r.clone()]);
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut out = Array2::<f64>::zeros((la, lb));
+    for p in &partials {
+        out += p;
+    }
+    if symmetric {
+        for i in 0..la {
+            for j in 0..i {
+                out[[i, j]] = out[[j, i]];
+            }
+        }
+    }
+    out
 }
 
 /// Sum of squares of a full symmetric matrix given by its lower triangle (diagonal included).

@@ -5,12 +5,31 @@
 use congruence_core::hsic::{self, Estimator, Kernel, Route, Spec, Statistic};
 use congruence_core::linalg::Input;
 use congruence_core::CoreError;
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
-use pyo3::exceptions::PyValueError;
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 fn to_py(e: CoreError) -> PyErr {
     PyValueError::new_err(e.to_string())
+}
+
+/// Run core work with the interpreter released; a core error becomes `ValueError` and a panic
+/// (a bug) becomes `RuntimeError`, never an uncatchable `PanicException`.
+fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
+    let out = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    match out {
+        Ok(r) => r.map_err(to_py),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(PyRuntimeError::new_err(format!(
+                "internal error in congruence's core (please report it): {msg}"
+            )))
+        }
+    }
 }
 
 /// A borrowed float32 or float64 2-D NumPy array.
@@ -91,18 +110,9 @@ fn kernel_matrix<'py>(
     route: &str,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     let spec = spec(kernel, sigma_frac, unbiased, statistic, route)?;
-    for arr in a.iter().chain(b.iter().flatten()) {
-        let ndim = match arr {
-            Array::F64(x) => x.ndim(),
-            Array::F32(x) => x.ndim(),
-        };
-        debug_assert_eq!(ndim, 2);
-    }
     let ia: Vec<Input> = a.iter().map(Array::input).collect();
     let ib: Option<Vec<Input>> = b.as_ref().map(|b| b.iter().map(Array::input).collect());
-    let out = py
-        .detach(|| hsic::layer_matrix(&ia, ib.as_deref(), &spec))
-        .map_err(to_py)?;
+    let out = run(py, || hsic::layer_matrix(&ia, ib.as_deref(), &spec))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -121,7 +131,7 @@ fn kernel_pair<'py>(
 ) -> PyResult<f64> {
     let spec = spec(kernel, sigma_frac, unbiased, statistic, route)?;
     let (ix, iy) = (x.input(), y.input());
-    py.detach(|| hsic::pair(ix, iy, &spec)).map_err(to_py)
+    run(py, || hsic::pair(ix, iy, &spec))
 }
 
 #[pymodule]

@@ -1,0 +1,656 @@
+#!/usr/bin/env python
+"""Benchmark congruence's kernel measures (CKA) against NumPy references.
+
+Each case runs congruence and a NumPy reference side by side in the same process with the
+same thread count (Rayon for congruence, BLAS for NumPy), reports the best of k timed
+repetitions (after 1 warm-up), the speed ratio, the absolute difference of the values and,
+for the RBF case, the peak memory of each, measured in a fresh subprocess.
+
+Usage::
+
+    python benches/bench_kernel.py                       # full sizes (minutes)
+    python benches/bench_kernel.py --quick               # smoke test, < 30 s
+    python benches/bench_kernel.py --only rbf_cka        # one case (comma-separate several)
+    python benches/bench_kernel.py --json out.json       # also write the results as JSON
+    python benches/bench_kernel.py --threads 2 --repeat 5
+
+See benches/README.md for what each case measures and the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+
+CASES = ("linear_cka_f64", "linear_cka_f32", "debiased_linear_cka", "rbf_cka", "layers_12x12")
+
+# Full sizes, and the divisors of n and p used by --quick.
+SIZES = {
+    "linear": dict(n=10000, p=2048),
+    "rbf": dict(n=10000, p=256),
+    "layers": dict(n=5000, p=768, layers=12),
+}
+QUICK_N_DIV = 5
+QUICK_P_DIV = 4
+GRAM_PAIRS_TIMED = 6  # layers_12x12 (ii): pairs actually timed, extrapolated to all pairs
+AGREE_F64 = 1e-9  # "the values agree" for two float64 computations of the same quantity
+# NumPy's bundled OpenBLAS segfaults on X @ X.T for n >= 19000 with 2 threads on the
+# benchmark machine; the RBF reference refuses such sizes.
+RBF_REFERENCE_MAX_N = 19000
+
+_ENV_SNAPSHOT = {
+    k: os.environ.get(k)
+    for k in (
+        "RAYON_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE",
+    )
+}
+
+
+# --------------------------------------------------------------------------------------
+# Arguments and thread setup (before NumPy / congruence are imported)
+# --------------------------------------------------------------------------------------
+
+
+def _parse_args(argv=None):
+    ap = argparse.ArgumentParser(
+        description="congruence vs NumPy: kernel measures (CKA) benchmark",
+    )
+    ap.add_argument("--quick", action="store_true",
+                    help=f"divide n by {QUICK_N_DIV} and p by {QUICK_P_DIV} (smoke test, < 30 s)")
+    ap.add_argument("--only", metavar="NAME",
+                    help="run only these cases (comma-separated): " + ", ".join(CASES))
+    ap.add_argument("--json", metavar="OUT", help="write environment and results to this JSON file")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for both congruence (Rayon) and NumPy (BLAS); default: "
+                         "$RAYON_NUM_THREADS if set, else os.cpu_count()")
+    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best is kept (default 3)")
+    # Internal: peak-memory measurement in a fresh interpreter.
+    ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_impl", dest="impl", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_n", dest="n", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_p", dest="p", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.only:
+        names = [s.strip() for s in args.only.split(",") if s.strip()]
+        bad = [s for s in names if s not in CASES]
+        if bad:
+            ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
+        args.only = names
+    else:
+        args.only = list(CASES)
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    return args
+
+
+def _resolve_threads(args) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit("--threads must be >= 1")
+        return args.threads
+    env = os.environ.get("RAYON_NUM_THREADS")
+    if env and env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    return os.cpu_count() or 1
+
+
+ARGS = _parse_args()
+THREADS = _resolve_threads(ARGS)
+
+# Peak-memory subprocesses must not be forked from this process once it has grown: on Linux
+# a child's ru_maxrss starts at the RSS of the process it was forked (or vforked) from, which
+# survives exec. So a tiny launcher is started now, while this interpreter holds only the
+# standard library, and every measurement subprocess is started by it. It exits on EOF.
+_LAUNCHER_SRC = r"""
+import json, subprocess, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    p = subprocess.run(req["argv"], capture_output=True, text=True, env=req["env"])
+    sys.stdout.write(json.dumps({"rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}) + "\n")
+    sys.stdout.flush()
+"""
+_LAUNCHER = None
+if ARGS.mem_child is None and "rbf_cka" in ARGS.only:
+    _LAUNCHER = subprocess.Popen([sys.executable, "-c", _LAUNCHER_SRC], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+# Same thread count for both sides. Rayon reads RAYON_NUM_THREADS when its global pool is
+# built; BLAS libraries read theirs when loaded (threadpoolctl enforces it again below).
+for _var in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+import numpy as np  # noqa: E402
+
+import congruence as cg  # noqa: E402
+
+try:  # noqa: E402
+    import threadpoolctl
+except ImportError:  # pragma: no cover - optional
+    threadpoolctl = None
+
+if threadpoolctl is not None:
+    _LIMITER = threadpoolctl.threadpool_limits(limits=THREADS, user_api="blas")
+else:
+    _LIMITER = None
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def make_pair(n: int, p: int):
+    """X (n, p) with column offsets, Y = X @ W + noise (same width). float64."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, p))
+    X += rng.standard_normal(p)  # non-zero column means, so centring matters
+    W = rng.standard_normal((p, p)) / math.sqrt(p)
+    Y = X @ W
+    Y += 0.5 * rng.standard_normal((n, p))
+    return X, Y
+
+
+def make_layers(n: int, p: int, L: int):
+    """Two 'models' of L layers each; a[l] drifts with l, b[l] = tanh(a[l] @ W) + noise."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, p))
+    a = []
+    for _ in range(L):
+        x = 0.8 * x + 0.6 * rng.standard_normal((n, p))
+        a.append(x)
+    W = rng.standard_normal((p, p)) / math.sqrt(p)
+    b = []
+    for x in a:
+        y = np.tanh(x @ W)
+        y += 0.3 * rng.standard_normal((n, p))
+        y += 0.1  # offset
+        b.append(y)
+    return a, b
+
+
+# --------------------------------------------------------------------------------------
+# NumPy references
+# --------------------------------------------------------------------------------------
+
+
+def np_linear_cka(X, Y):
+    """Feature-space linear CKA: ||Xc^T Yc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F)."""
+    Xc = X - X.mean(0)
+    Yc = Y - Y.mean(0)
+    return float(
+        np.linalg.norm(Xc.T @ Yc) ** 2
+        / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
+    )
+
+
+def np_linear_cka_debiased(X, Y):
+    """Feature-space debiased linear CKA (U-centred Gram matrices, Song et al. 2012).
+
+    With d_i = ||xc_i||^2, e_i = ||yc_i||^2 (diagonals of Xc Xc^T, Yc Yc^T, whose row sums
+    vanish): <Ku, Lu> = ||Xc^T Yc||_F^2 - (1 + 2/(n-2)) d.e + sum(d) sum(e) / ((n-1)(n-2)),
+    and the self terms alike; CKA = <Ku, Lu> / sqrt(<Ku, Ku> <Lu, Lu>).
+    """
+    n = X.shape[0]
+    Xc = X - X.mean(0)
+    Yc = Y - Y.mean(0)
+    d = np.einsum("ij,ij->i", Xc, Xc)
+    e = np.einsum("ij,ij->i", Yc, Yc)
+    c1 = 1.0 + 2.0 / (n - 2)
+    c2 = 1.0 / ((n - 1) * (n - 2))
+
+    def u(cross_sq, a, b):
+        return float(cross_sq) - c1 * float(a @ b) + float(a.sum()) * float(b.sum()) * c2
+
+    kl = u(np.linalg.norm(Xc.T @ Yc) ** 2, d, e)
+    kk = u(np.linalg.norm(Xc.T @ Xc) ** 2, d, d)
+    ll = u(np.linalg.norm(Yc.T @ Yc) ** 2, e, e)
+    return kl / math.sqrt(kk * ll)
+
+
+def np_rbf_centred_gram(X):
+    """Doubly centred RBF Gram matrix, bandwidth sigma^2 = median of all n^2 squared distances.
+
+    In place where NumPy allows it (the median needs its own copy of the n^2 entries).
+    """
+    if X.shape[0] >= RBF_REFERENCE_MAX_N:
+        raise RuntimeError(f"n={X.shape[0]} >= {RBF_REFERENCE_MAX_N}: NumPy's bundled OpenBLAS "
+                           "segfaults on X @ X.T at this size on the benchmark machine")
+    s = np.einsum("ij,ij->i", X, X)
+    D2 = X @ X.T  # Gram G
+    D2 *= -2.0
+    D2 += s[:, None]
+    D2 += s[None, :]
+    np.maximum(D2, 0.0, out=D2)
+    np.fill_diagonal(D2, 0.0)
+    m = float(np.median(D2))  # over all n^2 entries, diagonal zeros included
+    K = D2
+    K *= -1.0 / (2.0 * m)
+    np.exp(K, out=K)
+    r = K.mean(axis=1)  # K is symmetric: row means = column means
+    g = float(r.mean())
+    K -= r[:, None]
+    K -= r[None, :]
+    K += g
+    return K
+
+
+def np_rbf_cka(X, Y):
+    K = np_rbf_centred_gram(X)
+    L = np_rbf_centred_gram(Y)
+    return float(np.vdot(K, L) / (np.linalg.norm(K) * np.linalg.norm(L)))
+
+
+def np_layers_cached(a, b):
+    """144-pair linear CKA with cached self terms: centre and ||Xc^T Xc||_F once per layer."""
+    ac = [x - x.mean(0) for x in a]
+    bc = [y - y.mean(0) for y in b]
+    na = [np.linalg.norm(x.T @ x) for x in ac]
+    nb = [np.linalg.norm(y.T @ y) for y in bc]
+    out = np.empty((len(a), len(b)))
+    for i, x in enumerate(ac):
+        for j, y in enumerate(bc):
+            out[i, j] = np.linalg.norm(x.T @ y) ** 2 / (na[i] * nb[j])
+    return out
+
+
+def np_pair_gram(X, Y):
+    """Linear CKA through the two n x n Gram matrices (what the PyTorch CKA tools do)."""
+    Xc = X - X.mean(0)
+    Yc = Y - Y.mean(0)
+    K = Xc @ Xc.T
+    L = Yc @ Yc.T
+    return float(np.vdot(K, L) / (np.linalg.norm(K) * np.linalg.norm(L)))
+
+
+# --------------------------------------------------------------------------------------
+# Timing and memory
+# --------------------------------------------------------------------------------------
+
+
+def timed(fns: dict, k: int):
+    """Best-of-k seconds and last value for each callable.
+
+    Each callable is warmed up once, then the k timed repetitions are interleaved
+    (ours, ref, ours, ref, ...) so that both sides see the same machine load.
+    """
+    values = {}
+    for name, fn in fns.items():
+        gc.collect()
+        values[name] = fn()
+    best = {name: math.inf for name in fns}
+    for _ in range(k):
+        for name, fn in fns.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            v = fn()
+            dt = time.perf_counter() - t0
+            values[name] = v
+            best[name] = min(best[name], dt)
+    return best, values
+
+
+def _maxrss_kib() -> int:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r // 1024 if sys.platform == "darwin" else r  # bytes on macOS, KiB on Linux
+
+
+def _vmhwm_kib():
+    """Peak RSS of this process image only (Linux /proc), a cross-check of ru_maxrss."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def mem_child(args) -> None:
+    """Run one RBF implementation once in this fresh interpreter; print a JSON line."""
+    n, p = args.n, args.p
+    # Warm both libraries up on tiny inputs (BLAS buffers, Rayon pool, lazy imports) so
+    # that one-time allocations count in the baseline, not in the measurement.
+    rng = np.random.default_rng(1)
+    t = rng.standard_normal((256, 16))
+    cg.cka(t, t[:, ::-1], kernel="rbf")
+    cg.cka(t, t[:, ::-1])
+    np_rbf_cka(t, t[:, ::-1])
+    del t
+    X, Y = make_pair(n, p)
+    gc.collect()
+    base, base_hwm = _maxrss_kib(), _vmhwm_kib()
+    fn = {"congruence": lambda: cg.cka(X, Y, kernel="rbf"), "numpy": lambda: np_rbf_cka(X, Y)}[args.impl]
+    t0 = time.perf_counter()
+    v = float(fn())
+    dt = time.perf_counter() - t0
+    peak, peak_hwm = _maxrss_kib(), _vmhwm_kib()
+    print(json.dumps({"impl": args.impl, "n": n, "p": p, "baseline_kib": base, "peak_kib": peak,
+                      "baseline_hwm_kib": base_hwm, "peak_hwm_kib": peak_hwm,
+                      "value": v, "seconds": dt}))
+
+
+def measure_peak(case: str, impl: str, n: int, p: int) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--_mem-child", case, "--_impl", impl,
+           "--_n", str(n), "--_p", str(p), "--threads", str(THREADS)]
+    if _LAUNCHER is None or _LAUNCHER.poll() is not None:
+        raise RuntimeError("the memory-measurement launcher is not running")
+    _LAUNCHER.stdin.write(json.dumps({"argv": cmd, "env": dict(os.environ)}) + "\n")
+    _LAUNCHER.stdin.flush()
+    reply = _LAUNCHER.stdout.readline()
+    if not reply:
+        raise RuntimeError("the memory-measurement launcher exited unexpectedly")
+    proc = json.loads(reply)
+    if proc["rc"] != 0:
+        raise RuntimeError(f"memory subprocess for {impl} failed (rc={proc['rc']}):\n"
+                           f"{proc['stderr'].strip()[-2000:]}")
+    line = [ln for ln in proc["stdout"].splitlines() if ln.startswith("{")][-1]
+    out = json.loads(line)
+    nxn_kib = n * n * 8 / 1024
+    out["nxn"] = (out["peak_kib"] - out["baseline_kib"]) / nxn_kib
+    if out.get("peak_hwm_kib") is not None:
+        out["nxn_hwm"] = (out["peak_hwm_kib"] - out["baseline_hwm_kib"]) / nxn_kib
+    return out
+
+
+def _close_launcher():
+    if _LAUNCHER is not None and _LAUNCHER.poll() is None:
+        _LAUNCHER.stdin.close()
+        try:
+            _LAUNCHER.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            _LAUNCHER.kill()
+            _LAUNCHER.wait()
+
+
+# --------------------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------------------
+
+
+def _row(case, vs, n, p, dtype, ours, ref, diff=None, mem_ours=None, mem_ref=None,
+         target=None, ok=None, note=None):
+    return dict(case=case, vs=vs, n=n, p=p, dtype=dtype, threads=THREADS, ours_s=ours, ref_s=ref,
+                ratio=(ref / ours) if (ours and ref) else None,
+                abs_diff=None if diff is None else float(diff),
+                mem_ours_nxn=mem_ours, mem_ref_nxn=mem_ref, target=target,
+                ok=None if ok is None else bool(ok), note=note)
+
+
+def _scale(n, p):
+    if ARGS.quick:
+        return max(n // QUICK_N_DIV, 8), max(p // QUICK_P_DIV, 2)
+    return n, p
+
+
+def case_linear_cka_f64(k):
+    n, p = _scale(**SIZES["linear"])
+    X, Y = make_pair(n, p)
+    t, v = timed({"ours": lambda: cg.cka(X, Y), "ref": lambda: np_linear_cka(X, Y)}, k)
+    diff = abs(v["ours"] - v["ref"])
+    return [_row("linear_cka_f64", "numpy f64 feature-space", n, p, "float64", t["ours"], t["ref"],
+                 diff, target=f"values agree (<={AGREE_F64:g})", ok=diff <= AGREE_F64)]
+
+
+def case_linear_cka_f32(k):
+    n, p = _scale(**SIZES["linear"])
+    X, Y = make_pair(n, p)
+    # Round the data to float32 once: the float64 reference then sees exactly the values
+    # congruence gets as float32, so |diff| is the error of the float32 computation alone.
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    del X, Y
+    X64, Y64 = X32.astype(np.float64), Y32.astype(np.float64)
+    t, v = timed({
+        "ours": lambda: cg.cka(X32, Y32),
+        "ref64": lambda: np_linear_cka(X64, Y64),
+        "ref32": lambda: np_linear_cka(X32, Y32),
+    }, k)
+    d64 = abs(v["ours"] - v["ref64"])
+    d32 = abs(v["ref32"] - v["ref64"])
+    ratio = t["ref64"] / t["ours"]
+    return [
+        _row("linear_cka_f32", "numpy f64 feature-space", n, p, "float32", t["ours"], t["ref64"], d64,
+             target=">=1.80x and |diff|<=1e-5", ok=(ratio >= 1.8 and d64 <= 1e-5)),
+        _row("linear_cka_f32", "numpy f32 (info; |diff| = numpy f32 vs f64)", n, p, "float32",
+             t["ours"], t["ref32"], d32, target="info"),
+    ]
+
+
+def case_debiased_linear_cka(k):
+    n, p = _scale(**SIZES["linear"])
+    X, Y = make_pair(n, p)
+    t, v = timed({
+        "ours": lambda: cg.cka(X, Y, debiased=True),
+        "biased": lambda: cg.cka(X, Y),
+        "ref": lambda: np_linear_cka_debiased(X, Y),
+    }, k)
+    slow = t["ours"] / t["biased"]
+    diff = abs(v["ours"] - v["ref"])
+    return [
+        _row("debiased_linear_cka", "congruence biased (ref/ours = biased/debiased)", n, p, "float64",
+             t["ours"], t["biased"], None, target="debiased <= 1.10x biased time", ok=slow <= 1.1),
+        _row("debiased_linear_cka", "numpy f64 feature-space debiased", n, p, "float64",
+             t["ours"], t["ref"], diff, target=f"values agree (<={AGREE_F64:g})", ok=diff <= AGREE_F64),
+    ]
+
+
+def case_rbf_cka(k):
+    n, p = _scale(**SIZES["rbf"])
+    X, Y = make_pair(n, p)
+    t, v = timed({"ours": lambda: cg.cka(X, Y, kernel="rbf"), "ref": lambda: np_rbf_cka(X, Y)}, k)
+    diff = abs(v["ours"] - v["ref"])
+    del X, Y
+    gc.collect()
+    mo = measure_peak("rbf_cka", "congruence", n, p)
+    mr = measure_peak("rbf_cka", "numpy", n, p)
+    ok = diff <= AGREE_F64 and mo["nxn"] <= 2.0
+    for m in (mo, mr):
+        if m.get("nxn_hwm") is not None and abs(m["nxn_hwm"] - m["nxn"]) > 0.05:
+            print(f"WARNING [rbf_cka]: {m['impl']} ru_maxrss gives {m['nxn']:.2f} nxn but VmHWM "
+                  f"gives {m['nxn_hwm']:.2f} nxn", file=sys.stderr)
+    return [_row("rbf_cka", "numpy f64 Gram/median/exp/centre", n, p, "float64", t["ours"], t["ref"],
+                 diff, mem_ours=mo["nxn"], mem_ref=mr["nxn"],
+                 target=f"peak <= 2.00 nxn; agree (<={AGREE_F64:g})", ok=ok,
+                 note=(f"peak memory: fresh subprocess, ru_maxrss - baseline after imports, warm-up "
+                       f"and data; 1 nxn = {n * n * 8 / 2**20:.1f} MiB; congruence {mo['nxn']:.2f} nxn "
+                       f"({(mo['peak_kib'] - mo['baseline_kib']) / 1024:.0f} MiB), numpy {mr['nxn']:.2f} "
+                       f"nxn ({(mr['peak_kib'] - mr['baseline_kib']) / 1024:.0f} MiB)"))]
+
+
+def case_layers_12x12(k):
+    n, p = _scale(SIZES["layers"]["n"], SIZES["layers"]["p"])
+    L = SIZES["layers"]["layers"]
+    a, b = make_layers(n, p, L)
+    npairs = L * L
+    t, v = timed({
+        "ours": lambda: cg.compare_layers(a, b, "cka").values,
+        "ref": lambda: np_layers_cached(a, b),
+    }, k)
+    ours_m = v["ours"]
+    diff_c = float(np.max(np.abs(ours_m - v["ref"])))
+    # (ii) Gram matrices recomputed per pair: time GRAM_PAIRS_TIMED pairs, extrapolate.
+    pairs = [(i, (5 * i + 1) % L) for i in range(0, L, max(L // GRAM_PAIRS_TIMED, 1))][:GRAM_PAIRS_TIMED]
+    tg, vg = timed({"gram": lambda: [np_pair_gram(a[i], b[j]) for i, j in pairs]}, k)
+    t_gram = tg["gram"] * npairs / len(pairs)
+    diff_g = max(abs(ours_m[i, j] - g) for (i, j), g in zip(pairs, vg["gram"]))
+    r_c = t["ref"] / t["ours"]
+    r_g = t_gram / t["ours"]
+    return [
+        _row("layers_12x12", f"numpy cached self terms ({npairs} pairs)", n, p, "float64",
+             t["ours"], t["ref"], diff_c, target=">=1.50x; agree", ok=(r_c >= 1.5 and diff_c <= AGREE_F64)),
+        _row("layers_12x12", f"numpy Gram per pair (EXTRAPOLATED: {len(pairs)} pairs timed x{npairs // len(pairs)})",
+             n, p, "float64", t["ours"], t_gram, diff_g, target=">=10.00x; agree",
+             ok=(r_g >= 10.0 and diff_g <= AGREE_F64),
+             note=(f"Gram-per-pair reference timed on {len(pairs)} pairs {pairs} "
+                   f"({tg['gram']:.3f} s) and extrapolated to {npairs} pairs ({t_gram:.3f} s); "
+                   f"|diff| is the max over those {len(pairs)} pairs")),
+    ]
+
+
+RUNNERS = {
+    "linear_cka_f64": case_linear_cka_f64,
+    "linear_cka_f32": case_linear_cka_f32,
+    "debiased_linear_cka": case_debiased_linear_cka,
+    "rbf_cka": case_rbf_cka,
+    "layers_12x12": case_layers_12x12,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Environment header and table
+# --------------------------------------------------------------------------------------
+
+
+def environment() -> dict:
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "numpy": np.__version__,
+        "congruence": getattr(cg, "__version__", "?"),
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "threads": THREADS,
+        "rayon_num_threads_env": _ENV_SNAPSHOT["RAYON_NUM_THREADS"],
+        "openblas_coretype": _ENV_SNAPSHOT["OPENBLAS_CORETYPE"],
+        "openblas_l2_size": _ENV_SNAPSHOT["OPENBLAS_L2_SIZE"],
+        "blas_thread_env": {k: _ENV_SNAPSHOT[k] for k in
+                            ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+        "quick": ARGS.quick,
+        "repeat": ARGS.repeat,
+        "warmup": 1,
+    }
+    if threadpoolctl is not None:
+        env["threadpoolctl"] = threadpoolctl.__version__
+        env["blas"] = [
+            {k: info.get(k) for k in ("user_api", "internal_api", "version", "architecture",
+                                      "threading_layer", "num_threads")}
+            | {"file": os.path.basename(info.get("filepath", ""))}
+            for info in threadpoolctl.threadpool_info()
+        ]
+    else:
+        env["threadpoolctl"] = None
+        env["blas"] = None
+    return env
+
+
+def header_lines(env) -> list:
+    def setornot(v):
+        return "unset" if v is None else f"set ({v!r})"
+
+    lines = [
+        "congruence kernel benchmark" + ("  [QUICK: smoke test, reduced sizes; targets are for full sizes]"
+                                         if env["quick"] else ""),
+        f"  python {env['python']}, numpy {env['numpy']}, congruence {env['congruence']}, {env['platform']}",
+        f"  os.cpu_count()={env['cpu_count']}  sched affinity={env['affinity']}  "
+        f"loadavg={'/'.join(f'{x:.2f}' for x in env['loadavg']) if env['loadavg'] else '?'}",
+        f"  threads used by both sides: {env['threads']}  (RAYON_NUM_THREADS in caller's env: "
+        f"{env['rayon_num_threads_env'] or 'unset'}; set to {env['threads']} for this run)",
+        f"  OPENBLAS_CORETYPE: {setornot(env['openblas_coretype'])}  "
+        f"OPENBLAS_L2_SIZE: {setornot(env['openblas_l2_size'])}",
+        "  BLAS thread env in caller's env: " + ", ".join(
+            f"{k}={v if v is not None else 'unset'}" for k, v in env["blas_thread_env"].items()),
+    ]
+    if env["blas"] is None:
+        lines.append("  NumPy BLAS: threadpoolctl not installed (pip install threadpoolctl to report it)")
+    else:
+        for b in env["blas"]:
+            lines.append(
+                f"  NumPy BLAS (threadpoolctl {env['threadpoolctl']}): {b['internal_api']} {b['version']}, "
+                f"kernel={b['architecture']}, threading={b['threading_layer']}, "
+                f"num_threads={b['num_threads']}, {b['file']}")
+    lines.append(f"  timing: best of {env['repeat']} (time.perf_counter) after 1 warm-up, "
+                 "repetitions interleaved between congruence and the reference")
+    return lines
+
+
+def _fmt(v, spec, none="-"):
+    return none if v is None else format(v, spec)
+
+
+def table_lines(rows) -> list:
+    cols = ["case", "reference", "n", "p", "dtype", "thr", "ours s", "ref s", "ref/ours",
+            "|diff|", "mem ours", "mem ref", "target", "ok"]
+    body = []
+    for r in rows:
+        body.append([
+            r["case"], r["vs"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]),
+            _fmt(r["ours_s"], ".4f"), _fmt(r["ref_s"], ".4f"), _fmt(r["ratio"], ".2f"),
+            _fmt(r["abs_diff"], ".2e"),
+            _fmt(r["mem_ours_nxn"], ".2f"), _fmt(r["mem_ref_nxn"], ".2f"),
+            r["target"] or "-",
+            "-" if r["ok"] is None else ("yes" if r["ok"] else "NO"),
+        ])
+    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
+    num = {2, 3, 5, 6, 7, 8, 9, 10, 11}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in num else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [line(cols), line(["-" * w for w in widths])]
+    out += [line(b) for b in body]
+    out.append("  ours/ref s: best-of-k seconds; ref/ours: speed-up of congruence (higher is better); "
+               "mem: peak above baseline, in n x n float64 matrices")
+    notes = [f"  note [{r['case']}]: {r['note']}" for r in rows if r.get("note")]
+    return out + notes
+
+
+def main() -> int:
+    if ARGS.mem_child:
+        mem_child(ARGS)
+        return 0
+    try:
+        return _run()
+    finally:
+        _close_launcher()
+
+
+def _run() -> int:
+    env = environment()
+    for ln in header_lines(env):
+        print(ln)
+    print(flush=True)
+    rows, failed = [], []
+    t_all = time.perf_counter()
+    for name in ARGS.only:
+        print(f"[{name}] running ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            new = RUNNERS[name](ARGS.repeat)
+        except Exception as exc:  # keep going; report at the end
+            failed.append((name, f"{type(exc).__name__}: {exc}"))
+            print(f"[{name}] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            continue
+        rows.extend(new)
+        print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        gc.collect()
+    for ln in table_lines(rows):
+        print(ln)
+    for name, msg in failed:
+        print(f"  FAILED [{name}]: {msg}")
+    total = time.perf_counter() - t_all
+    print(f"\ntotal wall time {total:.1f} s")
+    if ARGS.json:
+        with open(ARGS.json, "w", encoding="utf-8") as f:
+            json.dump({"environment": env, "rows": rows, "failed": failed, "total_seconds": total},
+                      f, indent=2, default=float)
+        print(f"wrote {ARGS.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The ``congruence`` command line.
+
+::
+
+    congruence compare A.npz [B.npz] --measure cka [--param kernel=rbf ...] [--out result.csv]
+    congruence list
+    congruence demo [--seed-a 0 --seed-b 1] [--measure cka]
+    congruence --version
+
+Each ``.npz`` archive (``np.savez(path, layer1=..., layer2=...)``) maps layer names to
+``(n, p)`` arrays of activations on the same ``n`` inputs. Errors are reported on one line,
+``congruence: error: ...``, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+import congruence
+from congruence._registry import get_measure, list_measures
+
+__all__ = ["main"]
+
+PROG = "congruence"
+
+
+class CLIError(Exception):
+    """An error in the user's input, reported as one line with exit code 2."""
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``["kernel=rbf", "sigma_frac=0.5"]`` -> ``{"kernel": "rbf", "sigma_frac": 0.5}``.
+
+    Values are Python literals (``0.5``, ``True``, ``'rbf'``); anything else is kept as the
+    raw string.
+    """
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise CLIError(f"--param expects NAME=VALUE (e.g. --param kernel=rbf), got {item!r}")
+        if key in params:
+            raise CLIError(f"--param {key} given twice")
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            value = raw.strip()
+        params[key] = value
+    return params
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` archive, by name, in the archive's order (no pickles)."""
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"{path}: no such file")
+    if p.is_dir():
+        raise CLIError(f"{path}: is a directory, expected an .npz file")
+    if not zipfile.is_zipfile(p):
+        raise CLIError(
+            f"{path}: not an .npz archive; save the layers with "
+            "np.savez(path, layer_name=array, ...)"
+        )
+    layers = {}
+    try:
+        with np.load(p, allow_pickle=False) as archive:
+            for name in archive.files:
+                layers[name] = archive[name]
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise CLIError(
+                f"{path}: holds object (pickled) arrays, which are not loaded for safety; "
+                "save numeric (n, p) arrays instead"
+            ) from None
+        raise CLIError(f"{path}: {exc}") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise CLIError(f"{path}: could not be read as an .npz archive ({exc})") from None
+    if not layers:
+        raise CLIError(f"{path}: the archive holds no arrays")
+    return layers
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _formatted(result: Any, digits: int) -> str:
+    header = str(result).split("\n", 1)[0]
+    return f"{header}\n{result.format(digits)}"
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    measure = get_measure(args.measure)  # unknown name -> ValueError with suggestions
+    params = parse_params(args.param)
+    measure.check_params(params)
+    a = load_npz(args.a)
+    b = load_npz(args.b) if args.b is not None else None
+    result = congruence.compare_layers(a, b, measure=measure.name, **params)
+    if args.out is not None:
+        try:
+            result.to_csv(args.out)
+        except OSError as exc:
+            raise CLIError(f"{args.out}: could not write ({exc.strerror or exc})") from None
+    print(_formatted(result, args.digits))
+    return 0
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from congruence.docs import COLUMNS, measure_rows
+
+    rows = measure_rows()
+    print(_table([list(COLUMNS)] + [[r[c] for c in COLUMNS] for r in rows]))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from congruence import demo
+
+    params = parse_params(args.param)
+    get_measure(args.measure).check_params(params)
+    demo.run(seed_a=args.seed_a, seed_b=args.seed_b, measure=args.measure, **params)
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit code 2 (argparse's own code)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Similarity of neural-network representations, layer by layer.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {congruence.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    rep = ", ".join(list_measures(inputs="representations"))
+    c = sub.add_parser(
+        "compare",
+        help="compare every layer of A.npz with every layer of B.npz (or of A itself)",
+        description="Compare every layer of A with every layer of B (or of A itself). "
+        "Each .npz maps layer names to (n, p) arrays on the same n inputs.",
+    )
+    c.add_argument("a", metavar="A.npz", help="layers of the first model")
+    c.add_argument("b", metavar="B.npz", nargs="?", help="layers of the second model (default: A)")
+    c.add_argument("--measure", "-m", default="cka", help=f"measure name ({rep}; default cka)")
+    c.add_argument(
+        "--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+        help="a measure parameter, value as a Python literal (repeatable), e.g. "
+        "--param kernel=rbf --param sigma_frac=0.5 --param debiased=True",
+    )
+    c.add_argument("--out", "-o", metavar="PATH", help="also write the matrix as CSV")
+    c.add_argument("--digits", type=int, default=3, help="decimals printed (default 3)")
+    c.set_defaults(func=_cmd_compare)
+
+    ls = sub.add_parser("list", help="list the registered measures and their properties")
+    ls.set_defaults(func=_cmd_list)
+
+    d = sub.add_parser(
+        "demo",
+        help="train two small networks on the digits data and compare their layers "
+        '(needs pip install "congruence[demo]")',
+    )
+    d.add_argument("--seed-a", type=int, default=0, help="seed of network A (default 0)")
+    d.add_argument("--seed-b", type=int, default=1, help="seed of network B (default 1)")
+    d.add_argument("--measure", "-m", default="cka", help="measure name (default cka)")
+    d.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                   help="a measure parameter (repeatable)")
+    d.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse's exit code
+        return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if getattr(args, "digits", 0) < 0:
+        print(f"{PROG}: error: --digits must be >= 0", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except (CLIError, ValueError, TypeError, ImportError) as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

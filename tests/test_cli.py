@@ -1,0 +1,229 @@
+"""The ``congruence`` command line: in process (``main([...])``) and as installed console script."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import congruence as cg
+from congruence.cli import main, parse_params
+
+N = 40
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the installed console script (or ``python -m congruence.cli`` without it)."""
+    exe = shutil.which("congruence")
+    cmd = [exe] if exe else [sys.executable, "-m", "congruence.cli"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def layers():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, 6))
+    a = {"l1": x, "l2": np.tanh(x @ rng.standard_normal((6, 4))), "l3": x**2}
+    b = {"m1": x + 0.1 * rng.standard_normal((N, 6)), "m2": np.abs(x)}
+    return a, b
+
+
+@pytest.fixture()
+def files(tmp_path, layers):
+    a, b = layers
+    pa, pb = tmp_path / "a.npz", tmp_path / "b.npz"
+    np.savez(pa, **a)
+    np.savez(pb, **b)
+    return pa, pb
+
+
+def parse_matrix(text: str, rows) -> dict:
+    """``{(row, col): value}`` from the printed labelled matrix."""
+    lines = text.strip().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(rows[0] + " "))
+    cols = lines[start - 1].split()
+    out = {}
+    for ln in lines[start : start + len(rows)]:
+        name, *vals = ln.split()
+        out.update({(name, c): float(v) for c, v in zip(cols, vals)})
+    return out
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("congruence: error: "), err
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in lines[0], (f, err)
+
+
+# ---------------------------------------------------------------- list, --version
+
+
+def test_list_in_process(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    names = [ln.split()[0] for ln in out.splitlines()[2:] if ln.strip()]
+    assert {"cka", "hsic"} <= set(names)
+    assert set(names) == set(cg.list_measures())
+    header = out.splitlines()[0].split()
+    assert header == ["measure", "family", "kind", "range", "symmetric", "invariances",
+                      "parameters"]
+    cka_line = next(ln for ln in out.splitlines() if ln.startswith("cka "))
+    assert "[0, 1]" in cka_line and "kernel='linear'" in cka_line and "debiased=False" in cka_line
+
+
+def test_console_script_on_path_list_and_version():
+    assert shutil.which("congruence"), "console script `congruence` not on PATH after install"
+    res = run_cli("list")
+    assert res.returncode == 0, res.stderr
+    names = {ln.split()[0] for ln in res.stdout.splitlines()[2:] if ln.strip()}
+    assert {"cka", "hsic"} <= names
+    res = run_cli("--version")
+    assert res.returncode == 0
+    assert res.stdout.strip() == f"congruence {cg.__version__}"
+
+
+def test_version_in_process(capsys):
+    assert main(["--version"]) == 0
+    assert cg.__version__ in capsys.readouterr().out
+
+
+def test_no_command_is_usage_error(capsys):
+    assert main([]) == 2
+    assert "usage" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- compare
+
+
+def test_compare_self(files, layers, capsys):
+    pa, _ = files
+    assert main(["compare", str(pa)]) == 0
+    out = capsys.readouterr().out
+    expected = cg.compare_layers(layers[0])
+    assert out.strip() == str(expected).strip()
+    got = parse_matrix(out, expected.rows)
+    for r in expected.rows:
+        for c in expected.cols:
+            assert got[r, c] == pytest.approx(expected[r, c], abs=5e-4)
+
+
+def test_compare_two_files_params_and_csv(files, layers, tmp_path, capsys):
+    pa, pb = files
+    out_csv = tmp_path / "result.csv"
+    argv = ["compare", str(pa), str(pb), "--measure", "cka", "--param", "kernel=rbf",
+            "--param", "sigma_frac=0.5", "--param", "debiased=True", "--out", str(out_csv),
+            "--digits", "5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    expected = cg.compare_layers(layers[0], layers[1], "cka", kernel="rbf", sigma_frac=0.5,
+                                 debiased=True)
+    assert out.splitlines()[0] == "cka(kernel='rbf', sigma_frac=0.5, debiased=True) [similarity]"
+    assert out.strip().endswith(expected.format(5))
+    with open(out_csv, newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == [""] + list(expected.cols)
+    assert [row[0] for row in table[1:]] == list(expected.rows)
+    values = np.array([[float(v) for v in row[1:]] for row in table[1:]])
+    np.testing.assert_allclose(values, expected.values, rtol=0, atol=1e-12)
+
+
+def test_compare_subprocess_hsic(files, layers):
+    pa, pb = files
+    res = run_cli("compare", str(pa), str(pb), "-m", "hsic", "-p", "unbiased=True")
+    assert res.returncode == 0, res.stderr
+    expected = cg.compare_layers(layers[0], layers[1], "hsic", unbiased=True)
+    assert res.stdout.strip() == str(expected).strip()
+
+
+def test_parse_params():
+    assert parse_params(["kernel=rbf", "sigma_frac=0.5", "debiased=True", "name='x y'"]) == {
+        "kernel": "rbf", "sigma_frac": 0.5, "debiased": True, "name": "x y"
+    }
+    assert parse_params(["k=a=b"]) == {"k": "a=b"}
+
+
+# ---------------------------------------------------------------- errors: exit 2, one line
+
+
+@pytest.mark.parametrize(
+    "extra, fragments",
+    [
+        (["--measure", "ckaa"], ["unknown measure 'ckaa'", "cka"]),
+        (["--param", "bogus=1"], ["bogus"]),
+        (["--param", "kernel=poly"], ["kernel"]),
+        (["--param", "sigma_frac=-1"], ["sigma_frac"]),
+        (["--param", "sigma_frac"], ["NAME=VALUE"]),
+    ],
+)
+def test_bad_measure_or_param(files, capsys, extra, fragments):
+    pa, _ = files
+    assert main(["compare", str(pa)] + extra) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_line_error(captured.err, *fragments)
+
+
+def test_missing_file(tmp_path, capsys):
+    missing = tmp_path / "nope.npz"
+    assert main(["compare", str(missing)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "nope.npz", "no such file")
+
+
+def test_not_an_npz(tmp_path, capsys):
+    p = tmp_path / "x.npz"
+    p.write_text("not an archive")
+    assert main(["compare", str(p)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "x.npz", "not an .npz")
+
+
+def test_pickled_npz_is_refused(tmp_path, capsys):
+    p = tmp_path / "obj.npz"
+    np.savez(p, layer=np.array([{"a": 1}, None], dtype=object))
+    assert main(["compare", str(p)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "obj.npz", "pickle")
+
+
+def test_shape_errors(tmp_path, files, capsys):
+    pa, _ = files
+    short = tmp_path / "short.npz"
+    np.savez(short, h=np.zeros((N - 5, 3)))
+    assert main(["compare", str(pa), str(short)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "rows")
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, h=np.arange(10.0))
+    assert main(["compare", str(flat)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "2-D")
+
+
+def test_error_subprocess_has_no_traceback(tmp_path):
+    res = run_cli("compare", str(tmp_path / "missing.npz"))
+    assert res.returncode == 2
+    assert res.stdout == ""
+    assert_one_line_error(res.stderr, "missing.npz")
+
+
+# ---------------------------------------------------------------- demo (trains two networks)
+
+
+def test_demo_smoke():
+    pytest.importorskip("sklearn")
+    res = run_cli("demo", timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = ("input", "hidden1", "hidden2", "hidden3")
+    assert "test accuracy" in res.stdout
+    m = parse_matrix(res.stdout, rows)
+    assert m["input", "input"] == pytest.approx(1.0, abs=1e-3)  # the same test inputs
+    hidden = rows[1:]
+    diag = [m[h, h] for h in hidden]
+    off = [m[r, c] for r in hidden for c in hidden if r != c]
+    assert min(diag) > np.mean(off), res.stdout
+    for h in hidden:  # each hidden layer is closer to its counterpart than to others, on average
+        assert m[h, h] > np.mean([m[h, c] for c in rows if c != h]), res.stdout
+    assert "on the diagonal" in res.stdout.strip().splitlines()[-1]

@@ -1,0 +1,321 @@
+"""``compare_layers`` and ``LayerComparison``: layer matrices equal the pairwise calls."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+
+import congruence as cg
+from congruence.compare import _pairwise
+from congruence.results import LayerComparison
+
+N = 80
+
+
+def _layers(seed: int = 0, n: int = N) -> dict[str, np.ndarray]:
+    """Layers of different widths, one wider than ``n`` (the Gram-matrix route)."""
+    rng = np.random.default_rng(seed)
+    h1 = rng.standard_normal((n, 6))
+    h2 = np.tanh(h1 @ rng.standard_normal((6, 12)))
+    h3 = np.maximum(h2 @ rng.standard_normal((12, 3)), 0) + 0.1 * rng.standard_normal((n, 3))
+    wide = np.tanh(h2 @ rng.standard_normal((12, n + 40)))
+    return {"h1": h1, "h2": h2, "h3": h3, "wide": wide}
+
+
+def _id(measure: str, params: dict) -> str:
+    return measure + "-" + ",".join(f"{k}={v}" for k, v in params.items())
+
+
+KERNEL_PARAMS = [
+    pytest.param(measure, params, id=_id(measure, params))
+    for measure, flag in (("cka", "debiased"), ("hsic", "unbiased"))
+    for params in (
+        {"kernel": "linear", flag: False},
+        {"kernel": "linear", flag: True},
+        {"kernel": "rbf", flag: False},
+        {"kernel": "rbf", flag: True},
+        {"kernel": "rbf", "sigma_frac": 0.5, flag: True},
+    )
+]
+
+
+def _pairwise_direct(measure, a, b, params):
+    f = getattr(cg, measure)
+    return np.array([[f(x, y, **params) for y in b.values()] for x in a.values()])
+
+
+def _assert_close(got, want, tol=1e-10):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape
+    scale = max(1.0, float(np.nanmax(np.abs(want))))
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+
+
+# --------------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize("measure, params", KERNEL_PARAMS)
+def test_self_matrix_equals_pairwise(measure, params):
+    a = _layers(1)
+    res = cg.compare_layers(a, measure=measure, **params)
+    assert isinstance(res, LayerComparison)
+    assert res.rows == res.cols == tuple(a)
+    assert res.values.shape == (4, 4) and res.values.dtype == np.float64
+    assert np.array_equal(res.values, res.values.T), "self-comparison matrix not symmetric"
+    if measure == "cka":
+        np.testing.assert_allclose(np.diag(res.values), 1.0, rtol=0, atol=1e-10)
+    _assert_close(res.values, _pairwise_direct(measure, a, a, params))
+    assert res.measure == measure
+    assert res.kind == cg.get_measure(measure).kind
+    assert dict(res.params) == {**cg.get_measure(measure).params, **params}
+
+
+@pytest.mark.parametrize("measure, params", KERNEL_PARAMS)
+def test_cross_matrix_equals_pairwise(measure, params):
+    a = _layers(2)
+    rng = np.random.default_rng(3)
+    b = {
+        "x": a["h1"] @ rng.standard_normal((6, 4)),
+        "y": rng.standard_normal((N, 9)),
+        "z": np.sin(a["h2"][:, :5]),
+    }
+    res = cg.compare_layers(a, b, measure=measure, **params)
+    assert res.rows == tuple(a) and res.cols == tuple(b)
+    assert res.values.shape == (4, 3)
+    _assert_close(res.values, _pairwise_direct(measure, a, b, params))
+
+
+def test_list_input_named_by_position():
+    a = _layers(4)
+    as_list = list(a.values())
+    res = cg.compare_layers(as_list)
+    assert res.rows == res.cols == ("0", "1", "2", "3")
+    np.testing.assert_array_equal(res.values, cg.compare_layers(a).values)
+    res2 = cg.compare_layers(tuple(as_list[:2]), as_list[2:], kernel="rbf")
+    assert res2.rows == ("0", "1") and res2.cols == ("0", "1")
+    _assert_close(res2.values, _pairwise_direct("cka", a, a, {"kernel": "rbf"})[:2, 2:])
+
+
+def test_dict_keys_become_strings_in_order():
+    rng = np.random.default_rng(5)
+    a = {3: rng.standard_normal((20, 2)), "b": rng.standard_normal((20, 4))}
+    res = cg.compare_layers(a)
+    assert res.rows == ("3", "b")
+
+
+def test_single_layer():
+    X = np.random.default_rng(6).standard_normal((30, 5))
+    res = cg.compare_layers({"only": X})
+    assert res.values.shape == (1, 1)
+    assert res["only", "only"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_float32_layers():
+    a = _layers(7)
+    a32 = {k: v.astype(np.float32) for k, v in a.items()}
+    before = {k: v.copy() for k, v in a32.items()}
+    for params in ({}, {"kernel": "rbf"}, {"debiased": True}):
+        res = cg.compare_layers(a32, **params)
+        assert res.values.dtype == np.float64
+        # float32 data are centred in float32, so agreement is at float32 precision.
+        np.testing.assert_allclose(res.values, _pairwise_direct("cka", a32, a32, params), atol=1e-6)
+        np.testing.assert_allclose(res.values, cg.compare_layers(a, **params).values, atol=1e-6)
+    for k in a32:
+        assert np.array_equal(a32[k], before[k]) and a32[k].dtype == np.float32
+    mixed = {"f32": a32["h1"], "f64": a["h2"]}
+    np.testing.assert_allclose(
+        cg.compare_layers(mixed).values, _pairwise_direct("cka", mixed, mixed, {}), atol=1e-6
+    )
+
+
+def test_pairwise_fallback_matches_batch():
+    """``_pairwise`` is the path of measures without ``batch``; it must agree with it."""
+    a = _layers(8)
+    b = {"p": a["h3"][:, ::-1], "q": a["h1"] ** 2}
+    xa, xb = list(a.values()), list(b.values())
+    for name, params in (("cka", {}), ("cka", {"kernel": "rbf", "debiased": True}),
+                         ("hsic", {"unbiased": True})):
+        m = cg.get_measure(name)
+        self_vals = _pairwise(m, xa, None, params)
+        assert np.array_equal(self_vals, self_vals.T)
+        _assert_close(self_vals, cg.compare_layers(a, measure=name, **params).values)
+        cross = _pairwise(m, xa, xb, params)
+        assert cross.shape == (4, 2)
+        _assert_close(cross, cg.compare_layers(a, b, measure=name, **params).values)
+
+
+def test_layers_are_not_modified():
+    a = _layers(9)
+    before = {k: v.copy() for k, v in a.items()}
+    cg.compare_layers(a, kernel="rbf")
+    cg.compare_layers(a, dict(a), measure="hsic", unbiased=True)
+    for k in a:
+        assert np.array_equal(a[k], before[k])
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_mismatched_rows_names_the_layer():
+    a = _layers(10)
+    a["short"] = np.ones((N - 1, 3))
+    with pytest.raises(ValueError, match="short"):
+        cg.compare_layers(a)
+    good = _layers(10)
+    with pytest.raises(ValueError, match="odd"):
+        cg.compare_layers(good, {"fine": good["h1"], "odd": good["h1"][:-5]})
+
+
+def test_empty_and_non_mapping_inputs():
+    a = _layers(11)
+    with pytest.raises(ValueError, match="no layers"):
+        cg.compare_layers({})
+    with pytest.raises(ValueError, match="no layers"):
+        cg.compare_layers(a, [])
+    with pytest.raises(ValueError, match="dict"):
+        cg.compare_layers(a["h1"])
+    with pytest.raises(ValueError):
+        cg.compare_layers("h1")
+    with pytest.raises(ValueError):
+        cg.compare_layers(a, 42)
+
+
+def test_invalid_layer_arrays_name_the_layer():
+    a = _layers(12)
+    a["bad"] = a["h1"].copy()
+    a["bad"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="bad"):
+        cg.compare_layers(a)
+    with pytest.raises(ValueError, match="flat"):
+        cg.compare_layers({"ok": a["h1"], "flat": a["h1"][:, 0]})
+    with pytest.raises(ValueError, match="at least 4 rows"):
+        cg.compare_layers({"tiny": np.eye(3)}, debiased=True)
+
+
+def test_unknown_measure_and_parameter():
+    a = _layers(13)
+    with pytest.raises(ValueError, match="cka"):
+        cg.compare_layers(a, measure="cak")
+    with pytest.raises(TypeError, match="kernal"):
+        cg.compare_layers(a, kernal="rbf")
+    with pytest.raises(ValueError, match="kernel"):
+        cg.compare_layers(a, kernel="poly")
+
+
+def test_output_measures_are_refused():
+    outputs = cg.list_measures(inputs="outputs")
+    if not outputs:
+        pytest.skip("no measure on model outputs is registered yet")
+    a = _layers(14)
+    for name in outputs:
+        with pytest.raises(ValueError, match="outputs"):
+            cg.compare_layers(a, measure=name)
+
+
+# --------------------------------------------------------------------------- LayerComparison
+
+
+@pytest.fixture(scope="module")
+def cross():
+    a = _layers(15)
+    rng = np.random.default_rng(16)
+    b = {"copy_h2": a["h2"] @ np.linalg.qr(rng.standard_normal((12, 12)))[0],
+         "noise": rng.standard_normal((N, 5)),
+         "copy_h1": 2.0 * a["h1"] + 1.0}
+    return a, b, cg.compare_layers(a, b)
+
+
+def test_indexing(cross):
+    a, b, res = cross
+    for i, r in enumerate(res.rows):
+        for j, c in enumerate(res.cols):
+            v = res[r, c]
+            assert type(v) is float
+            assert v == res.values[i, j]
+            assert v == pytest.approx(cg.cka(a[r], b[c]), abs=1e-10)
+    assert res["h2", "copy_h2"] == pytest.approx(1.0, abs=1e-10)
+
+
+def test_best_match(cross):
+    _, _, res = cross
+    best = res.best_match()
+    assert list(best) == list(res.rows)
+    assert best["h1"] == "copy_h1"
+    assert best["h2"] == "copy_h2"
+    for i, r in enumerate(res.rows):
+        assert best[r] == res.cols[int(np.argmax(res.values[i]))]
+    self_best = cg.compare_layers(_layers(15)).best_match()
+    assert all(k == v for k, v in self_best.items())
+
+
+def test_best_match_distance_and_nan():
+    vals = np.array([[0.3, 0.1, 0.2], [np.nan, 0.5, 0.4], [np.nan, np.nan, np.nan]])
+    res = LayerComparison(
+        measure="some_distance", params={}, kind="distance",
+        rows=("r0", "r1", "r2"), cols=("c0", "c1", "c2"), values=vals,
+    )
+    assert res.best_match() == {"r0": "c1", "r1": "c2", "r2": None}
+    sim = LayerComparison(
+        measure="some_similarity", params={}, kind="similarity",
+        rows=("r0", "r1", "r2"), cols=("c0", "c1", "c2"), values=vals,
+    )
+    assert sim.best_match() == {"r0": "c0", "r1": "c1", "r2": None}
+
+
+def _parse_csv(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = rows[0], rows[1:]
+    return header[1:], [r[0] for r in body], np.array([[float(v) for v in r[1:]] for r in body])
+
+
+def test_to_csv_round_trip(cross, tmp_path):
+    _, _, res = cross
+    text = res.to_csv()
+    cols, rows, vals = _parse_csv(text)
+    assert tuple(cols) == res.cols and tuple(rows) == res.rows
+    np.testing.assert_array_equal(vals, res.values)  # repr(float) round-trips exactly
+    path = tmp_path / "layers.csv"
+    assert res.to_csv(path) == text
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_to_csv_quotes_awkward_names_and_nan():
+    res = LayerComparison(
+        measure="cka", params={}, kind="similarity",
+        rows=("a,b", 'say "hi"'), cols=("x",), values=np.array([[0.5], [np.nan]]),
+    )
+    cols, rows, vals = _parse_csv(res.to_csv())
+    assert rows == ["a,b", 'say "hi"'] and cols == ["x"]
+    assert vals[0, 0] == 0.5 and math.isnan(vals[1, 0])
+
+
+def test_format_and_str(cross):
+    _, _, res = cross
+    text = res.format()
+    lines = text.splitlines()
+    assert len(lines) == 1 + len(res.rows)
+    for c in res.cols:
+        assert c in lines[0]
+    for line, r, row in zip(lines[1:], res.rows, res.values):
+        assert line.startswith(r)
+        assert line.split()[1:] == [f"{v:.3f}" for v in row]
+    assert f"{res.values[0, 0]:.5f}" in res.format(digits=5)
+    s = str(res)
+    assert s.startswith("cka(")
+    assert "kernel='linear'" in s and "similarity" in s
+    assert text in s
+
+
+def test_to_pandas(cross):
+    pd = pytest.importorskip("pandas")
+    _, _, res = cross
+    df = res.to_pandas()
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.index) == list(res.rows)
+    assert list(df.columns) == list(res.cols)
+    np.testing.assert_array_equal(df.to_numpy(), res.values)
+    assert df.loc["h1", "copy_h1"] == res["h1", "copy_h1"]
