@@ -151,12 +151,10 @@ def check_number(
     if high is not None:
         bad |= v >= high if high_open else v > high
     if bad:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
+        left = "(" if low_open or low is None else "["
+        right = ")" if high_open or high is None else "]"
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        if not np.isfinite(v):
-            raise ValueError(f"{name}={value!r} is invalid; expected a finite number")
         raise ValueError(
             f"{name}={value!r} is out of range; expected a value in {left}{lo}, {hi}{right}"
         )
