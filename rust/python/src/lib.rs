@@ -2,10 +2,9 @@
 //! NumPy (float32 or float64, any strides), the interpreter is released while the core works,
 //! and core errors become `ValueError`s.
 
-use congruence_core::hsic::{self, Estimator, Kernel, Route, Spec, Statistic};
 use congruence_core::linalg::Input;
 use congruence_core::CoreError;
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
+use numpy::PyReadonlyArray2;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -15,7 +14,10 @@ fn to_py(e: CoreError) -> PyErr {
 
 /// Run core work with the interpreter released; a core error becomes `ValueError` and a panic
 /// (a bug) becomes `RuntimeError`, never an uncatchable `PanicException`.
-fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send) -> PyResult<T> {
+pub(crate) fn run<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> Result<T, CoreError> + Send,
+) -> PyResult<T> {
     let out = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
     match out {
         Ok(r) => r.map_err(to_py),
@@ -34,13 +36,13 @@ fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> Result<T, CoreError> + Send)
 
 /// A borrowed float32 or float64 2-D NumPy array.
 #[derive(FromPyObject)]
-enum Array<'py> {
+pub(crate) enum Array<'py> {
     F64(PyReadonlyArray2<'py, f64>),
     F32(PyReadonlyArray2<'py, f32>),
 }
 
 impl Array<'_> {
-    fn input(&self) -> Input<'_> {
+    pub(crate) fn input(&self) -> Input<'_> {
         match self {
             Array::F64(a) => Input::F64(a.as_array()),
             Array::F32(a) => Input::F32(a.as_array()),
@@ -48,95 +50,11 @@ impl Array<'_> {
     }
 }
 
-fn spec(
-    kernel: &str,
-    sigma_frac: f64,
-    unbiased: bool,
-    statistic: &str,
-    route: &str,
-) -> PyResult<Spec> {
-    let kernel = match kernel {
-        "linear" => Kernel::Linear,
-        "rbf" => Kernel::Rbf { sigma_frac },
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "kernel={other:?} is invalid; expected 'linear' or 'rbf'"
-            )))
-        }
-    };
-    let statistic = match statistic {
-        "cka" => Statistic::Cka,
-        "hsic" => Statistic::Hsic,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "statistic={other:?} is invalid; expected 'cka' or 'hsic'"
-            )))
-        }
-    };
-    let route = match route {
-        "auto" => Route::Auto,
-        "features" => Route::Features,
-        "gram" => Route::Gram,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "route={other:?} is invalid; expected 'auto', 'features' or 'gram'"
-            )))
-        }
-    };
-    let estimator = if unbiased {
-        Estimator::Unbiased
-    } else {
-        Estimator::Biased
-    };
-    Ok(Spec {
-        kernel,
-        estimator,
-        statistic,
-        route,
-    })
-}
-
-/// Matrix of HSIC or CKA values between the layers of `a` and `b` (or all of `a` with itself).
-#[pyfunction]
-#[pyo3(signature = (a, b, kernel, sigma_frac, unbiased, statistic, route="auto"))]
-fn kernel_matrix<'py>(
-    py: Python<'py>,
-    a: Vec<Array<'py>>,
-    b: Option<Vec<Array<'py>>>,
-    kernel: &str,
-    sigma_frac: f64,
-    unbiased: bool,
-    statistic: &str,
-    route: &str,
-) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let spec = spec(kernel, sigma_frac, unbiased, statistic, route)?;
-    let ia: Vec<Input> = a.iter().map(Array::input).collect();
-    let ib: Option<Vec<Input>> = b.as_ref().map(|b| b.iter().map(Array::input).collect());
-    let out = run(py, || hsic::layer_matrix(&ia, ib.as_deref(), &spec))?;
-    Ok(out.into_pyarray(py))
-}
-
-/// HSIC or CKA of one pair.
-#[pyfunction]
-#[pyo3(signature = (x, y, kernel, sigma_frac, unbiased, statistic, route="auto"))]
-fn kernel_pair<'py>(
-    py: Python<'py>,
-    x: Array<'py>,
-    y: Array<'py>,
-    kernel: &str,
-    sigma_frac: f64,
-    unbiased: bool,
-    statistic: &str,
-    route: &str,
-) -> PyResult<f64> {
-    let spec = spec(kernel, sigma_frac, unbiased, statistic, route)?;
-    let (ix, iy) = (x.input(), y.input());
-    run(py, || hsic::pair(ix, iy, &spec))
-}
+/// One binding module per family, each with a `register` function that adds its functions.
+mod kernel;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(kernel_pair, m)?)?;
-    m.add_function(wrap_pyfunction!(kernel_matrix, m)?)?;
+    kernel::register(m)?;
     Ok(())
 }
