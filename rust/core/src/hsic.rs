@@ -1,22 +1,25 @@
 //! HSIC and CKA (MEASURES.md 1.2 and 1.3), for one pair and for layer-by-layer matrices.
 //!
-//! Every layer is *prepared* once: its columns are centred and, depending on the route, either
-//! the centred features are kept (linear kernel, feature route) or its centred or U-centred
-//! n x n Gram matrix is built (Gram route, and always for RBF). A pair then costs one inner
-//! product `<Kt, Lt>` (or `<Ku, Lu>`):
+//! Every layer is *prepared* once (its columns centred, its squared row norms, and for the RBF
+//! kernel its bandwidth from the exact median distance); a pair then needs one inner product
+//! `<K., L.>` of the centred (`Kt = H K H`) or U-centred (`Ku`) kernel matrices. Two routes:
 //!
-//! * Gram route: the elementwise dot product of the two prepared n x n matrices.
-//! * Feature route, biased: `<Kt, Lt> = ||Xc^T Yc||_F^2`.
-//! * Feature route, unbiased: with `d_i = ||xc_i||^2`, `e_i = ||yc_i||^2` (the diagonals of the
-//!   Gram matrices of centred features, whose row sums vanish),
+//! * Feature route (linear kernel, cheaper when p < n): `<Kt, Lt> = ||Xc^T Yc||_F^2`; unbiased,
+//!   with `d_i = ||xc_i||^2`, `e_i = ||yc_i||^2` (the diagonals of the Gram matrices of centred
+//!   features, whose row sums vanish):
 //!   `<Ku, Lu> = ||Xc^T Yc||_F^2 - (1 + 2/(n-2)) d.e + (sum d)(sum e)/((n-1)(n-2))`.
+//! * Gram route (linear kernel when p > n, and RBF): the kernel matrices are streamed in row
+//!   tiles (never stored whole, see [`crate::kernel`]) while accumulating `P = <K, L>`, the row
+//!   sums `r` and totals `S`; then, since `H` is idempotent,
+//!   `<Kt, Lt> = P - (2/n) r_K.r_L + S_K S_L / n^2`, and with diagonal-free sums
+//!   `<Ku, Lu> = P0 + S_K S_L/((n-1)(n-2)) - (2/(n-2)) r_K.r_L` (Song et al. 2012).
 //!
 //! Then `HSIC_b = <Kt, Lt>/(n-1)^2`, `HSIC_u = <Ku, Lu>/(n(n-3))` and
 //! `CKA = <K., L.>/sqrt(<K., K.><L., L.>)`.
 
 use crate::error::{CoreError, Result};
-use crate::kernel;
-use crate::linalg::{self, Input, Real};
+use crate::kernel::{self, Rows, TileKind};
+use crate::linalg::{self, Centred, Input};
 use ndarray::{Array1, Array2};
 
 /// The kernel of the Gram matrices.
@@ -84,60 +87,29 @@ impl Spec {
     }
 }
 
-enum Centred {
-    F32(Array2<f32>),
-    F64(Array2<f64>),
-}
-
-enum Repr {
-    /// Centred features and the squared norms of their rows.
-    Features { xc: Centred, sq: Array1<f64> },
-    /// Centred (biased) or U-centred (unbiased) n x n Gram matrix.
-    Gram(Array2<f64>),
-    /// The statistic is undefined for this layer (RBF with a zero median distance).
-    Undefined,
-}
-
 /// One representation, prepared for any number of pairings.
-pub struct Prepared {
-    n: usize,
-    repr: Repr,
-    /// `<K., K.>` (only computed when the statistic is CKA).
-    self_inner: f64,
+struct Prepared {
+    xc: Centred,
+    sq: Array1<f64>,
+    /// The kernel tiles of the Gram route; `None` when the kernel is undefined (RBF with a
+    /// zero median distance).
+    kind: Option<TileKind>,
 }
 
-fn centre(x: Input) -> Centred {
-    match x {
-        Input::F32(a) => Centred::F32(linalg::centre_columns(a)),
-        Input::F64(a) => Centred::F64(linalg::centre_columns(a)),
-    }
-}
-
-fn gram_of<T: Real>(xc: &Array2<T>, spec: &Spec) -> Option<Array2<f64>> {
-    let mut k = match spec.kernel {
-        Kernel::Linear => kernel::linear_gram(xc),
-        Kernel::Rbf { sigma_frac } => {
-            let mut d = kernel::squared_distances(xc);
-            if !kernel::rbf_from_squared_distances(&mut d, sigma_frac) {
-                return None;
-            }
-            d
-        }
+fn prepare(x: Input, spec: &Spec, route: Route) -> Prepared {
+    let xc = Centred::new(x);
+    let sq = xc.sq_norms();
+    let kind = match (spec.kernel, route) {
+        (Kernel::Rbf { sigma_frac }, _) => kernel::rbf_kind(
+            Rows {
+                xc: &xc,
+                sq: sq.as_slice().expect("contiguous"),
+            },
+            sigma_frac,
+        ),
+        _ => Some(TileKind::Gram),
     };
-    match spec.estimator {
-        Estimator::Biased => {
-            // The linear Gram of centred features is already doubly centred.
-            if spec.kernel != Kernel::Linear {
-                kernel::double_centre(&mut k)
-            }
-        }
-        Estimator::Unbiased => kernel::u_centre(&mut k),
-    }
-    Some(k)
-}
-
-fn slice(a: &Array2<f64>) -> &[f64] {
-    a.as_slice().expect("owned arrays are in standard layout")
+    Prepared { xc, sq, kind }
 }
 
 /// `||a^T b||_F^2`, promoting to float64 only when the precisions differ.
@@ -148,9 +120,10 @@ fn cross_sq(a: &Centred, b: &Centred) -> f64 {
         (Centred::F32(x), Centred::F64(y)) => linalg::at_b(&x.mapv(f64::from), y),
         (Centred::F64(x), Centred::F32(y)) => linalg::at_b(x, &y.mapv(f64::from)),
     };
-    linalg::par_sum_by(slice(&m), |v| v * v)
+    linalg::par_sum_by(m.as_slice().expect("standard layout"), |v| v * v)
 }
 
+/// `||a^T a||_F^2` from the lower triangle of `a^T a`.
 fn self_sq(a: &Centred) -> f64 {
     let lower = match a {
         Centred::F32(x) => linalg::at_a_lower(x),
@@ -159,126 +132,122 @@ fn self_sq(a: &Centred) -> f64 {
     linalg::sym_sum_sq_from_lower(&lower)
 }
 
-/// `<K., L.>` between two layers prepared with the same spec and row count.
-fn inner(a: &Prepared, b: &Prepared, spec: &Spec) -> f64 {
-    match (&a.repr, &b.repr) {
-        (Repr::Gram(k), Repr::Gram(l)) => linalg::par_dot(slice(k), slice(l)),
-        (Repr::Features { xc, sq: d }, Repr::Features { xc: yc, sq: e }) => {
-            let kl = if std::ptr::eq(a, b) {
-                self_sq(xc)
-            } else {
-                cross_sq(xc, yc)
-            };
-            match spec.estimator {
-                Estimator::Biased => kl,
-                Estimator::Unbiased => {
-                    let n = a.n as f64;
-                    kl - (1.0 + 2.0 / (n - 2.0)) * linalg::dot(d, e)
-                        + d.sum() * e.sum() / ((n - 1.0) * (n - 2.0))
+/// Feature route: `<K., L.>` from `||Xc^T Yc||_F^2` (with the unbiased correction).
+fn feature_inner(a: &Prepared, b: &Prepared, spec: &Spec, same: bool) -> f64 {
+    let kl = if same {
+        self_sq(&a.xc)
+    } else {
+        cross_sq(&a.xc, &b.xc)
+    };
+    match spec.estimator {
+        Estimator::Biased => kl,
+        Estimator::Unbiased => {
+            let n = a.sq.len() as f64;
+            let (d, e) = (&a.sq, &b.sq);
+            kl - (1.0 + 2.0 / (n - 2.0)) * linalg::dot(d, e)
+                + d.sum() * e.sum() / ((n - 1.0) * (n - 2.0))
+        }
+    }
+}
+
+/// The inner products of all pairs (`a` x `b`, or `a` x `a` when `b` is `None`) and every
+/// layer's own (`a` then `b`), NaN where a layer is undefined.
+fn inners(
+    a: &[Prepared],
+    b: Option<&[Prepared]>,
+    spec: &Spec,
+    route: Route,
+) -> (Array2<f64>, Vec<f64>) {
+    let pb = b.unwrap_or(a);
+    let all: Vec<&Prepared> = a.iter().chain(b.unwrap_or(&[])).collect();
+    let mut cross = Array2::from_elem((a.len(), pb.len()), f64::NAN);
+    let mut selfs = vec![f64::NAN; all.len()];
+    let need_selfs = spec.statistic == Statistic::Cka;
+    if route == Route::Features {
+        for (i, x) in a.iter().enumerate() {
+            for (j, y) in pb.iter().enumerate() {
+                if b.is_none() && j < i {
+                    cross[[i, j]] = cross[[j, i]];
+                } else if !(b.is_none() && i == j && need_selfs) {
+                    cross[[i, j]] = feature_inner(x, y, spec, b.is_none() && i == j);
                 }
             }
         }
-        _ => f64::NAN,
+        for (k, x) in all.iter().enumerate() {
+            if b.is_none() && need_selfs {
+                selfs[k] = feature_inner(x, x, spec, true);
+                cross[[k, k]] = selfs[k];
+            } else if need_selfs {
+                selfs[k] = feature_inner(x, x, spec, true);
+            }
+        }
+        return (cross, selfs);
     }
+    // Gram route: stream the defined layers together.
+    let defined: Vec<usize> = (0..all.len()).filter(|&k| all[k].kind.is_some()).collect();
+    let split = b.map(|_| defined.iter().filter(|&&k| k < a.len()).count());
+    let layers: Vec<(Rows, TileKind)> = defined
+        .iter()
+        .map(|&k| {
+            let p = all[k];
+            (
+                Rows {
+                    xc: &p.xc,
+                    sq: p.sq.as_slice().expect("contiguous"),
+                },
+                p.kind.expect("defined"),
+            )
+        })
+        .collect();
+    if layers.is_empty() {
+        return (cross, selfs);
+    }
+    let unbiased = spec.estimator == Estimator::Unbiased;
+    let sums = kernel::stream(&layers, split, unbiased);
+    let n = all[0].sq.len() as f64;
+    let total: Vec<f64> = sums.rows.iter().map(|r| r.sum()).collect();
+    let centred = |p: f64, u: usize, v: usize| -> f64 {
+        let rr = linalg::dot(&sums.rows[u], &sums.rows[v]);
+        if unbiased {
+            p + total[u] * total[v] / ((n - 1.0) * (n - 2.0)) - 2.0 / (n - 2.0) * rr
+        } else {
+            p - 2.0 / n * rr + total[u] * total[v] / (n * n)
+        }
+    };
+    for (u, &k) in defined.iter().enumerate() {
+        selfs[k] = centred(sums.selfs[u], u, u);
+    }
+    let s = split.unwrap_or(0);
+    for (u, &ka) in defined.iter().enumerate().filter(|(_, &k)| k < a.len()) {
+        for (v, &kb) in defined.iter().enumerate() {
+            let (col, w) = match b {
+                Some(_) if kb >= a.len() => (kb - a.len(), v - s),
+                None => (kb, v),
+                _ => continue,
+            };
+            cross[[ka, col]] = centred(sums.cross[[u, w]], u, v);
+        }
+    }
+    (cross, selfs)
 }
 
 /// Approximate flop counts of the two linear routes for `pairs` pairings of the layers.
 fn route_costs(
     n: usize,
     widths: &[usize],
-    pairs: &[(usize, usize)],
+    pairs: usize,
+    cross_flops: f64,
     statistic: Statistic,
 ) -> (f64, f64) {
     let n = n as f64;
-    let w: Vec<f64> = widths.iter().map(|&p| p as f64).collect();
     let selfs = if statistic == Statistic::Cka {
         1.0
     } else {
         0.0
     };
-    let features: f64 = pairs
-        .iter()
-        .map(|&(i, j)| 2.0 * n * w[i] * w[j])
-        .sum::<f64>()
-        + selfs * w.iter().map(|p| n * p * p).sum::<f64>();
-    let gram: f64 = w.iter().map(|p| n * n * p).sum::<f64>() + pairs.len() as f64 * 2.0 * n * n;
+    let features = cross_flops + selfs * widths.iter().map(|&p| n * (p * p) as f64).sum::<f64>();
+    let gram = widths.iter().map(|&p| n * n * p as f64).sum::<f64>() + pairs as f64 * n * n;
     (features, gram)
-}
-
-/// Bytes of memory currently available, where the system tells (Linux).
-fn available_memory() -> Option<usize> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-fn gram_fits(n: usize, layers: usize) -> bool {
-    let need = (layers + 1) as f64 * (n as f64) * (n as f64) * 8.0;
-    available_memory().map_or(true, |avail| need <= 0.8 * avail as f64)
-}
-
-fn check_gram_memory(n: usize, layers: usize) -> Result<()> {
-    if gram_fits(n, layers) {
-        return Ok(());
-    }
-    let need = (layers + 1) as f64 * (n as f64).powi(2) * 8.0 / 1e9;
-    Err(CoreError::Parameter {
-        name: "X",
-        value: format!("(n={n} rows)"),
-        expected: format!(
-            "a size whose {} n x n float64 Gram matrices fit in memory (about {need:.1} GB needed); \
-             use the linear kernel, which needs no n x n matrix, or subsample the rows",
-            layers + 1
-        ),
-    })
-}
-
-/// Resolve `Route::Auto` for a set of layers and pairings.
-fn resolve_route(spec: &Spec, n: usize, widths: &[usize], pairs: &[(usize, usize)]) -> Route {
-    match (spec.kernel, spec.route) {
-        (Kernel::Rbf { .. }, _) => Route::Gram,
-        (Kernel::Linear, Route::Auto) => {
-            let (f, g) = route_costs(n, widths, pairs, spec.statistic);
-            if g < f && gram_fits(n, widths.len()) {
-                Route::Gram
-            } else {
-                Route::Features
-            }
-        }
-        (Kernel::Linear, r) => r,
-    }
-}
-
-/// Prepare one representation for the given spec and (resolved) route.
-fn prepare(x: Input, spec: &Spec, route: Route) -> Prepared {
-    let n = x.nrows();
-    let xc = centre(x);
-    let repr = match route {
-        Route::Gram => {
-            let k = match &xc {
-                Centred::F32(a) => gram_of(a, spec),
-                Centred::F64(a) => gram_of(a, spec),
-            };
-            k.map_or(Repr::Undefined, Repr::Gram)
-        }
-        _ => {
-            let sq = match &xc {
-                Centred::F32(a) => linalg::row_sq_norms(a),
-                Centred::F64(a) => linalg::row_sq_norms(a),
-            };
-            Repr::Features { xc, sq }
-        }
-    };
-    let mut p = Prepared {
-        n,
-        repr,
-        self_inner: f64::NAN,
-    };
-    if spec.statistic == Statistic::Cka {
-        p.self_inner = inner(&p, &p, spec);
-    }
-    p
 }
 
 fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64) -> f64 {
@@ -294,50 +263,6 @@ fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64) -> f64 {
             (kl / (kk.sqrt() * ll.sqrt())).clamp(lo, 1.0)
         }
     }
-}
-
-/// `<K., L.>` for all pairs of Gram-route layers, each matrix read once.
-fn gram_inners(a: &[Prepared], b: &[Prepared], symmetric: bool) -> Array2<f64> {
-    let defined = |p: &[Prepared]| -> Vec<usize> {
-        (0..p.len())
-            .filter(|&i| matches!(p[i].repr, Repr::Gram(_)))
-            .collect()
-    };
-    let (ia, ib) = (defined(a), defined(b));
-    fn slices<'p>(p: &'p [Prepared], idx: &[usize]) -> Vec<&'p [f64]> {
-        idx.iter()
-            .map(|&i| match &p[i].repr {
-                Repr::Gram(k) => slice(k),
-                _ => unreachable!("only Gram layers are indexed"),
-            })
-            .collect()
-    }
-    let m = linalg::multi_dot(&slices(a, &ia), &slices(b, &ib), symmetric);
-    let mut out = Array2::from_elem((a.len(), b.len()), f64::NAN);
-    for (r, &i) in ia.iter().enumerate() {
-        for (c, &j) in ib.iter().enumerate() {
-            out[[i, j]] = m[[r, c]];
-        }
-    }
-    out
-}
-
-/// `<K., L.>` for all pairs of feature-route layers, one product per pair (or per unordered
-/// pair when `symmetric`), reusing the self terms already computed.
-fn feature_inners(a: &[Prepared], b: &[Prepared], symmetric: bool, spec: &Spec) -> Array2<f64> {
-    let mut out = Array2::from_elem((a.len(), b.len()), f64::NAN);
-    for i in 0..a.len() {
-        for j in 0..b.len() {
-            if symmetric && j < i {
-                out[[i, j]] = out[[j, i]];
-            } else if symmetric && i == j && spec.statistic == Statistic::Cka {
-                out[[i, j]] = a[i].self_inner;
-            } else {
-                out[[i, j]] = inner(&a[i], &b[j], spec);
-            }
-        }
-    }
-    out
 }
 
 fn check_inputs(layers: &[Input], arg: &'static str, n: usize, spec: &Spec) -> Result<()> {
@@ -397,36 +322,46 @@ pub fn layer_matrix<'a>(
         check_inputs(b, "Y", n, spec)?;
     }
     let la = a.len();
-    let all: Vec<Input> = a.iter().chain(b.unwrap_or(&[]).iter()).copied().collect();
-    let pairs: Vec<(usize, usize)> = match b {
-        None => (0..la)
-            .flat_map(|i| (i..la).map(move |j| (i, j)))
-            .filter(|&(i, j)| i != j || la == 1)
-            .collect(),
-        Some(b) => (0..la)
-            .flat_map(|i| (0..b.len()).map(move |j| (i, la + j)))
-            .collect(),
+    let lb = b.map_or(0, |b| b.len());
+    let widths: Vec<usize> = a
+        .iter()
+        .chain(b.unwrap_or(&[]))
+        .map(|x| x.ncols())
+        .collect();
+    let (pairs, cross_flops) = match b {
+        None => (
+            la * (la + 1) / 2,
+            (0..la)
+                .flat_map(|i| (i + 1..la).map(move |j| (i, j)))
+                .map(|(i, j)| 2.0 * (n * widths[i] * widths[j]) as f64)
+                .sum(),
+        ),
+        Some(_) => (
+            la * lb,
+            (0..la)
+                .flat_map(|i| (la..la + lb).map(move |j| (i, j)))
+                .map(|(i, j)| 2.0 * (n * widths[i] * widths[j]) as f64)
+                .sum(),
+        ),
     };
-    let widths: Vec<usize> = all.iter().map(|x| x.ncols()).collect();
-    let route = resolve_route(spec, n, &widths, &pairs);
-    if route == Route::Gram {
-        check_gram_memory(n, all.len())?;
-    }
-    let prepared: Vec<Prepared> = all.iter().map(|&x| prepare(x, spec, route)).collect();
-    let (pa, pb) = prepared.split_at(la);
-    let symmetric = b.is_none();
-    let pb = if symmetric { pa } else { pb };
-    let kl = if route == Route::Gram {
-        gram_inners(pa, pb, symmetric)
-    } else {
-        feature_inners(pa, pb, symmetric, spec)
-    };
-    let mut out = Array2::from_elem(kl.dim(), f64::NAN);
-    for ((i, j), v) in out.indexed_iter_mut() {
-        let (x, y) = (&pa[i], &pb[j]);
-        if !matches!(x.repr, Repr::Undefined) && !matches!(y.repr, Repr::Undefined) {
-            *v = finish(spec, n, kl[[i, j]], x.self_inner, y.self_inner);
+    let route = match (spec.kernel, spec.route) {
+        (Kernel::Rbf { .. }, _) => Route::Gram,
+        (Kernel::Linear, Route::Auto) => {
+            let (f, g) = route_costs(n, &widths, pairs, cross_flops, spec.statistic);
+            if g < f {
+                Route::Gram
+            } else {
+                Route::Features
+            }
         }
-    }
+        (Kernel::Linear, r) => r,
+    };
+    let pa: Vec<Prepared> = a.iter().map(|&x| prepare(x, spec, route)).collect();
+    let pb: Option<Vec<Prepared>> = b.map(|b| b.iter().map(|&x| prepare(x, spec, route)).collect());
+    let (cross, selfs) = inners(&pa, pb.as_deref(), spec, route);
+    let self_b = |j: usize| if b.is_some() { selfs[la + j] } else { selfs[j] };
+    let out = Array2::from_shape_fn(cross.dim(), |(i, j)| {
+        finish(spec, n, cross[[i, j]], selfs[i], self_b(j))
+    });
     Ok(out)
 }

@@ -1,49 +1,189 @@
-//! Gram matrices, their centring and U-centring, and the RBF bandwidth.
+//! Kernel matrices streamed in row tiles of their lower triangle, and the RBF bandwidth.
+//!
+//! No n x n matrix is ever held: the Gram matrix of centred features, the squared distances
+//! and the RBF kernel are produced a block of rows at a time (rows `i0..i1`, columns `0..i1`,
+//! one matrix product per tile), consumed, and overwritten by the next tile. Memory is
+//! O(tile_rows x n) per layer whatever n is.
 //!
 //! RBF bandwidth (MEASURES.md 1.1): with `D2_ij = ||x_i - x_j||^2` over all `n^2` ordered pairs
 //! (the `n` zero diagonal entries included), `m = median(D2)` and
 //! `K_ij = exp(-D2_ij / (2 sigma_frac^2 m))`. The median is found exactly by selection on the
-//! strict lower triangle (each off-diagonal value stands for two entries of the full matrix),
-//! with histogram passes that narrow the search to one bin, so no sorted copy is ever made.
+//! strict lower triangle (each off-diagonal value stands for two entries of the full matrix):
+//! a fixed sample brackets the wanted ranks, one streaming pass counts and collects inside the
+//! bracket, and histogram rounds take over in the rare case the bracket misses.
 
-use crate::linalg::{self, Real};
-use ndarray::{Array1, Array2, Axis, Zip};
+use crate::linalg::{Centred, Scratch};
+use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
 /// Rows per task in passes over triangles (fixed, so results do not depend on thread count).
 const ROW_BLOCK: usize = 32;
 /// Values collected for the final in-memory selection.
 const SELECT_CAP: usize = 1 << 20;
-/// Bins per histogram pass.
+/// Bins per histogram round.
 const BINS: usize = 1 << 12;
+/// Values sampled to bracket a rank before the exact pass.
+const SAMPLE: usize = 1 << 16;
 
-/// Full n x n linear Gram matrix `Xc Xc^T` of already centred features.
-pub fn linear_gram<T: Real>(xc: &Array2<T>) -> Array2<f64> {
-    let mut g = linalg::a_at_lower(xc);
-    linalg::mirror_lower(&mut g);
-    g
+/// What a tile holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TileKind {
+    /// `<xc_i, xc_j>`, the linear kernel of centred features.
+    Gram,
+    /// `||x_i - x_j||^2` (exactly 0 on the diagonal, round-off negatives clipped to 0).
+    SqDist,
+    /// `exp(c D2_ij) - shift`, the RBF kernel less a constant (which centring ignores; it keeps
+    /// the sums of the tiles small so the centring formulas do not cancel).
+    Rbf { c: f64, shift: f64 },
 }
 
-/// Full n x n matrix of squared Euclidean distances between the rows of centred features;
-/// the diagonal is exactly zero and round-off negatives are clipped to zero.
-pub fn squared_distances<T: Real>(xc: &Array2<T>) -> Array2<f64> {
-    let sq = linalg::row_sq_norms(xc);
-    let sq = sq.as_slice().expect("contiguous");
-    let mut d = linalg::a_at_lower(xc);
-    d.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, mut row)| {
-            let row = row.as_slice_mut().expect("standard layout");
-            let si = sq[i];
-            for (v, &sj) in row[..i].iter_mut().zip(&sq[..i]) {
-                let t = si + sj - 2.0 * *v;
-                *v = if t > 0.0 { t } else { 0.0 };
+/// One representation's centred features with their squared row norms.
+pub struct Rows<'a> {
+    pub xc: &'a Centred,
+    pub sq: &'a [f64],
+}
+
+impl Rows<'_> {
+    pub fn n(&self) -> usize {
+        self.sq.len()
+    }
+
+    /// One entry of `kind`'s matrix, computed directly (used only to pick thresholds).
+    fn entry(&self, kind: TileKind, i: usize, j: usize) -> f64 {
+        let g = self.xc.row_dot(i, j);
+        match kind {
+            TileKind::Gram => g,
+            TileKind::SqDist | TileKind::Rbf { .. } if i == j => 0.0,
+            _ => (self.sq[i] + self.sq[j] - 2.0 * g).max(0.0),
+        }
+    }
+
+    /// Fill `buf` with rows `i0..i1`, columns `0..i1` of `kind`'s matrix, row-major; entries
+    /// above the diagonal (`j > i`) are set to zero.
+    pub fn tile(
+        &self,
+        kind: TileKind,
+        i0: usize,
+        i1: usize,
+        buf: &mut Vec<f64>,
+        scratch: &mut Scratch,
+    ) {
+        let w = i1;
+        buf.resize((i1 - i0) * w, 0.0);
+        self.xc.gram_rows(i0, i1, buf, scratch);
+        let sq = self.sq;
+        buf.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
+            let i = i0 + r;
+            let (lower, upper) = row.split_at_mut(i + 1);
+            upper.fill(0.0);
+            match kind {
+                TileKind::Gram => {}
+                TileKind::SqDist | TileKind::Rbf { .. } => {
+                    let si = sq[i];
+                    for (v, &sj) in lower.iter_mut().zip(sq) {
+                        let t = si + sj - 2.0 * *v;
+                        *v = if t > 0.0 { t } else { 0.0 };
+                    }
+                    lower[i] = 0.0;
+                    if let TileKind::Rbf { c, shift } = kind {
+                        crate::simd::exp_scaled(lower, c);
+                        lower.iter_mut().for_each(|v| *v -= shift);
+                    }
+                }
             }
-            row[i] = 0.0;
         });
-    linalg::mirror_lower(&mut d);
-    d
+    }
+}
+
+/// Row-tile boundaries for `layers` simultaneous layers of `n` rows: tiles of up to 512 rows,
+/// fewer when many layers are streamed together (about 2^26 buffered values in all).
+pub fn tiles(n: usize, layers: usize) -> Vec<(usize, usize)> {
+    let rows = ((1usize << 26) / (layers.max(1) * n.max(1))).clamp(16, 512);
+    (0..n.div_ceil(rows))
+        .map(|t| (t * rows, ((t + 1) * rows).min(n)))
+        .collect()
+}
+
+/// A strict lower triangle that can be visited row by row, in a fixed order.
+pub trait Triangle: Sync {
+    fn n(&self) -> usize;
+    /// Entry `(i, j)`, `j < i`; may differ from the visited value by round-off (used only to
+    /// choose thresholds).
+    fn entry(&self, i: usize, j: usize) -> f64;
+    /// Fold `f` over the rows `row_i[0..i]`, in blocks whose boundaries depend only on n;
+    /// returns the blocks' results in order.
+    fn fold<A, F>(&self, init: A, f: F) -> Vec<A>
+    where
+        A: Clone + Send + Sync,
+        F: Fn(&mut A, &[f64]) + Sync;
+}
+
+impl Triangle for Array2<f64> {
+    fn n(&self) -> usize {
+        self.nrows()
+    }
+    fn entry(&self, i: usize, j: usize) -> f64 {
+        self[[i, j]]
+    }
+    fn fold<A, F>(&self, init: A, f: F) -> Vec<A>
+    where
+        A: Clone + Send + Sync,
+        F: Fn(&mut A, &[f64]) + Sync,
+    {
+        let n = self.nrows();
+        let flat = self.as_slice().expect("standard layout");
+        (0..n.div_ceil(ROW_BLOCK))
+            .into_par_iter()
+            .map(|b| {
+                let mut acc = init.clone();
+                for i in (b * ROW_BLOCK)..((b + 1) * ROW_BLOCK).min(n) {
+                    f(&mut acc, &flat[i * n..i * n + i]);
+                }
+                acc
+            })
+            .collect()
+    }
+}
+
+/// The squared distances of one representation, produced tile by tile.
+pub struct StreamedDistances<'a>(pub Rows<'a>);
+
+impl Triangle for StreamedDistances<'_> {
+    fn n(&self) -> usize {
+        self.0.n()
+    }
+    fn entry(&self, i: usize, j: usize) -> f64 {
+        self.0.entry(TileKind::SqDist, i, j)
+    }
+    fn fold<A, F>(&self, init: A, f: F) -> Vec<A>
+    where
+        A: Clone + Send + Sync,
+        F: Fn(&mut A, &[f64]) + Sync,
+    {
+        let n = self.n();
+        let mut buf = Vec::new();
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        for (i0, i1) in tiles(n, 1) {
+            self.0
+                .tile(TileKind::SqDist, i0, i1, &mut buf, &mut scratch);
+            let parts: Vec<A> = (i0..i1)
+                .step_by(ROW_BLOCK)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|b0| {
+                    let mut acc = init.clone();
+                    for i in b0..(b0 + ROW_BLOCK).min(i1) {
+                        let r = (i - i0) * i1;
+                        f(&mut acc, &buf[r..r + i]);
+                    }
+                    acc
+                })
+                .collect();
+            out.extend(parts);
+        }
+        out
+    }
 }
 
 /// Position of `v` on a histogram level, clamped to `[0, BINS - 1]`; its bin is the floor.
@@ -76,29 +216,9 @@ impl Filter {
     }
 }
 
-/// Visit the strict lower triangle of `d` in fixed row blocks, folding each block with `f`.
-fn fold_lower<A, F>(d: &Array2<f64>, init: A, f: F) -> Vec<A>
-where
-    A: Clone + Send + Sync,
-    F: Fn(&mut A, &[f64]) + Sync,
-{
-    let n = d.nrows();
-    let flat = d.as_slice().expect("standard layout");
-    (0..n.div_ceil(ROW_BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let mut acc = init.clone();
-            for i in (b * ROW_BLOCK)..((b + 1) * ROW_BLOCK).min(n) {
-                f(&mut acc, &flat[i * n..i * n + i]);
-            }
-            acc
-        })
-        .collect()
-}
-
 /// Exact minimum and maximum of the candidates that pass `filter`.
-fn candidate_range(d: &Array2<f64>, filter: &Filter) -> (f64, f64) {
-    let parts = fold_lower(d, (f64::INFINITY, f64::NEG_INFINITY), |a, row| {
+fn candidate_range<S: Triangle>(d: &S, filter: &Filter) -> (f64, f64) {
+    let parts = d.fold((f64::INFINITY, f64::NEG_INFINITY), |a, row| {
         for &v in row {
             if filter.keeps(v) {
                 a.0 = if v < a.0 { v } else { a.0 };
@@ -118,17 +238,11 @@ fn candidate_range(d: &Array2<f64>, filter: &Filter) -> (f64, f64) {
 /// Each round takes a histogram of the remaining candidates over their exact range and keeps
 /// the bin holding rank `r`; once the candidates of that bin fit in memory they are collected
 /// and selected. Rank `r + 1` is either in the same bin or the smallest value above it.
-/// Typically three passes over the triangle: range, histogram, collection.
-fn select_by_histogram(d: &Array2<f64>, r: usize, with_next: bool) -> (f64, Option<f64>) {
-    let n = d.nrows();
-    let total = n * n.saturating_sub(1) / 2;
-    assert!(
-        r < total && (!with_next || r + 1 < total),
-        "rank out of range"
-    );
+fn select_by_histogram<S: Triangle>(d: &S, r: usize, with_next: bool) -> (f64, Option<f64>) {
     let mut filter = Filter::default();
+    let n = d.n();
     let mut r = r;
-    let mut count = total;
+    let mut count = n * (n - 1) / 2;
     let mut next: Option<f64> = None;
     let mut need_next = with_next;
     loop {
@@ -139,7 +253,7 @@ fn select_by_histogram(d: &Array2<f64>, r: usize, with_next: bool) -> (f64, Opti
         }
         let scale = BINS as f64 / (hi - lo);
         let f = &filter;
-        let parts = fold_lower(d, vec![0usize; BINS], |h: &mut Vec<usize>, row| {
+        let parts = d.fold(vec![0usize; BINS], |h: &mut Vec<usize>, row| {
             for &v in row {
                 if f.keeps(v) {
                     h[level_pos(v, lo, scale) as usize] += 1;
@@ -169,8 +283,7 @@ fn select_by_histogram(d: &Array2<f64>, r: usize, with_next: bool) -> (f64, Opti
         let bf = chosen as f64;
         filter.levels.push((lo, scale, bf));
         if count <= SELECT_CAP || next_outside {
-            let parts = fold_lower(
-                d,
+            let parts = d.fold(
                 (Vec::new(), f64::INFINITY),
                 |a: &mut (Vec<f64>, f64), row| {
                     for &v in row {
@@ -202,29 +315,25 @@ fn select_by_histogram(d: &Array2<f64>, r: usize, with_next: bool) -> (f64, Opti
     }
 }
 
-/// Values sampled to bracket a rank before the exact pass.
-const SAMPLE: usize = 1 << 16;
-
-/// The `r`-th smallest (0-based) value of the strict lower triangle of `d` and, when
-/// `with_next`, the `(r+1)`-th as well. Exact.
+/// The `r`-th smallest (0-based) value of the strict lower triangle and, when `with_next`,
+/// the `(r+1)`-th as well. Exact.
 ///
 /// A fixed pseudo-random sample of the triangle brackets the wanted ranks between two sample
 /// quantiles `a <= b` (four standard deviations either side, whatever the distribution); one
 /// pass then counts the values below `a`, equal to `a` and equal to `b`, and collects those
 /// strictly between, among which the ranks are selected exactly. If the bracket misses (about
-/// once in 10^4 calls) the histogram rounds of `select_by_histogram` take over.
-pub fn select_lower(d: &Array2<f64>, r: usize, with_next: bool) -> (f64, Option<f64>) {
-    let n = d.nrows();
+/// once in 10^4 calls) histogram rounds take over.
+pub fn select_lower<S: Triangle>(d: &S, r: usize, with_next: bool) -> (f64, Option<f64>) {
+    let n = d.n();
     let total = n * n.saturating_sub(1) / 2;
     assert!(
         r < total && (!with_next || r + 1 < total),
         "rank out of range"
     );
     if total <= SELECT_CAP {
-        let mut vals: Vec<f64> = fold_lower(d, Vec::new(), |a: &mut Vec<f64>, row| {
-            a.extend_from_slice(row)
-        })
-        .concat();
+        let mut vals: Vec<f64> = d
+            .fold(Vec::new(), |a: &mut Vec<f64>, row| a.extend_from_slice(row))
+            .concat();
         let (_, v, rest) = vals.select_nth_unstable_by(r, |a, b| a.total_cmp(b));
         let v = *v;
         return (
@@ -235,8 +344,8 @@ pub fn select_lower(d: &Array2<f64>, r: usize, with_next: bool) -> (f64, Option<
     select_by_bracket(d, r, with_next).unwrap_or_else(|| select_by_histogram(d, r, with_next))
 }
 
-fn select_by_bracket(d: &Array2<f64>, r: usize, with_next: bool) -> Option<(f64, Option<f64>)> {
-    let n = d.nrows();
+fn select_by_bracket<S: Triangle>(d: &S, r: usize, with_next: bool) -> Option<(f64, Option<f64>)> {
+    let n = d.n();
     let total = n * (n - 1) / 2;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut sample: Vec<f64> = (0..SAMPLE)
@@ -253,8 +362,11 @@ fn select_by_bracket(d: &Array2<f64>, r: usize, with_next: bool) -> Option<(f64,
             while (i + 1) * i / 2 <= k {
                 i += 1;
             }
-            d[[i, k - i * (i - 1) / 2]]
+            (i, k - i * (i - 1) / 2)
         })
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|(i, j)| d.entry(i, j))
         .collect();
     sample.sort_by(|a, b| a.total_cmp(b));
     let s = SAMPLE as f64;
@@ -280,7 +392,7 @@ fn select_by_bracket(d: &Array2<f64>, r: usize, with_next: bool) -> Option<(f64,
         eq_b: usize,
         inside: Vec<f64>,
     }
-    let parts = fold_lower(d, Pass::default(), |p: &mut Pass, row| {
+    let parts = d.fold(Pass::default(), |p: &mut Pass, row| {
         for &v in row {
             p.below += usize::from(v < a);
             p.eq_a += usize::from(v == a);
@@ -298,11 +410,8 @@ fn select_by_bracket(d: &Array2<f64>, r: usize, with_next: bool) -> Option<(f64,
         parts.iter().map(|p| p.eq_b).sum()
     };
     let mut inside: Vec<f64> = parts.into_iter().flat_map(|p| p.inside).collect();
-    let (lo_end, hi_end) = (
-        below + eq_a + inside.len(),
-        below + eq_a + inside.len() + eq_b,
-    );
-    if r < below || last >= hi_end {
+    let lo_end = below + eq_a + inside.len();
+    if r < below || last >= lo_end + eq_b {
         return None;
     }
     // Sorted order of the bracket: eq_a copies of a, the inside values, eq_b copies of b.
@@ -321,12 +430,13 @@ fn select_by_bracket(d: &Array2<f64>, r: usize, with_next: bool) -> Option<(f64,
     Some((v, next))
 }
 
-/// Median of all n^2 entries of a symmetric matrix of squared distances with zero diagonal.
+/// Median of all n^2 entries of a symmetric matrix with zero diagonal and non-negative
+/// entries (squared distances), given its strict lower triangle.
 ///
 /// In sorted order the full matrix holds the n diagonal zeros first, then every strict-lower
 /// value twice; entry `k >= n` of that order is lower-triangle order statistic `(k - n) / 2`.
-pub fn median_full_from_lower(d: &Array2<f64>) -> f64 {
-    let n = d.nrows();
+pub fn median_full<S: Triangle>(d: &S) -> f64 {
+    let n = d.n();
     let total = n * n;
     let (k1, k2) = if total % 2 == 1 {
         (total / 2, total / 2)
@@ -344,65 +454,133 @@ pub fn median_full_from_lower(d: &Array2<f64>) -> f64 {
     0.5 * (v1 + v2.unwrap_or(v1))
 }
 
-/// Turn squared distances into the RBF kernel in place with bandwidth `sigma_frac^2 * m`.
-/// Returns `false` (leaving `d` unchanged) when the median `m` is zero.
-pub fn rbf_from_squared_distances(d: &mut Array2<f64>, sigma_frac: f64) -> bool {
-    let m = median_full_from_lower(d);
+/// The RBF tile kind for `rows` (MEASURES.md 1.1), or `None` when the median squared distance
+/// is zero (the kernel is then undefined).
+pub fn rbf_kind(rows: Rows<'_>, sigma_frac: f64) -> Option<TileKind> {
+    let m = median_full(&StreamedDistances(rows));
     if m <= 0.0 {
-        return false;
+        return None;
     }
-    let c = -1.0 / (2.0 * sigma_frac * sigma_frac * m);
-    d.as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(linalg::CHUNK)
-        .for_each(|chunk| crate::simd::exp_scaled(chunk, c));
-    true
+    let s2 = 2.0 * sigma_frac * sigma_frac;
+    Some(TileKind::Rbf {
+        c: -1.0 / (s2 * m),
+        shift: (-1.0 / s2).exp(),
+    })
 }
 
-fn row_sums(k: &Array2<f64>) -> Array1<f64> {
-    let mut r = Array1::zeros(k.nrows());
-    Zip::from(&mut r)
-        .and(k.rows())
-        .par_for_each(|o, row| *o = row.sum());
-    r
+/// Sums over all layers' kernel matrices, accumulated tile by tile (see [`stream`]).
+pub struct Sums {
+    /// `P[a, b] = sum_ij T_a,ij T_b,ij` (all ordered pairs, diagonal included unless the
+    /// estimator is unbiased) for the pairs asked for.
+    pub cross: Array2<f64>,
+    /// `P[a, a]` for every layer.
+    pub selfs: Vec<f64>,
+    /// Full row sums of each layer's (diagonal-free, when unbiased) matrix.
+    pub rows: Vec<Array1<f64>>,
 }
 
-/// `H K H` in place for a symmetric `K`: `K_ij - r_i/n - r_j/n + S/n^2`.
-pub fn double_centre(k: &mut Array2<f64>) {
-    let n = k.nrows() as f64;
-    let r = row_sums(k) / n;
-    let g = r.sum() / n;
-    Zip::from(k.rows_mut())
-        .and(&r)
-        .par_for_each(|mut row, &ri| {
-            for (v, &rj) in row.iter_mut().zip(&r) {
-                *v = *v - ri - rj + g;
+/// Stream the kernel matrices of `layers` (each with its tile kind) tile by tile and
+/// accumulate the sums that HSIC and CKA need: for every requested pair `(i, j)` of
+/// `layers[..split]` x `layers[split..]` (or of `layers` with itself when `split` is `None`)
+/// the inner product of the two matrices, every layer's own inner product, and its row sums.
+/// With `zero_diagonal` the diagonals are left out everywhere (the unbiased estimator).
+/// Deterministic: tiles, chunks and the order of every sum are fixed by n alone.
+pub fn stream(layers: &[(Rows<'_>, TileKind)], split: Option<usize>, zero_diagonal: bool) -> Sums {
+    let l = layers.len();
+    let n = layers.first().map_or(0, |x| x.0.n());
+    let (ra, rb) = match split {
+        Some(s) => (0..s, s..l),
+        None => (0..l, 0..l),
+    };
+    let mut cross = Array2::<f64>::zeros((ra.len(), rb.len()));
+    let mut selfs = vec![0.0; l];
+    let mut rows: Vec<Array1<f64>> = vec![Array1::zeros(n); l];
+    let mut bufs: Vec<Vec<f64>> = vec![Vec::new(); l];
+    let mut scratch = Scratch::default();
+    let diag_weight = if zero_diagonal {
+        0.0
+    } else {
+        std::f64::consts::FRAC_1_SQRT_2
+    };
+    for (i0, i1) in tiles(n, l) {
+        for ((rws, kind), buf) in layers.iter().zip(bufs.iter_mut()) {
+            rws.tile(*kind, i0, i1, buf, &mut scratch);
+        }
+        // Row sums (before the diagonal is reweighted), one layer per task.
+        let sums: Vec<(Vec<f64>, Vec<f64>)> = bufs
+            .par_iter()
+            .map(|buf| {
+                let mut row_part = vec![0.0; i1 - i0];
+                let mut col_part = vec![0.0; i1];
+                for (r, row) in buf.chunks(i1).enumerate() {
+                    let i = i0 + r;
+                    let below = &row[..i];
+                    row_part[r] =
+                        below.iter().sum::<f64>() + if zero_diagonal { 0.0 } else { row[i] };
+                    col_part[..i]
+                        .iter_mut()
+                        .zip(below)
+                        .for_each(|(c, v)| *c += v);
+                }
+                (row_part, col_part)
+            })
+            .collect();
+        for (acc, (row_part, col_part)) in rows.iter_mut().zip(&sums) {
+            for (a, v) in acc.slice_mut(ndarray::s![i0..i1]).iter_mut().zip(row_part) {
+                *a += v;
+            }
+            for (a, v) in acc.slice_mut(ndarray::s![..i1]).iter_mut().zip(col_part) {
+                *a += v;
+            }
+        }
+        // Reweight the diagonal so that 2 * <lower tiles> counts it once (or not at all).
+        bufs.par_iter_mut().for_each(|buf| {
+            for (r, row) in buf.chunks_mut(i1).enumerate() {
+                row[i0 + r] *= diag_weight;
             }
         });
-}
-
-/// U-centring (Székely & Rizzo 2014) in place for a symmetric `K`:
-/// zero the diagonal, then `K_ij - (r_i + r_j)/(n-2) + S/((n-1)(n-2))` off the diagonal.
-pub fn u_centre(k: &mut Array2<f64>) {
-    let n = k.nrows();
-    k.diag_mut().fill(0.0);
-    let r = row_sums(k);
-    let s = r.sum();
-    let nf = n as f64;
-    let g = s / ((nf - 1.0) * (nf - 2.0));
-    Zip::from(k.rows_mut())
-        .and(&r)
-        .par_for_each(|mut row, &ri| {
-            for (v, &rj) in row.iter_mut().zip(&r) {
-                *v = *v - (ri + rj) / (nf - 2.0) + g;
+        let slices: Vec<&[f64]> = bufs.iter().map(|b| b.as_slice()).collect();
+        let m = crate::linalg::multi_dot(&slices[ra.clone()], &slices[rb.clone()], split.is_none());
+        cross.zip_mut_with(&m, |c, v| *c += 2.0 * v);
+        if split.is_some() {
+            for (s, b) in selfs.iter_mut().zip(&slices) {
+                *s += 2.0 * crate::linalg::par_dot(b, b);
             }
-        });
-    k.diag_mut().fill(0.0);
+        }
+    }
+    if split.is_none() {
+        for (i, s) in selfs.iter_mut().enumerate() {
+            *s = cross[[i, i]];
+        }
+    }
+    Sums { cross, selfs, rows }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linalg;
+
+    fn pseudo(n: usize, p: usize, seed: u64) -> Array2<f64> {
+        let mut s = seed;
+        Array2::from_shape_fn((n, p), |_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+        })
+    }
+
+    fn full_sq_dist(x: &Array2<f64>) -> Array2<f64> {
+        let n = x.nrows();
+        Array2::from_shape_fn((n, n), |(i, j)| {
+            x.row(i)
+                .iter()
+                .zip(x.row(j))
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum()
+        })
+    }
 
     fn naive_median(d: &Array2<f64>) -> f64 {
         let mut v: Vec<f64> = d.iter().copied().collect();
@@ -415,29 +593,24 @@ mod tests {
         }
     }
 
-    fn pseudo(n: usize, p: usize, seed: u64) -> Array2<f64> {
-        let mut s = seed;
-        Array2::from_shape_fn((n, p), |_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
-        })
-    }
-
     #[test]
-    fn median_matches_sorting_for_odd_and_even_n() {
+    fn streamed_median_matches_sorting_for_odd_and_even_n() {
         for n in [2usize, 3, 4, 5, 17, 64, 501, 1600] {
-            let x = linalg::centre_columns(pseudo(n, 3, n as u64).view());
-            let d = squared_distances(&x);
-            assert_eq!(median_full_from_lower(&d), naive_median(&d), "n={n}");
+            let x = pseudo(n, 3, n as u64);
+            let xc = Centred::new(linalg::Input::F64(x.view()));
+            let sq = xc.sq_norms();
+            let got = median_full(&StreamedDistances(Rows {
+                xc: &xc,
+                sq: sq.as_slice().unwrap(),
+            }));
+            let want = naive_median(&full_sq_dist(&x));
+            assert!((got - want).abs() <= 1e-12 * want, "n={n}: {got} vs {want}");
         }
     }
 
     #[test]
     fn histogram_and_bracket_selection_agree_with_sorting() {
-        let x = linalg::centre_columns(pseudo(1700, 2, 7).view());
-        let d = squared_distances(&x);
+        let d = full_sq_dist(&pseudo(1700, 2, 7));
         let mut all: Vec<f64> = (0..1700)
             .flat_map(|i| (0..i).map(move |j| (i, j)))
             .map(|(i, j)| d[[i, j]])
@@ -454,42 +627,66 @@ mod tests {
         // Duplicated rows: more than half of the entries are zero.
         let mut x = Array2::<f64>::zeros((6, 2));
         x[[5, 0]] = 1.0;
-        let d = squared_distances(&x);
-        assert_eq!(median_full_from_lower(&d), 0.0);
-        // Two clusters with many exactly equal distances.
+        assert_eq!(median_full(&full_sq_dist(&x)), 0.0);
+        // Three clusters with many exactly equal distances.
         let x = Array2::from_shape_fn((1500, 1), |(i, _)| (i % 3) as f64);
-        let d = squared_distances(&linalg::centre_columns(x.view()));
-        assert_eq!(median_full_from_lower(&d), naive_median(&d));
+        let d = full_sq_dist(&x);
+        assert_eq!(median_full(&d), naive_median(&d));
+        assert_eq!(
+            select_by_histogram(&d, 500_000, true),
+            select_lower(&d, 500_000, true)
+        );
     }
 
     #[test]
-    fn centrings_match_definitions() {
-        let x = linalg::centre_columns(pseudo(9, 4, 3).view());
-        let k0 = squared_distances(&x).mapv(|v| (-v).exp());
-        let n = 9;
-        let h = Array2::from_shape_fn(
-            (n, n),
-            |(i, j)| if i == j { 1.0 } else { 0.0 } - 1.0 / n as f64,
-        );
-        let want = h.dot(&k0).dot(&h);
-        let mut got = k0.clone();
-        double_centre(&mut got);
-        assert!((&got - &want).iter().all(|v| v.abs() < 1e-13));
-        let mut u = k0.clone();
-        u_centre(&mut u);
-        let mut kz = k0.clone();
-        kz.diag_mut().fill(0.0);
-        let nf = n as f64;
-        let s = kz.sum();
-        for i in 0..n {
-            for j in 0..n {
-                let want = if i == j {
-                    0.0
-                } else {
-                    kz[[i, j]] - (kz.row(i).sum() + kz.row(j).sum()) / (nf - 2.0)
-                        + s / ((nf - 1.0) * (nf - 2.0))
-                };
-                assert!((u[[i, j]] - want).abs() < 1e-13);
+    fn stream_sums_match_full_matrices() {
+        let n = 37;
+        let xs = [pseudo(n, 4, 1), pseudo(n, 6, 2)];
+        let cs: Vec<Centred> = xs
+            .iter()
+            .map(|x| Centred::new(linalg::Input::F64(x.view())))
+            .collect();
+        let sqs: Vec<Array1<f64>> = cs.iter().map(|c| c.sq_norms()).collect();
+        let kind = TileKind::Rbf {
+            c: -0.7,
+            shift: 0.25,
+        };
+        let full: Vec<Array2<f64>> = xs
+            .iter()
+            .map(|x| full_sq_dist(x).mapv(|d| (-0.7 * d).exp() - 0.25))
+            .collect();
+        for zero_diagonal in [false, true] {
+            let layers: Vec<(Rows, TileKind)> = cs
+                .iter()
+                .zip(&sqs)
+                .map(|(c, s)| {
+                    (
+                        Rows {
+                            xc: c,
+                            sq: s.as_slice().unwrap(),
+                        },
+                        kind,
+                    )
+                })
+                .collect();
+            let sums = stream(&layers, Some(1), zero_diagonal);
+            let f: Vec<Array2<f64>> = full
+                .iter()
+                .map(|k| {
+                    let mut k = k.clone();
+                    if zero_diagonal {
+                        k.diag_mut().fill(0.0);
+                    }
+                    k
+                })
+                .collect();
+            let dot = |a: &Array2<f64>, b: &Array2<f64>| (a * b).sum();
+            assert!((sums.cross[[0, 0]] - dot(&f[0], &f[1])).abs() < 1e-10);
+            assert!((sums.selfs[1] - dot(&f[1], &f[1])).abs() < 1e-10);
+            for (r, k) in sums.rows.iter().zip(&f) {
+                assert!((r - &k.sum_axis(ndarray::Axis(1)))
+                    .iter()
+                    .all(|v| v.abs() < 1e-12));
             }
         }
     }

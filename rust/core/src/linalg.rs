@@ -83,13 +83,6 @@ pub fn faer_ref<'a, T: Real>(a: &ArrayView2<'a, T>) -> MatRef<'a, T> {
     unsafe { MatRef::from_raw_parts(a.as_ptr(), a.nrows(), a.ncols(), s[0], s[1]) }
 }
 
-fn faer_mut<T: Real>(a: &mut Array2<T>) -> MatMut<'_, T> {
-    let (r, c) = a.dim();
-    let s = a.strides().to_vec();
-    // SAFETY: as above, for a uniquely borrowed owned array.
-    unsafe { MatMut::from_raw_parts_mut(a.as_mut_ptr(), r, c, s[0], s[1]) }
-}
-
 fn par() -> Par {
     Par::rayon(rayon::current_num_threads().max(1))
 }
@@ -197,13 +190,42 @@ pub enum Part {
 /// `lhs @ rhs` (shapes m x k and k x n) in float64, reducing over k in blocks of
 /// `T::REDUCTION_BLOCK`: each block is multiplied in `T` and added to the float64 result.
 pub fn product_f64<T: Real>(lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, part: Part) -> Array2<f64> {
+    let mut out = Array2::<f64>::zeros((lhs.nrows(), rhs.ncols()));
+    let mut scratch = Vec::new();
+    product_into(
+        lhs,
+        rhs,
+        part,
+        out.as_slice_mut().expect("standard layout"),
+        &mut scratch,
+    );
+    out
+}
+
+/// [`product_f64`] into a caller's row-major `m x n` buffer; `scratch` is reused between
+/// calls for the lower-precision partial products.
+pub fn product_into<T: Real>(
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    part: Part,
+    out: &mut [f64],
+    scratch: &mut Vec<T>,
+) {
     let (m, k, n) = (lhs.nrows(), lhs.ncols(), rhs.ncols());
-    assert_eq!(rhs.nrows(), k, "product_f64: inner dimensions differ");
+    assert_eq!(rhs.nrows(), k, "product_into: inner dimensions differ");
+    assert_eq!(
+        out.len(),
+        m * n,
+        "product_into: output buffer has the wrong size"
+    );
     let structure = match part {
         Part::Full => BlockStructure::Rectangular,
         Part::Lower => BlockStructure::TriangularLower,
     };
-    let mut out = Array2::<f64>::zeros((m, n));
+    // SAFETY: `out` is a live m x n row-major buffer.
+    let dst = || unsafe {
+        MatMut::<f64>::from_raw_parts_mut(out.as_ptr() as *mut f64, m, n, n as isize, 1)
+    };
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() {
         // SAFETY: T is f64 (checked above), so the views reinterpret without conversion.
         let (l, r) = unsafe {
@@ -225,7 +247,7 @@ pub fn product_f64<T: Real>(lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, part: Part) 
             )
         };
         triangular::matmul(
-            faer_mut(&mut out),
+            dst(),
             structure,
             Accum::Replace,
             l,
@@ -235,14 +257,20 @@ pub fn product_f64<T: Real>(lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, part: Part) 
             1.0,
             par(),
         );
-        return out;
+        return;
     }
-    let mut tmp = Array2::<T>::from_elem((m, n), T::from_f64(0.0));
+    if k > T::REDUCTION_BLOCK {
+        out.fill(0.0);
+    }
+    scratch.resize(m * n, T::from_f64(0.0));
     let mut k0 = 0;
     while k0 < k {
         let kb = (k - k0).min(T::REDUCTION_BLOCK);
+        // SAFETY: `scratch` holds m x n elements.
+        let tmp =
+            unsafe { MatMut::<T>::from_raw_parts_mut(scratch.as_mut_ptr(), m, n, n as isize, 1) };
         triangular::matmul(
-            faer_mut(&mut tmp),
+            tmp,
             structure,
             Accum::Replace,
             lhs.subcols(k0, kb),
@@ -252,12 +280,96 @@ pub fn product_f64<T: Real>(lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, part: Part) 
             T::one(),
             par(),
         );
-        Zip::from(&mut out)
-            .and(&tmp)
-            .par_for_each(|o, &t| *o += t.to_f64());
+        let first = k0 == 0 && k <= T::REDUCTION_BLOCK;
+        out.par_chunks_mut(CHUNK)
+            .zip(scratch.par_chunks(CHUNK))
+            .for_each(|(o, t)| {
+                if first {
+                    o.iter_mut().zip(t).for_each(|(o, t)| *o = t.to_f64());
+                } else {
+                    o.iter_mut().zip(t).for_each(|(o, t)| *o += t.to_f64());
+                }
+            });
         k0 += kb;
     }
-    out
+}
+
+/// Centred features of one representation, in the precision they arrived in.
+pub enum Centred {
+    F32(Array2<f32>),
+    F64(Array2<f64>),
+}
+
+impl Centred {
+    /// Centre the columns of an input (see [`centre_columns`]).
+    pub fn new(x: Input) -> Self {
+        match x {
+            Input::F32(a) => Centred::F32(centre_columns(a)),
+            Input::F64(a) => Centred::F64(centre_columns(a)),
+        }
+    }
+
+    pub fn nrows(&self) -> usize {
+        match self {
+            Centred::F32(a) => a.nrows(),
+            Centred::F64(a) => a.nrows(),
+        }
+    }
+
+    /// Squared norms of the rows, in float64.
+    pub fn sq_norms(&self) -> Array1<f64> {
+        match self {
+            Centred::F32(a) => row_sq_norms(a),
+            Centred::F64(a) => row_sq_norms(a),
+        }
+    }
+
+    /// Rows `i0..i1` of the Gram matrix restricted to columns `0..i1`, that is
+    /// `Xc[i0..i1] Xc[0..i1]^T`, written row-major into `out` (`(i1 - i0) * i1` values).
+    pub fn gram_rows(&self, i0: usize, i1: usize, out: &mut [f64], scratch: &mut Scratch) {
+        match self {
+            Centred::F32(a) => {
+                let v = faer_ref(&a.view());
+                product_into(
+                    v.subrows(i0, i1 - i0),
+                    v.subrows(0, i1).transpose(),
+                    Part::Full,
+                    out,
+                    &mut scratch.f32,
+                )
+            }
+            Centred::F64(a) => {
+                let v = faer_ref(&a.view());
+                product_into(
+                    v.subrows(i0, i1 - i0),
+                    v.subrows(0, i1).transpose(),
+                    Part::Full,
+                    out,
+                    &mut scratch.f64,
+                )
+            }
+        }
+    }
+
+    /// `<xc_i, xc_j>` accumulated in float64 (for sampling single entries).
+    pub fn row_dot(&self, i: usize, j: usize) -> f64 {
+        match self {
+            Centred::F32(a) => a
+                .row(i)
+                .iter()
+                .zip(a.row(j))
+                .map(|(x, y)| *x as f64 * *y as f64)
+                .sum(),
+            Centred::F64(a) => a.row(i).dot(&a.row(j)),
+        }
+    }
+}
+
+/// Reusable buffers for [`Centred::gram_rows`].
+#[derive(Default)]
+pub struct Scratch {
+    f32: Vec<f32>,
+    f64: Vec<f64>,
 }
 
 /// `a^T b` for two (n, p) and (n, q) arrays, in float64.
