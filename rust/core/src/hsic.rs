@@ -365,3 +365,131 @@ pub fn layer_matrix<'a>(
     });
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn pseudo(n: usize, p: usize, seed: u64) -> Array2<f64> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        Array2::from_shape_fn((n, p), |_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+    }
+
+    fn spec(kernel: Kernel, estimator: Estimator, statistic: Statistic, route: Route) -> Spec {
+        Spec { kernel, estimator, statistic, route }
+    }
+
+    /// Slow reference: explicit n x n Gram matrices, H K H or U-centring, Frobenius products.
+    fn reference(x: &Array2<f64>, y: &Array2<f64>, est: Estimator) -> (f64, f64) {
+        let n = x.nrows();
+        let centre = |k: Array2<f64>| -> Array2<f64> {
+            let nf = n as f64;
+            match est {
+                Estimator::Biased => {
+                    let h = Array2::from_shape_fn((n, n), |(i, j)| f64::from(u8::from(i == j)) - 1.0 / nf);
+                    h.dot(&k).dot(&h)
+                }
+                Estimator::Unbiased => {
+                    let mut k0 = k;
+                    k0.diag_mut().fill(0.0);
+                    let r = k0.sum_axis(ndarray::Axis(1));
+                    let s = r.sum();
+                    Array2::from_shape_fn((n, n), |(i, j)| {
+                        if i == j {
+                            0.0
+                        } else {
+                            k0[[i, j]] - (r[i] + r[j]) / (nf - 2.0) + s / ((nf - 1.0) * (nf - 2.0))
+                        }
+                    })
+                }
+            }
+        };
+        let (k, l) = (centre(x.dot(&x.t())), centre(y.dot(&y.t())));
+        let kl = (&k * &l).sum();
+        let nf = n as f64;
+        let hsic = match est {
+            Estimator::Biased => kl / ((nf - 1.0) * (nf - 1.0)),
+            Estimator::Unbiased => kl / (nf * (nf - 3.0)),
+        };
+        (hsic, kl / ((&k * &k).sum().sqrt() * (&l * &l).sum().sqrt()))
+    }
+
+    #[test]
+    fn both_linear_routes_match_the_reference_on_random_shapes() {
+        for (seed, (n, p1, p2)) in [(5, 3, 2), (9, 12, 4), (40, 7, 30), (64, 3, 3), (130, 20, 9)].into_iter().enumerate() {
+            let x = pseudo(n, p1, seed as u64) + 3.0;
+            let y = pseudo(n, p2, 100 + seed as u64).mapv(|v| v * v) - 1.0;
+            for est in [Estimator::Biased, Estimator::Unbiased] {
+                let (h_ref, c_ref) = reference(&(&x - &x.mean_axis(ndarray::Axis(0)).unwrap()), &(&y - &y.mean_axis(ndarray::Axis(0)).unwrap()), est);
+                for route in [Route::Features, Route::Gram, Route::Auto] {
+                    let h = pair(Input::F64(x.view()), Input::F64(y.view()), &spec(Kernel::Linear, est, Statistic::Hsic, route)).unwrap();
+                    let c = pair(Input::F64(x.view()), Input::F64(y.view()), &spec(Kernel::Linear, est, Statistic::Cka, route)).unwrap();
+                    assert!((h - h_ref).abs() <= 1e-10 * h_ref.abs().max(1e-12), "{n} {est:?} {route:?}: {h} vs {h_ref}");
+                    assert!((c - c_ref).abs() <= 1e-10, "{n} {est:?} {route:?}: {c} vs {c_ref}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cka_of_a_representation_with_itself_and_its_rotation_is_one() {
+        let x = pseudo(50, 6, 1);
+        // A rotation in the plane of the first two features, plus scaling and translation.
+        let (c, s) = (0.6, 0.8);
+        let mut y = x.clone();
+        for mut row in y.rows_mut() {
+            let (a, b) = (row[0], row[1]);
+            row[0] = 2.5 * (c * a - s * b) + 7.0;
+            row[1] = 2.5 * (s * a + c * b) - 1.0;
+            for v in row.iter_mut().skip(2) {
+                *v *= 2.5;
+            }
+        }
+        for kernel in [Kernel::Linear, Kernel::Rbf { sigma_frac: 0.8 }] {
+            for est in [Estimator::Biased, Estimator::Unbiased] {
+                let v = pair(Input::F64(x.view()), Input::F64(y.view()), &spec(kernel, est, Statistic::Cka, Route::Auto)).unwrap();
+                assert!((v - 1.0).abs() < 1e-12, "{kernel:?} {est:?}: {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn symmetric_layer_matrix_equals_the_pairs_and_float32_is_close() {
+        let layers: Vec<Array2<f64>> = (0..3).map(|i| pseudo(30, 2 + 3 * i, i as u64)).collect();
+        let inputs: Vec<Input> = layers.iter().map(|x| Input::F64(x.view())).collect();
+        let layers32: Vec<Array2<f32>> = layers.iter().map(|x| x.mapv(|v| v as f32)).collect();
+        let inputs32: Vec<Input> = layers32.iter().map(|x| Input::F32(x.view())).collect();
+        for kernel in [Kernel::Linear, Kernel::Rbf { sigma_frac: 1.0 }] {
+            let s = spec(kernel, Estimator::Biased, Statistic::Cka, Route::Auto);
+            let m = layer_matrix(&inputs, None, &s).unwrap();
+            let m32 = layer_matrix(&inputs32, None, &s).unwrap();
+            for i in 0..3 {
+                for j in 0..3 {
+                    let v = pair(inputs[i], inputs[j], &s).unwrap();
+                    assert!((m[[i, j]] - v).abs() < 1e-12 && m[[i, j]] == m[[j, i]]);
+                    assert!((m32[[i, j]] - v).abs() < 1e-5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_errors_not_panics() {
+        let x = pseudo(10, 2, 1);
+        let short = pseudo(9, 2, 2);
+        let s = spec(Kernel::Linear, Estimator::Biased, Statistic::Cka, Route::Auto);
+        assert!(matches!(pair(Input::F64(x.view()), Input::F64(short.view()), &s), Err(CoreError::Mismatch { .. })));
+        let bad = spec(Kernel::Rbf { sigma_frac: -1.0 }, Estimator::Biased, Statistic::Cka, Route::Auto);
+        assert!(matches!(pair(Input::F64(x.view()), Input::F64(x.view()), &bad), Err(CoreError::Parameter { .. })));
+        let tiny = pseudo(3, 2, 3);
+        let unb = spec(Kernel::Linear, Estimator::Unbiased, Statistic::Hsic, Route::Auto);
+        assert!(matches!(pair(Input::F64(tiny.view()), Input::F64(tiny.view()), &unb), Err(CoreError::Shape { .. })));
+        assert!(layer_matrix(&[], None, &s).is_err());
+    }
+}
