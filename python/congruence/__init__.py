@@ -14,6 +14,16 @@ from importlib.metadata import PackageNotFoundError, version
 from congruence import measures as _measures  # noqa: F401  (registers every measure)
 from congruence._registry import Measure, get_measure, list_measures
 from congruence.compare import compare, compare_layers
+from congruence.measures.functional import (
+    accuracy_diff,
+    cohens_kappa,
+    disagreement,
+    error_corrected_disagreement,
+    fleiss_kappa,
+    jsd,
+    prediction_difference,
+    surrogate_churn,
+)
 from congruence.measures.kernel import cka, hsic
 from congruence.results import LayerComparison
 
@@ -25,10 +35,18 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "LayerComparison",
     "Measure",
+    "accuracy_diff",
     "cka",
+    "cohens_kappa",
     "compare",
     "compare_layers",
+    "disagreement",
+    "error_corrected_disagreement",
+    "fleiss_kappa",
     "get_measure",
     "hsic",
+    "jsd",
     "list_measures",
+    "prediction_difference",
+    "surrogate_churn",
 ]

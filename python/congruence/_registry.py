@@ -69,14 +69,17 @@ class Measure:
     _bounds: Props
     _min_rows: Props
     batch: Optional[Callable[..., Any]] = field(default=None, compare=False)
+    #: Every keyword a caller may pass (parameters with defaults and required ones such as
+    #: ``labels``; the data arguments excluded).
+    accepts: tuple[str, ...] = ()
 
     def __call__(self, *args: Any, **params: Any) -> float:
         return self.func(*args, **params)
 
     def _full(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = set(params) - set(self.params)
+        unknown = set(params) - set(self.accepts)
         if unknown:
-            accepted = ", ".join(self.params) or "none"
+            accepted = ", ".join(self.accepts) or "none"
             raise TypeError(
                 f"{self.name}() got unexpected parameter(s) {sorted(unknown)}; accepted: {accepted}"
             )
@@ -158,6 +161,12 @@ def register(
             _invariances=_as_props(invariances),
             _bounds=_as_props(bounds),
             _min_rows=_as_props(min_rows),
+            accepts=tuple(
+                p.name
+                for i, p in enumerate(sig.parameters.values())
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                and (i >= 2 or p.default is not p.empty or p.kind == p.KEYWORD_ONLY)
+            ),
         )
         if measure.name in _REGISTRY:
             raise ValueError(f"measure {measure.name!r} is registered twice")

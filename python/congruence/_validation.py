@@ -159,3 +159,192 @@ def check_number(
             f"{name}={value!r} is out of range; expected a value in {left}{lo}, {hi}{right}"
         )
     return v
+
+
+# --------------------------------------------------------------------------- model outputs
+# Functional measures (MEASURES.md section 7) take model outputs instead of representations:
+# hard predictions (1-D integer class labels, shape (n,)) or soft outputs (2-D scores or
+# probabilities, shape (n, C)). The helpers below are their single validation path.
+
+#: Largest magnitude up to which a float label is an exact integer (2**53).
+_MAX_EXACT_FLOAT_INT = float(2**53)
+
+
+def _numeric_array(x: Any, name: str, what: str) -> np.ndarray:
+    a = _to_numpy(x, name)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} has dtype {a.dtype}; expected {what}")
+    return a
+
+
+def _check_examples(a: np.ndarray, name: str, min_rows: int) -> None:
+    if a.shape[0] == 0 or (a.ndim == 2 and a.shape[1] == 0):
+        raise ValueError(f"{name} has shape {a.shape}; expected at least one example and class")
+    if a.shape[0] < min_rows:
+        raise ValueError(
+            f"{name} has shape {a.shape}: {a.shape[0]} example(s), but this measure needs at "
+            f"least {min_rows} examples (rows)"
+        )
+
+
+def _check_finite(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind == "f":
+        finite = np.isfinite(a)
+        if not finite.all():
+            bad = int(a.size - np.count_nonzero(finite))
+            raise ValueError(
+                f"{name} of shape {a.shape} contains {bad} non-finite value(s) (NaN or inf); "
+                "remove or impute them first"
+            )
+
+
+def _integer_labels(a: np.ndarray, name: str) -> np.ndarray:
+    """A validated 1-D numeric array as int64 class labels (a new array)."""
+    if a.dtype.kind == "f":
+        _check_finite(a, name)
+        frac = a != np.round(a)
+        if frac.any():
+            first = a[np.flatnonzero(frac)[0]]
+            raise ValueError(
+                f"{name} holds {int(np.count_nonzero(frac))} non-integer value(s) (e.g. "
+                f"{float(first)!r}); hard predictions and labels must be integer class "
+                "indices (pass soft outputs as a 2-D (n, C) array of scores)"
+            )
+        if np.abs(a).max() > _MAX_EXACT_FLOAT_INT:
+            raise ValueError(
+                f"{name} holds class labels beyond 2**53 in magnitude; expected integer class "
+                "indices"
+            )
+    elif a.dtype.kind == "u" and a.dtype.itemsize >= 8 and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds class labels beyond the int64 range")
+    return a.astype(np.int64)
+
+
+def as_labels(x: Any, name: str = "labels", *, min_rows: int = 2) -> np.ndarray:
+    """Return ``x`` as a 1-D int64 vector of class labels, validated (a new array).
+
+    Integer and bool arrays are accepted, and float arrays whose values are all integers.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for non-numeric data, an array that is not 1-D, fewer than
+        ``min_rows`` entries, NaN/inf, or non-integer values.
+    """
+    a = _numeric_array(x, name, "integer class labels")
+    if a.ndim != 1:
+        raise ValueError(
+            f"{name} must be 1-D (n,) integer class labels but has shape {a.shape} "
+            f"({a.ndim}-D)"
+        )
+    _check_examples(a, name, min_rows)
+    return _integer_labels(a, name)
+
+
+def as_outputs(x: Any, name: str, *, min_rows: int = 2) -> np.ndarray:
+    """Return model outputs validated: hard (1-D int64 labels) or soft (2-D float64 scores).
+
+    A 1-D input is hard predictions (see :func:`as_labels`); a 2-D ``(n, C)`` input is soft
+    outputs (scores, logits or probabilities), returned as float64 (possibly the input itself:
+    never write to the result).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for non-numeric data, input that is neither 1-D nor 2-D, no example or
+        no class, fewer than ``min_rows`` examples, NaN/inf entries, or non-integer hard labels.
+    """
+    a = _numeric_array(x, name, "integer class labels (n,) or real scores (n, C)")
+    if a.ndim == 1:
+        _check_examples(a, name, min_rows)
+        return _integer_labels(a, name)
+    if a.ndim != 2:
+        raise ValueError(
+            f"{name} has shape {a.shape} ({a.ndim}-D); expected hard predictions of shape (n,) "
+            "or soft outputs (scores or probabilities) of shape (n, C)"
+        )
+    _check_examples(a, name, min_rows)
+    if a.dtype != np.float64 or not a.dtype.isnative:
+        a = a.astype(np.float64)
+    _check_finite(a, name)
+    return a
+
+
+def as_probabilities(x: Any, name: str, *, min_rows: int = 2) -> np.ndarray:
+    """Return ``x`` as a validated 2-D float64 ``(n, C)`` array of non-negative values.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, as :func:`as_outputs`, and for 1-D (hard) input or negative entries.
+    """
+    a = _numeric_array(x, name, "non-negative real probabilities (n, C)")
+    if a.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n, C) probabilities but has shape {a.shape} ({a.ndim}-D); "
+            "this measure needs soft outputs (e.g. a softmax over the classes), not hard labels"
+        )
+    a = as_outputs(a, name, min_rows=min_rows)
+    neg = a < 0
+    if neg.any():
+        raise ValueError(
+            f"{name} of shape {a.shape} has {int(np.count_nonzero(neg))} negative value(s) "
+            f"(minimum {float(a.min()):g}); expected non-negative probabilities (apply a "
+            "softmax to logits first)"
+        )
+    return a
+
+
+def check_same_length(arrays: Sequence[np.ndarray], names: Sequence[str]) -> int:
+    """Return the common number of examples ``n`` (rows) of ``arrays``, else raise ValueError."""
+    n = arrays[0].shape[0]
+    for a, name in zip(arrays[1:], names[1:]):
+        if a.shape[0] != n:
+            raise ValueError(
+                f"{name} has shape {a.shape} and {names[0]} has shape {arrays[0].shape}: they "
+                f"must hold the same number n of examples (entry i of each is the same input)"
+            )
+    return n
+
+
+def check_class_counts(arrays: Sequence[np.ndarray], names: Sequence[str]) -> int | None:
+    """Check that model outputs agree on the classes; return ``C`` (``None`` if all hard).
+
+    Soft outputs (2-D) must have the same number ``C`` of columns; when there is one, hard
+    labels (1-D) must lie in ``0 .. C-1``, the classes an argmax over the columns can give.
+    """
+    soft = [(a, name) for a, name in zip(arrays, names) if a.ndim == 2]
+    if not soft:
+        return None
+    first, first_name = soft[0]
+    C = first.shape[1]
+    for a, name in soft[1:]:
+        if a.shape[1] != C:
+            raise ValueError(
+                f"{name} has shape {a.shape} and {first_name} has shape {first.shape}: soft "
+                f"outputs must have the same number of classes (columns)"
+            )
+    for a, name in zip(arrays, names):
+        if a.ndim == 1:
+            bad = (a < 0) | (a >= C)
+            if bad.any():
+                raise ValueError(
+                    f"{name} holds class label {int(a[np.flatnonzero(bad)[0]])}, outside "
+                    f"0..{C - 1}: the number of classes does not match the {C} columns of "
+                    f"{first_name}"
+                )
+    return C
+
+
+def check_probabilities(
+    arrays: Sequence[Any], names: Sequence[str], *, min_rows: int = 2
+) -> list[np.ndarray]:
+    """Validate model outputs as probabilities (:func:`as_probabilities`) of equal shapes."""
+    out = [as_probabilities(a, name, min_rows=min_rows) for a, name in zip(arrays, names)]
+    for a, name in zip(out[1:], names[1:]):
+        if a.shape != out[0].shape:
+            raise ValueError(
+                f"{name} has shape {a.shape} and {names[0]} has shape {out[0].shape}: the "
+                "probabilities must have equal shapes (n, C) (same examples, same classes)"
+            )
+    return out

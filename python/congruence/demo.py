@@ -30,7 +30,7 @@ __all__ = ["load_activations", "run"]
 #: The fixed train/test split (same for every seed, so both networks see the same test inputs).
 _SPLIT_SEED = 0
 _TEST_SIZE = 0.3
-_HIDDEN = (64, 48, 32)
+_HIDDEN = (128, 64, 32)
 _MAX_ITER = 300
 
 
