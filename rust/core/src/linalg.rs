@@ -9,7 +9,7 @@
 
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, MatMut, MatRef, Par};
-use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rayon::prelude::*;
 
 /// Elements per chunk in deterministic parallel reductions (independent of the thread count).
@@ -90,7 +90,16 @@ fn par() -> Par {
 /// Columns of `x` minus their means, as a new C-ordered array of the same precision, with the
 /// means computed in float64. A column whose entries are all equal becomes exactly zero.
 pub fn centre_columns<T: Real>(x: ArrayView2<T>) -> Array2<T> {
+    let mut out = Array2::<T>::from_elem(x.dim(), T::from_f64(0.0));
+    centre_columns_into(x, out.view_mut());
+    out
+}
+
+/// [`centre_columns`] into `out` (same shape; each row of `out` contiguous, e.g. a block of
+/// columns of a larger C-ordered array).
+pub fn centre_columns_into<T: Real>(x: ArrayView2<T>, mut out: ArrayViewMut2<T>) {
     const ROWS: usize = 256;
+    assert_eq!(x.dim(), out.dim(), "centre_columns_into: shapes differ");
     let (n, p) = x.dim();
     // Partial column sums, minima and maxima over fixed blocks of rows, combined in order.
     struct Part {
@@ -148,7 +157,6 @@ pub fn centre_columns<T: Real>(x: ArrayView2<T>) -> Array2<T> {
             mean[j] / n as f64
         };
     }
-    let mut out = Array2::<T>::from_elem((n, p), T::from_f64(0.0));
     Zip::from(out.rows_mut())
         .and(x.rows())
         .par_for_each(|mut o, r| {
@@ -166,11 +174,11 @@ pub fn centre_columns<T: Real>(x: ArrayView2<T>) -> Array2<T> {
                 }
             }
         });
-    out
 }
 
 /// Squared Euclidean norm of each row, in float64.
-pub fn row_sq_norms<T: Real>(x: &Array2<T>) -> Array1<f64> {
+pub fn row_sq_norms<'a, T: Real + 'a>(x: impl Into<ArrayView2<'a, T>>) -> Array1<f64> {
+    let x = x.into();
     let mut out = Array1::zeros(x.nrows());
     Zip::from(&mut out).and(x.rows()).par_for_each(|o, r| {
         *o = r.iter().map(|v| v.to_f64() * v.to_f64()).sum();
@@ -497,7 +505,8 @@ pub fn multi_dot(a: &[&[f64]], b: &[&[f64]], symmetric: bool) -> Array2<f64> {
 }
 
 /// Sum of squares of a full symmetric matrix given by its lower triangle (diagonal included).
-pub fn sym_sum_sq_from_lower(a: &Array2<f64>) -> f64 {
+pub fn sym_sum_sq_from_lower<'a>(a: impl Into<ArrayView2<'a, f64>>) -> f64 {
+    let a = a.into();
     let parts: Vec<f64> = a
         .axis_iter(Axis(0))
         .into_par_iter()
