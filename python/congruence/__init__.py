@@ -14,6 +14,17 @@ from importlib.metadata import PackageNotFoundError, version
 from congruence import measures as _measures  # noqa: F401  (registers every measure)
 from congruence._registry import Measure, get_measure, list_measures
 from congruence.compare import compare, compare_layers
+from congruence.measures.alignment import (
+    aligned_cosine,
+    angular_shape_metric,
+    correlation_match,
+    linear_regression,
+    orthogonal_procrustes,
+    permutation_procrustes,
+    procrustes_size_and_shape,
+)
+from congruence.measures.descriptive import concentricity_diff, magnitude_diff, uniformity_diff
+from congruence.measures.topology import geometry_score, imd, rtd
 from congruence.measures.functional import (
     accuracy_diff,
     cohens_kappa,
@@ -26,6 +37,14 @@ from congruence.measures.functional import (
 )
 from congruence.measures.kernel import cka, hsic
 from congruence.results import LayerComparison
+from congruence.streaming import CKAAccumulator
+from congruence.streaming import HSICAccumulator
+from congruence.streaming import LayerAccumulator
+from congruence.streaming import MinibatchCKA
+from congruence.streaming import minibatch_cka
+from congruence.io import open_layers
+from congruence.io import stream_layers
+from congruence.distributed import dask_compare_layers
 
 try:
     __version__ = version("congruence")
@@ -33,20 +52,41 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "CKAAccumulator",
+    "HSICAccumulator",
+    "LayerAccumulator",
     "LayerComparison",
     "Measure",
+    "MinibatchCKA",
     "accuracy_diff",
+    "aligned_cosine",
+    "angular_shape_metric",
     "cka",
     "cohens_kappa",
     "compare",
     "compare_layers",
+    "concentricity_diff",
+    "correlation_match",
+    "dask_compare_layers",
     "disagreement",
     "error_corrected_disagreement",
     "fleiss_kappa",
+    "geometry_score",
     "get_measure",
     "hsic",
+    "imd",
     "jsd",
+    "linear_regression",
     "list_measures",
+    "magnitude_diff",
+    "minibatch_cka",
+    "open_layers",
+    "orthogonal_procrustes",
+    "permutation_procrustes",
     "prediction_difference",
+    "procrustes_size_and_shape",
+    "rtd",
+    "stream_layers",
     "surrogate_churn",
+    "uniformity_diff",
 ]

@@ -1,0 +1,205 @@
+"""Descriptive-statistics measures: magnitude, concentricity, uniformity (MEASURES.md 6.4-6.6).
+
+Each measure summarises every representation by one number and reports the absolute
+difference of the two summaries. They are cheap diagnostics rather than full comparisons: two
+unrelated representations with the same summary are at distance 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+from congruence._registry import register
+from congruence._validation import check_pair
+
+__all__ = ["magnitude_diff", "concentricity_diff", "uniformity_diff"]
+
+_REF_SURVEY = (
+    "Klabunde, Schumacher, Strohmaier, Lemmerich (2025). Similarity of Neural Network Models: "
+    "A Survey of Functional and Representational Measures. ACM Computing Surveys."
+)
+_REF_UNIFORMITY = (
+    "Wang, Isola (2020). Understanding Contrastive Representation Learning through Alignment "
+    "and Uniformity on the Hypersphere. ICML."
+)
+
+#: Rows per block of the pairwise computation in :func:`_uniformity` (block x n doubles).
+_BLOCK_ELEMENTS = 1 << 20
+
+
+def _pair64(X, Y) -> tuple[np.ndarray, np.ndarray]:
+    """Validate (MEASURES.md 0.1-0.2) and return float64 copies-or-views (never written to)."""
+    X, Y = check_pair(X, Y)
+    return np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+
+
+def _magnitude(X: np.ndarray) -> float:
+    return float(np.linalg.norm(X.mean(axis=0)))
+
+
+def _concentricity(X: np.ndarray) -> float:
+    xbar = X.mean(axis=0)
+    norms = np.linalg.norm(X, axis=1) * np.linalg.norm(xbar)
+    dots = X @ xbar
+    # Cosine with an all-zero vector is 0 (MEASURES.md 0.3).
+    cos = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    return float(np.mean(cos))
+
+
+def _uniformity(X: np.ndarray) -> float:
+    """``log((1/n^2) sum_ij exp(-2 ||x_i - x_j||^2))``, in row blocks of the pair matrix.
+
+    The ``n`` diagonal terms are ``exp(0) = 1``, so the sum is at least ``n``: terms that
+    underflow to zero are below the rounding of that sum, and ``log`` never sees 0.
+    """
+    n = X.shape[0]
+    rows = max(1, _BLOCK_ELEMENTS // n)
+    total = 0.0
+    for start in range(0, n, rows):
+        d2 = cdist(X[start : start + rows], X, "sqeuclidean")  # explicit differences
+        total += float(np.exp(-2.0 * d2).sum())
+    return math.log(total) - 2.0 * math.log(n)
+
+
+@register(
+    family="descriptive",
+    kind="distance",
+    summary="Absolute difference of the norms of the mean instances",
+    references=(_REF_SURVEY,),
+    symmetric=True,
+    invariances=("orthogonal", "permutation"),
+    bounds=(0.0, math.inf),
+)
+def magnitude_diff(X, Y) -> float:
+    r"""Difference of magnitudes: the norm of each representation's mean instance.
+
+    .. math::
+
+        d(X, Y) = \Big|\, \big\lVert \tfrac1n \textstyle\sum_i x_i \big\rVert_2
+                       - \big\lVert \tfrac1n \textstyle\sum_i y_i \big\rVert_2 \Big|
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p1)
+    Y : array-like of shape (n, p2)
+        Row ``i`` of both is the same input example.
+
+    Returns
+    -------
+    float
+        Distance in ``[0, inf)``; invariant to orthogonal transformations and permutations
+        of the columns, not to translation or scaling. Never ``nan`` for valid input.
+
+    References
+    ----------
+    Klabunde et al. (2025), ACM Computing Surveys (descriptive statistics).
+
+    Examples
+    --------
+    >>> import congruence as cg
+    >>> X = [[3.0, 0.0], [3.0, 8.0]]   # mean (3, 4): magnitude 5
+    >>> Y = [[1.0], [1.0]]             # mean (1,):   magnitude 1
+    >>> cg.magnitude_diff(X, Y)
+    4.0
+    """
+    X, Y = _pair64(X, Y)
+    return abs(_magnitude(X) - _magnitude(Y))
+
+
+@register(
+    family="descriptive",
+    kind="distance",
+    summary="Absolute difference of the mean cosine between instances and their mean",
+    references=(_REF_SURVEY,),
+    symmetric=True,
+    invariances=("orthogonal", "isotropic_scaling", "permutation"),
+    bounds=(0.0, 2.0),
+)
+def concentricity_diff(X, Y) -> float:
+    r"""Difference of concentricities: the mean cosine of the instances with their mean.
+
+    .. math::
+
+        c(X) = \frac1n \sum_i \cos(x_i, \bar x), \qquad
+        \bar x = \frac1n \sum_i x_i, \qquad d(X, Y) = |c(X) - c(Y)|
+
+    The cosine with an all-zero vector (an all-zero row, or :math:`\bar x = 0`) is 0.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p1)
+    Y : array-like of shape (n, p2)
+
+    Returns
+    -------
+    float
+        Distance in ``[0, 2]``; invariant to orthogonal transformations, isotropic scaling
+        and column permutations, not to translation. Never ``nan`` for valid input.
+
+    References
+    ----------
+    Klabunde et al. (2025), ACM Computing Surveys (descriptive statistics).
+
+    Examples
+    --------
+    >>> import congruence as cg
+    >>> X = [[1.0, 0.0], [1.0, 0.0]]   # every instance along its mean: c = 1
+    >>> Y = [[1.0, 0.0], [-1.0, 0.0]]  # mean is zero: every cosine is 0, c = 0
+    >>> cg.concentricity_diff(X, Y)
+    1.0
+    """
+    X, Y = _pair64(X, Y)
+    return abs(_concentricity(X) - _concentricity(Y))
+
+
+@register(
+    family="descriptive",
+    kind="distance",
+    summary="Absolute difference of the uniformities (Gaussian potential, t = 2)",
+    references=(_REF_UNIFORMITY, _REF_SURVEY),
+    symmetric=True,
+    invariances=("orthogonal", "translation", "permutation"),
+    bounds=(0.0, math.inf),
+)
+def uniformity_diff(X, Y) -> float:
+    r"""Difference of uniformities (Wang & Isola 2020) with :math:`t = 2`.
+
+    .. math::
+
+        u(X) = \log\Big(\frac1{n^2} \sum_{i=1}^n \sum_{j=1}^n
+               e^{-2 \lVert x_i - x_j \rVert_2^2}\Big), \qquad d(X, Y) = |u(X) - u(Y)|
+
+    over all ordered pairs, the ``n`` pairs ``i = j`` included, so
+    :math:`-\log n \le u \le 0`. Meant for unit-norm embeddings: for widely spread data both
+    uniformities are close to :math:`-\log n` and the difference to 0. Computed in row
+    blocks (no ``n x n`` matrix is held), with squared distances from explicit differences.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p1)
+    Y : array-like of shape (n, p2)
+
+    Returns
+    -------
+    float
+        Distance in ``[0, log n]`` (the registry records ``[0, inf)`` since the bound depends
+        on ``n``); invariant to orthogonal transformations, translation and column
+        permutations, not to scaling. Never ``nan`` for valid input.
+
+    References
+    ----------
+    Wang & Isola (2020), ICML.
+
+    Examples
+    --------
+    >>> import math, congruence as cg
+    >>> X = [[0.0], [0.0]]        # one point twice: u = log(1) = 0
+    >>> Y = [[0.0], [100.0]]      # far apart: u = log(2 / 4) = -log 2
+    >>> math.isclose(cg.uniformity_diff(X, Y), math.log(2))
+    True
+    """
+    X, Y = _pair64(X, Y)
+    return abs(_uniformity(X) - _uniformity(Y))
