@@ -23,6 +23,7 @@ from congruence.measures.alignment import (
     permutation_procrustes,
     procrustes_size_and_shape,
 )
+from congruence.measures.cca import cca, pwcca, svcca
 from congruence.measures.descriptive import concentricity_diff, magnitude_diff, uniformity_diff
 from congruence.measures.topology import geometry_score, imd, rtd
 from congruence.measures.functional import (
@@ -61,6 +62,7 @@ __all__ = [
     "accuracy_diff",
     "aligned_cosine",
     "angular_shape_metric",
+    "cca",
     "cka",
     "cohens_kappa",
     "compare",
@@ -85,8 +87,10 @@ __all__ = [
     "permutation_procrustes",
     "prediction_difference",
     "procrustes_size_and_shape",
+    "pwcca",
     "rtd",
     "stream_layers",
     "surrogate_churn",
+    "svcca",
     "uniformity_diff",
 ]

@@ -1,0 +1,186 @@
+#!/usr/bin/env python
+"""Benchmark congruence's CCA measures (cca, svcca, pwcca) against straightforward SciPy.
+
+Each case runs congruence and a straightforward SciPy implementation of the same definition
+side by side in the same process with the same BLAS thread count, and reports the best of k
+timed repetitions (after one warm-up; the repetitions alternate ours / reference), the speed
+ratio and the absolute difference of the values.
+
+The references (MEASURES.md section 2, written plainly with scipy.linalg):
+
+* ``cca``: centre, economic QR of both centred matrices, singular values of ``Qx^T Qy``, mean.
+* ``svcca``: centre, thin SVD of both centred matrices (gesdd), keep ``k`` components
+  (99 % of the variance), scores ``U_k S_k``, then the ``cca`` reference on the scores.
+* ``pwcca``: the seven steps of the spec: covariance blocks, ``S^{-1/2}`` by ``eigh``, full
+  SVD of ``M``, directions ``Z W``, economic QR of the directions, ``|P^T Z|`` row sums.
+
+Usage::
+
+    python benches/bench_cca.py                  # full sizes: n=5000 p=768, n=20000 p=1024
+    python benches/bench_cca.py --quick          # smoke test (n / 5, p / 4)
+    python benches/bench_cca.py --only cca,pwcca --threads 2 --repeat 5
+
+On a machine shared with other jobs, 2 BLAS threads can be many times slower than 1 (the
+threads wait for each other); ``--threads 1`` then gives the more meaningful ratios.
+
+Target (full sizes): congruence >= 2x faster than the reference for every case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+MEASURES = ("cca", "svcca", "pwcca")
+SIZES = ((5000, 768), (20000, 1024))
+QUICK_N_DIV, QUICK_P_DIV = 5, 4
+TARGET = 2.0
+
+
+def _parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="congruence vs SciPy: CCA measures benchmark")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"divide n by {QUICK_N_DIV} and p by {QUICK_P_DIV} (smoke test)")
+    ap.add_argument("--only", metavar="NAMES",
+                    help="comma-separated subset of: " + ", ".join(MEASURES))
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS threads for both sides (default: $OPENBLAS_NUM_THREADS, "
+                         "else os.cpu_count())")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="timed repetitions, best kept (default 3; 1 with --quick)")
+    return ap.parse_args(argv)
+
+
+ARGS = _parse_args()
+REPEAT = ARGS.repeat if ARGS.repeat is not None else (1 if ARGS.quick else 3)
+THREADS = ARGS.threads or int(os.environ.get("OPENBLAS_NUM_THREADS") or 0) or os.cpu_count() or 1
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+import numpy as np  # noqa: E402  (after the thread variables)
+import scipy  # noqa: E402
+import scipy.linalg as la  # noqa: E402
+
+import congruence  # noqa: E402
+from congruence.measures.cca import cca, pwcca, svcca  # noqa: E402
+
+try:
+    from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+    threadpool_limits(THREADS)
+except ImportError:  # pragma: no cover - optional
+    threadpool_info = None
+
+
+# ------------------------------------------------------------------------------ references
+
+
+def _centre(X):
+    return X - X.mean(axis=0)
+
+
+def ref_cca(X, Y):
+    Qx = la.qr(_centre(X), mode="economic")[0]
+    Qy = la.qr(_centre(Y), mode="economic")[0]
+    return float(np.mean(la.svd(Qx.T @ Qy, compute_uv=False)))
+
+
+def _scores(X, variance):
+    U, s, _ = la.svd(_centre(X), full_matrices=False)
+    frac = np.cumsum(s**2) / np.sum(s**2)
+    k = int(np.argmax(frac >= variance)) + 1 if variance < 1 else len(s)
+    return U[:, :k] * s[:k]
+
+
+def ref_svcca(X, Y, variance=0.99):
+    return ref_cca(_scores(X, variance), _scores(Y, variance))
+
+
+def _inv_sqrt(S):
+    w, V = la.eigh(S)
+    return (V / np.sqrt(w)) @ V.T
+
+
+def ref_pwcca(X, Y):
+    Xc, Yc = _centre(X), _centre(Y)
+    n = X.shape[0]
+    Sxx, Syy, Sxy = Xc.T @ Xc / (n - 1), Yc.T @ Yc / (n - 1), Xc.T @ Yc / (n - 1)
+    U, rho, Vt = la.svd(_inv_sqrt(Sxx) @ Sxy @ _inv_sqrt(Syy))
+    Z, W = (Xc, U) if X.shape[1] <= Y.shape[1] else (Yc, Vt.T)
+    P = la.qr(Z @ W, mode="economic")[0]
+    a = np.abs(P.T @ Z).sum(axis=1)
+    return float(np.dot(a / a.sum(), rho[: len(a)]))
+
+
+REFS = {"cca": ref_cca, "svcca": ref_svcca, "pwcca": ref_pwcca}
+OURS = {"cca": cca, "svcca": svcca, "pwcca": pwcca}
+
+
+# ------------------------------------------------------------------------------ timing
+
+
+def _data(n, p):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, p)) + rng.uniform(-3, 3, p)
+    Y = X @ (rng.standard_normal((p, p)) / np.sqrt(p)) + 0.5 * rng.standard_normal((n, p))
+    return X, Y
+
+
+def _best(fa, fb, repeat):
+    va, vb = fa(), fb()  # warm-up, and the values
+    ta = tb = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fa()
+        ta = min(ta, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fb()
+        tb = min(tb, time.perf_counter() - t0)
+    return va, vb, ta, tb
+
+
+def main():
+    names = MEASURES if not ARGS.only else tuple(s.strip() for s in ARGS.only.split(","))
+    unknown = set(names) - set(MEASURES)
+    if unknown:
+        sys.exit(f"unknown case(s) {sorted(unknown)}; choose from {', '.join(MEASURES)}")
+    print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+          f"congruence {getattr(congruence, '__version__', '?')}")
+    print(f"cpu_count {os.cpu_count()}, threads {THREADS}, load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if threadpool_info is not None:
+        for info in threadpool_info():
+            print(f"  {info.get('internal_api')} {info.get('version')} "
+                  f"({info.get('architecture')}), {info.get('num_threads')} threads")
+    if ARGS.quick:
+        print(f"--quick: n / {QUICK_N_DIV}, p / {QUICK_P_DIV} (the target is meant for full sizes)")
+    head = (f"{'case':7} {'n':>6} {'p':>5} {'dtype':>7} {'thr':>3} {'ours s':>8} {'ref s':>8} "
+            f"{'ref/ours':>8} {'|diff|':>9} {'target':>6} {'ok':>3}")
+    print(head)
+    print("-" * len(head))
+    failed = False
+    for n, p in SIZES:
+        if ARGS.quick:
+            n, p = n // QUICK_N_DIV, p // QUICK_P_DIV
+        X, Y = _data(n, p)
+        for name in names:
+            try:
+                va, vb, ta, tb = _best(lambda: OURS[name](X, Y), lambda: REFS[name](X, Y),
+                                       REPEAT)
+            except Exception as exc:  # report and continue with the other cases
+                failed = True
+                print(f"{name:7} {n:>6} {p:>5} float64 {THREADS:>3}  ERROR {exc!r}")
+                continue
+            ratio = tb / ta
+            ok = "yes" if ratio >= TARGET else "no"
+            print(f"{name:7} {n:>6} {p:>5} {'float64':>7} {THREADS:>3} {ta:8.3f} {tb:8.3f} "
+                  f"{ratio:8.2f} {abs(va - vb):9.2e} {TARGET:>5.1f}x {ok:>3}")
+            sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
