@@ -1,0 +1,317 @@
+"""Out-of-core readers and ``stream_layers``: every format gives ``compare_layers``' values."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import congruence as cg
+from congruence.io import RowSource, open_layers, open_source, stream_layers
+from reference_streaming import ref_minibatch_cka
+
+N = 230
+
+
+@pytest.fixture(scope="module")
+def layers():
+    rng = np.random.default_rng(0)
+    h1 = (rng.standard_normal((N, 6)) + 20.0).astype(np.float32)
+    h2 = np.tanh(h1.astype(np.float64) @ rng.standard_normal((6, 4)) / 10).astype(np.float32)
+    h3 = rng.standard_normal((N, 5)) * 3.0  # float64
+    return {"h1": h1, "h2": h2, "h3": h3}
+
+
+def _want(layers, b=None, measure="cka", **params):
+    """compare_layers on float64 copies (the stream accumulates float32 in float64)."""
+    f64 = {k: v.astype(np.float64) for k, v in layers.items()}
+    b64 = None if b is None else {k: v.astype(np.float64) for k, v in b.items()}
+    return cg.compare_layers(f64, b64, measure, **params)
+
+
+def _check(res, want):
+    assert res.rows == want.rows and res.cols == want.cols and res.measure == want.measure
+    np.testing.assert_allclose(res.values, want.values, rtol=1e-10, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def test_npy_folder_and_files(tmp_path, layers):
+    for k, v in layers.items():
+        np.save(tmp_path / f"{k}.npy", v)
+    _check(stream_layers(tmp_path, batch_size=64, debiased=True), _want(layers, debiased=True))
+    srcs = {k: str(tmp_path / f"{k}.npy") for k in ("h3", "h1")}
+    res = stream_layers(srcs, {"h2": tmp_path / "h2.npy"}, measure="hsic", batch_size=50)
+    _check(res, _want({"h3": layers["h3"], "h1": layers["h1"]}, {"h2": layers["h2"]}, "hsic"))
+    src = open_source(tmp_path / "h1.npy")
+    assert isinstance(src._obj, np.memmap) and src.shape == (N, 6) and src.dtype == np.float32
+    np.testing.assert_array_equal(src.read(10, 20), layers["h1"][10:20])
+    assert list(open_layers(tmp_path, keys=["h2", "h1"])) == ["h2", "h1"]
+
+
+def test_safetensors(tmp_path, layers):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "acts.safetensors"
+    safetensors_numpy.save_file(dict(layers), str(path))
+    _check(stream_layers(path, batch_size=100), _want(layers))
+    one = open_source(path, key="h2")
+    np.testing.assert_array_equal(one.read(0, 7), layers["h2"][:7])
+    with pytest.raises(ValueError, match=r"holds 3 arrays .*pass key= to choose one"):
+        open_source(path)
+    with pytest.raises(ValueError, match=r"has no array named 'h9'; it holds: 'h1', 'h2', 'h3'"):
+        open_layers(path, keys=["h9"])
+
+
+def _write_bf16_safetensors(path):
+    header = {"x": {"dtype": "BF16", "shape": [4, 2], "data_offsets": [0, 16]}}
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw + bytes(16))
+
+
+def test_safetensors_bf16_refused(tmp_path):
+    pytest.importorskip("safetensors")
+    path = tmp_path / "bf16.safetensors"
+    _write_bf16_safetensors(path)
+    with pytest.raises(ValueError, match=r"tensor 'x' has dtype BF16, which NumPy cannot read"):
+        open_layers(path)
+
+
+def test_hdf5(tmp_path, layers):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "acts.h5"
+    with h5py.File(path, "w") as f:
+        f["model/h1"] = layers["h1"]
+        f.create_dataset("model/h2", data=layers["h2"], chunks=(32, 4))
+        f["h3"] = layers["h3"]
+    res = stream_layers(path, batch_size=40, debiased=True)
+    assert res.rows == ("h3", "model/h1", "model/h2")  # every dataset, by path
+    want = _want({"h3": layers["h3"], "model/h1": layers["h1"], "model/h2": layers["h2"]}, debiased=True)
+    _check(res, want)
+    with h5py.File(path, "r") as f:  # open datasets are sources too
+        res = stream_layers({"h1": f["model/h1"]}, {"h3": f["h3"]}, batch_size=33)
+        _check(res, _want({"h1": layers["h1"]}, {"h3": layers["h3"]}))
+
+
+def test_zarr(tmp_path, layers):
+    zarr = pytest.importorskip("zarr")
+    group = zarr.open_group(str(tmp_path / "acts.zarr"), mode="w")
+    for k, v in layers.items():
+        group.create_array(k, data=v, chunks=(50, v.shape[1]))
+    _check(stream_layers(tmp_path / "acts.zarr", batch_size=64), _want(layers))
+    arr = zarr.open_array(str(tmp_path / "one.zarr"), mode="w", shape=(N, 5), chunks=(60, 5), dtype="f8")
+    arr[:] = layers["h3"]
+    res = stream_layers({"z": tmp_path / "one.zarr"}, {"h1": zarr.open(str(tmp_path / "acts.zarr"))["h1"]}, batch_size=64)
+    _check(res, _want({"z": layers["h3"]}, {"h1": layers["h1"]}))
+
+
+def test_in_memory_sources_and_lists(layers):
+    res = stream_layers(list(layers.values()), batch_size=1000)  # one block
+    _check(res, _want(dict(zip("012", layers.values()))))
+    src = open_source(layers["h3"])
+    assert src.read(0, 3).base is not None  # a view of an in-memory array, no copy
+    assert open_source(src) is src
+
+
+def test_prefetch_off_and_batch_of_one_row(layers):
+    small = {k: v[:40] for k, v in layers.items()}
+    a = stream_layers(small, batch_size=1, prefetch=False, debiased=True)
+    b = stream_layers(small, batch_size=7, prefetch=True, debiased=True)
+    _check(a, _want(small, debiased=True))
+    np.testing.assert_allclose(a.values, b.values, rtol=0, atol=1e-12)
+
+
+def test_flatten_trailing_dimensions(tmp_path):
+    rng = np.random.default_rng(1)
+    conv = rng.standard_normal((50, 2, 3, 2))
+    other = rng.standard_normal((50, 4))
+    np.save(tmp_path / "conv.npy", conv)
+    with pytest.raises(ValueError, match=r"has shape \(50, 2, 3, 2\) \(4-D\); expected 2-D .*flatten=True"):
+        open_source(tmp_path / "conv.npy")
+    src = open_source(tmp_path / "conv.npy", flatten=True)
+    assert src.shape == (50, 12)
+    res = stream_layers({"conv": src}, {"o": other}, batch_size=16)
+    _check(res, cg.compare_layers({"conv": conv.reshape(50, -1)}, {"o": other}))
+
+
+# --------------------------------------------------------------------------- minibatch
+
+
+@pytest.mark.parametrize("ragged", ["merge", "drop"])
+def test_minibatch_over_files(tmp_path, layers, ragged):
+    np.save(tmp_path / "h1.npy", layers["h1"])
+    res = stream_layers({"h1": tmp_path / "h1.npy"}, {"h3": layers["h3"]}, estimator="minibatch",
+                        batch_size=50, ragged=ragged)
+    # 230 rows, batches of 50: the 30 left over join the last batch (merge) or are dropped
+    bounds = [(0, 50), (50, 100), (100, 150), (150, 230 if ragged == "merge" else 200)]
+    x, y = layers["h1"].astype(np.float64), layers["h3"]
+    want = ref_minibatch_cka([x[s:e] for s, e in bounds], [y[s:e] for s, e in bounds])
+    assert res.measure == "minibatch_cka"
+    assert res["h1", "h3"] == pytest.approx(want, abs=1e-10)  # the reference skips centring: offsets
+
+
+def test_minibatch_options_errors(layers):
+    with pytest.raises(ValueError, match=r"estimator='minibatch' needs batch_size"):
+        stream_layers(layers, estimator="minibatch")
+    with pytest.raises(ValueError, match=r"estimator='minibatch' takes no measure parameters \(got \['debiased'\]\)"):
+        stream_layers(layers, estimator="minibatch", batch_size=10, debiased=True)
+    with pytest.raises(ValueError, match=r"measure='hsic' is invalid; expected one of 'cka'"):
+        stream_layers(layers, estimator="minibatch", measure="hsic", batch_size=10)
+    with pytest.raises(ValueError, match=r"batch_size=2 is out of range; expected a value in \[4, inf\)"):
+        stream_layers(layers, estimator="minibatch", batch_size=2)
+    with pytest.raises(ValueError, match=r"estimator='fast' is invalid; expected one of 'exact', 'minibatch'"):
+        stream_layers(layers, estimator="fast")
+    with pytest.raises(ValueError, match=r"batch_size=0 is out of range; expected a value in \[1, inf\)"):
+        stream_layers(layers, batch_size=0)
+
+
+# --------------------------------------------------------------------------- refusals and errors
+
+
+@pytest.mark.parametrize("suffix", [".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib"])
+def test_pickle_formats_refused(tmp_path, suffix):
+    path = tmp_path / f"acts{suffix}"
+    path.write_bytes(b"\x80\x04K\x01.")  # a pickle; never loaded
+    with pytest.raises(ValueError, match=r"pickle-based.*\.npy \(memory-mapped\), \.safetensors, HDF5 \(\.h5, \.hdf5\) and zarr"):
+        open_source(path)
+    with pytest.raises(ValueError, match=r"pickle-based"):
+        stream_layers({"x": path})
+
+
+def test_object_arrays_refused(tmp_path):
+    obj = np.empty((3, 2), dtype=object)
+    np.save(tmp_path / "obj.npy", obj, allow_pickle=True)
+    with pytest.raises(ValueError, match=r"holds an object array \(pickled Python objects\), which is pickle-based.*safetensors"):
+        open_source(tmp_path / "obj.npy")
+    with pytest.raises(ValueError, match=r"holds Python objects \(dtype object\), which is pickle-based"):
+        open_source(obj)
+
+
+def test_npz_and_unknown_formats_refused(tmp_path):
+    np.savez(tmp_path / "a.npz", x=np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"is a \.npz archive, whose members cannot be read in row blocks"):
+        open_source(tmp_path / "a.npz")
+    (tmp_path / "a.csv").write_text("1,2\n")
+    with pytest.raises(ValueError, match=r"has an unknown format \(\.csv\); expected \.npy"):
+        open_layers(tmp_path / "a.csv")
+    with pytest.raises(ValueError, match=r"does not exist"):
+        open_source(tmp_path / "missing.npy")
+    with pytest.raises(ValueError, match=r"cannot read rows from a int"):
+        open_source(3)
+    with pytest.raises(ValueError, match=r"has dtype <U1; expected real numbers"):
+        open_source(np.array([["a", "b"]]))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"holds no array"):
+        open_layers(tmp_path / "empty")
+
+
+def test_row_mismatch_and_bad_layers(layers):
+    with pytest.raises(ValueError, match=r"b\['x'\] \(array\(229, 6\)\) has 229 rows but a\['h1'\] has 230"):
+        stream_layers(layers, {"x": layers["h1"][:-1]})
+    with pytest.raises(ValueError, match=r"a must map layer names to sources"):
+        stream_layers(3)
+    with pytest.raises(ValueError, match=r"a holds no layers"):
+        stream_layers({})
+    with pytest.raises(ValueError, match=r"kernel='rbf' cannot be accumulated"):
+        stream_layers(layers, kernel="rbf")
+    with pytest.raises(ValueError, match=r"has shape \(0, 3\); expected at least one row"):
+        open_source(np.ones((0, 3)))
+
+
+def test_missing_optional_packages(tmp_path, monkeypatch, layers):
+    (tmp_path / "a.h5").write_bytes(b"")
+    (tmp_path / "a.safetensors").write_bytes(b"")
+    for mod in ("h5py", "safetensors", "zarr", "tqdm", "tqdm.auto"):
+        monkeypatch.setitem(sys.modules, mod, None)  # import fails as if not installed
+    with pytest.raises(ImportError, match=r"needs the optional package 'h5py': pip install 'congruence\[hdf5\]'"):
+        open_layers(tmp_path / "a.h5")
+    with pytest.raises(ImportError, match=r"pip install 'congruence\[safetensors\]'"):
+        open_layers(tmp_path / "a.safetensors")
+    (tmp_path / "z.zarr").mkdir()
+    with pytest.raises(ImportError, match=r"pip install 'congruence\[zarr\]'"):
+        open_layers(tmp_path / "z.zarr")
+    with pytest.raises(ImportError, match=r"progress=True needs the optional package 'tqdm': pip install 'congruence\[progress\]'"):
+        stream_layers(layers, progress=True)
+    stream_layers(layers, progress=False)  # no bar, no tqdm needed
+
+
+def test_progress_bar(layers, capsys):
+    pytest.importorskip("tqdm")
+    res = stream_layers(layers, batch_size=100, progress=True)
+    _check(res, _want(layers))
+    err = capsys.readouterr().err
+    assert "congruence" in err and "230" in err
+
+
+def test_rowsource_blocks_and_close(layers):
+    src = RowSource(layers["h3"], "h3")
+    blocks = list(src.blocks(100))
+    assert [b.shape[0] for b in blocks] == [100, 100, 30]
+    np.testing.assert_array_equal(np.concatenate(blocks), layers["h3"])
+    with src:
+        pass
+    with pytest.raises(ValueError, match=r"h3 is closed"):
+        src.read(0, 1)
+
+
+# --------------------------------------------------------------------------- memory
+
+
+_NPY_CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from congruence.io import stream_layers
+
+    def hwm_kib():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+
+    stream_layers({"x": np.ones((10, 4))}, batch_size=5)  # warm-up
+    base = hwm_kib()
+    res = stream_layers({"a": sys.argv[1]}, {"b": sys.argv[2]}, batch_size=4096)
+    print(hwm_kib() - base, res.values[0, 0])
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc")
+def test_npy_memmap_pages_are_released(tmp_path):
+    rows, p = 120_000, 128  # 117 MiB per file
+    for name, seed in (("a", 0), ("b", 1)):
+        out = np.lib.format.open_memmap(tmp_path / f"{name}.npy", mode="w+", dtype=np.float64, shape=(rows, p))
+        rng = np.random.default_rng(seed)
+        for s in range(0, rows, 40_000):
+            out[s : s + 40_000] = rng.random((40_000, p))
+        out.flush()
+        del out
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _NPY_CHILD, str(tmp_path / "a.npy"), str(tmp_path / "b.npy")],
+        capture_output=True, text=True, timeout=120, check=True, env=env,
+    )
+    grown_kib, value = out.stdout.split()
+    grown_mib = int(grown_kib) / 1024
+    assert grown_mib < 50, f"resident memory grew by {grown_mib:.1f} MiB reading 234 MiB of .npy"
+    assert 0.0 <= float(value) < 0.05  # independent uniform noise
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def test_doctests():
+    module = importlib.import_module("congruence.io")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

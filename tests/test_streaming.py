@@ -1,0 +1,547 @@
+"""Exact streaming CKA/HSIC, minibatch CKA and large-n RBF CKA (issue 5, MEASURES.md 1).
+
+Expected values: the in-memory ``cg.cka`` / ``cg.hsic`` / ``cg.compare_layers`` on the
+concatenated rows (the accumulators must reproduce them for any split), the slow references
+of ``reference_streaming.py`` (full n x n Gram matrices; minibatch CKA from Song et al.'s trace
+formula per batch), and identities (minibatch CKA with one batch is debiased CKA).
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import congruence as cg
+import congruence.streaming as streaming
+from congruence.results import LayerComparison
+from congruence.streaming import (
+    CKAAccumulator,
+    HSICAccumulator,
+    LayerAccumulator,
+    MinibatchCKA,
+    batch_bounds,
+    minibatch_cka,
+)
+from reference_streaming import (
+    ref_linear_cka,
+    ref_linear_hsic,
+    ref_minibatch_cka,
+    ref_rbf_cka,
+)
+
+
+def _pair(n, p1=5, p2=3, seed=0, offset=0.0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p1)) * rng.uniform(0.5, 3.0, p1) + offset * rng.uniform(-1, 1, p1)
+    Y = np.tanh(X @ rng.standard_normal((p1, p2))) + 0.5 * rng.standard_normal((n, p2)) + offset
+    return X, Y
+
+
+def _feed(acc, X, Y, cuts):
+    bounds = [0, *cuts, X.shape[0]]
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        acc.update(X[s:e], Y[s:e])
+    return acc
+
+
+def _close_hsic(got, want, tol=1e-10):
+    assert abs(got - want) <= tol * max(1.0, abs(want)), (got, want)
+
+
+# --------------------------------------------------------------------------- exact streaming
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(2, 40),
+    p1=st.integers(1, 6),
+    p2=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+    debiased=st.booleans(),
+    data=st.data(),
+)
+def test_random_batch_splits_equal_in_memory(n, p1, p2, seed, debiased, data):
+    X, Y = _pair(n, p1, p2, seed=seed % 1000, offset=50.0)
+    cuts = sorted(data.draw(st.sets(st.integers(1, n - 1), max_size=n - 1), label="cuts"))
+    acc = _feed(CKAAccumulator(debiased=debiased), X, Y, cuts)
+    hs = _feed(HSICAccumulator(unbiased=debiased), X, Y, cuts)
+    assert acc.n == n
+    if debiased and n < 4:
+        with pytest.raises(ValueError, match="needs at least 4 rows"):
+            acc.value()
+        return
+    assert acc.value() == pytest.approx(cg.cka(X, Y, debiased=debiased), abs=1e-10, nan_ok=True)
+    assert acc.cka() == acc.value()
+    _close_hsic(hs.value(), cg.hsic(X, Y, unbiased=debiased))
+    _close_hsic(acc.hsic(), hs.value(), tol=1e-12)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_single_row_batches(debiased):
+    X, Y = _pair(30, offset=100.0, seed=3)
+    acc = CKAAccumulator(debiased=debiased)
+    hs = HSICAccumulator(unbiased=debiased)
+    for i in range(30):
+        acc.update(X[i : i + 1], Y[i : i + 1])
+        hs.update(X[i : i + 1], Y[i : i + 1])
+    assert abs(acc.value() - cg.cka(X, Y, debiased=debiased)) < 1e-10
+    _close_hsic(hs.value(), cg.hsic(X, Y, unbiased=debiased))
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_matches_slow_reference(debiased):
+    X, Y = _pair(25, 4, 7, seed=5, offset=10.0)
+    acc = _feed(CKAAccumulator(debiased=debiased), X, Y, [1, 2, 9, 10, 24])
+    hs = _feed(HSICAccumulator(unbiased=debiased), X, Y, [3, 11])
+    assert abs(acc.value() - ref_linear_cka(X, Y, debiased)) < 1e-10
+    _close_hsic(hs.value(), ref_linear_hsic(X, Y, debiased))
+
+
+def test_hand_computed_hsic():
+    # X = Y = [0, 1, 2]: centred values -1, 0, 1, HSIC_b = (sum x^2)^2 / (n-1)^2 = 4 / 4
+    acc = HSICAccumulator()
+    for v in (0.0, 1.0, 2.0):
+        acc.update([[v]], [[v]])
+    assert acc.value() == pytest.approx(1.0, abs=1e-15)
+    # n = 4, X = Y = [0, 0, 1, 1]: K0 = [[0,0,0,0],[0,0,0,0],[0,0,0,1],[0,0,1,0]];
+    # tr(K0 K0) = 2, 1'K0 1 = 2, 1'K0K0 1 = 2 -> (2 + 4/6 - 2*2/2) / 4 = 1/6
+    acc = HSICAccumulator(unbiased=True)
+    acc.update([[0.0], [0.0]], [[0.0], [0.0]]).update([[1.0], [1.0]], [[1.0], [1.0]])
+    assert acc.value() == pytest.approx(1.0 / 6.0, abs=1e-15)
+
+
+def _parts(X, Y, bounds, debiased):
+    out = []
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        out.append(CKAAccumulator(debiased=debiased).update(X[s:e], Y[s:e]))
+    return out
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_merge_order_does_not_matter(debiased):
+    X, Y = _pair(400, 6, 4, seed=8, offset=1e3)
+    bounds = [0, 1, 2, 50, 51, 180, 300, 399, 400]
+    want = cg.cka(X, Y, debiased=debiased)
+    rng = np.random.default_rng(0)
+    values = []
+    for trial in range(6):
+        parts = _parts(X, Y, bounds, debiased)
+        order = rng.permutation(len(parts))
+        parts = [parts[i] for i in order]
+        if trial % 2:  # left fold
+            acc = parts[0]
+            for p in parts[1:]:
+                acc.merge(p)
+        else:  # balanced tree
+            while len(parts) > 1:
+                parts = [
+                    parts[i].merge(parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                    for i in range(0, len(parts), 2)
+                ]
+            acc = parts[0]
+        assert acc.n == 400
+        values.append(acc.value())
+    assert max(values) - min(values) <= 1e-12
+    assert abs(values[0] - want) < 1e-10
+
+
+def test_merge_leaves_other_unchanged_and_handles_empty():
+    X, Y = _pair(40, seed=2)
+    a = CKAAccumulator().update(X[:20], Y[:20])
+    b = CKAAccumulator().update(X[20:], Y[20:])
+    before = b.value()
+    a.merge(b)
+    assert b.value() == before and b.n == 20
+    assert abs(a.value() - cg.cka(X, Y)) < 1e-12
+    empty = CKAAccumulator()
+    assert empty.merge(CKAAccumulator()).n == 0
+    c = CKAAccumulator().merge(a)  # into an empty one: a copy
+    a.update(X[:5], Y[:5])
+    assert c.n == 40 and abs(c.value() - cg.cka(X, Y)) < 1e-12
+    assert a.merge(CKAAccumulator()).n == 45
+
+
+def _state_bytes(acc) -> int:
+    total = 0
+    for v in vars(acc._state).values():
+        if isinstance(v, np.ndarray):
+            total += v.nbytes
+        elif isinstance(v, list):
+            total += sum(m.nbytes for m in v)
+    return total
+
+
+def test_state_does_not_grow_with_n():
+    X, Y = _pair(2000, 4, 3, seed=1)
+    acc = CKAAccumulator(debiased=True).update(X[:10], Y[:10])
+    size = _state_bytes(acc)
+    for s in range(10, 2000, 100):
+        acc.update(X[s : s + 100], Y[s : s + 100])
+    assert _state_bytes(acc) == size
+    # a pair: the (p1 + p2)^2 co-moments (XX, XY, YX, YY), 7 means (as shift + small part),
+    # 2 x 2 W, 2 x 7 G
+    assert size == 8 * (49 + 2 * 7 + 4 + 14)
+    # layers a = (4, 2) against b = (3,): self blocks 16 + 4 + 9, cross 6 x 3, no a-a block
+    lay = LayerAccumulator().update({"x": X[:5], "x2": X[:5, :2]}, {"y": Y[:5]})
+    size = _state_bytes(lay)
+    lay.update({"x": X, "x2": X[:, :2]}, {"y": Y})
+    assert _state_bytes(lay) == size == 8 * (16 + 4 + 9 + 18 + 2 * 9)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_float32_with_large_offsets(debiased):
+    rng = np.random.default_rng(4)
+    n = 6000
+    X = (rng.standard_normal((n, 12)) + 1e4).astype(np.float32)
+    Y = (np.tanh(X.astype(np.float64) - 1e4) @ rng.standard_normal((12, 5)) + 1e4
+         + 0.5 * rng.standard_normal((n, 5))).astype(np.float32)
+    want = cg.cka(X.astype(np.float64), Y.astype(np.float64), debiased=debiased)
+    acc = CKAAccumulator(debiased=debiased)
+    for s in range(0, n, 999):
+        acc.update(X[s : s + 999], Y[s : s + 999])
+    assert abs(acc.value() - want) < 1e-6
+    # the value is not trivial: a raw float32 accumulation would be far off
+    assert 0.05 < want < 0.99
+
+
+@pytest.mark.parametrize("offset", [1e8, 1e10])
+@pytest.mark.parametrize("debiased", [False, True])
+def test_float64_with_huge_offsets(offset, debiased):
+    # X - offset is exact (Sterbenz), so cg.cka on the shifted data is the exact target; the
+    # means are kept as shift + small part, so merging loses no precision to the offset
+    rng = np.random.default_rng(6)
+    n = 20000
+    X = rng.standard_normal((n, 5)) + offset
+    Y = (X - offset) @ rng.standard_normal((5, 3)) + rng.standard_normal((n, 3)) - offset / 3
+    want = cg.cka(X - offset, Y - np.float64(-offset / 3), debiased=debiased)
+    acc = CKAAccumulator(debiased=debiased)
+    for s in range(0, n, 4096):
+        acc.update(X[s : s + 4096], Y[s : s + 4096])
+    assert abs(acc.value() - want) < 1e-12
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_constant_representation_gives_nan(debiased):
+    X = np.ones((10, 3))
+    Y = np.arange(20.0).reshape(10, 2) ** 2
+    acc = CKAAccumulator(debiased=debiased).update(X[:4], Y[:4]).update(X[4:], Y[4:])
+    assert math.isnan(acc.value())
+    assert math.isnan(cg.cka(X, Y, debiased=debiased))
+    hs = HSICAccumulator(unbiased=debiased).update(X, Y)
+    assert hs.value() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_update_errors():
+    acc = CKAAccumulator()
+    with pytest.raises(ValueError, match=r"X has shape \(3, 2\) and Y has shape \(4, 2\)"):
+        acc.update(np.ones((3, 2)), np.ones((4, 2)))
+    acc.update(np.random.default_rng(0).standard_normal((5, 2)), np.ones((5, 3)))
+    with pytest.raises(ValueError, match=r"X has shape \(5, 4\) but earlier batches of X had 2 columns"):
+        acc.update(np.ones((5, 4)), np.ones((5, 3)))
+    with pytest.raises(ValueError, match=r"Y has shape \(5, 1\) but earlier batches of Y had 3 columns"):
+        acc.update(np.ones((5, 2)), np.ones((5, 1)))
+    with pytest.raises(ValueError, match=r"X of shape \(2, 2\) contains 1 non-finite"):
+        acc.update([[1.0, np.nan], [0.0, 1.0]], np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"X must be 2-D"):
+        acc.update(np.ones(3), np.ones((3, 3)))
+    assert acc.n == 5  # failed updates change nothing
+    with pytest.raises(ValueError, match=r"debiased=1 is invalid; expected True or False"):
+        CKAAccumulator(debiased=1)
+    with pytest.raises(ValueError, match=r"unbiased='yes' is invalid"):
+        HSICAccumulator(unbiased="yes")
+
+
+def test_too_few_rows_at_value_time():
+    with pytest.raises(ValueError, match=r"n=0 row\(s\); cka with debiased=False needs at least 2 rows"):
+        CKAAccumulator().value()
+    acc = CKAAccumulator().update([[1.0]], [[2.0]])
+    with pytest.raises(ValueError, match=r"n=1 row\(s\); cka with debiased=False needs at least 2 rows"):
+        acc.value()
+    acc.update([[2.0]], [[1.0]])
+    assert acc.value() == pytest.approx(1.0)
+    deb = CKAAccumulator(debiased=True).update(np.arange(3.0)[:, None], np.arange(3.0)[:, None] ** 2)
+    with pytest.raises(ValueError, match=r"n=3 row\(s\); cka with debiased=True needs at least 4 rows"):
+        deb.value()
+    with pytest.raises(ValueError, match=r"n=3 row\(s\); hsic with debiased=True needs at least 4 rows"):
+        deb.hsic()
+    hs = HSICAccumulator(unbiased=True).update(np.ones((3, 1)), np.ones((3, 1)))
+    with pytest.raises(ValueError, match=r"hsic with unbiased=True needs at least 4 rows"):
+        hs.value()
+
+
+def test_merge_errors():
+    X, Y = _pair(10)
+    a = CKAAccumulator().update(X, Y)
+    with pytest.raises(ValueError, match=r"other has widths \(p1, p2\) = \(5, 2\) but this accumulator has \(5, 3\)"):
+        a.merge(CKAAccumulator().update(X, Y[:, :2]))
+    with pytest.raises(ValueError, match=r"debiased=True into one with debiased=False"):
+        a.merge(CKAAccumulator(debiased=True).update(X, Y))
+    with pytest.raises(ValueError, match=r"other must be a CKAAccumulator or HSICAccumulator"):
+        a.merge(object())
+
+
+# --------------------------------------------------------------------------- layer-wise
+
+
+def _model(n, seed, widths=(6, 3, 9)):
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((n, widths[0])) + 3.0
+    out = {"l0": h}
+    for i, w in enumerate(widths[1:], 1):
+        h = np.tanh(h @ rng.standard_normal((h.shape[1], w)) / 2) + 0.2 * rng.standard_normal((n, w))
+        out[f"l{i}"] = h
+    return out
+
+
+def _stream(acc, a, b, cuts):
+    n = next(iter(a.values())).shape[0]
+    bounds = [0, *cuts, n]
+    for s, e in zip(bounds[:-1], bounds[1:]):
+        acc.update({k: v[s:e] for k, v in a.items()}, None if b is None else {k: v[s:e] for k, v in b.items()})
+    return acc
+
+
+@pytest.mark.parametrize("measure,flag", [("cka", "debiased"), ("hsic", "unbiased")])
+@pytest.mark.parametrize("unbiased", [False, True])
+@pytest.mark.parametrize("with_b", [False, True])
+def test_layers_equal_compare_layers(measure, flag, unbiased, with_b):
+    a = _model(70, 0)
+    b = _model(70, 1, widths=(2, 5)) if with_b else None
+    acc = _stream(LayerAccumulator(measure, **{flag: unbiased}), a, b, [1, 13, 14, 40])
+    got = acc.result()
+    want = cg.compare_layers(a, b, measure, **{flag: unbiased})
+    assert isinstance(got, LayerComparison)
+    assert (got.measure, got.kind, got.rows, got.cols) == (want.measure, want.kind, want.rows, want.cols)
+    assert dict(got.params) == dict(want.params)
+    scale = max(1.0, float(np.abs(want.values).max()))
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-10, atol=1e-10 * scale)
+    assert np.array_equal(acc.value().values, got.values, equal_nan=True)
+    other = acc.hsic() if measure == "cka" else acc.cka()
+    other_name = "hsic" if measure == "cka" else "cka"
+    other_flag = "unbiased" if measure == "cka" else "debiased"
+    want2 = cg.compare_layers(a, b, other_name, **{other_flag: unbiased})
+    scale = max(1.0, float(np.abs(want2.values).max()))
+    np.testing.assert_allclose(other.values, want2.values, rtol=1e-10, atol=1e-10 * scale)
+
+
+def test_layers_list_input_and_merge():
+    a = _model(60, 2)
+    lst = list(a.values())
+    acc1 = LayerAccumulator().update([x[:25] for x in lst])
+    acc2 = LayerAccumulator().update([x[25:] for x in lst])
+    acc1.merge(acc2)
+    want = cg.compare_layers(lst)
+    assert acc1.result().rows == ("0", "1", "2")
+    np.testing.assert_allclose(acc1.result().values, want.values, atol=1e-12)
+
+
+def test_layers_errors():
+    a = _model(20, 0)
+    with pytest.raises(ValueError, match=r"kernel='rbf' cannot be accumulated over batches: expected kernel='linear'"):
+        LayerAccumulator("cka", kernel="rbf")
+    with pytest.raises(ValueError, match=r"measure='cca' is invalid; expected one of 'cka', 'hsic'"):
+        LayerAccumulator("cca")
+    with pytest.raises(TypeError, match="unexpected parameter"):
+        LayerAccumulator("cka", unbiased=True)
+    with pytest.raises(ValueError, match=r"debiased='no' is invalid"):
+        LayerAccumulator("cka", debiased="no")
+    acc = LayerAccumulator().update(a)
+    with pytest.raises(ValueError, match=r"a has layers \['l0', 'l1'\] but the first batch had \['l0', 'l1', 'l2'\]"):
+        acc.update({"l0": a["l0"], "l1": a["l1"]})
+    with pytest.raises(ValueError, match=r"a\['l1'\] has 4 columns but earlier batches of that layer had 3"):
+        acc.update({"l0": a["l0"], "l1": np.ones((20, 4)), "l2": a["l2"]})
+    with pytest.raises(ValueError, match=r"b was given in the first batch but not in this one"):
+        acc.update(a, {"x": np.ones((20, 2))})
+    with pytest.raises(ValueError, match=r"a\['l1'\] has shape \(19, 3\) but a\['l0'\] has 20 rows"):
+        acc.update({"l0": a["l0"], "l1": a["l1"][:19], "l2": a["l2"]})
+    with pytest.raises(ValueError, match=r"a must map layer names"):
+        acc.update(np.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"a holds no layers"):
+        acc.update({})
+    with pytest.raises(ValueError, match=r"other compares layers"):
+        acc.merge(LayerAccumulator().update({"x": np.ones((3, 2))}))
+    with pytest.raises(ValueError, match=r"LayerAccumulator has seen n=3 row\(s\); cka with debiased=True needs at least 4"):
+        LayerAccumulator(debiased=True).update({"x": np.arange(6.0).reshape(3, 2)}).result()
+
+
+def test_layers_constant_layer_nan():
+    a = {"c": np.full((12, 2), 3.0), "v": np.arange(24.0).reshape(12, 2) ** 1.5}
+    res = LayerAccumulator().update({k: v[:5] for k, v in a.items()}).update({k: v[5:] for k, v in a.items()}).result()
+    want = cg.compare_layers(a)
+    assert np.isnan(res.values[0]).all() and np.isnan(res.values[:, 0]).all()
+    assert np.isnan(want.values[0, 1])
+    assert res["v", "v"] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- minibatch CKA
+
+
+def test_minibatch_equals_reference_pair():
+    X, Y = _pair(300, 6, 4, seed=11, offset=5.0)
+    want = ref_minibatch_cka([X[s : s + 60] for s in range(0, 300, 60)], [Y[s : s + 60] for s in range(0, 300, 60)])
+    assert minibatch_cka(X, Y, batch_size=60) == pytest.approx(want, abs=1e-12)
+    # it is a different estimator than CKA
+    assert abs(want - cg.cka(X, Y)) > 1e-3
+
+
+@pytest.mark.parametrize("ragged", ["merge", "drop"])
+def test_minibatch_ragged_rule(ragged):
+    X, Y = _pair(230, 5, 3, seed=12)
+    # batch_size 50 over 230 rows: 4 full batches and 30 rows left over
+    if ragged == "merge":
+        bounds = [(0, 50), (50, 100), (100, 150), (150, 230)]  # the 30 rows join the last batch
+    else:
+        bounds = [(0, 50), (50, 100), (100, 150), (150, 200)]  # the 30 rows are left out
+    assert batch_bounds(230, 50, ragged) == bounds
+    want = ref_minibatch_cka([X[s:e] for s, e in bounds], [Y[s:e] for s, e in bounds])
+    assert minibatch_cka(X, Y, batch_size=50, ragged=ragged) == pytest.approx(want, abs=1e-12)
+    other = [(0, 50), (50, 100), (100, 150), (150, 200), (200, 230)]
+    alt = ref_minibatch_cka([X[s:e] for s, e in other], [Y[s:e] for s, e in other])
+    assert abs(alt - want) > 1e-6  # the rule matters
+
+
+def test_batch_bounds_edge_cases():
+    assert batch_bounds(7, 10) == [(0, 7)]
+    assert batch_bounds(20, 10) == [(0, 10), (10, 20)]
+    assert batch_bounds(20, 10, ragged="drop") == [(0, 10), (10, 20)]
+    with pytest.raises(ValueError, match=r"ragged='drop' with batch_size=10 leaves no batch of the n=7 rows"):
+        batch_bounds(7, 10, ragged="drop")
+    with pytest.raises(ValueError, match=r"ragged='keep' is invalid; expected one of 'merge', 'drop'"):
+        batch_bounds(7, 3, ragged="keep")
+
+
+def test_minibatch_single_batch_is_debiased_cka():
+    X, Y = _pair(90, 4, 6, seed=13)
+    assert minibatch_cka(X, Y, batch_size=90) == pytest.approx(cg.cka(X, Y, debiased=True), abs=1e-12)
+    assert minibatch_cka(X, Y, batch_size=500) == pytest.approx(cg.cka(X, Y, debiased=True), abs=1e-12)
+
+
+@pytest.mark.parametrize("with_b", [False, True])
+@pytest.mark.parametrize("widths", [(3, 5, 2), (40, 70, 33)])  # feature route / Gram route
+def test_minibatch_layers_equal_reference(with_b, widths, monkeypatch):
+    a = _model(120, 3, widths=widths)
+    b = _model(120, 4, widths=(4, widths[1])) if with_b else None
+    batches = [(0, 32), (32, 64), (64, 120)]
+    acc = MinibatchCKA()
+    for s, e in batches:
+        acc.update({k: v[s:e] for k, v in a.items()}, None if b is None else {k: v[s:e] for k, v in b.items()})
+    res = acc.result()
+    cols = a if b is None else b
+    assert res.rows == tuple(a) and res.cols == tuple(cols)
+    want = np.array(
+        [[ref_minibatch_cka([x[s:e] for s, e in batches], [y[s:e] for s, e in batches]) for y in cols.values()] for x in a.values()]
+    )
+    np.testing.assert_allclose(res.values, want, rtol=0, atol=1e-12)
+    # the Gram route in several row blocks gives the same
+    monkeypatch.setattr(streaming, "_GRAM_BLOCK_BYTES", 8 * 64 * 5)
+    acc2 = MinibatchCKA()
+    for s, e in batches:
+        acc2.update({k: v[s:e] for k, v in a.items()}, None if b is None else {k: v[s:e] for k, v in b.items()})
+    np.testing.assert_allclose(acc2.result().values, want, rtol=0, atol=1e-12)
+
+
+def test_minibatch_merge_and_nan():
+    a = {"c": np.ones((40, 2)), "v": np.random.default_rng(0).standard_normal((40, 3))}
+    p = MinibatchCKA().update({k: v[:20] for k, v in a.items()})
+    q = MinibatchCKA().update({k: v[20:] for k, v in a.items()})
+    whole = MinibatchCKA().update({k: v[:20] for k, v in a.items()}).update({k: v[20:] for k, v in a.items()})
+    merged = p.merge(q).result()
+    np.testing.assert_array_equal(np.isnan(merged.values), np.isnan(whole.result().values))
+    assert p.batches == 2 and p.n == 40
+    assert np.isnan(merged["c", "v"]) and merged["v", "v"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"other compares layers"):
+        p.merge(MinibatchCKA().update({"x": np.ones((5, 2))}))
+
+
+def test_minibatch_errors():
+    X, Y = _pair(30)
+    acc = MinibatchCKA()
+    with pytest.raises(ValueError, match=r"the batch has 3 row\(s\); minibatch CKA needs at least 4 rows per batch"):
+        acc.update({"x": X[:3]}, {"y": Y[:3]})
+    with pytest.raises(ValueError, match=r"MinibatchCKA has no batch yet"):
+        acc.result()
+    with pytest.raises(ValueError, match=r"batch_size=3 is out of range; expected a value in \[4, inf\)"):
+        minibatch_cka(X, Y, batch_size=3)
+    with pytest.raises(ValueError, match=r"batch_size=4.5 is invalid; expected an integer"):
+        minibatch_cka(X, Y, batch_size=4.5)
+    with pytest.raises(ValueError, match=r"X has shape \(3, 5\): 3 row\(s\), but this measure needs at least 4 rows"):
+        minibatch_cka(X[:3], Y[:3], batch_size=4)
+    acc.update({"x": X[:4]}, {"y": Y[:4]})
+    with pytest.raises(ValueError, match=r"b has layers \['z'\] but the first batch had \['y'\]"):
+        acc.update({"x": X[:4]}, {"z": Y[:4]})
+
+
+# --------------------------------------------------------------------------- RBF at large n
+
+
+def test_rbf_cka_at_n3000_equals_reference():
+    rng = np.random.default_rng(21)
+    n = 3000
+    X = rng.standard_normal((n, 6))
+    Y = np.sin(X @ rng.standard_normal((6, 4))) + 0.3 * rng.standard_normal((n, 4))
+    want = ref_rbf_cka(X, Y, 0.8)
+    assert cg.cka(X, Y, kernel="rbf", sigma_frac=0.8) == pytest.approx(want, abs=1e-10)
+
+
+# --------------------------------------------------------------------------- memory bound
+
+
+_MEMORY_CHILD = textwrap.dedent(
+    """
+    import numpy as np
+    from congruence.streaming import CKAAccumulator
+
+    def hwm_kib():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+
+    rng = np.random.default_rng(0)
+    CKAAccumulator(debiased=True).update(rng.standard_normal((50, 32)), rng.standard_normal((50, 16))).value()
+    base = hwm_kib()
+    acc = CKAAccumulator(debiased=True)
+    rows, batch = 10**6, 20000
+    for _ in range(rows // batch):
+        X = rng.standard_normal((batch, 32))
+        Y = X[:, :16] + rng.standard_normal((batch, 16))
+        acc.update(X, Y)
+    print(acc.n, hwm_kib() - base, acc.value())
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc")
+def test_peak_memory_bounded_over_a_million_rows():
+    # one BLAS thread: the products are tiny, and threads only add noise on a busy machine
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD], capture_output=True, text=True, timeout=120,
+        check=True, env=env,
+    )
+    n, grown_kib, value = out.stdout.split()
+    assert int(n) == 10**6
+    held_mib = 10**6 * 48 * 8 / 2**20  # holding the rows: 366 MiB
+    grown_mib = int(grown_kib) / 1024
+    assert grown_mib < 40, f"peak memory grew by {grown_mib:.1f} MiB while streaming"
+    assert grown_mib < held_mib / 9
+    assert 0.2 < float(value) < 0.9
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def test_doctests():
+    module = importlib.import_module("congruence.streaming")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
