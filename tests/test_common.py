@@ -77,8 +77,12 @@ def _invariance_cases(declared: bool):
 # --------------------------------------------------------------------------- data
 
 
+#: Rows for measures that need p >= n (``Measure.wide``): at most the narrowest width used.
+N_WIDE = P2 - 1
+
+
 def _n(m, params) -> int:
-    return max(N, m.min_rows(**params))
+    return N_WIDE if m.wide else max(N, m.min_rows(**params))
 
 
 def _random_pair(seed: int, n: int = N, p1: int = P1, p2: int = P2):
@@ -236,6 +240,8 @@ def test_min_rows(m, params):
     rng = np.random.default_rng(51)
     # Narrow inputs, so that p < n style requirements (e.g. CCA) do not interfere.
     w1, w2 = max(1, min(P1, k - 1)), max(1, min(P2, k - 1))
+    if m.wide:
+        w1, w2 = max(P1, k), max(P2, k)
     v = _call(m, rng.standard_normal((k, w1)), rng.standard_normal((k, w2)), params)
     assert type(v) is float
     with pytest.raises(ValueError):

@@ -14,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from congruence import measures as _measures  # noqa: F401  (registers every measure)
 from congruence._registry import Measure, get_measure, list_measures
 from congruence.compare import compare, compare_layers
+from congruence.distributed import dask_compare_layers
+from congruence.io import open_layers, stream_layers
 from congruence.measures.alignment import (
     aligned_cosine,
     angular_shape_metric,
@@ -25,7 +27,6 @@ from congruence.measures.alignment import (
 )
 from congruence.measures.cca import cca, pwcca, svcca
 from congruence.measures.descriptive import concentricity_diff, magnitude_diff, uniformity_diff
-from congruence.measures.topology import geometry_score, imd, rtd
 from congruence.measures.functional import (
     accuracy_diff,
     cohens_kappa,
@@ -37,15 +38,31 @@ from congruence.measures.functional import (
     surrogate_churn,
 )
 from congruence.measures.kernel import cka, hsic
+from congruence.measures.neighbors import (
+    joint_rank_jaccard,
+    knn_jaccard,
+    mutual_knn,
+    rank_similarity,
+    second_order_cosine,
+)
+from congruence.measures.rsm import (
+    distance_correlation,
+    eigenspace_overlap,
+    gulp,
+    normalized_bures,
+    riemannian_distance,
+    rsa,
+    rsm_norm_diff,
+)
+from congruence.measures.topology import geometry_score, imd, rtd
 from congruence.results import LayerComparison
-from congruence.streaming import CKAAccumulator
-from congruence.streaming import HSICAccumulator
-from congruence.streaming import LayerAccumulator
-from congruence.streaming import MinibatchCKA
-from congruence.streaming import minibatch_cka
-from congruence.io import open_layers
-from congruence.io import stream_layers
-from congruence.distributed import dask_compare_layers
+from congruence.streaming import (
+    CKAAccumulator,
+    HSICAccumulator,
+    LayerAccumulator,
+    MinibatchCKA,
+    minibatch_cka,
+)
 
 try:
     __version__ = version("congruence")
@@ -71,24 +88,36 @@ __all__ = [
     "correlation_match",
     "dask_compare_layers",
     "disagreement",
+    "distance_correlation",
+    "eigenspace_overlap",
     "error_corrected_disagreement",
     "fleiss_kappa",
     "geometry_score",
     "get_measure",
+    "gulp",
     "hsic",
     "imd",
+    "joint_rank_jaccard",
     "jsd",
+    "knn_jaccard",
     "linear_regression",
     "list_measures",
     "magnitude_diff",
     "minibatch_cka",
+    "mutual_knn",
+    "normalized_bures",
     "open_layers",
     "orthogonal_procrustes",
     "permutation_procrustes",
     "prediction_difference",
     "procrustes_size_and_shape",
     "pwcca",
+    "rank_similarity",
+    "riemannian_distance",
+    "rsa",
+    "rsm_norm_diff",
     "rtd",
+    "second_order_cosine",
     "stream_layers",
     "surrogate_churn",
     "svcca",

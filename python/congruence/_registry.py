@@ -69,6 +69,8 @@ class Measure:
     _bounds: Props
     _min_rows: Props
     batch: Optional[Callable[..., Any]] = field(default=None, compare=False)
+    #: True when the measure needs at least as many features as rows (``p >= n``).
+    wide: bool = False
     #: Every keyword a caller may pass (parameters with defaults and required ones such as
     #: ``labels``; the data arguments excluded).
     accepts: tuple[str, ...] = ()
@@ -125,11 +127,13 @@ def register(
     min_rows: Any = 2,
     inputs: str = "representations",
     variants: Sequence[Mapping[str, Any]] = ({},),
+    wide: bool = False,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator that records a measure function and its metadata in the registry.
 
     ``symmetric``, ``invariances``, ``bounds`` and ``min_rows`` are constants or callables of
     the (default-completed) parameter dict, for properties that depend on parameters.
+    ``wide=True`` marks measures defined only for ``p >= n`` (so generic tests use wide data).
     """
     if kind not in ("similarity", "distance", "dependence"):
         raise ValueError(f"kind={kind!r}")
@@ -161,6 +165,7 @@ def register(
             _invariances=_as_props(invariances),
             _bounds=_as_props(bounds),
             _min_rows=_as_props(min_rows),
+            wide=wide,
             accepts=tuple(
                 p.name
                 for i, p in enumerate(sig.parameters.values())

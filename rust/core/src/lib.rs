@@ -10,10 +10,12 @@
 //! depend on the number of threads and adds the partial results in a fixed order, so float64
 //! results are identical for any `RAYON_NUM_THREADS`.
 
+pub mod distance;
 pub mod error;
 pub mod hsic;
 pub mod kernel;
 pub mod linalg;
+pub mod neighbors;
 pub mod simd;
 
 pub use error::{CoreError, Result};

@@ -51,10 +51,14 @@ impl Array<'_> {
 }
 
 /// One binding module per family, each with a `register` function that adds its functions.
+mod distance;
 mod kernel;
+mod neighbors;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    distance::register(m)?;
     kernel::register(m)?;
+    neighbors::register(m)?;
     Ok(())
 }

@@ -1,0 +1,309 @@
+#!/usr/bin/env python
+"""Benchmark congruence's RSM measures (RSA, distance correlation) against NumPy/SciPy.
+
+Each case runs congruence and a NumPy/SciPy reference side by side in the same process with
+the same thread count (Rayon for congruence; BLAS for NumPy, whose ``pdist``, ``rankdata`` and
+``spearmanr`` are single-threaded C), reports the best of k timed repetitions after one
+warm-up, the speed ratio, the absolute difference of the values and the peak memory of each
+side (measured once in a fresh interpreter, in units of one n x n float64 matrix).
+
+Usage::
+
+    python benches/bench_rsm.py                        # full sizes: n=5000, p=256 (minutes)
+    python benches/bench_rsm.py --quick                # smoke test: n=1000, p=64
+    python benches/bench_rsm.py --only dcor            # one case (comma-separate several)
+    python benches/bench_rsm.py --threads 2 --repeat 5 --json out.json
+    python benches/bench_rsm.py --no-memory            # skip the peak-memory subprocesses
+
+Cases (target: congruence >= 3x faster than the reference at full size):
+
+* ``rsa_correlation``: ``rsa(X, Y)`` (correlation RSM, Spearman) vs
+  ``spearmanr(corrcoef(X)[iu], corrcoef(Y)[iu])`` (BLAS correlation matrices).
+* ``rsa_euclidean``: ``rsa(X, Y, rsm="euclidean")`` vs ``spearmanr(pdist(X), pdist(Y))``.
+* ``rsa_euclidean_pearson``: ``rsa(X, Y, rsm="euclidean", compare="pearson")`` vs
+  ``pearsonr(pdist(X), pdist(Y))`` (for information; no target).
+* ``dcor``: ``distance_correlation(X, Y)`` vs NumPy double centring of
+  ``squareform(pdist(.))`` and ``mean(A * B)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+
+CASES = ("rsa_correlation", "rsa_euclidean", "rsa_euclidean_pearson", "dcor")
+TARGETS = {"rsa_correlation": 3.0, "rsa_euclidean": 3.0, "dcor": 3.0}
+FULL = dict(n=5000, p=256)
+QUICK = dict(n=1000, p=64)
+AGREE = 1e-9  # |value difference| allowed between two float64 computations
+
+
+def _parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="congruence vs NumPy/SciPy: RSM measures")
+    ap.add_argument("--quick", action="store_true", help="n=1000, p=64 instead of n=5000, p=256")
+    ap.add_argument("--only", metavar="NAMES", help="comma-separated cases: " + ", ".join(CASES))
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for both sides (default: $RAYON_NUM_THREADS, else cpu_count)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept (3)")
+    ap.add_argument("--json", metavar="OUT", help="also write environment and rows as JSON")
+    ap.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
+    ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_impl", dest="impl", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_n", dest="n", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_p", dest="p", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    names = [s.strip() for s in (args.only or ",".join(CASES)).split(",") if s.strip()]
+    bad = [s for s in names if s not in CASES]
+    if bad:
+        ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
+    args.only = names
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    if args.threads is None:
+        env = os.environ.get("RAYON_NUM_THREADS", "")
+        args.threads = int(env) if env.strip().isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    if args.threads < 1:
+        ap.error("--threads must be >= 1")
+    return args
+
+
+ARGS = _parse_args()
+THREADS = ARGS.threads
+_CALLER_RAYON = os.environ.get("RAYON_NUM_THREADS")
+
+# Memory subprocesses are started by a launcher created now, while this interpreter is small:
+# on Linux a child's ru_maxrss starts at the RSS of the process that forked it.
+_LAUNCHER_SRC = r"""
+import json, subprocess, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    p = subprocess.run(req["argv"], capture_output=True, text=True, env=req["env"])
+    sys.stdout.write(json.dumps({"rc": p.returncode, "out": p.stdout, "err": p.stderr}) + "\n")
+    sys.stdout.flush()
+"""
+_LAUNCHER = None
+if ARGS.mem_child is None and not ARGS.no_memory:
+    _LAUNCHER = subprocess.Popen([sys.executable, "-c", _LAUNCHER_SRC], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+
+for _var in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+import numpy as np  # noqa: E402
+from scipy.spatial.distance import pdist, squareform  # noqa: E402
+from scipy.stats import pearsonr, spearmanr  # noqa: E402
+
+import congruence as cg  # noqa: E402
+from congruence.measures import rsm as _rsm  # noqa: E402
+
+try:  # noqa: E402
+    import threadpoolctl
+
+    _LIMITER = threadpoolctl.threadpool_limits(limits=THREADS, user_api="blas")
+except ImportError:  # pragma: no cover - optional
+    threadpoolctl = None
+
+rsa = getattr(cg, "rsa", _rsm.rsa)
+distance_correlation = getattr(cg, "distance_correlation", _rsm.distance_correlation)
+
+
+# --------------------------------------------------------------------------------------
+# Data and references
+# --------------------------------------------------------------------------------------
+
+
+def make_pair(n: int, p: int):
+    """X standard normal with column offsets; Y = tanh(X W) + noise, float64."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, p)) + rng.standard_normal(p)
+    Y = np.tanh(X @ (rng.standard_normal((p, p)) / math.sqrt(p)))
+    Y += 0.5 * rng.standard_normal((n, p))
+    return X, Y
+
+
+def ref_rsa_correlation(X, Y):
+    iu = np.triu_indices(X.shape[0], k=1)
+    return float(spearmanr(np.corrcoef(X)[iu], np.corrcoef(Y)[iu]).statistic)
+
+
+def ref_rsa_euclidean(X, Y):
+    return float(spearmanr(pdist(X), pdist(Y)).statistic)
+
+
+def ref_rsa_euclidean_pearson(X, Y):
+    return float(pearsonr(pdist(X), pdist(Y)).statistic)
+
+
+def _double_centred(X):
+    a = squareform(pdist(X))
+    r = a.mean(axis=1)  # symmetric: row means = column means
+    a -= r[:, None]
+    a -= r[None, :]
+    a += r.mean()
+    return a
+
+
+def ref_dcor(X, Y):
+    A = _double_centred(X)
+    B = _double_centred(Y)
+    ab, aa, bb = float(np.vdot(A, B)), float(np.vdot(A, A)), float(np.vdot(B, B))
+    return math.sqrt(max(ab, 0.0) / math.sqrt(aa * bb))
+
+
+IMPLS = {
+    "rsa_correlation": (lambda X, Y: rsa(X, Y), ref_rsa_correlation,
+                        "spearmanr(corrcoef[iu])"),
+    "rsa_euclidean": (lambda X, Y: rsa(X, Y, rsm="euclidean"), ref_rsa_euclidean,
+                      "spearmanr(pdist)"),
+    "rsa_euclidean_pearson": (lambda X, Y: rsa(X, Y, rsm="euclidean", compare="pearson"),
+                              ref_rsa_euclidean_pearson, "pearsonr(pdist)"),
+    "dcor": (lambda X, Y: distance_correlation(X, Y), ref_dcor, "numpy H a H (squareform)"),
+}
+
+
+# --------------------------------------------------------------------------------------
+# Timing and memory
+# --------------------------------------------------------------------------------------
+
+
+def timed(fns: dict, k: int):
+    """Warm up each callable once, then k interleaved timed runs; best seconds and values."""
+    values = {name: fn() for name, fn in fns.items()}
+    best = {name: math.inf for name in fns}
+    for _ in range(k):
+        for name, fn in fns.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            values[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best, values
+
+
+def _maxrss_kib() -> int:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r // 1024 if sys.platform == "darwin" else r
+
+
+def mem_child(args) -> None:
+    """Run one implementation once in this fresh interpreter; print one JSON line."""
+    ours, ref, _ = IMPLS[args.mem_child]
+    fn = ours if args.impl == "congruence" else ref
+    t = np.random.default_rng(1).standard_normal((64, 8))
+    fn(t, t[:, ::-1] ** 2)  # warm-up: BLAS buffers, Rayon pool, lazy imports
+    X, Y = make_pair(args.n, args.p)
+    gc.collect()
+    base = _maxrss_kib()
+    v = float(fn(X, Y))
+    peak = _maxrss_kib()
+    print(json.dumps({"baseline_kib": base, "peak_kib": peak, "value": v}))
+
+
+def measure_peak(case: str, impl: str, n: int, p: int) -> float:
+    """Peak memory above the inputs, in n x n float64 matrices."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--_mem-child", case, "--_impl", impl,
+           "--_n", str(n), "--_p", str(p), "--threads", str(THREADS)]
+    _LAUNCHER.stdin.write(json.dumps({"argv": cmd, "env": dict(os.environ)}) + "\n")
+    _LAUNCHER.stdin.flush()
+    reply = json.loads(_LAUNCHER.stdout.readline())
+    if reply["rc"] != 0:
+        raise RuntimeError(f"memory subprocess ({case}, {impl}) failed:\n{reply['err'][-2000:]}")
+    out = json.loads([ln for ln in reply["out"].splitlines() if ln.startswith("{")][-1])
+    return (out["peak_kib"] - out["baseline_kib"]) / (n * n * 8 / 1024)
+
+
+# --------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------
+
+
+def run_case(case: str, n: int, p: int):
+    ours, ref, ref_name = IMPLS[case]
+    X, Y = make_pair(n, p)
+    t, v = timed({"ours": lambda: ours(X, Y), "ref": lambda: ref(X, Y)}, ARGS.repeat)
+    row = dict(case=case, reference=ref_name, n=n, p=p, dtype="float64", threads=THREADS,
+               ours_s=t["ours"], ref_s=t["ref"], ratio=t["ref"] / t["ours"],
+               abs_diff=abs(v["ours"] - v["ref"]), value=v["ours"],
+               mem_ours=None, mem_ref=None, target=TARGETS.get(case))
+    if _LAUNCHER is not None:
+        row["mem_ours"] = measure_peak(case, "congruence", n, p)
+        row["mem_ref"] = measure_peak(case, "reference", n, p)
+    row["ok"] = row["abs_diff"] <= AGREE and (
+        row["target"] is None or row["ratio"] >= row["target"]
+    )
+    return row
+
+
+def header() -> dict:
+    env = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "congruence": getattr(cg, "__version__", "?"),
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "RAYON_NUM_THREADS (caller)": _CALLER_RAYON,
+        "threads used": THREADS,
+        "quick": ARGS.quick,
+    }
+    if threadpoolctl is not None:
+        env["blas"] = [
+            {k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for d in threadpoolctl.threadpool_info() if d.get("user_api") == "blas"
+        ]
+    return env
+
+
+def _fmt(x, spec):
+    return "-" if x is None else format(x, spec)
+
+
+def main() -> int:
+    if ARGS.mem_child is not None:
+        mem_child(ARGS)
+        return 0
+    size = QUICK if ARGS.quick else FULL
+    env = header()
+    for k, v in env.items():
+        print(f"# {k}: {v}")
+    rows, errors = [], []
+    for case in ARGS.only:
+        try:
+            rows.append(run_case(case, size["n"], size["p"]))
+        except Exception as exc:  # report and go on with the other cases
+            errors.append((case, repr(exc)))
+    cols = ("case", "reference", "n", "p", "dtype", "thr", "ours s", "ref s", "ref/ours",
+            "|diff|", "mem ours", "mem ref", "target", "ok")
+    print(" | ".join(cols))
+    for r in rows:
+        print(" | ".join([
+            r["case"], r["reference"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]),
+            f"{r['ours_s']:.3f}", f"{r['ref_s']:.3f}", f"{r['ratio']:.2f}",
+            f"{r['abs_diff']:.1e}", _fmt(r["mem_ours"], ".2f"), _fmt(r["mem_ref"], ".2f"),
+            "-" if r["target"] is None else f">= {r['target']:g}x", "yes" if r["ok"] else "no",
+        ]))
+    print("# mem: peak RSS above the inputs in one run, in n x n float64 matrices "
+          f"({size['n'] ** 2 * 8 / 1e6:.0f} MB each)")
+    if ARGS.quick:
+        print("# --quick: sizes are reduced; targets are meant for the full sizes")
+    for case, err in errors:
+        print(f"# ERROR in {case}: {err}")
+    if ARGS.json:
+        with open(ARGS.json, "w", encoding="utf-8") as f:
+            json.dump({"environment": env, "rows": rows, "errors": errors}, f, indent=2)
+    if _LAUNCHER is not None:
+        _LAUNCHER.stdin.close()
+        _LAUNCHER.wait(timeout=30)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""Neighbourhood-based measures (MEASURES.md section 5).
+
+All five compare, row by row, the ``k`` nearest neighbours ``N_k(i)`` of each input under the
+cosine distance ``1 - cos`` in the two representations: self excluded, ordered by increasing
+distance, ties broken by the smaller index; an all-zero row has cosine similarity 0 with every
+row (distance 1).
+
+The neighbour sets are computed in the Rust core in row blocks: the rows are normalised once,
+each block of rows is multiplied against the earlier blocks (each pair of rows once, so a pair
+has one distance and ties are exact ties) and every row keeps a bounded top-``k`` selection.
+float32 input is computed in float32. For float64 input that float32 pass only screens
+candidates, with a rigorous error margin; the neighbours are then decided by float64
+distances, exactly as an exhaustive float64 search would (rows with too many near-ties take
+that exhaustive search). The memory is ``O(n p + n k + block x n)``, never ``n x n``. In
+:func:`congruence.compare_layers` each layer's neighbour sets are computed once and reused
+for every pair of layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from congruence import _core
+from congruence._registry import register, set_batch
+from congruence._validation import check_number, check_pair
+
+__all__ = [
+    "knn_jaccard",
+    "second_order_cosine",
+    "rank_similarity",
+    "joint_rank_jaccard",
+    "mutual_knn",
+]
+
+_SURVEY = (
+    "Klabunde, Schumacher, Strohmaier, Lemmerich (2025). Similarity of Neural Network Models: "
+    "A Survey of Functional and Representational Measures. ACM Computing Surveys."
+)
+_HAMILTON = (
+    "Hamilton, Leskovec, Jurafsky (2016b). Cultural Shift or Linguistic Drift? Comparing Two "
+    "Computational Measures of Semantic Change. EMNLP."
+)
+_HUH = (
+    "Huh, Cheung, Wang, Isola (2024). The Platonic Representation Hypothesis. ICML."
+)
+_INVARIANCES = ("orthogonal", "isotropic_scaling", "permutation")
+_VARIANTS = ({}, {"k": 3})
+
+
+def _min_rows(params) -> int:
+    k = params["k"]
+    ok = isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) and k >= 1
+    return int(k) + 1 if ok else 2
+
+
+def _check_k_type(k: Any) -> int:
+    return int(check_number("k", k, low=1, integer=True))
+
+
+def _check_k_range(k: int, n: int) -> int:
+    if k > n - 1:
+        raise ValueError(
+            f"k={k!r} is out of range; expected an integer in [1, n-1] = [1, {n - 1}] for "
+            f"n = {n} rows (each row has n-1 other rows to choose neighbours from)"
+        )
+    return k
+
+
+def _prepare(X, Y, k):
+    k = _check_k_type(k)
+    X, Y = check_pair(X, Y)
+    k = _check_k_range(k, X.shape[0])
+    return X, Y, k
+
+
+def _knn(X: np.ndarray, k: int) -> np.ndarray:
+    return _core.knn(X, k)[0]
+
+
+def _set_measure(X, Y, k, statistic: str) -> float:
+    X, Y, k = _prepare(X, Y, k)
+    return float(_core.knn_statistic(_knn(X, k), _knn(Y, k), statistic))
+
+
+_COMMON: dict[str, Any] = {
+    "family": "neighbors",
+    "kind": "similarity",
+    "symmetric": True,
+    "invariances": _INVARIANCES,
+    "bounds": (0.0, 1.0),
+    "min_rows": _min_rows,
+    "variants": _VARIANTS,
+}
+
+_NOTES = """
+    Neighbours: :math:`N^X_k(i)` are the ``k`` rows nearest to row ``i`` of ``X`` under the
+    cosine distance :math:`d(a, b) = 1 - \\langle a, b\\rangle / (\\lVert a\\rVert\\,\\lVert
+    b\\rVert)` (an all-zero row has distance 1 to every row), row ``i`` excluded, ordered by
+    increasing distance with ties broken by the smaller index."""
+
+
+@register(
+    summary="Mean Jaccard similarity of the k-nearest-neighbour sets (cosine distance)",
+    references=(_SURVEY,),
+    **_COMMON,
+)
+def knn_jaccard(X, Y, k: int = 10) -> float:
+    r"""k-NN Jaccard similarity: the mean overlap of the two neighbour sets of each input.
+
+    .. math::
+
+        \frac1n \sum_{i=1}^n
+        \frac{|N^X_k(i) \cap N^Y_k(i)|}{|N^X_k(i) \cup N^Y_k(i)|}
+
+    {notes}
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p1)
+    Y : array-like of shape (n, p2)
+        Row ``i`` of both is the same input example. float32 input is computed on directly.
+    k : int
+        Number of neighbours, ``1 <= k <= n - 1``.
+
+    Returns
+    -------
+    float
+        Similarity in [0, 1]; 1 when every input has the same neighbours in both. Never nan.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not an integer in ``[1, n-1]``, or for invalid arrays.
+
+    References
+    ----------
+    Klabunde et al. (2025), ACM Computing Surveys (neighbourhood-based measures).
+
+    Examples
+    --------
+    >>> import numpy as np, congruence as cg
+    >>> X = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])  # close pairs {0,1}, {2,3}
+    >>> Y = X[[0, 2, 1, 3]]                                             # close pairs {0,2}, {1,3}
+    >>> cg.knn_jaccard(X, X, k=1), cg.knn_jaccard(X, Y, k=1)
+    (1.0, 0.0)
+    >>> cg.knn_jaccard(X, Y, k=2)   # rows 0-2 share 1 of 3 neighbours, row 3 both: (3/3 + 1)/4
+    0.5
+    """
+    return _set_measure(X, Y, k, "jaccard")
+
+
+@register(
+    summary="Second-order cosine similarity: cosine of the distance vectors to the union of the kNN sets",
+    references=(_HAMILTON, _SURVEY),
+    **_COMMON,
+)
+def second_order_cosine(X, Y, k: int = 10) -> float:
+    r"""Second-order cosine similarity (Hamilton et al. 2016b), on cosine distances.
+
+    For each input ``i``, with :math:`U_i = N^X_k(i) \cup N^Y_k(i)` (a set) and the vectors of
+    cosine distances :math:`a = (d_X(i, j))_{j \in U_i}`, :math:`b = (d_Y(i, j))_{j \in U_i}`:
+
+    .. math::
+
+        \frac1n \sum_{i=1}^n \frac{\langle a, b\rangle}{\lVert a\rVert\,\lVert b\rVert}
+
+    {notes}
+
+    Every distance in ``a`` and ``b`` is computed from the rows themselves (also for a ``j``
+    that is a neighbour in only one representation), in float64.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p1)
+    Y : array-like of shape (n, p2)
+    k : int
+        Number of neighbours, ``1 <= k <= n - 1``.
+
+    Returns
+    -------
+    float
+        Similarity in [0, 1]. ``nan`` if for some input ``a`` or ``b`` is all zeros (all of
+        ``U_i`` lies in the direction of row ``i``, e.g. duplicated rows).
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not an integer in ``[1, n-1]``, or for invalid arrays.
+
+    References
+    ----------
+    Hamilton, Leskovec, Jurafsky (2016b), EMNLP; Klabunde et al. (2025).
+
+    Examples
+    --------
+    >>> import numpy as np, congruence as cg
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((50, 8))
+    >>> Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    >>> round(cg.second_order_cosine(X, 3 * X @ Q, k=5), 12)   # rotation and scaling
+    1.0
+    >>> C = np.tile([[1.0, 2.0]], (6, 1))   # all rows alike: every distance is 0
+    >>> cg.second_order_cosine(C, X[:6], k=2)
+    nan
+    """
+    X, Y, k = _prepare(X, Y, k)
+    return float(_core.second_order_cosine(X, Y, _knn(X, k), _knn(Y, k)))
+
+
+@register(
+    summary="Rank similarity of the shared k nearest neighbours",
+    references=(_SURVEY,),
+    **_COMMON,
+)
+def rank_similarity(X, Y, k: int = 10) -> float:
+    r"""Rank similarity: agreement of the ranks of the neighbours the two sets share.
+
+    With :math:`J_i = N^X_k(i) \cap N^Y_k(i)`, ranks :math:`r^X_i(j), r^Y_i(j) \in 1..k` (the
+    1-based positions in the ordered neighbour lists) and :math:`v_i = \sum_{t=1}^{|J_i|} 1/t`:
+
+    .. math::
+
+        s_i = \frac{1}{v_i} \sum_{j \in J_i}
+        \frac{2}{(1 + |r^X_i(j) - r^Y_i(j)|)\,(r^X_i(j) + r^Y_i(j))},
+        \qquad \text{result} = \frac1n \sum_i s_i,
+
+    with :math:`s_i = 0` when :math:`J_i` is empty.
+
+    {notes}
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p1)
+    Y : array-like of shape (n, p2)
+    k : int
+        Number of neighbours, ``1 <= k <= n - 1``.
+
+    Returns
+    -------
+    float
+        Similarity in [0, 1]. Never nan.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not an integer in ``[1, n-1]``, or for invalid arrays.
+
+    References
+    ----------
+    Klabunde et al. (2025), ACM Computing Surveys (neighbourhood-based measures).
+
+    Examples
+    --------
+    >>> import numpy as np, congruence as cg
+    >>> def circle(degrees):
+    ...     a = np.radians(degrees)
+    ...     return np.c_[np.cos(a), np.sin(a)]
+    >>> X, Y = circle([0, 10, 30]), circle([0, 20, 30])
+    >>> # Row 1's neighbours are (0, 2) in X and (2, 0) in Y: s_1 = (1/3 + 1/3) / (1 + 1/2)
+    >>> round(cg.rank_similarity(X, Y, k=2), 12) == round((1 + 4 / 9 + 1) / 3, 12)
+    True
+    """
+    return _set_measure(X, Y, k, "rank")
+
+
+@register(
+    summary="Joint rank and Jaccard similarity of the kNN sets (their per-input product)",
+    references=(_SURVEY,),
+    **_COMMON,
+)
+def joint_rank_jaccard(X, Y, k: int = 10) -> float:
+    r"""Joint rank and Jaccard similarity: per input, k-NN Jaccard times rank similarity.
+
+    .. math::
+
+        \frac1n \sum_{i=1}^n J_i\, s_i, \qquad
+        J_i = \frac{|N^X_k(i) \cap N^Y_k(i)|}{|N^X_k(i) \cup N^Y_k(i)|},
+
+    with :math:`s_i` the rank similarity of :func:`rank_similarity`.
+
+    {notes}
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p1)
+    Y : array-like of shape (n, p2)
+    k : int
+        Number of neighbours, ``1 <= k <= n - 1``.
+
+    Returns
+    -------
+    float
+        Similarity in [0, 1]. Never nan.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not an integer in ``[1, n-1]``, or for invalid arrays.
+
+    References
+    ----------
+    Klabunde et al. (2025), ACM Computing Surveys (neighbourhood-based measures).
+
+    Examples
+    --------
+    >>> import numpy as np, congruence as cg
+    >>> X = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    >>> Y = X[[0, 2, 1, 3]]
+    >>> cg.joint_rank_jaccard(X, X, k=2)
+    1.0
+    >>> # J_i s_i = 1/3 * 1/2, 1/3 * 1/3, 1/3 * 1/3 and 1 * 4/9 for the four rows
+    >>> round(cg.joint_rank_jaccard(X, Y, k=2), 12) == round(5 / 24, 12)
+    True
+    """
+    return _set_measure(X, Y, k, "joint_rank_jaccard")
+
+
+@register(
+    summary="Mutual k-nearest-neighbour alignment: mean shared fraction of the kNN sets",
+    references=(_HUH,),
+    **_COMMON,
+)
+def mutual_knn(X, Y, k: int = 10) -> float:
+    r"""Mutual nearest-neighbour alignment (Huh et al. 2024).
+
+    .. math::
+
+        \frac1n \sum_{i=1}^n \frac{|N^X_k(i) \cap N^Y_k(i)|}{k}
+
+    {notes}
+
+    These neighbours equal the inner-product neighbours of the L2-normalised rows.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, p1)
+    Y : array-like of shape (n, p2)
+    k : int
+        Number of neighbours, ``1 <= k <= n - 1``.
+
+    Returns
+    -------
+    float
+        Similarity in [0, 1]. Never nan.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not an integer in ``[1, n-1]``, or for invalid arrays.
+
+    References
+    ----------
+    Huh, Cheung, Wang, Isola (2024), ICML.
+
+    Examples
+    --------
+    >>> import numpy as np, congruence as cg
+    >>> X = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    >>> Y = X[[0, 2, 1, 3]]
+    >>> cg.mutual_knn(X, Y, k=2)   # rows 0-2 share 1 of their 2 neighbours, row 3 both
+    0.625
+    """
+    return _set_measure(X, Y, k, "mutual")
+
+
+for _f in (knn_jaccard, second_order_cosine, rank_similarity, joint_rank_jaccard, mutual_knn):
+    _f.__doc__ = _f.__doc__.replace("    {notes}", _NOTES.lstrip("\n"))
+del _f
+
+
+# ---------------------------------------------------------------------------------------------
+# compare_layers: each layer's kNN sets once
+# ---------------------------------------------------------------------------------------------
+
+
+def _batch(statistic: Optional[str]):
+    """A batch function for ``statistic`` (None: second-order cosine)."""
+
+    def batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], k: int = 10) -> np.ndarray:
+        k = _check_k_type(k)
+        n = a[0].shape[0]
+        k = _check_k_range(k, n)
+        na = [_knn(x, k) for x in a]
+        nb = na if b is None else [_knn(y, k) for y in b]
+        xb = a if b is None else b
+        out = np.empty((len(a), len(xb)))
+        for i in range(len(a)):
+            for j in range(len(xb)):
+                if b is None and j < i:
+                    out[i, j] = out[j, i]  # symmetric, bit for bit
+                elif statistic is None:
+                    out[i, j] = _core.second_order_cosine(a[i], xb[j], na[i], nb[j])
+                else:
+                    out[i, j] = _core.knn_statistic(na[i], nb[j], statistic)
+        return out
+
+    return batch
+
+
+set_batch("knn_jaccard", _batch("jaccard"))
+set_batch("second_order_cosine", _batch(None))
+set_batch("rank_similarity", _batch("rank"))
+set_batch("joint_rank_jaccard", _batch("joint_rank_jaccard"))
+set_batch("mutual_knn", _batch("mutual"))

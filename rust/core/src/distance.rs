@@ -1,0 +1,1391 @@
+//! Pairwise Euclidean distances and the O(n^2) statistics of the RSM family (MEASURES.md 4).
+//!
+//! * Distances are computed directly from the differences, `sqrt(sum_k (x_ik - x_jk)^2)`, not
+//!   with the Gram-matrix identity `|x_i|^2 + |x_j|^2 - 2 <x_i, x_j>`: that identity loses the
+//!   small distances to cancellation (an exact duplicate row gets a distance of order
+//!   `1e-8 |x|` instead of 0) and breaks the exact ties that `rsa`'s Spearman ranks must see.
+//!   Row blocks of [`ROW_BLOCK`] rows run in parallel; inside a block, groups of 4 rows meet
+//!   pairs of rows over chunks of `K_CHUNK` features, with 4 accumulators per pair, so each
+//!   value is read once per 8 pairs. Every pair `(i, j)` is reduced in the same order whatever
+//!   tile computes it, so `d(i, j)` does not depend on the block layout or the thread count.
+//! * [`distance_correlation`] streams in one pass over the distances, holding no n x n matrix
+//!   (memory O((threads * ROW_BLOCK + WAVE) * n)). It uses the exact identity
+//!   `<HaH, HbH> = <a, b> - (2/n) r_a.r_b + S_a S_b / n^2` (row sums `r`, totals `S`), not on
+//!   the distances themselves, whose large common mean would cancel and cost a factor of
+//!   order n in accuracy, but on distances shifted by estimated row means, `a_ij - m_i - m_j
+//!   + g`: double centring removes such a shift exactly, and the shifted values are already
+//!   nearly centred. The estimates `m_i` are mean distances to [`MEAN_SAMPLE`] evenly spaced
+//!   rows (a pre-pass of relative cost `2 MEAN_SAMPLE / n`).
+//! * [`rsa`] builds the strict lower triangle of each RSM (Euclidean distances or Pearson
+//!   correlations between rows) as a packed vector, row by row (`(i, j)`, `j < i`, at index
+//!   `i (i - 1) / 2 + j`), and compares the two vectors with Pearson's correlation or with
+//!   Spearman's (average ranks of ties, from one parallel sort per vector).
+//!
+//! Determinism: the work is split into fixed row blocks and fixed chunks, and every partial
+//! result is combined in a fixed order, so results are identical for any `RAYON_NUM_THREADS`.
+
+use crate::error::{CoreError, Result};
+use crate::linalg::{Input, SyncPtr, CHUNK};
+use ndarray::{Array2, ArrayView2, Axis, CowArray, Ix2};
+use rayon::prelude::*;
+
+/// Rows per task in every pass over the pairs (fixed, so results do not depend on threads).
+pub const ROW_BLOCK: usize = 64;
+/// Features per pass of the pair kernels: 4 + 2 rows of this many values stay in L1.
+const K_CHUNK: usize = 256;
+/// Bytes of the j-rows of one tile (kept in L2 while a row block sweeps over them).
+const TILE_BYTES: usize = 1 << 17;
+/// Independent accumulators per pair (fixed: the summation order never changes).
+const LANES: usize = 4;
+
+/// Number of pairs `(i, j)` with `j < i < n`, i.e. the offset of row `n` in packed order.
+#[inline(always)]
+pub fn tri(n: usize) -> usize {
+    n * n.saturating_sub(1) / 2
+}
+
+/// How a representational similarity matrix is built from the rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rsm {
+    /// Pearson correlation between rows (each row centred by its own mean).
+    Correlation,
+    /// Euclidean distance between rows.
+    Euclidean,
+}
+
+impl Rsm {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "correlation" => Ok(Rsm::Correlation),
+            "euclidean" => Ok(Rsm::Euclidean),
+            other => Err(CoreError::Parameter {
+                name: "rsm",
+                value: format!("{other:?}"),
+                expected: "'correlation' or 'euclidean'".into(),
+            }),
+        }
+    }
+}
+
+/// How the two RSM vectors are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compare {
+    Spearman,
+    Pearson,
+}
+
+impl Compare {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "spearman" => Ok(Compare::Spearman),
+            "pearson" => Ok(Compare::Pearson),
+            other => Err(CoreError::Parameter {
+                name: "compare",
+                value: format!("{other:?}"),
+                expected: "'spearman' or 'pearson'".into(),
+            }),
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ input rows
+
+/// The rows of an input as one contiguous float64 buffer (borrowed when already so).
+struct Rows<'a> {
+    data: CowArray<'a, f64, Ix2>,
+    n: usize,
+    p: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn new(x: Input<'a>, arg: &'static str) -> Result<Self> {
+        let data: CowArray<'a, f64, Ix2> = match x {
+            Input::F64(a) if a.is_standard_layout() => CowArray::from(a),
+            Input::F64(a) => CowArray::from(a.as_standard_layout().into_owned()),
+            // float32 -> float64 is exact, and so are the differences of two float32 values.
+            Input::F32(a) => CowArray::from(Array2::from_shape_fn(a.dim(), |ix| a[ix] as f64)),
+        };
+        let (n, p) = data.dim();
+        if p == 0 {
+            return Err(CoreError::Shape {
+                arg,
+                shape: vec![n, p],
+                expected: "at least one column".into(),
+            });
+        }
+        let bad = data.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(CoreError::NonFinite { arg, count: bad });
+        }
+        Ok(Rows { data, n, p })
+    }
+
+    fn slice(&self) -> &[f64] {
+        self.data.as_slice().expect("standard layout")
+    }
+}
+
+fn check_pair(x: &Rows, y: &Rows, min_rows: usize) -> Result<()> {
+    if x.n != y.n {
+        return Err(CoreError::Mismatch {
+            what: format!(
+                "X has {} rows and Y has {}; they must have the same number of rows",
+                x.n, y.n
+            ),
+        });
+    }
+    if x.n < min_rows {
+        return Err(CoreError::Shape {
+            arg: "X",
+            shape: vec![x.n, x.p],
+            expected: format!("at least {min_rows} rows"),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes of memory currently available, where the system tells (Linux).
+fn available_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Refuse work whose buffers would not fit in the memory available now.
+fn check_memory(bytes: f64, n: usize, what: &str) -> Result<()> {
+    match available_memory() {
+        Some(avail) if bytes > 0.9 * avail as f64 => Err(CoreError::Parameter {
+            name: "X",
+            value: format!("(n={n} rows)"),
+            expected: format!(
+                "a size whose {what} fit in memory (about {:.1} GB needed, {:.1} GB \
+                 available); subsample the rows",
+                bytes / 1e9,
+                avail as f64 / 1e9
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+// ------------------------------------------------------------------------------ pair kernels
+
+/// One step of a pair reduction: `acc + (a - b)^2` or `acc + a b`.
+#[inline(always)]
+fn term<const DOT: bool, const FMA: bool>(a: f64, b: f64, acc: f64) -> f64 {
+    if DOT {
+        if FMA {
+            a.mul_add(b, acc)
+        } else {
+            acc + a * b
+        }
+    } else {
+        let d = a - b;
+        if FMA {
+            d.mul_add(d, acc)
+        } else {
+            acc + d * d
+        }
+    }
+}
+
+/// Reduce the lane accumulators and the tail in the one fixed order every kernel uses.
+#[inline(always)]
+fn finish(q: &[f64; LANES], tail: f64) -> f64 {
+    ((q[0] + q[2]) + (q[1] + q[3])) + tail
+}
+
+/// Partial sums over one chunk of features for 4 rows `a` against 2 rows `b` (row-major 4 x 2).
+/// Portable version; lane `l` of each pair accumulates the features `k = l mod LANES`.
+#[inline(always)]
+fn tile_4x2<const DOT: bool, const FMA: bool>(a: [&[f64]; 4], b: [&[f64]; 2]) -> [f64; 8] {
+    let len = a[0].len();
+    let steps = len / LANES;
+    let ca = a.map(|r| r.as_chunks::<LANES>());
+    let cb = b.map(|r| r.as_chunks::<LANES>());
+    assert!(
+        ca.iter()
+            .all(|c| c.0.len() == steps && c.1.len() == len - steps * LANES)
+            && cb
+                .iter()
+                .all(|c| c.0.len() == steps && c.1.len() == len - steps * LANES),
+        "tile rows differ in length"
+    );
+    let mut acc = [[0.0f64; LANES]; 8];
+    for s in 0..steps {
+        for r in 0..4 {
+            let x = &ca[r].0[s];
+            for c in 0..2 {
+                let y = &cb[c].0[s];
+                let q = &mut acc[2 * r + c];
+                for l in 0..LANES {
+                    q[l] = term::<DOT, FMA>(x[l], y[l], q[l]);
+                }
+            }
+        }
+    }
+    let mut out = [0.0; 8];
+    for r in 0..4 {
+        for c in 0..2 {
+            let mut tail = 0.0;
+            for (&u, &v) in ca[r].1.iter().zip(cb[c].1) {
+                tail = term::<DOT, FMA>(u, v, tail);
+            }
+            out[2 * r + c] = finish(&acc[2 * r + c], tail);
+        }
+    }
+    out
+}
+
+/// The AVX2 + FMA kernels: the same lanes, operations and reduction order as the portable
+/// kernels with `FMA = true`, so both give bit-identical results.
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use super::{finish, term, LANES};
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn step<const DOT: bool>(a: __m256d, b: __m256d, acc: __m256d) -> __m256d {
+        if DOT {
+            _mm256_fmadd_pd(a, b, acc)
+        } else {
+            let d = _mm256_sub_pd(a, b);
+            _mm256_fmadd_pd(d, d, acc)
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn lanes(v: __m256d) -> [f64; LANES] {
+        let mut q = [0.0; LANES];
+        _mm256_storeu_pd(q.as_mut_ptr(), v);
+        q
+    }
+
+    /// See [`super::tile_4x2`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_4x2<const DOT: bool>(a: [&[f64]; 4], b: [&[f64]; 2]) -> [f64; 8] {
+        let len = a[0].len();
+        assert!(
+            a.iter().all(|r| r.len() == len) && b.iter().all(|r| r.len() == len),
+            "tile rows differ in length"
+        );
+        let steps = len / LANES;
+        let pa = a.map(|r| r.as_ptr());
+        let pb = b.map(|r| r.as_ptr());
+        let mut acc = [_mm256_setzero_pd(); 8];
+        for s in 0..steps {
+            let k = s * LANES;
+            // SAFETY: k + LANES <= len, the length of every row.
+            let y0 = _mm256_loadu_pd(pb[0].add(k));
+            let y1 = _mm256_loadu_pd(pb[1].add(k));
+            for r in 0..4 {
+                let x = _mm256_loadu_pd(pa[r].add(k));
+                acc[2 * r] = step::<DOT>(x, y0, acc[2 * r]);
+                acc[2 * r + 1] = step::<DOT>(x, y1, acc[2 * r + 1]);
+            }
+        }
+        let mut out = [0.0; 8];
+        for r in 0..4 {
+            for c in 0..2 {
+                let mut tail = 0.0;
+                for k in steps * LANES..len {
+                    tail = term::<DOT, true>(a[r][k], b[c][k], tail);
+                }
+                out[2 * r + c] = finish(&lanes(acc[2 * r + c]), tail);
+            }
+        }
+        out
+    }
+
+    /// See [`super::pair_1x1`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn pair_1x1<const DOT: bool>(a: &[f64], b: &[f64]) -> f64 {
+        let len = a.len();
+        assert_eq!(b.len(), len, "rows differ in length");
+        let steps = len / LANES;
+        let mut acc = _mm256_setzero_pd();
+        for s in 0..steps {
+            let k = s * LANES;
+            // SAFETY: k + LANES <= len.
+            acc = step::<DOT>(
+                _mm256_loadu_pd(a.as_ptr().add(k)),
+                _mm256_loadu_pd(b.as_ptr().add(k)),
+                acc,
+            );
+        }
+        let mut tail = 0.0;
+        for k in steps * LANES..len {
+            tail = term::<DOT, true>(a[k], b[k], tail);
+        }
+        finish(&lanes(acc), tail)
+    }
+}
+
+/// [`tile_4x2`], through the AVX2 kernel when `FMA` (only set on CPUs that have it).
+#[inline(always)]
+fn tile<const DOT: bool, const FMA: bool>(a: [&[f64]; 4], b: [&[f64]; 2]) -> [f64; 8] {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: FMA kernels are only reached from `lower_block_fma`, which `lower_block`
+        // calls only when the CPU supports AVX2 and FMA.
+        return unsafe { avx::tile_4x2::<DOT>(a, b) };
+    }
+    tile_4x2::<DOT, FMA>(a, b)
+}
+
+/// [`pair_1x1`], through the AVX2 kernel when `FMA`.
+#[inline(always)]
+fn pair<const DOT: bool, const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: as in `tile`.
+        return unsafe { avx::pair_1x1::<DOT>(a, b) };
+    }
+    pair_1x1::<DOT, FMA>(a, b)
+}
+
+/// The same reduction as [`tile_4x2`] for one pair (bit-identical results).
+#[inline(always)]
+fn pair_1x1<const DOT: bool, const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
+    let (ca, ta) = a.as_chunks::<LANES>();
+    let (cb, tb) = b.as_chunks::<LANES>();
+    assert_eq!(ca.len(), cb.len(), "rows differ in length");
+    let mut acc = [0.0f64; LANES];
+    for (x, y) in ca.iter().zip(cb) {
+        for l in 0..LANES {
+            acc[l] = term::<DOT, FMA>(x[l], y[l], acc[l]);
+        }
+    }
+    let mut tail = 0.0;
+    for (&u, &v) in ta.iter().zip(tb) {
+        tail = term::<DOT, FMA>(u, v, tail);
+    }
+    finish(&acc, tail)
+}
+
+/// `v(i, j)` (squared distance, or dot product with `DOT`) for rows `i0 <= i < i1` and all
+/// `j < i`, in packed row order, written to `out` (length `tri(i1) - tri(i0)`).
+#[inline(always)]
+fn lower_block_body<const DOT: bool, const FMA: bool>(
+    x: &[f64],
+    p: usize,
+    i0: usize,
+    i1: usize,
+    out: &mut [f64],
+) {
+    let base = tri(i0);
+    assert_eq!(out.len(), tri(i1) - base);
+    out.fill(0.0);
+    if i1 < 2 {
+        return;
+    }
+    let row = |i: usize| &x[i * p..(i + 1) * p];
+    let jt = (TILE_BYTES / (8 * K_CHUNK.min(p))).max(8);
+    let jmax = i1 - 1; // the largest column is i1 - 2
+    for j0 in (0..jmax).step_by(jt) {
+        let j1 = (j0 + jt).min(jmax);
+        for k0 in (0..p).step_by(K_CHUNK) {
+            let k1 = (k0 + K_CHUNK).min(p);
+            let mut ig = i0;
+            while ig < i1 {
+                let ie = (ig + 4).min(i1);
+                let mut j = j0;
+                if ie - ig == 4 {
+                    // Columns j < ig belong to all four rows of the group.
+                    let jc = j1.min(ig);
+                    let a = [
+                        &row(ig)[k0..k1],
+                        &row(ig + 1)[k0..k1],
+                        &row(ig + 2)[k0..k1],
+                        &row(ig + 3)[k0..k1],
+                    ];
+                    while j + 2 <= jc {
+                        let v = tile::<DOT, FMA>(a, [&row(j)[k0..k1], &row(j + 1)[k0..k1]]);
+                        for r in 0..4 {
+                            let o = tri(ig + r) - base + j;
+                            out[o] += v[2 * r];
+                            out[o + 1] += v[2 * r + 1];
+                        }
+                        j += 2;
+                    }
+                }
+                // What the tiles left: for row i, the columns j..min(j1, i).
+                for i in ig..ie {
+                    let a = &row(i)[k0..k1];
+                    let o = tri(i) - base;
+                    for jj in j..j1.min(i) {
+                        out[o + jj] += pair::<DOT, FMA>(a, &row(jj)[k0..k1]);
+                    }
+                }
+                ig = ie;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lower_block_fma<const DOT: bool>(
+    x: &[f64],
+    p: usize,
+    i0: usize,
+    i1: usize,
+    out: &mut [f64],
+) {
+    lower_block_body::<DOT, true>(x, p, i0, i1, out)
+}
+
+/// Whether the fused multiply-add kernels can run on this CPU.
+fn use_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn lower_block<const DOT: bool>(rows: &Rows, i0: usize, i1: usize, out: &mut [f64], fma: bool) {
+    let x = rows.slice();
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: `fma` is only true when the CPU supports AVX2 and FMA (see `use_fma`).
+        return unsafe { lower_block_fma::<DOT>(x, rows.p, i0, i1, out) };
+    }
+    let _ = fma;
+    lower_block_body::<DOT, false>(x, rows.p, i0, i1, out)
+}
+
+/// Squared distances from rows `i0 <= i < i1` of `x` to every row of `y` (both with `p`
+/// features, `y` row-major with `m` rows), row-major `(i1 - i0) x m` into `out`.
+#[inline(always)]
+fn rect_block_body<const FMA: bool>(
+    x: &[f64],
+    p: usize,
+    i0: usize,
+    i1: usize,
+    y: &[f64],
+    out: &mut [f64],
+) {
+    let m = y.len() / p;
+    assert_eq!(out.len(), (i1 - i0) * m);
+    out.fill(0.0);
+    let xr = |i: usize| &x[i * p..(i + 1) * p];
+    let yr = |j: usize| &y[j * p..(j + 1) * p];
+    for k0 in (0..p).step_by(K_CHUNK) {
+        let k1 = (k0 + K_CHUNK).min(p);
+        let mut ig = i0;
+        while ig < i1 {
+            let ie = (ig + 4).min(i1);
+            let mut j = 0;
+            if ie - ig == 4 {
+                let a = [
+                    &xr(ig)[k0..k1],
+                    &xr(ig + 1)[k0..k1],
+                    &xr(ig + 2)[k0..k1],
+                    &xr(ig + 3)[k0..k1],
+                ];
+                while j + 2 <= m {
+                    let v = tile::<false, FMA>(a, [&yr(j)[k0..k1], &yr(j + 1)[k0..k1]]);
+                    for r in 0..4 {
+                        let o = (ig + r - i0) * m + j;
+                        out[o] += v[2 * r];
+                        out[o + 1] += v[2 * r + 1];
+                    }
+                    j += 2;
+                }
+            }
+            for i in ig..ie {
+                let a = &xr(i)[k0..k1];
+                for jj in j..m {
+                    out[(i - i0) * m + jj] += pair::<false, FMA>(a, &yr(jj)[k0..k1]);
+                }
+            }
+            ig = ie;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rect_block_fma(x: &[f64], p: usize, i0: usize, i1: usize, y: &[f64], out: &mut [f64]) {
+    rect_block_body::<true>(x, p, i0, i1, y, out)
+}
+
+/// Euclidean distances from rows `i0..i1` of `rows` to the rows of `y` (row-major, same width).
+fn rect_distances(rows: &Rows, i0: usize, i1: usize, y: &[f64], out: &mut [f64], fma: bool) {
+    let x = rows.slice();
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: `fma` is only true when the CPU supports AVX2 and FMA (see `use_fma`).
+        unsafe { rect_block_fma(x, rows.p, i0, i1, y, out) };
+        out.iter_mut().for_each(|v| *v = v.sqrt());
+        return;
+    }
+    let _ = fma;
+    rect_block_body::<false>(x, rows.p, i0, i1, y, out);
+    out.iter_mut().for_each(|v| *v = v.sqrt());
+}
+
+/// Euclidean distances `d(i, j)`, `i0 <= i < i1`, `j < i`, packed, into `out`.
+fn distance_block(rows: &Rows, i0: usize, i1: usize, out: &mut [f64], fma: bool) {
+    lower_block::<false>(rows, i0, i1, out, fma);
+    out.iter_mut().for_each(|v| *v = v.sqrt());
+}
+
+/// The fixed row blocks `[i0, i1)` covering `0..n`.
+fn blocks(n: usize) -> Vec<(usize, usize)> {
+    (0..n.div_ceil(ROW_BLOCK))
+        .map(|b| (b * ROW_BLOCK, ((b + 1) * ROW_BLOCK).min(n)))
+        .collect()
+}
+
+/// Split a packed vector of length `tri(n)` into the disjoint segments of the row blocks.
+fn packed_segments(v: &mut [f64], n: usize) -> Vec<((usize, usize), &mut [f64])> {
+    let mut out = Vec::new();
+    let mut rest = v;
+    for (i0, i1) in blocks(n) {
+        let (head, tail) = rest.split_at_mut(tri(i1) - tri(i0));
+        out.push(((i0, i1), head));
+        rest = tail;
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------ full matrices
+
+/// The full n x n matrix of Euclidean distances between the rows of `x` (zero diagonal,
+/// exactly symmetric).
+pub fn distance_matrix(x: Input) -> Result<Array2<f64>> {
+    let rows = Rows::new(x, "X")?;
+    check_memory(
+        8.0 * (rows.n as f64).powi(2),
+        rows.n,
+        "n x n distance matrix",
+    )?;
+    Ok(full_from_blocks(rows.n, |i0, i1, buf, fma| {
+        distance_block(&rows, i0, i1, buf, fma)
+    }))
+}
+
+/// The full n x n matrix `D_X - D_Y` of two Euclidean distance matrices (for its spectral
+/// norm), built without holding either matrix.
+pub fn distance_difference(x: Input, y: Input) -> Result<Array2<f64>> {
+    let (rx, ry) = (Rows::new(x, "X")?, Rows::new(y, "Y")?);
+    check_pair(&rx, &ry, 1)?;
+    check_memory(8.0 * (rx.n as f64).powi(2), rx.n, "n x n distance matrix")?;
+    Ok(full_from_blocks(rx.n, |i0, i1, buf, fma| {
+        distance_block(&rx, i0, i1, buf, fma);
+        let mut other = vec![0.0; buf.len()];
+        distance_block(&ry, i0, i1, &mut other, fma);
+        buf.iter_mut().zip(&other).for_each(|(a, b)| *a -= b);
+    }))
+}
+
+/// Assemble a symmetric n x n matrix with zero diagonal from packed lower-triangle blocks.
+fn full_from_blocks<F>(n: usize, block: F) -> Array2<f64>
+where
+    F: Fn(usize, usize, &mut [f64], bool) + Sync,
+{
+    let fma = use_fma();
+    let mut d = Array2::<f64>::zeros((n, n));
+    d.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(b, mut chunk)| {
+            let (i0, i1) = (b * ROW_BLOCK, (b * ROW_BLOCK + chunk.nrows()));
+            let mut buf = vec![0.0; tri(i1) - tri(i0)];
+            block(i0, i1, &mut buf, fma);
+            for i in i0..i1 {
+                let src = &buf[tri(i) - tri(i0)..tri(i + 1) - tri(i0)];
+                let mut r = chunk.row_mut(i - i0);
+                let r = r.as_slice_mut().expect("standard layout");
+                r[..i].copy_from_slice(src);
+            }
+        });
+    crate::linalg::mirror_lower(&mut d);
+    d
+}
+
+// ------------------------------------------------------------------------------ streamed sums
+
+/// `||D_X - D_Y||_F` over the full matrices (both triangles), streamed: no n x n matrix.
+pub fn rsm_fro_diff(x: Input, y: Input) -> Result<f64> {
+    let (rx, ry) = (Rows::new(x, "X")?, Rows::new(y, "Y")?);
+    check_pair(&rx, &ry, 1)?;
+    let fma = use_fma();
+    let parts: Vec<f64> = blocks(rx.n)
+        .into_par_iter()
+        .map(|(i0, i1)| {
+            let len = tri(i1) - tri(i0);
+            let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
+            distance_block(&rx, i0, i1, &mut a, fma);
+            distance_block(&ry, i0, i1, &mut b, fma);
+            a.iter()
+                .zip(&b)
+                .map(|(u, v)| (u - v) * (u - v))
+                .sum::<f64>()
+        })
+        .collect();
+    Ok((2.0 * parts.iter().sum::<f64>()).sqrt())
+}
+
+/// Rows sampled to estimate the row means of a distance matrix (the shift of `dcov_sums`).
+pub const MEAN_SAMPLE: usize = 128;
+/// Row blocks whose partial row sums are combined together (bounds the memory of the pass).
+const WAVE: usize = 32;
+
+/// Estimated row means of the distance matrix of `rows`: the mean distance from each row to
+/// `min(n, MEAN_SAMPLE)` evenly spaced rows (exact when `n <= MEAN_SAMPLE`).
+fn sampled_row_means(rows: &Rows, fma: bool) -> Vec<f64> {
+    let (n, p) = (rows.n, rows.p);
+    let m = n.min(MEAN_SAMPLE);
+    let x = rows.slice();
+    let mut sample = Vec::with_capacity(m * p);
+    for k in 0..m {
+        let j = k * n / m;
+        sample.extend_from_slice(&x[j * p..(j + 1) * p]);
+    }
+    let parts: Vec<Vec<f64>> = blocks(n)
+        .into_par_iter()
+        .map(|(i0, i1)| {
+            let mut d = vec![0.0; (i1 - i0) * m];
+            rect_distances(rows, i0, i1, &sample, &mut d, fma);
+            d.chunks_exact(m)
+                .map(|r| r.iter().sum::<f64>() / m as f64)
+                .collect()
+        })
+        .collect();
+    parts.concat()
+}
+
+/// Accumulators of one wave of row blocks in [`dcov_sums`].
+struct Sums {
+    /// `sum a~ b~`, `sum a~^2`, `sum b~^2` over the strict lower triangle.
+    off: [f64; 3],
+    /// The block's contributions to the off-diagonal row sums of `a~` and `b~`: each pair
+    /// `(i, j)`, `j < i`, adds to rows `i` and `j` (rows `0..i1`).
+    ra: Vec<f64>,
+    rb: Vec<f64>,
+}
+
+/// The sums of the doubly centred distance matrices `A = H a H`, `B = H b H` over all `n^2`
+/// entries: `(sum A_ij B_ij, sum A_ij^2, sum B_ij^2)`, in one streamed pass.
+///
+/// For symmetric `M, N` with row sums `r^M, r^N` and totals `S^M, S^N`,
+/// `<HMH, HNH> = <M, N> - (2/n) r^M.r^N + S^M S^N / n^2`. Applied to `a` itself this
+/// identity cancels badly (distances have a large common mean), so it is applied to the
+/// shifted `a~_ij = a_ij - m_i - m_j + g`, with `m_i` the mean distance from row `i` to a
+/// sample of rows and `g` the mean of the `m_i`: double centring removes any shift of the
+/// form `u_i + u_j + c` exactly (`H a~ H = H a H`), and `a~` is already nearly centred, so
+/// the three terms are small and nothing large cancels.
+/// Memory: O((threads * ROW_BLOCK + WAVE) * n) values, no n x n matrix.
+pub fn dcov_sums(x: Input, y: Input) -> Result<(f64, f64, f64)> {
+    let (rx, ry) = (Rows::new(x, "X")?, Rows::new(y, "Y")?);
+    check_pair(&rx, &ry, 2)?;
+    let n = rx.n;
+    let nf = n as f64;
+    let fma = use_fma();
+    let (ma, mb) = (sampled_row_means(&rx, fma), sampled_row_means(&ry, fma));
+    let ga = ma.iter().sum::<f64>() / nf;
+    let gb = mb.iter().sum::<f64>() / nf;
+    let (mut ra, mut rb) = (vec![0.0; n], vec![0.0; n]);
+    let mut off = [0.0f64; 3];
+    for wave in blocks(n).chunks(WAVE) {
+        let parts: Vec<Sums> = wave
+            .par_iter()
+            .map(|&(i0, i1)| {
+                let len = tri(i1) - tri(i0);
+                let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
+                distance_block(&rx, i0, i1, &mut a, fma);
+                distance_block(&ry, i0, i1, &mut b, fma);
+                shifted_block_sums(&a, &b, i0, i1, (&ma, ga), (&mb, gb))
+            })
+            .collect();
+        for s in &parts {
+            off.iter_mut().zip(&s.off).for_each(|(t, v)| *t += v);
+            ra.iter_mut().zip(&s.ra).for_each(|(t, v)| *t += v);
+            rb.iter_mut().zip(&s.rb).for_each(|(t, v)| *t += v);
+        }
+    }
+    // Full matrices: the strict lower triangle twice, plus the diagonal a~_ii = g - 2 m_i.
+    let mut full = [2.0 * off[0], 2.0 * off[1], 2.0 * off[2]];
+    let (mut ta, mut tb) = (0.0f64, 0.0f64);
+    let mut dot = [0.0f64; 3];
+    for i in 0..n {
+        let (da, db) = (ga - 2.0 * ma[i], gb - 2.0 * mb[i]);
+        full[0] += da * db;
+        full[1] += da * da;
+        full[2] += db * db;
+        // Row sums of the full shifted matrices: `ra[i]` holds row i's entries left of the
+        // diagonal and, from later rows, column i's below it; add the diagonal.
+        let (pa, pb) = (ra[i] + da, rb[i] + db);
+        dot[0] += pa * pb;
+        dot[1] += pa * pa;
+        dot[2] += pb * pb;
+        ta += pa;
+        tb += pb;
+    }
+    let n2 = nf * nf;
+    Ok((
+        full[0] - 2.0 / nf * dot[0] + ta * tb / n2,
+        full[1] - 2.0 / nf * dot[1] + ta * ta / n2,
+        full[2] - 2.0 / nf * dot[2] + tb * tb / n2,
+    ))
+}
+
+/// The [`Sums`] of one block of packed distance rows `[i0, i1)` after the shift.
+fn shifted_block_sums(
+    a: &[f64],
+    b: &[f64],
+    i0: usize,
+    i1: usize,
+    (ma, ga): (&[f64], f64),
+    (mb, gb): (&[f64], f64),
+) -> Sums {
+    let base = tri(i0);
+    let mut s = Sums {
+        off: [0.0; 3],
+        ra: vec![0.0; i1],
+        rb: vec![0.0; i1],
+    };
+    for i in i0..i1 {
+        let (ci, di) = (ga - ma[i], gb - mb[i]);
+        let ra_row = &a[tri(i) - base..tri(i + 1) - base];
+        let rb_row = &b[tri(i) - base..tri(i + 1) - base];
+        let mut acc = [[0.0f64; 5]; LANES];
+        let (ca, ta) = ra_row.as_chunks::<LANES>();
+        let (cb, tb) = rb_row.as_chunks::<LANES>();
+        let (cma, tma) = ma[..i].as_chunks::<LANES>();
+        let (cmb, tmb) = mb[..i].as_chunks::<LANES>();
+        let (cra, tra) = s.ra[..i].as_chunks_mut::<LANES>();
+        let (crb, trb) = s.rb[..i].as_chunks_mut::<LANES>();
+        for (((((u, v), p), q), wa), wb) in ca.iter().zip(cb).zip(cma).zip(cmb).zip(cra).zip(crb) {
+            for l in 0..LANES {
+                let aa = u[l] - p[l] + ci;
+                let bb = v[l] - q[l] + di;
+                acc[l][0] += aa * bb;
+                acc[l][1] += aa * aa;
+                acc[l][2] += bb * bb;
+                acc[l][3] += aa;
+                acc[l][4] += bb;
+                wa[l] += aa;
+                wb[l] += bb;
+            }
+        }
+        let mut t = [0.0f64; 5];
+        for (((((u, v), p), q), wa), wb) in ta.iter().zip(tb).zip(tma).zip(tmb).zip(tra).zip(trb) {
+            let aa = u - p + ci;
+            let bb = v - q + di;
+            t[0] += aa * bb;
+            t[1] += aa * aa;
+            t[2] += bb * bb;
+            t[3] += aa;
+            t[4] += bb;
+            *wa += aa;
+            *wb += bb;
+        }
+        let lane_sum = |k: usize| ((acc[0][k] + acc[2][k]) + (acc[1][k] + acc[3][k])) + t[k];
+        for k in 0..3 {
+            s.off[k] += lane_sum(k);
+        }
+        s.ra[i] += lane_sum(3);
+        s.rb[i] += lane_sum(4);
+    }
+    s
+}
+
+/// Distance correlation (V-statistic, Székely, Rizzo & Bakirov 2007):
+/// `sqrt(dCov2(X,Y) / sqrt(dCov2(X,X) dCov2(Y,Y)))`, a tiny negative numerator clipped to 0.
+/// NaN when either representation is constant (all its distances are zero).
+pub fn distance_correlation(x: Input, y: Input) -> Result<f64> {
+    let (ab, aa, bb) = dcov_sums(x, y)?;
+    if !(aa > 0.0 && bb > 0.0) {
+        return Ok(f64::NAN);
+    }
+    let r = ab.max(0.0) / (aa.sqrt() * bb.sqrt());
+    Ok(r.sqrt().min(1.0))
+}
+
+// ------------------------------------------------------------------------------ RSA
+
+/// Rows centred by their own means and scaled to unit norm (`None` if a row is constant).
+fn standardised_rows(x: &Rows) -> Option<Array2<f64>> {
+    let p = x.p;
+    let mut z = Array2::<f64>::zeros((x.n, p));
+    let ok = z
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(x.data.axis_iter(Axis(0)))
+        .map(|(mut zr, xr)| {
+            let xr = xr.as_slice().expect("standard layout");
+            let zr = zr.as_slice_mut().expect("standard layout");
+            let (lo, hi) = xr
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                    (l.min(v), h.max(v))
+                });
+            if lo == hi {
+                return false;
+            }
+            let mean = xr.iter().sum::<f64>() / p as f64;
+            for (o, &v) in zr.iter_mut().zip(xr) {
+                *o = v - mean;
+            }
+            // Scale by the largest magnitude first, so that squaring cannot overflow or
+            // underflow; then to unit norm.
+            let big = zr.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            if big == 0.0 {
+                return false;
+            }
+            zr.iter_mut().for_each(|v| *v /= big);
+            let norm = zr.iter().map(|v| v * v).sum::<f64>().sqrt();
+            zr.iter_mut().for_each(|v| *v /= norm);
+            true
+        })
+        .collect::<Vec<bool>>()
+        .into_iter()
+        .all(|b| b);
+    ok.then_some(z)
+}
+
+/// The strict lower triangle of the RSM of `x`, packed row by row (`None` when the
+/// correlation RSM is undefined because a row has zero variance).
+fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
+    let n = x.n;
+    let fma = use_fma();
+    let mut v = vec![0.0; tri(n)];
+    match rsm {
+        Rsm::Euclidean => {
+            packed_segments(&mut v, n)
+                .into_par_iter()
+                .for_each(|((i0, i1), seg)| distance_block(x, i0, i1, seg, fma));
+        }
+        Rsm::Correlation => {
+            let z = standardised_rows(x)?;
+            let zr = Rows {
+                data: CowArray::from(z),
+                n,
+                p: x.p,
+            };
+            packed_segments(&mut v, n)
+                .into_par_iter()
+                .for_each(|((i0, i1), seg)| lower_block::<true>(&zr, i0, i1, seg, fma));
+        }
+    }
+    Some(v)
+}
+
+/// A key whose unsigned order is the numeric order of finite floats (-0.0 equals 0.0).
+#[inline(always)]
+fn sort_key(v: f64) -> u64 {
+    let b = (v + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+/// Replace the (finite) values of `v` by their ranks, 1 to m, ties getting the average of
+/// the ranks they span (as `scipy.stats.rankdata(method="average")`).
+pub fn rank_in_place(v: &mut [f64]) {
+    let m = v.len();
+    let mut keyed: Vec<(u64, usize)> = v
+        .par_iter()
+        .enumerate()
+        .map(|(i, &x)| (sort_key(x), i))
+        .collect();
+    // (key, index) pairs are distinct, so the sorted order is unique whatever the threads.
+    keyed.par_sort_unstable();
+    let out = SyncPtr(v.as_mut_ptr());
+    let keyed = &keyed;
+    (0..m.div_ceil(CHUNK)).into_par_iter().for_each(move |c| {
+        let out = out;
+        let (s0, s1) = (c * CHUNK, ((c + 1) * CHUNK).min(m));
+        // Each tie group is written by the chunk where it starts.
+        let mut s = s0;
+        if s0 > 0 {
+            while s < s1 && keyed[s].0 == keyed[s0 - 1].0 {
+                s += 1;
+            }
+        }
+        while s < s1 {
+            let key = keyed[s].0;
+            let mut e = s + 1;
+            while e < m && keyed[e].0 == key {
+                e += 1;
+            }
+            // Positions s+1 ..= e (1-based) share the average rank.
+            let r = (s + 1 + e) as f64 / 2.0;
+            for &(_, idx) in &keyed[s..e] {
+                // SAFETY: `keyed` holds each index of `v` exactly once and every tie group is
+                // written by one task only, so the writes are disjoint and in bounds.
+                unsafe { *out.0.add(idx) = r };
+            }
+            s = e;
+        }
+    });
+}
+
+/// Deterministic parallel sum of `f(i)` over `0..len` in fixed chunks.
+fn chunked_sum<F: Fn(usize, usize) -> [f64; 3] + Sync>(len: usize, f: F) -> [f64; 3] {
+    let parts: Vec<[f64; 3]> = (0..len.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| f(c * CHUNK, ((c + 1) * CHUNK).min(len)))
+        .collect();
+    let mut t = [0.0; 3];
+    for p in &parts {
+        for k in 0..3 {
+            t[k] += p[k];
+        }
+    }
+    t
+}
+
+fn is_constant(v: &[f64]) -> bool {
+    let parts: Vec<(f64, f64)> = v
+        .par_chunks(CHUNK)
+        .map(|c| {
+            c.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                    (l.min(x), h.max(x))
+                })
+        })
+        .collect();
+    let (lo, hi) = parts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
+            (l.min(p.0), h.max(p.1))
+        });
+    lo == hi
+}
+
+/// Pearson's correlation of two equally long vectors (two passes: means, then centred
+/// sums). NaN when either vector is constant (or has fewer than 2 entries).
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "pearson: lengths differ");
+    let m = a.len();
+    if m < 2 || is_constant(a) || is_constant(b) {
+        return f64::NAN;
+    }
+    let s = chunked_sum(m, |i0, i1| {
+        [
+            a[i0..i1].iter().sum::<f64>(),
+            b[i0..i1].iter().sum::<f64>(),
+            0.0,
+        ]
+    });
+    let (ma, mb) = (s[0] / m as f64, s[1] / m as f64);
+    let c = chunked_sum(m, |i0, i1| {
+        let mut t = [0.0; 3];
+        for (&u, &v) in a[i0..i1].iter().zip(&b[i0..i1]) {
+            let (du, dv) = (u - ma, v - mb);
+            t[0] += du * dv;
+            t[1] += du * du;
+            t[2] += dv * dv;
+        }
+        t
+    });
+    if !(c[1] > 0.0 && c[2] > 0.0) {
+        return f64::NAN;
+    }
+    (c[0] / (c[1].sqrt() * c[2].sqrt())).clamp(-1.0, 1.0)
+}
+
+/// Spearman's rank correlation (Pearson's correlation of the average ranks).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (mut ra, mut rb) = (a.to_vec(), b.to_vec());
+    rank_in_place(&mut ra);
+    rank_in_place(&mut rb);
+    pearson(&ra, &rb)
+}
+
+/// Representational similarity analysis (Kriegeskorte et al. 2008): the Pearson or Spearman
+/// correlation of the strict lower triangles of the two RSMs. NaN when a row has zero
+/// variance (correlation RSM) or when either triangle is constant.
+pub fn rsa(x: Input, y: Input, rsm: Rsm, compare: Compare) -> Result<f64> {
+    let (rx, ry) = (Rows::new(x, "X")?, Rows::new(y, "Y")?);
+    check_pair(&rx, &ry, 3)?;
+    let m = tri(rx.n) as f64;
+    let per_value = if compare == Compare::Spearman {
+        32.0
+    } else {
+        16.0
+    };
+    check_memory(per_value * m, rx.n, "two RSM triangles and a sort buffer")?;
+    let Some(mut vx) = rsm_vector(&rx, rsm) else {
+        return Ok(f64::NAN);
+    };
+    if compare == Compare::Spearman {
+        rank_in_place(&mut vx);
+    }
+    let Some(mut vy) = rsm_vector(&ry, rsm) else {
+        return Ok(f64::NAN);
+    };
+    if compare == Compare::Spearman {
+        rank_in_place(&mut vy);
+    }
+    Ok(pearson(&vx, &vy))
+}
+
+/// The packed strict lower triangle of the RSM of `x` (`None` for an undefined correlation
+/// RSM), for tests and for callers that compare one representation with many.
+pub fn rsm_lower(x: Input, rsm: Rsm) -> Result<Option<Vec<f64>>> {
+    let rx = Rows::new(x, "X")?;
+    check_memory(8.0 * tri(rx.n) as f64, rx.n, "RSM triangle")?;
+    Ok(rsm_vector(&rx, rsm))
+}
+
+/// Euclidean distances between the rows of a view, naive and slow: for tests only.
+#[doc(hidden)]
+pub fn naive_distances(x: ArrayView2<f64>) -> Array2<f64> {
+    let n = x.nrows();
+    Array2::from_shape_fn((n, n), |(i, j)| {
+        x.row(i)
+            .iter()
+            .zip(x.row(j))
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo(n: usize, p: usize, seed: u64) -> Array2<f64> {
+        let mut s = seed;
+        Array2::from_shape_fn((n, p), |_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+        })
+    }
+
+    fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
+    #[test]
+    fn distances_match_naive_across_blocks_tiles_and_chunks() {
+        // n crosses row blocks and 4-row groups; p crosses K_CHUNK and the lane width.
+        for &(n, p) in &[(2usize, 1usize), (3, 3), (7, 5), (131, 263), (70, 600)] {
+            let x = pseudo(n, p, (n * p) as u64);
+            let d = distance_matrix(Input::F64(x.view())).unwrap();
+            let want = naive_distances(x.view());
+            for i in 0..n {
+                assert_eq!(d[[i, i]], 0.0);
+                for j in 0..n {
+                    assert_eq!(d[[i, j]], d[[j, i]]);
+                    let tol = 1e-13 * want[[i, j]].max(1.0);
+                    assert!(
+                        (d[[i, j]] - want[[i, j]]).abs() <= tol,
+                        "n={n} p={p} ({i},{j})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_tile_reduces_a_pair_in_the_same_order() {
+        let x = pseudo(11, 37, 5);
+        let rows = Rows::new(Input::F64(x.view()), "X").unwrap();
+        let mut out = vec![0.0; tri(11)];
+        lower_block::<false>(&rows, 0, 11, &mut out, use_fma());
+        for i in 0..11 {
+            for j in 0..i {
+                let direct = if use_fma() {
+                    pair_1x1::<false, true>(
+                        x.row(i).as_slice().unwrap(),
+                        x.row(j).as_slice().unwrap(),
+                    )
+                } else {
+                    pair_1x1::<false, false>(
+                        x.row(i).as_slice().unwrap(),
+                        x.row(j).as_slice().unwrap(),
+                    )
+                };
+                assert_eq!(out[tri(i) + j], direct, "({i},{j})");
+            }
+        }
+    }
+
+    #[test]
+    fn avx_and_portable_kernels_agree_bitwise() {
+        if !use_fma() {
+            return;
+        }
+        for p in [1usize, 4, 37, 256] {
+            let x = pseudo(6, p, 17 + p as u64);
+            let r = |i: usize| x.row(i).to_slice().unwrap();
+            let (a, b) = ([r(0), r(1), r(2), r(3)], [r(4), r(5)]);
+            // SAFETY: use_fma() checked the CPU.
+            unsafe {
+                assert_eq!(avx::tile_4x2::<false>(a, b), tile_4x2::<false, true>(a, b));
+                assert_eq!(avx::tile_4x2::<true>(a, b), tile_4x2::<true, true>(a, b));
+                assert_eq!(
+                    avx::pair_1x1::<false>(r(0), r(5)),
+                    pair_1x1::<false, true>(r(0), r(5))
+                );
+                assert_eq!(
+                    avx::pair_1x1::<true>(r(0), r(5)),
+                    pair_1x1::<true, true>(r(0), r(5))
+                );
+            }
+            let t = tile_4x2::<false, true>(a, b);
+            assert_eq!(t[3], pair_1x1::<false, true>(r(1), r(5)));
+        }
+    }
+
+    #[test]
+    fn duplicate_rows_and_integer_data_give_exact_distances() {
+        let mut x = Array2::from_shape_fn((9, 6), |(i, j)| ((i * 7 + j * 3) % 5) as f64 + 1e6);
+        let r = x.row(2).to_owned();
+        x.row_mut(6).assign(&r);
+        let d = distance_matrix(Input::F64(x.view())).unwrap();
+        assert_eq!(d[[2, 6]], 0.0);
+        let want = naive_distances(x.view());
+        assert_eq!(d, want);
+    }
+
+    #[test]
+    fn float32_and_strided_inputs_agree_with_float64() {
+        let x = pseudo(40, 9, 3);
+        let x32 = x.mapv(|v| v as f32);
+        let d32 = distance_matrix(Input::F32(x32.view())).unwrap();
+        let d64 = distance_matrix(Input::F64(x32.mapv(f64::from).view())).unwrap();
+        assert_eq!(d32, d64);
+        let xt = x.t().to_owned();
+        let dt = distance_matrix(Input::F64(xt.t())).unwrap();
+        assert_eq!(dt, distance_matrix(Input::F64(x.view())).unwrap());
+    }
+
+    fn naive_dcor(x: &Array2<f64>, y: &Array2<f64>) -> f64 {
+        let n = x.nrows();
+        let centre = |d: Array2<f64>| {
+            let h = Array2::from_shape_fn((n, n), |(i, j)| {
+                f64::from(u8::from(i == j)) - 1.0 / n as f64
+            });
+            h.dot(&d).dot(&h)
+        };
+        let a = centre(naive_distances(x.view()));
+        let b = centre(naive_distances(y.view()));
+        let (ab, aa, bb) = ((&a * &b).sum(), (&a * &a).sum(), (&b * &b).sum());
+        (ab / (aa * bb).sqrt()).sqrt()
+    }
+
+    #[test]
+    fn distance_correlation_matches_double_centring() {
+        for &(n, p, q) in &[(2usize, 1usize, 1usize), (5, 2, 3), (150, 4, 7)] {
+            let x = pseudo(n, p, 1 + n as u64);
+            let y = pseudo(n, q, 2 + n as u64).mapv(|v| v * v) + x.column(0).insert_axis(Axis(1));
+            let got = distance_correlation(Input::F64(x.view()), Input::F64(y.view())).unwrap();
+            let want = naive_dcor(&x, &y);
+            assert!((got - want).abs() < 1e-12, "n={n}: {got} vs {want}");
+        }
+        let c = Array2::<f64>::from_elem((6, 2), 0.3);
+        let y = pseudo(6, 2, 9);
+        assert!(
+            distance_correlation(Input::F64(c.view()), Input::F64(y.view()))
+                .unwrap()
+                .is_nan()
+        );
+    }
+
+    #[test]
+    fn distance_covariance_sums_across_waves_and_the_sampled_shift() {
+        // n = 2200: several waves of row blocks, and row means estimated from a sample.
+        let n = 2200;
+        let x = pseudo(n, 3, 21);
+        let y = pseudo(n, 2, 22).mapv(|v| v.abs()) + x.column(1).insert_axis(Axis(1));
+        let centred = |m: &Array2<f64>| {
+            let d = naive_distances(m.view());
+            let r: Vec<f64> = d
+                .rows()
+                .into_iter()
+                .map(|row| row.sum() / n as f64)
+                .collect();
+            let g = r.iter().sum::<f64>() / n as f64;
+            Array2::from_shape_fn((n, n), |(i, j)| d[[i, j]] - r[i] - r[j] + g)
+        };
+        let (a, b) = (centred(&x), centred(&y));
+        let want = ((&a * &b).sum(), (&a * &a).sum(), (&b * &b).sum());
+        let got = dcov_sums(Input::F64(x.view()), Input::F64(y.view())).unwrap();
+        assert!((got.0 - want.0).abs() < 1e-10 * want.1.sqrt() * want.2.sqrt());
+        assert!((got.1 - want.1).abs() < 1e-11 * want.1);
+        assert!((got.2 - want.2).abs() < 1e-11 * want.2);
+    }
+
+    #[test]
+    fn published_dcor_of_three_points() {
+        // R energy values used in the dcor test suite: dCor^2 = 0.93387 and 0.31623.
+        let m1 = ndarray::array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]];
+        let m2 = ndarray::array![[7.0, 3.0, 6.0], [2.0, 1.0, 4.0], [3.0, 8.0, 1.0]];
+        let m3 = ndarray::array![[1.0, 1.0, 1.0], [2.0, 1.0, 1.0], [1.0, 1.0, 1.0]];
+        let r = distance_correlation(Input::F64(m1.view()), Input::F64(m2.view())).unwrap();
+        assert!((r * r - 0.93387).abs() < 5e-6);
+        let r = distance_correlation(Input::F64(m1.view()), Input::F64(m3.view())).unwrap();
+        assert!((r * r - 0.31623).abs() < 5e-6);
+    }
+
+    #[test]
+    fn ranks_average_ties() {
+        let mut v = vec![3.0, -1.0, 3.0, 0.0, -0.0, 7.5, 3.0];
+        rank_in_place(&mut v);
+        assert_eq!(v, vec![5.0, 1.0, 5.0, 2.5, 2.5, 7.0, 5.0]);
+        // Tie groups that straddle the chunks of the parallel pass.
+        let m = 3 * CHUNK + 17;
+        let mut w: Vec<f64> = (0..m).map(|i| ((i / 1000) % 50) as f64).collect();
+        let orig = w.clone();
+        rank_in_place(&mut w);
+        let mut sorted = orig.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        for (i, &r) in w.iter().enumerate() {
+            let below = sorted.partition_point(|&u| u < orig[i]) as f64;
+            let equal = sorted.partition_point(|&u| u <= orig[i]) as f64 - below;
+            assert_eq!(r, below + (equal + 1.0) / 2.0);
+        }
+    }
+
+    #[test]
+    fn pearson_and_spearman_simple_cases() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        assert!((pearson(&a, &[2.0, 4.0, 6.0, 8.0]) - 1.0).abs() < 1e-15);
+        assert!((pearson(&a, &[8.0, 6.0, 4.0, 2.0]) + 1.0).abs() < 1e-15);
+        assert!(pearson(&a, &[0.1, 0.1, 0.1, 0.1]).is_nan());
+        assert!((spearman(&a, &[1.0, 10.0, 100.0, 1000.0]) - 1.0).abs() < 1e-15);
+        // Hand computation: ranks (1,2,3,4) and (1.5,1.5,3,4): r = 4.5 / sqrt(5 * 4.5).
+        let s = spearman(&a, &[5.0, 5.0, 6.0, 9.0]);
+        assert!((s - 4.5 / (5.0f64 * 4.5).sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn rsa_vectors_and_nan_cases() {
+        let x = pseudo(20, 5, 4);
+        let v = rsm_lower(Input::F64(x.view()), Rsm::Euclidean)
+            .unwrap()
+            .unwrap();
+        let d = naive_distances(x.view());
+        for i in 0..20 {
+            for j in 0..i {
+                assert!((v[tri(i) + j] - d[[i, j]]).abs() < 1e-14);
+            }
+        }
+        let c = rsm_lower(Input::F64(x.view()), Rsm::Correlation)
+            .unwrap()
+            .unwrap();
+        let z: Vec<Vec<f64>> = (0..20)
+            .map(|i| {
+                let r = x.row(i);
+                let m = r.sum() / 5.0;
+                let cr: Vec<f64> = r.iter().map(|v| v - m).collect();
+                let nr = cr.iter().map(|v| v * v).sum::<f64>().sqrt();
+                cr.iter().map(|v| v / nr).collect()
+            })
+            .collect();
+        for i in 0..20 {
+            for j in 0..i {
+                let want: f64 = z[i].iter().zip(&z[j]).map(|(a, b)| a * b).sum();
+                assert!((c[tri(i) + j] - want).abs() < 1e-14);
+            }
+        }
+        let mut flat = x.clone();
+        flat.row_mut(3).fill(0.7);
+        let y = pseudo(20, 3, 8);
+        let r = rsa(
+            Input::F64(flat.view()),
+            Input::F64(y.view()),
+            Rsm::Correlation,
+            Compare::Spearman,
+        );
+        assert!(r.unwrap().is_nan());
+        let r = rsa(
+            Input::F64(flat.view()),
+            Input::F64(y.view()),
+            Rsm::Euclidean,
+            Compare::Spearman,
+        );
+        assert!(r.unwrap().is_finite());
+    }
+
+    #[test]
+    fn errors_are_reported_not_panicked() {
+        let x = pseudo(5, 2, 1);
+        let y = pseudo(4, 2, 1);
+        assert!(matches!(
+            distance_correlation(Input::F64(x.view()), Input::F64(y.view())),
+            Err(CoreError::Mismatch { .. })
+        ));
+        let x2 = pseudo(2, 2, 1);
+        assert!(matches!(
+            rsa(
+                Input::F64(x2.view()),
+                Input::F64(x2.view()),
+                Rsm::Euclidean,
+                Compare::Pearson
+            ),
+            Err(CoreError::Shape { .. })
+        ));
+        let mut bad = pseudo(5, 2, 1);
+        bad[[1, 1]] = f64::NAN;
+        assert!(matches!(
+            rsm_fro_diff(Input::F64(bad.view()), Input::F64(x.view())),
+            Err(CoreError::NonFinite { arg: "X", count: 1 })
+        ));
+        assert!(matches!(
+            Rsm::parse("cosine"),
+            Err(CoreError::Parameter { name: "rsm", .. })
+        ));
+        assert!(matches!(
+            Compare::parse("kendall"),
+            Err(CoreError::Parameter {
+                name: "compare",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let x = pseudo(300, 40, 11);
+        let y = pseudo(300, 13, 12).mapv(|v| v.powi(3)) + x.column(0).insert_axis(Axis(1));
+        let run = || {
+            let (xi, yi) = (Input::F64(x.view()), Input::F64(y.view()));
+            (
+                distance_correlation(xi, yi).unwrap(),
+                rsm_fro_diff(xi, yi).unwrap(),
+                rsa(xi, yi, Rsm::Euclidean, Compare::Spearman).unwrap(),
+                rsa(xi, yi, Rsm::Correlation, Compare::Pearson).unwrap(),
+                distance_matrix(xi).unwrap(),
+            )
+        };
+        let one = in_pool(1, run);
+        let three = in_pool(3, run);
+        assert_eq!(one.0.to_bits(), three.0.to_bits());
+        assert_eq!(one.1.to_bits(), three.1.to_bits());
+        assert_eq!(one.2.to_bits(), three.2.to_bits());
+        assert_eq!(one.3.to_bits(), three.3.to_bits());
+        assert_eq!(one.4, three.4);
+    }
+}
