@@ -18,7 +18,7 @@
 //! `CKA = <K., L.>/sqrt(<K., K.><L., L.>)`.
 
 use crate::error::{CoreError, Result};
-use crate::kernel::{self, Rows, TileKind};
+use crate::kernel::{self, PackedLower, Rows, TileKind};
 use crate::linalg::{self, Centred, Input, Real};
 use ndarray::{s, Array1, Array2, ArrayView2};
 
@@ -94,22 +94,33 @@ struct Prepared {
     /// The kernel tiles of the Gram route; `None` when the kernel is undefined (RBF with a
     /// zero median distance).
     kind: Option<TileKind>,
+    /// Squared distances kept from the median pass (RBF, when they fit the cache budget).
+    cache: Option<PackedLower>,
 }
 
-fn prepare(x: Input, spec: &Spec, route: Route) -> Prepared {
+/// Memory that RBF layers may keep for their squared distances (saves a second product each).
+const CACHE_BUDGET: usize = 2 << 30;
+
+fn prepare(x: Input, spec: &Spec, route: Route, keep: bool) -> Prepared {
     let xc = Centred::new(x);
     let sq = xc.sq_norms();
-    let kind = match (spec.kernel, route) {
-        (Kernel::Rbf { sigma_frac }, _) => kernel::rbf_kind(
-            Rows {
+    let (kind, cache) = match (spec.kernel, route) {
+        (Kernel::Rbf { sigma_frac }, _) => {
+            let rows = Rows {
                 xc: &xc,
                 sq: sq.as_slice().expect("contiguous"),
-            },
-            sigma_frac,
-        ),
-        _ => Some(TileKind::Gram),
+                cache: None,
+            };
+            kernel::rbf_kind(rows, sigma_frac, keep)
+        }
+        _ => (Some(TileKind::Gram), None),
     };
-    Prepared { xc, sq, kind }
+    Prepared {
+        xc,
+        sq,
+        kind,
+        cache,
+    }
 }
 
 /// `||a^T b||_F^2`, promoting to float64 only when the precisions differ.
@@ -226,6 +237,7 @@ fn inners(
                 Rows {
                     xc: &p.xc,
                     sq: p.sq.as_slice().expect("contiguous"),
+                    cache: p.cache.as_ref(),
                 },
                 p.kind.expect("defined"),
             )
@@ -398,8 +410,21 @@ pub fn layer_matrix<'a>(
             return Ok(Array2::from_elem((1, 1), finish(spec, n, kl, kk, ll)));
         }
     }
-    let pa: Vec<Prepared> = a.iter().map(|&x| prepare(x, spec, route)).collect();
-    let pb: Option<Vec<Prepared>> = b.map(|b| b.iter().map(|&x| prepare(x, spec, route)).collect());
+    // RBF layers keep their squared distances while the budget lasts, in order.
+    let keep: Vec<bool> = (0..la + lb)
+        .map(|k| (k + 1) * PackedLower::bytes(n) <= CACHE_BUDGET)
+        .collect();
+    let pa: Vec<Prepared> = a
+        .iter()
+        .zip(&keep)
+        .map(|(&x, &k)| prepare(x, spec, route, k))
+        .collect();
+    let pb: Option<Vec<Prepared>> = b.map(|b| {
+        b.iter()
+            .zip(&keep[la..])
+            .map(|(&x, &k)| prepare(x, spec, route, k))
+            .collect()
+    });
     let (cross, selfs) = inners(&pa, pb.as_deref(), spec, route);
     let self_b = |j: usize| if b.is_some() { selfs[la + j] } else { selfs[j] };
     let out = Array2::from_shape_fn(cross.dim(), |(i, j)| {

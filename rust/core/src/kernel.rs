@@ -37,10 +37,93 @@ pub enum TileKind {
     Rbf { c: f64, shift: f64 },
 }
 
-/// One representation's centred features with their squared row norms.
+/// One representation's centred features with their squared row norms, and optionally its
+/// squared distances already computed (then RBF tiles need no matrix product).
 pub struct Rows<'a> {
     pub xc: &'a Centred,
     pub sq: &'a [f64],
+    pub cache: Option<&'a PackedLower>,
+}
+
+/// The lower triangle (diagonal included) of a symmetric n x n matrix, row by row:
+/// row `i` holds columns `0..=i` at offset `i (i + 1) / 2`.
+pub struct PackedLower {
+    n: usize,
+    data: Vec<f64>,
+}
+
+impl PackedLower {
+    /// Bytes needed for an n x n matrix.
+    pub fn bytes(n: usize) -> usize {
+        n * (n + 1) / 2 * std::mem::size_of::<f64>()
+    }
+
+    fn row(&self, i: usize) -> &[f64] {
+        let o = i * (i + 1) / 2;
+        &self.data[o..o + i + 1]
+    }
+
+    /// The squared distances of `rows`, computed tile by tile (rows transformed in parallel
+    /// straight from the Gram tile into their packed place).
+    pub fn squared_distances(rows: &Rows<'_>) -> Self {
+        let n = rows.n();
+        let mut data = vec![0.0f64; n * (n + 1) / 2];
+        let mut buf = Vec::new();
+        let mut scratch = Scratch::default();
+        let sq = rows.sq;
+        for (i0, i1) in tiles(n, 1) {
+            buf.resize((i1 - i0) * i1, 0.0);
+            rows.xc.gram_rows(i0, i1, &mut buf, &mut scratch);
+            let dst = &mut data[i0 * (i0 + 1) / 2..i1 * (i1 + 1) / 2];
+            // Split the packed block into its rows (row i has i + 1 entries).
+            let mut parts = Vec::with_capacity(i1 - i0);
+            let mut rest = dst;
+            for i in i0..i1 {
+                let (row, tail) = rest.split_at_mut(i + 1);
+                parts.push(row);
+                rest = tail;
+            }
+            parts
+                .into_par_iter()
+                .zip(buf.par_chunks(i1))
+                .enumerate()
+                .for_each(|(r, (out, g))| {
+                    let i = i0 + r;
+                    let si = sq[i];
+                    for ((o, &gij), &sj) in out.iter_mut().zip(g).zip(sq) {
+                        let t = si + sj - 2.0 * gij;
+                        *o = if t > 0.0 { t } else { 0.0 };
+                    }
+                    out[i] = 0.0;
+                });
+        }
+        PackedLower { n, data }
+    }
+}
+
+impl Triangle for PackedLower {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn entry(&self, i: usize, j: usize) -> f64 {
+        self.row(i)[j]
+    }
+    fn fold<A, F>(&self, init: A, f: F) -> Vec<A>
+    where
+        A: Clone + Send + Sync,
+        F: Fn(&mut A, &[f64]) + Sync,
+    {
+        (0..self.n.div_ceil(ROW_BLOCK))
+            .into_par_iter()
+            .map(|b| {
+                let mut acc = init.clone();
+                for i in (b * ROW_BLOCK)..((b + 1) * ROW_BLOCK).min(self.n) {
+                    f(&mut acc, &self.row(i)[..i]);
+                }
+                acc
+            })
+            .collect()
+    }
 }
 
 impl Rows<'_> {
@@ -70,26 +153,31 @@ impl Rows<'_> {
     ) {
         let w = i1;
         buf.resize((i1 - i0) * w, 0.0);
-        self.xc.gram_rows(i0, i1, buf, scratch);
+        let cached = match kind {
+            TileKind::Rbf { .. } => self.cache,
+            _ => None,
+        };
+        if cached.is_none() {
+            self.xc.gram_rows(i0, i1, buf, scratch);
+        }
         let sq = self.sq;
         buf.par_chunks_mut(w).enumerate().for_each(|(r, row)| {
             let i = i0 + r;
             let (lower, upper) = row.split_at_mut(i + 1);
             upper.fill(0.0);
-            match kind {
-                TileKind::Gram => {}
-                TileKind::SqDist | TileKind::Rbf { .. } => {
-                    let si = sq[i];
-                    for (v, &sj) in lower.iter_mut().zip(sq) {
-                        let t = si + sj - 2.0 * *v;
-                        *v = if t > 0.0 { t } else { 0.0 };
-                    }
-                    lower[i] = 0.0;
-                    if let TileKind::Rbf { c, shift } = kind {
-                        crate::simd::exp_scaled(lower, c);
-                        lower.iter_mut().for_each(|v| *v -= shift);
-                    }
+            if let Some(d) = cached {
+                lower.copy_from_slice(d.row(i));
+            } else if kind != TileKind::Gram {
+                let si = sq[i];
+                for (v, &sj) in lower.iter_mut().zip(sq) {
+                    let t = si + sj - 2.0 * *v;
+                    *v = if t > 0.0 { t } else { 0.0 };
                 }
+                lower[i] = 0.0;
+            }
+            if let TileKind::Rbf { c, shift } = kind {
+                crate::simd::exp_scaled(lower, c);
+                lower.iter_mut().for_each(|v| *v -= shift);
             }
         });
     }
@@ -455,17 +543,31 @@ pub fn median_full<S: Triangle>(d: &S) -> f64 {
 }
 
 /// The RBF tile kind for `rows` (MEASURES.md 1.1), or `None` when the median squared distance
-/// is zero (the kernel is then undefined).
-pub fn rbf_kind(rows: Rows<'_>, sigma_frac: f64) -> Option<TileKind> {
-    let m = median_full(&StreamedDistances(rows));
+/// is zero (the kernel is then undefined). With `keep`, the squared distances are computed once
+/// into a packed triangle, used for the median and returned so the kernel tiles can reuse them
+/// instead of a second matrix product; otherwise they are streamed (no n x n memory).
+pub fn rbf_kind(
+    rows: Rows<'_>,
+    sigma_frac: f64,
+    keep: bool,
+) -> (Option<TileKind>, Option<PackedLower>) {
+    let (m, cache) = if keep {
+        let d = PackedLower::squared_distances(&rows);
+        (median_full(&d), Some(d))
+    } else {
+        (median_full(&StreamedDistances(rows)), None)
+    };
     if m <= 0.0 {
-        return None;
+        return (None, None);
     }
     let s2 = 2.0 * sigma_frac * sigma_frac;
-    Some(TileKind::Rbf {
-        c: -1.0 / (s2 * m),
-        shift: (-1.0 / s2).exp(),
-    })
+    (
+        Some(TileKind::Rbf {
+            c: -1.0 / (s2 * m),
+            shift: (-1.0 / s2).exp(),
+        }),
+        cache,
+    )
 }
 
 /// Sums over all layers' kernel matrices, accumulated tile by tile (see [`stream`]).
@@ -599,12 +701,16 @@ mod tests {
             let x = pseudo(n, 3, n as u64);
             let xc = Centred::new(linalg::Input::F64(x.view()));
             let sq = xc.sq_norms();
-            let got = median_full(&StreamedDistances(Rows {
+            let rows = || Rows {
                 xc: &xc,
                 sq: sq.as_slice().unwrap(),
-            }));
+                cache: None,
+            };
+            let got = median_full(&StreamedDistances(rows()));
+            let packed = median_full(&PackedLower::squared_distances(&rows()));
             let want = naive_median(&full_sq_dist(&x));
             assert!((got - want).abs() <= 1e-12 * want, "n={n}: {got} vs {want}");
+            assert_eq!(got, packed, "n={n}: streamed and packed medians differ");
         }
     }
 
@@ -664,6 +770,7 @@ mod tests {
                         Rows {
                             xc: c,
                             sq: s.as_slice().unwrap(),
+                            cache: None,
                         },
                         kind,
                     )
