@@ -33,14 +33,17 @@ def compare(X, Y, measure: str = "cka", **params: Any) -> float:
     return m(X, Y, **params)
 
 
-def _layers(layers: Layers, arg: str, min_rows: int) -> tuple[list[str], list[np.ndarray]]:
+def _layers(
+    layers: Layers, arg: str, min_rows: int, what: str = "(n, p) arrays"
+) -> tuple[list[str], list[np.ndarray]]:
+    """Layer names and validated arrays from a mapping or a list (shared by every layer API)."""
     if isinstance(layers, Mapping):
         items = [(str(k), v) for k, v in layers.items()]
     elif isinstance(layers, (list, tuple)):
         items = [(str(i), v) for i, v in enumerate(layers)]
     else:
         raise ValueError(
-            f"{arg} must map layer names to (n, p) arrays (a dict) or be a list of arrays; "
+            f"{arg} must map layer names to {what} (a dict) or be a list of arrays; "
             f"got {type(layers).__name__}"
         )
     if not items:

@@ -107,6 +107,7 @@ import numpy as np
 from congruence._registry import get_measure
 from congruence._validation import as_matrix, check_bool, check_choice, check_number, check_pair
 from congruence.results import LayerComparison
+from congruence.compare import _layers
 
 __all__ = [
     "CKAAccumulator",
@@ -417,24 +418,6 @@ def _cka_from_inners(kl: np.ndarray, ka: np.ndarray, kb: np.ndarray, lo: float) 
 
 
 # ------------------------------------------------------------------------------ layers input
-
-
-def _parse_layers(layers: Layers, arg: str, min_rows: int) -> tuple[list[str], list[np.ndarray]]:
-    """Layer names and validated (m, p) batches from a mapping or a list."""
-    if isinstance(layers, Mapping):
-        items = [(str(k), v) for k, v in layers.items()]
-    elif isinstance(layers, (list, tuple)):
-        items = [(str(i), v) for i, v in enumerate(layers)]
-    else:
-        raise ValueError(
-            f"{arg} must map layer names to (m, p) batches (a dict) or be a list of arrays; "
-            f"got {type(layers).__name__}"
-        )
-    if not items:
-        raise ValueError(f"{arg} holds no layers")
-    names = [k for k, _ in items]
-    arrays = [as_matrix(v, f"{arg}[{k!r}]", min_rows=min_rows) for k, v in items]
-    return names, arrays
 
 
 def _same_rows(groups: Sequence[tuple[str, list[str], list[np.ndarray]]]) -> int:
@@ -754,12 +737,12 @@ class LayerAccumulator:
         The expensive single-threaded part of :meth:`update`; a reader thread runs it on the
         next batch while :meth:`_absorb` runs the matrix products of the current one.
         """
-        names_a, xa = _parse_layers(a, "a", 1)
+        names_a, xa = _layers(a, "a", 1, "(m, p) batches")
         groups = [("a", names_a, xa)]
         names_b: Optional[list[str]] = None
         xb: list[np.ndarray] = []
         if b is not None:
-            names_b, xb = _parse_layers(b, "b", 1)
+            names_b, xb = _layers(b, "b", 1, "(m, p) batches")
             groups.append(("b", names_b, xb))
         _same_rows(groups)
         widths = [x.shape[1] for x in xa + xb]
@@ -998,10 +981,10 @@ class MinibatchCKA:
             For invalid arrays, layers with different row counts, a batch of fewer than 4
             rows, or layers/widths that differ from the first batch.
         """
-        names_a, xa = _parse_layers(a, "a", 1)
+        names_a, xa = _layers(a, "a", 1, "(m, p) batches")
         groups = [("a", names_a, xa)]
         if b is not None:
-            names_b, xb = _parse_layers(b, "b", 1)
+            names_b, xb = _layers(b, "b", 1, "(m, p) batches")
             groups.append(("b", names_b, xb))
         m = _same_rows(groups)
         if m < 4:
