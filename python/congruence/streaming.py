@@ -105,7 +105,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from congruence._registry import get_measure
-from congruence._validation import as_matrix, check_bool, check_choice, check_number, check_pair
+from congruence._validation import check_bool, check_choice, check_number, check_pair
 from congruence.results import LayerComparison
 from congruence.compare import _layers
 
