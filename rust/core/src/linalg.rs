@@ -398,15 +398,6 @@ pub fn at_a_lower<T: Real>(a: &Array2<T>) -> Array2<f64> {
     )
 }
 
-/// Lower triangle of `a a^T` (the n x n linear Gram matrix) in float64.
-pub fn a_at_lower<T: Real>(a: &Array2<T>) -> Array2<f64> {
-    product_f64(
-        faer_ref(&a.view()),
-        faer_ref(&a.view()).transpose(),
-        Part::Lower,
-    )
-}
-
 /// A raw pointer that may cross threads; users guarantee disjoint writes.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr(pub *mut f64);
