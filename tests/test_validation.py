@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pytest
 
+from congruence import InputTypeError
+
 import congruence as cg
 
 
@@ -153,8 +155,14 @@ def test_string_and_object_arrays(f, flag, XY):
         f(S, Y)
     with pytest.raises(ValueError, match=r"Y has dtype <U1; expected real"):
         f(X, S)
-    with pytest.raises(ValueError, match=r"X has dtype object; expected real"):
-        f(X.astype(object), Y)
+    # object arrays of numbers are converted (same value); others are an InputTypeError
+    assert f(X.astype(object), Y) == f(X, Y)
+    mixed = X.astype(object)
+    mixed[3, 1] = "a"
+    with pytest.raises(InputTypeError, match=r"X has dtype object and its items are not all"):
+        f(mixed, Y)
+    with pytest.raises(TypeError, match=r"Y has dtype complex128; expected real.*\.real"):
+        f(X, Y + 1j)
     with pytest.raises(ValueError, match=r"X has dtype .*expected real"):
         f([[1.0, "a", 2.0]] * 10, Y)
     with pytest.raises(ValueError, match=r"X has dtype .*expected real"):

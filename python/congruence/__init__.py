@@ -15,6 +15,12 @@ from congruence import measures as _measures  # noqa: F401  (registers every mea
 from congruence._registry import Measure, get_measure, list_measures
 from congruence.compare import compare, compare_layers
 from congruence.distributed import dask_compare_layers
+from congruence.errors import (
+    DegenerateDataWarning,
+    InputTypeError,
+    LayerNotFoundError,
+    UnreadableFileError,
+)
 from congruence.io import open_layers, stream_layers
 from congruence.measures.alignment import (
     aligned_cosine,
@@ -71,6 +77,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "CKAAccumulator",
+    "DegenerateDataWarning",
+    "InputTypeError",
+    "LayerNotFoundError",
+    "UnreadableFileError",
     "HSICAccumulator",
     "LayerAccumulator",
     "LayerComparison",

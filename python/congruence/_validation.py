@@ -11,7 +11,16 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["as_matrix", "check_pair", "check_choice", "check_number", "check_bool"]
+from congruence.errors import InputTypeError
+
+__all__ = [
+    "as_matrix",
+    "check_pair",
+    "check_choice",
+    "check_number",
+    "check_bool",
+    "constant_columns",
+]
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:
@@ -51,14 +60,25 @@ def as_matrix(x: Any, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
 
     Raises
     ------
+    InputTypeError
+        (a ``TypeError`` and a ``ValueError``) for complex, object or other non-real data.
     ValueError
-        Naming ``name`` and its shape, for complex or non-numeric data, 1-D or >2-D input,
+        Naming ``name`` and its shape, for 1-D or >2-D input,
         empty input, fewer than ``min_rows`` rows, or NaN/inf entries (with their count).
     """
     a = _to_numpy(x, name)
+    if a.dtype.kind == "O":
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputTypeError(
+                f"{name} has dtype object and its items are not all real numbers ({exc}); "
+                "expected real numbers (float, int or bool)"
+            ) from None
     if a.dtype.kind not in "biuf":
-        raise ValueError(
+        raise InputTypeError(
             f"{name} has dtype {a.dtype}; expected real numbers (float, int or bool)"
+            + ("; take .real, .imag or abs() first" if a.dtype.kind == "c" else "")
         )
     if a.ndim != 2:
         if a.ndim < 2:
@@ -97,6 +117,22 @@ def as_matrix(x: Any, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
                 "remove or impute them first"
             )
     return a
+
+
+def constant_columns(a: np.ndarray) -> np.ndarray:
+    """Boolean mask of the columns of a 2-D array that are constant up to round-off.
+
+    A column is constant when its peak-to-peak range is at most ``8 * eps64 * max|x|`` (a
+    relative test, so a column of repeated ``0.1`` whose computed variance is ``1e-34`` counts
+    as constant, while a column varying at any scale of its own does not). ``eps64`` is the
+    float64 machine epsilon whatever the dtype: float32 values are exact float64 values.
+    """
+    if a.shape[0] == 0:
+        return np.zeros(a.shape[1], dtype=bool)
+    hi = a.max(axis=0).astype(np.float64)
+    lo = a.min(axis=0).astype(np.float64)
+    scale = np.maximum(np.abs(hi), np.abs(lo))
+    return (hi - lo) <= 8.0 * np.finfo(np.float64).eps * scale
 
 
 def check_pair(
