@@ -727,8 +727,13 @@ class TestErrors:
             disagreement(["a", "b"], [0, 1])
         with pytest.raises(ValueError, match=r"pred_b has dtype complex128"):
             cohens_kappa([0, 1], np.array([0, 1]) + 1j)
-        with pytest.raises(ValueError, match=r"P has dtype object"):
-            jsd(np.array([[None, 1]], dtype=object), np.ones((1, 2)))
+        with pytest.raises(ValueError, match=r"P has dtype object and its items are not all"):
+            jsd(np.array([[None, 1], [0.5, 0.5]], dtype=object), np.ones((2, 2)) / 2)
+        with pytest.raises(TypeError, match=r"P has dtype object and its items are not all"):
+            jsd(np.array([["a", 1], [0.5, 0.5]], dtype=object), np.ones((2, 2)) / 2)
+        assert jsd(np.array([[0.25, 0.75], [0.5, 0.5]], dtype=object), np.ones((2, 2)) / 2) == (
+            jsd(np.array([[0.25, 0.75], [0.5, 0.5]]), np.ones((2, 2)) / 2)
+        )
 
     def test_too_few_examples(self):
         # MEASURES.md 0.2: n below the minimum, 2 where none is stated

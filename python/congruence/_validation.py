@@ -66,20 +66,7 @@ def as_matrix(x: Any, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
         Naming ``name`` and its shape, for 1-D or >2-D input,
         empty input, fewer than ``min_rows`` rows, or NaN/inf entries (with their count).
     """
-    a = _to_numpy(x, name)
-    if a.dtype.kind == "O":
-        try:
-            a = a.astype(np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InputTypeError(
-                f"{name} has dtype object and its items are not all real numbers ({exc}); "
-                "expected real numbers (float, int or bool)"
-            ) from None
-    if a.dtype.kind not in "biuf":
-        raise InputTypeError(
-            f"{name} has dtype {a.dtype}; expected real numbers (float, int or bool)"
-            + ("; take .real, .imag or abs() first" if a.dtype.kind == "c" else "")
-        )
+    a = _numeric_array(x, name, "real numbers (float, int or bool)")
     if a.ndim != 2:
         if a.ndim < 2:
             hint = (
@@ -108,14 +95,7 @@ def as_matrix(x: Any, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
         pass
     elif a.dtype != np.float64 or not a.dtype.isnative:
         a = a.astype(np.float64)
-    if a.dtype.kind == "f":
-        finite = np.isfinite(a)
-        if not finite.all():
-            bad = int(a.size - np.count_nonzero(finite))
-            raise ValueError(
-                f"{name} of shape {a.shape} contains {bad} non-finite value(s) (NaN or inf); "
-                "remove or impute them first"
-            )
+    _check_finite(a, name)
     return a
 
 
@@ -207,9 +187,22 @@ _MAX_EXACT_FLOAT_INT = float(2**53)
 
 
 def _numeric_array(x: Any, name: str, what: str) -> np.ndarray:
+    """``x`` as a numpy array of a real dtype: object arrays of numbers are converted; complex,
+    string and other non-real data raise :class:`InputTypeError` (a TypeError and ValueError)."""
     a = _to_numpy(x, name)
+    if a.dtype.kind == "O":
+        try:
+            if any(item is None for item in a.flat):
+                raise TypeError("it holds None")
+            a = a.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputTypeError(
+                f"{name} has dtype object and its items are not all real numbers ({exc}); "
+                f"expected {what}"
+            ) from None
     if a.dtype.kind not in "biuf":
-        raise ValueError(f"{name} has dtype {a.dtype}; expected {what}")
+        hint = "; take .real, .imag or abs() first" if a.dtype.kind == "c" else ""
+        raise InputTypeError(f"{name} has dtype {a.dtype}; expected {what}{hint}")
     return a
 
 
@@ -224,6 +217,7 @@ def _check_examples(a: np.ndarray, name: str, min_rows: int) -> None:
 
 
 def _check_finite(a: np.ndarray, name: str) -> None:
+    """The one finiteness check: a ValueError naming ``name``, its shape and the count."""
     if a.dtype.kind == "f":
         finite = np.isfinite(a)
         if not finite.all():
