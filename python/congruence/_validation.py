@@ -30,9 +30,19 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
     requires grad is detached first, and one on an accelerator is moved to the CPU.
     """
     if isinstance(x, np.ndarray):
+        if x.dtype.name == "bfloat16":  # ml_dtypes: NumPy cannot compute on it, upcast exactly
+            return x.astype(np.float32)
         return x
     if hasattr(x, "detach") and callable(x.detach) and getattr(x, "requires_grad", False):
         x = x.detach()
+    device = getattr(x, "device", None)
+    if getattr(device, "type", None) == "meta":
+        raise ValueError(
+            f"{name} is a tensor on the 'meta' device, which holds shapes but no values; "
+            "compute it on a real device (CPU or GPU) first"
+        )
+    if "bfloat16" in str(getattr(x, "dtype", "")) and callable(getattr(x, "float", None)):
+        x = x.float()  # NumPy has no bfloat16; float32 holds every bfloat16 value exactly
     if hasattr(x, "__dlpack__"):
         try:
             return np.from_dlpack(x)
@@ -49,6 +59,22 @@ def _to_numpy(x: Any, name: str) -> np.ndarray:
             f"{name} could not be converted to a numeric array ({exc}); pass a 2-D numpy "
             "array, a nested list of numbers, or a tensor"
         ) from None
+
+
+#: What to do with a 3-D or 4-D activation array: the pooling policies (one row per input,
+#: or one per token / spatial position).
+_POOLING_HINT = {
+    3: (
+        "a 3-D (n, tokens, d) activation needs a pooling policy: 'mean' (over tokens), "
+        "'first' (CLS), 'last', 'max', 'flatten' or 'tokens' (every token a row), e.g. "
+        "{name}.mean(axis=1) or {name}.reshape({name}.shape[0], -1)"
+    ),
+    4: (
+        "a 4-D (n, c, h, w) activation needs a pooling policy: 'flatten', 'mean' (global "
+        "average pool) or 'spatial' (every position a row), e.g. "
+        "{name}.reshape({name}.shape[0], -1)"
+    ),
+}
 
 
 def as_matrix(x: Any, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
@@ -74,10 +100,9 @@ def as_matrix(x: Any, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
                 "single feature"
             )
         else:
-            hint = (
-                f"flatten the trailing dimensions, e.g. {name}.reshape({name}.shape[0], -1) "
-                "(one row per input example)"
-            )
+            hint = _POOLING_HINT.get(
+                a.ndim, "reshape it to one row per input, e.g. {name}.reshape({name}.shape[0], -1)"
+            ).format(name=name)
         raise ValueError(
             f"{name} must be 2-D (n_samples, n_features) but has shape {a.shape} "
             f"({a.ndim}-D); {hint}"
