@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use std::time::Duration;
 
 pyo3::create_exception!(
-    _core,
+    congruence._core,
     InternalError,
     PyRuntimeError,
     "A bug in congruence's Rust core (a panic), reported instead of an uncatchable \
@@ -138,6 +138,14 @@ fn check_fits(nbytes: f64, what: &str, alternative: &str) -> PyResult<()> {
     memory::check_fits(nbytes, what, alternative).map_err(to_py)
 }
 
+/// Run a computation that panics, as a bug in the core would: for the tests of the mapping to
+/// [`InternalError`] (from the main thread and from other threads).
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>, message: &str) -> PyResult<()> {
+    let message = message.to_owned();
+    run(py, move || -> Result<(), CoreError> { panic!("{message}") })
+}
+
 /// One binding module per family, each with a `register` function that adds its functions.
 mod distance;
 mod kernel;
@@ -150,6 +158,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     neighbors::register(m)?;
     m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
     m.add_function(wrap_pyfunction!(check_fits, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("InternalError", m.py().get_type::<InternalError>())?;
     Ok(())
 }
