@@ -282,6 +282,30 @@ def test_rsa_respects_the_address_space_limit():
     assert budget <= 8_000_000 * 1024
 
 
+def test_an_rbf_distance_cache_that_does_not_fit_is_skipped_not_fatal():
+    # RBF layers cache their squared distances (144 MB per layer at n = 6000) when they fit;
+    # with 150 MB of address space left neither fits, and the distances are streamed again.
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((6000, 16))
+    Y = X[:, :8] + rng.standard_normal((6000, 8))
+    want = cg.cka(X, Y, kernel="rbf")
+    r = _run_child(
+        """
+        import resource, numpy as np, congruence as cg
+        rng = np.random.default_rng(11)
+        X = rng.standard_normal((6000, 16))
+        Y = X[:, :8] + rng.standard_normal((6000, 8))
+        cg.cka(X[:50], Y[:50], kernel="rbf")  # the thread pools exist before the limit
+        with open("/proc/self/status") as fh:
+            vm = next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 150_000_000, resource.RLIM_INFINITY))
+        print(cg.cka(X, Y, kernel="rbf").hex())
+        """
+    )
+    assert r.returncode == 0, r.stderr
+    assert float.fromhex(r.stdout.strip()) == pytest.approx(want, rel=1e-12)
+
+
 def test_the_python_pre_flight_is_the_cores():
     budget = _memory.memory_budget()
     assert budget == _core.memory_budget() or abs(budget - _core.memory_budget()) < 256e6
