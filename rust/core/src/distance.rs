@@ -585,7 +585,8 @@ where
     F: Fn(usize, usize, &mut [f64], bool) + Sync,
 {
     let fma = use_fma();
-    let mut d: Array2<f64> = crate::memory::zeros((n, n), "an n x n distance matrix", FULL_ALTERNATIVE);
+    let mut d: Array2<f64> =
+        crate::memory::zeros((n, n), "an n x n distance matrix", FULL_ALTERNATIVE);
     d.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
         .into_par_iter()
         .enumerate()

@@ -477,7 +477,9 @@ pub fn layer_matrix<'a>(
     // Memory pre-flight: a centred copy of every layer, and the kernel tiles of the Gram route.
     let all_layers = || a.iter().chain(b.unwrap_or(&[]));
     let copies: f64 = all_layers()
-        .map(|x| (x.nrows() * x.ncols()) as f64 * if matches!(x, Input::F32(_)) { 4.0 } else { 8.0 })
+        .map(|x| {
+            (x.nrows() * x.ncols()) as f64 * if matches!(x, Input::F32(_)) { 4.0 } else { 8.0 }
+        })
         .sum();
     let tile_bytes = match (route, kernel::tiles(n, la + lb).first()) {
         (Route::Gram, Some(&(t0, t1))) => 8.0 * ((la + lb) * (t1 - t0) * n) as f64,
@@ -485,7 +487,11 @@ pub fn layer_matrix<'a>(
     };
     crate::memory::check_fits(
         copies + tile_bytes,
-        &format!("{} of {} layer(s) at n = {n} (centred copies and kernel tiles)", spec.statistic.name(), la + lb),
+        &format!(
+            "{} of {} layer(s) at n = {n} (centred copies and kernel tiles)",
+            spec.statistic.name(),
+            la + lb
+        ),
         "pass fewer layers per call or subsample the rows; for linear CKA, \
          streaming.MinibatchCKA and streaming.CKAAccumulator work in minibatches",
     )?;
@@ -510,7 +516,8 @@ pub fn layer_matrix<'a>(
         .enumerate()
         .map(|(k, &c)| {
             let cached = ((k + 1) * PackedLower::bytes(n)) as f64;
-            c && crate::memory::check_fits_within(copies + tile_bytes + cached, room, "", "").is_ok()
+            c && crate::memory::check_fits_within(copies + tile_bytes + cached, room, "", "")
+                .is_ok()
         })
         .collect();
     let pa: Vec<Prepared> = a

@@ -245,7 +245,10 @@ mod tests {
         );
         assert_eq!(r, Err(CoreError::Interrupted));
         let waited = asked.expect("cancelled").elapsed();
-        assert!(waited < Duration::from_millis(500), "stopped {waited:?} after the request");
+        assert!(
+            waited < Duration::from_millis(500),
+            "stopped {waited:?} after the request"
+        );
         // The pool is usable again and computes correct values.
         let (a, b) = (pseudo(50, 3, 3), pseudo(50, 2, 4));
         let direct =
@@ -280,7 +283,12 @@ mod tests {
             });
             let big = pseudo(20000, 32, 7);
             let r = pool.run(
-                || crate::distance::distance_correlation(Input::F64(big.view()), Input::F64(big.view())),
+                || {
+                    crate::distance::distance_correlation(
+                        Input::F64(big.view()),
+                        Input::F64(big.view()),
+                    )
+                },
                 Duration::from_millis(5),
                 || true,
             );

@@ -62,7 +62,9 @@ pub fn parse_usage(text: &str) -> Option<u64> {
 /// unlimited.
 pub fn parse_address_space_limit(text: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("Max address space"))?;
-    let soft = line["Max address space".len()..].split_whitespace().next()?;
+    let soft = line["Max address space".len()..]
+        .split_whitespace()
+        .next()?;
     if soft == "unlimited" {
         return None;
     }
@@ -93,7 +95,10 @@ fn ancestors(root: &Path, path: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut dir = root.to_path_buf();
     let mut chain = vec![dir.clone()];
-    for part in path.split('/').filter(|p| !p.is_empty() && *p != "." && *p != "..") {
+    for part in path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != "." && *p != "..")
+    {
         dir.push(part);
         chain.push(dir.clone());
     }
@@ -105,7 +110,12 @@ fn ancestors(root: &Path, path: &str) -> Vec<PathBuf> {
 
 /// Room left under the cgroup limits below `root` for the cgroup `path`: the smallest
 /// `limit - usage` over the cgroup and its ancestors that have a limit (`None` if none has).
-pub fn cgroup_room_under(root: &Path, path: &str, limit_file: &str, usage_file: &str) -> Option<u64> {
+pub fn cgroup_room_under(
+    root: &Path,
+    path: &str,
+    limit_file: &str,
+    usage_file: &str,
+) -> Option<u64> {
     let read = |p: PathBuf| std::fs::read_to_string(p).ok();
     ancestors(root, path)
         .into_iter()
@@ -126,7 +136,12 @@ fn cgroup_room() -> Option<u64> {
     let v2 = v2.unwrap_or_else(|| "/".into());
     let v1 = v1.unwrap_or_else(|| "/".into());
     [
-        cgroup_room_under(Path::new("/sys/fs/cgroup"), &v2, "memory.max", "memory.current"),
+        cgroup_room_under(
+            Path::new("/sys/fs/cgroup"),
+            &v2,
+            "memory.max",
+            "memory.current",
+        ),
         cgroup_room_under(
             Path::new("/sys/fs/cgroup/unified"),
             &v2,
@@ -168,7 +183,12 @@ pub fn budget() -> Option<u64> {
 }
 
 /// Refuse a request of `bytes` that does not fit in [`FRACTION`] of `budget`.
-pub fn check_fits_within(bytes: f64, budget: Option<u64>, what: &str, alternative: &str) -> Result<()> {
+pub fn check_fits_within(
+    bytes: f64,
+    budget: Option<u64>,
+    what: &str,
+    alternative: &str,
+) -> Result<()> {
     match budget {
         Some(b) if bytes > FRACTION * b as f64 => Err(CoreError::Memory {
             what: what.to_string(),
@@ -185,11 +205,6 @@ pub fn check_fits_within(bytes: f64, budget: Option<u64>, what: &str, alternativ
 /// n = 30000"), `alternative` what to do instead ("subsample the rows").
 pub fn check_fits(bytes: f64, what: &str, alternative: &str) -> Result<()> {
     check_fits_within(bytes, budget(), what, alternative)
-}
-
-/// Whether `bytes` fit in the budget now (for optional caches, which are skipped when not).
-pub fn fits(bytes: f64) -> bool {
-    check_fits(bytes, "", "").is_ok()
 }
 
 /// A vector of `len` copies of `value`, its memory reserved fallibly.
@@ -213,12 +228,15 @@ pub fn try_array2<T: Clone>(
     what: &str,
     alternative: &str,
 ) -> Result<Array2<T>> {
-    let len = shape.0.checked_mul(shape.1).ok_or_else(|| CoreError::Memory {
-        what: what.to_string(),
-        bytes: shape.0 as f64 * shape.1 as f64 * std::mem::size_of::<T>() as f64,
-        budget: None,
-        alternative: alternative.to_string(),
-    })?;
+    let len = shape
+        .0
+        .checked_mul(shape.1)
+        .ok_or_else(|| CoreError::Memory {
+            what: what.to_string(),
+            bytes: shape.0 as f64 * shape.1 as f64 * std::mem::size_of::<T>() as f64,
+            budget: None,
+            alternative: alternative.to_string(),
+        })?;
     let v = try_vec(len, value, what, alternative)?;
     Ok(Array2::from_shape_vec(Ix2(shape.0, shape.1), v).expect("length matches the shape"))
 }
@@ -252,7 +270,11 @@ pub fn with_capacity<T>(len: usize, what: &str, alternative: &str) -> Vec<T> {
 
 /// A zero-filled (`T::default()`) [`try_array2`] for code that cannot return a `Result`
 /// (unwinds like [`vec`]).
-pub fn zeros<T: Clone + Default>(shape: (usize, usize), what: &str, alternative: &str) -> Array2<T> {
+pub fn zeros<T: Clone + Default>(
+    shape: (usize, usize),
+    what: &str,
+    alternative: &str,
+) -> Array2<T> {
     try_array2(shape, T::default(), what, alternative).unwrap_or_else(|e| raise(e))
 }
 
@@ -265,7 +287,10 @@ mod tests {
 
     #[test]
     fn meminfo_and_status_fields_are_read_in_bytes() {
-        assert_eq!(parse_kb_field(MEMINFO, "MemAvailable"), Some(23001234 * 1024));
+        assert_eq!(
+            parse_kb_field(MEMINFO, "MemAvailable"),
+            Some(23001234 * 1024)
+        );
         assert_eq!(parse_kb_field(MEMINFO, "MemTotal"), Some(24568372 * 1024));
         // A prefix of another field's name is not that field.
         assert_eq!(parse_kb_field(MEMINFO, "Mem"), None);
@@ -291,7 +316,10 @@ mod tests {
         let v2 = "0::/user.slice/user-1000.slice/session-2.scope\n";
         assert_eq!(
             parse_proc_cgroup(v2),
-            (Some("/user.slice/user-1000.slice/session-2.scope".into()), None)
+            (
+                Some("/user.slice/user-1000.slice/session-2.scope".into()),
+                None
+            )
         );
         let hybrid = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/a869\n\
                       3:cpu,cpuacct:/\n0::/\n";
@@ -300,7 +328,10 @@ mod tests {
             (Some("/".into()), Some("/process_api/a869".into()))
         );
         let joined = "5:cpuacct,memory:/docker/abc\n";
-        assert_eq!(parse_proc_cgroup(joined), (None, Some("/docker/abc".into())));
+        assert_eq!(
+            parse_proc_cgroup(joined),
+            (None, Some("/docker/abc".into()))
+        );
         // "memory" must be a whole controller name.
         assert_eq!(parse_proc_cgroup("4:memory_x:/a\n"), (None, None));
     }
@@ -352,7 +383,10 @@ mod tests {
         .unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, CoreError::Memory { .. }));
-        assert!(msg.contains("the RSM triangles of rsa needs about 9.50 GB"), "{msg}");
+        assert!(
+            msg.contains("the RSM triangles of rsa needs about 9.50 GB"),
+            "{msg}"
+        );
         assert!(msg.contains("10.00 GB can be allocated"), "{msg}");
         assert!(msg.ends_with("subsample the rows"), "{msg}");
     }

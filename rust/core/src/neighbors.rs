@@ -368,7 +368,12 @@ where
 {
     let k = cap;
     let nb = n.div_ceil(b);
-    let mut heaps = crate::memory::vec(n * k, Entry { d: 0.0, j: 0 }, "the kNN candidate lists", KNN_ALTERNATIVE);
+    let mut heaps = crate::memory::vec(
+        n * k,
+        Entry { d: 0.0, j: 0 },
+        "the kNN candidate lists",
+        KNN_ALTERNATIVE,
+    );
     let mut lens = vec![0usize; n];
     let mut thrs = vec![f64::NEG_INFINITY; n];
     // One block row of tiles (B x n_pad), reused for every block row.
@@ -514,11 +519,19 @@ const KNN_ALTERNATIVE: &str = "use a smaller k or subsample the rows";
 fn check_knn_memory(x: &Input, k: usize) -> Result<()> {
     let (n, p) = (x.nrows() as f64, x.ncols() as f64);
     let f64_input = matches!(x, Input::F64(_));
-    let cap = if f64_input { (2 * k + 16).min(x.nrows() - 1) } else { k } as f64;
+    let cap = if f64_input {
+        (2 * k + 16).min(x.nrows() - 1)
+    } else {
+        k
+    } as f64;
     let b = BLOCK.min(x.nrows()) as f64;
     let n_pad = (n / b).ceil() * b;
     let entry = std::mem::size_of::<Entry>() as f64;
-    let tile_value = if x.ncols() <= f32::REDUCTION_BLOCK { 4.0 } else { 8.0 };
+    let tile_value = if x.ncols() <= f32::REDUCTION_BLOCK {
+        4.0
+    } else {
+        8.0
+    };
     let bytes = entry * n * cap
         + if f64_input { entry * n * k as f64 } else { 0.0 }
         + 16.0 * n * k as f64
@@ -536,7 +549,8 @@ fn check_knn_memory(x: &Input, k: usize) -> Result<()> {
 
 /// Index and distance matrices from sorted per-row entries (`width >= k` per row).
 fn to_knn(entries: &[Entry], n: usize, width: usize, k: usize) -> Knn {
-    let mut indices: Array2<i64> = crate::memory::zeros((n, k), "the kNN index matrix", KNN_ALTERNATIVE);
+    let mut indices: Array2<i64> =
+        crate::memory::zeros((n, k), "the kNN index matrix", KNN_ALTERNATIVE);
     let mut distances: Array2<f64> =
         crate::memory::zeros((n, k), "the kNN distance matrix", KNN_ALTERNATIVE);
     for (i, e) in entries.chunks(width).enumerate() {
@@ -574,7 +588,12 @@ fn knn_f64_counted(x: ArrayView2<f64>, k: usize, block: usize) -> (Knn, usize) {
     let margin = 2.0 * (2.0 * screening_error(p)) + 1e-14;
     // The float64 distances: the same function of the two rows as in `second_order_cosine`.
     let rows = ScaledRows::new(Input::F64(x));
-    let mut out = crate::memory::vec(n * k, Entry { d: 0.0, j: 0 }, "the kNN lists", KNN_ALTERNATIVE);
+    let mut out = crate::memory::vec(
+        n * k,
+        Entry { d: 0.0, j: 0 },
+        "the kNN lists",
+        KNN_ALTERNATIVE,
+    );
     let failed: Vec<usize> = out
         .par_chunks_mut(k)
         .zip(cand.par_chunks(cap))

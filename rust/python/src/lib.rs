@@ -87,13 +87,11 @@ pub(crate) fn run<T: Send>(
     let mut pending: Option<PyErr> = None;
     let out = py.detach(|| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match watched {
-            Some(pool) => pool.run(f, POLL, || {
-                match Python::attach(|py| py.check_signals()) {
-                    Ok(()) => false,
-                    Err(e) => {
-                        pending = Some(e);
-                        true
-                    }
+            Some(pool) => pool.run(f, POLL, || match Python::attach(|py| py.check_signals()) {
+                Ok(()) => false,
+                Err(e) => {
+                    pending = Some(e);
+                    true
                 }
             }),
             None => interrupt::guard(f),
