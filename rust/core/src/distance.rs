@@ -1040,7 +1040,7 @@ pub fn rsa(x: Input, y: Input, rsm: Rsm, compare: Compare) -> Result<f64> {
 
 /// What to do when the RSM triangles do not fit.
 const RSA_ALTERNATIVE: &str =
-    "subsample the rows (the RSM triangles grow with n^2: half the rows need a quarter)";
+    "subsample the rows (the memory grows with n^2: half the rows need a quarter of it)";
 
 /// The packed strict lower triangle of the RSM of `x` (`None` for an undefined correlation
 /// RSM), for tests and for callers that compare one representation with many.
