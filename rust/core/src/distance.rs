@@ -144,31 +144,6 @@ fn check_pair(x: &Rows, y: &Rows, min_rows: usize) -> Result<()> {
     Ok(())
 }
 
-/// Bytes of memory currently available, where the system tells (Linux).
-fn available_memory() -> Option<usize> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Refuse work whose buffers would not fit in the memory available now.
-fn check_memory(bytes: f64, n: usize, what: &str) -> Result<()> {
-    match available_memory() {
-        Some(avail) if bytes > 0.9 * avail as f64 => Err(CoreError::Parameter {
-            name: "X",
-            value: format!("(n={n} rows)"),
-            expected: format!(
-                "a size whose {what} fit in memory (about {:.1} GB needed, {:.1} GB \
-                 available); subsample the rows",
-                bytes / 1e9,
-                avail as f64 / 1e9
-            ),
-        }),
-        _ => Ok(()),
-    }
-}
-
 // ------------------------------------------------------------------------------ pair kernels
 
 /// One step of a pair reduction: `acc + (a - b)^2` or `acc + a b`.
@@ -394,6 +369,7 @@ fn lower_block_body<const DOT: bool, const FMA: bool>(
     let jt = (TILE_BYTES / (8 * K_CHUNK.min(p))).max(8);
     let jmax = i1 - 1; // the largest column is i1 - 2
     for j0 in (0..jmax).step_by(jt) {
+        crate::interrupt::checkpoint();
         let j1 = (j0 + jt).min(jmax);
         for k0 in (0..p).step_by(K_CHUNK) {
             let k1 = (k0 + K_CHUNK).min(p);
@@ -571,10 +547,10 @@ fn packed_segments(v: &mut [f64], n: usize) -> Vec<((usize, usize), &mut [f64])>
 /// exactly symmetric).
 pub fn distance_matrix(x: Input) -> Result<Array2<f64>> {
     let rows = Rows::new(x, "X")?;
-    check_memory(
+    crate::memory::check_fits(
         8.0 * (rows.n as f64).powi(2),
-        rows.n,
-        "n x n distance matrix",
+        &format!("the {0} x {0} distance matrix", rows.n),
+        FULL_ALTERNATIVE,
     )?;
     Ok(full_from_blocks(rows.n, |i0, i1, buf, fma| {
         distance_block(&rows, i0, i1, buf, fma)
@@ -586,7 +562,11 @@ pub fn distance_matrix(x: Input) -> Result<Array2<f64>> {
 pub fn distance_difference(x: Input, y: Input) -> Result<Array2<f64>> {
     let (rx, ry) = (Rows::new(x, "X")?, Rows::new(y, "Y")?);
     check_pair(&rx, &ry, 1)?;
-    check_memory(8.0 * (rx.n as f64).powi(2), rx.n, "n x n distance matrix")?;
+    crate::memory::check_fits(
+        8.0 * (rx.n as f64).powi(2),
+        &format!("the {0} x {0} matrix D_X - D_Y", rx.n),
+        FULL_ALTERNATIVE,
+    )?;
     Ok(full_from_blocks(rx.n, |i0, i1, buf, fma| {
         distance_block(&rx, i0, i1, buf, fma);
         let mut other = vec![0.0; buf.len()];
@@ -595,13 +575,18 @@ pub fn distance_difference(x: Input, y: Input) -> Result<Array2<f64>> {
     }))
 }
 
+/// What to do when a full n x n matrix does not fit.
+const FULL_ALTERNATIVE: &str = "subsample the rows, or use a streamed measure (the Frobenius \
+     norm of D_X - D_Y and distance_correlation hold no n x n matrix)";
+
 /// Assemble a symmetric n x n matrix with zero diagonal from packed lower-triangle blocks.
 fn full_from_blocks<F>(n: usize, block: F) -> Array2<f64>
 where
     F: Fn(usize, usize, &mut [f64], bool) + Sync,
 {
     let fma = use_fma();
-    let mut d = Array2::<f64>::zeros((n, n));
+    let mut d: Array2<f64> =
+        crate::memory::zeros((n, n), "an n x n distance matrix", FULL_ALTERNATIVE);
     d.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
         .into_par_iter()
         .enumerate()
@@ -705,6 +690,7 @@ pub fn dcov_sums(x: Input, y: Input) -> Result<(f64, f64, f64)> {
     let (mut ra, mut rb) = (vec![0.0; n], vec![0.0; n]);
     let mut off = [0.0f64; 3];
     for wave in blocks(n).chunks(WAVE) {
+        crate::interrupt::checkpoint();
         let parts: Vec<Sums> = wave
             .par_iter()
             .map(|&(i0, i1)| {
@@ -867,7 +853,7 @@ fn standardised_rows(x: &Rows) -> Option<Array2<f64>> {
 fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
     let n = x.n;
     let fma = use_fma();
-    let mut v = vec![0.0; tri(n)];
+    let mut v = crate::memory::vec(tri(n), 0.0, "an RSM triangle", RSA_ALTERNATIVE);
     match rsm {
         Rsm::Euclidean => {
             packed_segments(&mut v, n)
@@ -904,13 +890,16 @@ fn sort_key(v: f64) -> u64 {
 /// the ranks they span (as `scipy.stats.rankdata(method="average")`).
 pub fn rank_in_place(v: &mut [f64]) {
     let m = v.len();
-    let mut keyed: Vec<(u64, usize)> = v
-        .par_iter()
-        .enumerate()
-        .map(|(i, &x)| (sort_key(x), i))
-        .collect();
+    let mut keyed: Vec<(u64, usize)> =
+        crate::memory::with_capacity(m, "the sort buffer of a ranking", RSA_ALTERNATIVE);
+    keyed.par_extend(v.par_iter().enumerate().map(|(i, &x)| (sort_key(x), i)));
     // (key, index) pairs are distinct, so the sorted order is unique whatever the threads.
-    keyed.par_sort_unstable();
+    // The comparison doubles as the sort's checkpoint (one relaxed load of a captured flag).
+    let watch = crate::interrupt::Watch::current();
+    keyed.par_sort_unstable_by(|a, b| {
+        watch.checkpoint();
+        a.cmp(b)
+    });
     let out = SyncPtr(v.as_mut_ptr());
     let keyed = &keyed;
     (0..m.div_ceil(CHUNK)).into_par_iter().for_each(move |c| {
@@ -945,7 +934,10 @@ pub fn rank_in_place(v: &mut [f64]) {
 fn chunked_sum<F: Fn(usize, usize) -> [f64; 3] + Sync>(len: usize, f: F) -> [f64; 3] {
     let parts: Vec<[f64; 3]> = (0..len.div_ceil(CHUNK))
         .into_par_iter()
-        .map(|c| f(c * CHUNK, ((c + 1) * CHUNK).min(len)))
+        .map(|c| {
+            crate::interrupt::checkpoint();
+            f(c * CHUNK, ((c + 1) * CHUNK).min(len))
+        })
         .collect();
     let mut t = [0.0; 3];
     for p in &parts {
@@ -1026,7 +1018,11 @@ pub fn rsa(x: Input, y: Input, rsm: Rsm, compare: Compare) -> Result<f64> {
     } else {
         16.0
     };
-    check_memory(per_value * m, rx.n, "two RSM triangles and a sort buffer")?;
+    crate::memory::check_fits(
+        per_value * m,
+        &format!("rsa at n = {} (two RSM triangles of {m} values each)", rx.n),
+        RSA_ALTERNATIVE,
+    )?;
     let Some(mut vx) = rsm_vector(&rx, rsm) else {
         return Ok(f64::NAN);
     };
@@ -1042,11 +1038,19 @@ pub fn rsa(x: Input, y: Input, rsm: Rsm, compare: Compare) -> Result<f64> {
     Ok(pearson(&vx, &vy))
 }
 
+/// What to do when the RSM triangles do not fit.
+const RSA_ALTERNATIVE: &str =
+    "subsample the rows (the memory grows with n^2: half the rows need a quarter of it)";
+
 /// The packed strict lower triangle of the RSM of `x` (`None` for an undefined correlation
 /// RSM), for tests and for callers that compare one representation with many.
 pub fn rsm_lower(x: Input, rsm: Rsm) -> Result<Option<Vec<f64>>> {
     let rx = Rows::new(x, "X")?;
-    check_memory(8.0 * tri(rx.n) as f64, rx.n, "RSM triangle")?;
+    crate::memory::check_fits(
+        8.0 * tri(rx.n) as f64,
+        &format!("the RSM triangle of {} rows", rx.n),
+        RSA_ALTERNATIVE,
+    )?;
     Ok(rsm_vector(&rx, rsm))
 }
 

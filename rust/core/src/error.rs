@@ -21,6 +21,18 @@ pub enum CoreError {
     },
     /// An array holds NaN or infinite entries.
     NonFinite { arg: &'static str, count: usize },
+    /// A buffer that cannot be allocated: `what` names the buffer and the computation, `bytes`
+    /// its size, `budget` the bytes the process could still allocate (`None` when the
+    /// pre-flight passed or is unknown and the allocation itself failed), and `alternative`
+    /// what the caller can do instead (stream, minibatch, a smaller k, subsample).
+    Memory {
+        what: String,
+        bytes: f64,
+        budget: Option<u64>,
+        alternative: String,
+    },
+    /// The computation was cancelled (Ctrl-C) at one of its checkpoints; see [`crate::interrupt`].
+    Interrupted,
 }
 
 impl fmt::Display for CoreError {
@@ -44,6 +56,28 @@ impl fmt::Display for CoreError {
             CoreError::NonFinite { arg, count } => {
                 write!(f, "{arg} contains {count} non-finite value(s) (NaN or inf)")
             }
+            CoreError::Memory {
+                what,
+                bytes,
+                budget,
+                alternative,
+            } => {
+                let size = format!("about {:.2} GB ({bytes:.0} bytes)", bytes / 1e9);
+                match budget {
+                    Some(b) => write!(
+                        f,
+                        "{what} needs {size}, but only {:.2} GB can be allocated (the smallest \
+                         of available memory, the cgroup memory limit and the address-space \
+                         limit); {alternative}",
+                        *b as f64 / 1e9
+                    ),
+                    None => write!(
+                        f,
+                        "{what} needs {size}, and the allocation failed; {alternative}"
+                    ),
+                }
+            }
+            CoreError::Interrupted => write!(f, "the computation was interrupted"),
         }
     }
 }

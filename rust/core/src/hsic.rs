@@ -55,6 +55,60 @@ pub enum Statistic {
     Cka,
 }
 
+impl Kernel {
+    /// `"linear"` or `"rbf"` (with its bandwidth fraction).
+    pub fn parse(s: &str, sigma_frac: f64) -> Result<Self> {
+        match s {
+            "linear" => Ok(Kernel::Linear),
+            "rbf" => Ok(Kernel::Rbf { sigma_frac }),
+            other => Err(CoreError::Parameter {
+                name: "kernel",
+                value: format!("{other:?}"),
+                expected: "'linear' or 'rbf'".into(),
+            }),
+        }
+    }
+}
+
+impl Route {
+    /// `"auto"`, `"features"` or `"gram"`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Route::Auto),
+            "features" => Ok(Route::Features),
+            "gram" => Ok(Route::Gram),
+            other => Err(CoreError::Parameter {
+                name: "route",
+                value: format!("{other:?}"),
+                expected: "'auto', 'features' or 'gram'".into(),
+            }),
+        }
+    }
+}
+
+impl Statistic {
+    /// `"cka"` or `"hsic"`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "cka" => Ok(Statistic::Cka),
+            "hsic" => Ok(Statistic::Hsic),
+            other => Err(CoreError::Parameter {
+                name: "statistic",
+                value: format!("{other:?}"),
+                expected: "'cka' or 'hsic'".into(),
+            }),
+        }
+    }
+
+    /// The name `parse` accepts.
+    pub fn name(self) -> &'static str {
+        match self {
+            Statistic::Cka => "cka",
+            Statistic::Hsic => "hsic",
+        }
+    }
+}
+
 /// Everything a computation needs to know besides the data.
 #[derive(Clone, Copy, Debug)]
 pub struct Spec {
@@ -65,6 +119,26 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// A spec from the option strings of the binding (the one place they are parsed).
+    pub fn parse(
+        kernel: &str,
+        sigma_frac: f64,
+        unbiased: bool,
+        statistic: &str,
+        route: &str,
+    ) -> Result<Self> {
+        Ok(Spec {
+            kernel: Kernel::parse(kernel, sigma_frac)?,
+            estimator: if unbiased {
+                Estimator::Unbiased
+            } else {
+                Estimator::Biased
+            },
+            statistic: Statistic::parse(statistic)?,
+            route: Route::parse(route)?,
+        })
+    }
+
     /// Smallest number of rows the estimator is defined for.
     pub fn min_rows(&self) -> usize {
         match self.estimator {
@@ -400,6 +474,27 @@ pub fn layer_matrix<'a>(
         }
         (Kernel::Linear, r) => r,
     };
+    // Memory pre-flight: a centred copy of every layer, and the kernel tiles of the Gram route.
+    let all_layers = || a.iter().chain(b.unwrap_or(&[]));
+    let copies: f64 = all_layers()
+        .map(|x| {
+            (x.nrows() * x.ncols()) as f64 * if matches!(x, Input::F32(_)) { 4.0 } else { 8.0 }
+        })
+        .sum();
+    let tile_bytes = match (route, kernel::tiles(n, la + lb).first()) {
+        (Route::Gram, Some(&(t0, t1))) => 8.0 * ((la + lb) * (t1 - t0) * n) as f64,
+        _ => 0.0,
+    };
+    crate::memory::check_fits(
+        copies + tile_bytes,
+        &format!(
+            "{} of {} layer(s) at n = {n} (centred copies and kernel tiles)",
+            spec.statistic.name(),
+            la + lb
+        ),
+        "pass fewer layers per call or subsample the rows; for linear CKA, \
+         streaming.MinibatchCKA and streaming.CKAAccumulator work in minibatches",
+    )?;
     if let (Route::Features, Statistic::Cka, [x], Some([y])) = (route, spec.statistic, a, b) {
         let joint = match (x, y) {
             (Input::F64(x), Input::F64(y)) => Some(joint_pair(*x, *y, spec)),
@@ -410,9 +505,20 @@ pub fn layer_matrix<'a>(
             return Ok(Array2::from_elem((1, 1), finish(spec, n, kl, kk, ll)));
         }
     }
-    // RBF layers keep their squared distances while the budget lasts, in order.
+    // RBF layers keep their squared distances while the budget lasts, in order, and only if
+    // they fit in memory now (otherwise they are streamed again).
     let keep: Vec<bool> = (0..la + lb)
         .map(|k| (k + 1) * PackedLower::bytes(n) <= CACHE_BUDGET)
+        .collect();
+    let room = crate::memory::budget();
+    let keep: Vec<bool> = keep
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| {
+            let cached = ((k + 1) * PackedLower::bytes(n)) as f64;
+            c && crate::memory::check_fits_within(copies + tile_bytes + cached, room, "", "")
+                .is_ok()
+        })
         .collect();
     let pa: Vec<Prepared> = a
         .iter()

@@ -67,11 +67,17 @@ impl PackedLower {
     /// straight from the Gram tile into their packed place).
     pub fn squared_distances(rows: &Rows<'_>) -> Self {
         let n = rows.n();
-        let mut data = vec![0.0f64; n * (n + 1) / 2];
+        let mut data = crate::memory::vec(
+            n * (n + 1) / 2,
+            0.0f64,
+            "the cached squared distances of an RBF layer",
+            "subsample the rows",
+        );
         let mut buf = Vec::new();
         let mut scratch = Scratch::default();
         let sq = rows.sq;
         for (i0, i1) in tiles(n, 1) {
+            crate::interrupt::checkpoint();
             buf.resize((i1 - i0) * i1, 0.0);
             rows.xc.gram_rows(i0, i1, &mut buf, &mut scratch);
             let dst = &mut data[i0 * (i0 + 1) / 2..i1 * (i1 + 1) / 2];
@@ -116,6 +122,7 @@ impl Triangle for PackedLower {
         (0..self.n.div_ceil(ROW_BLOCK))
             .into_par_iter()
             .map(|b| {
+                crate::interrupt::checkpoint();
                 let mut acc = init.clone();
                 for i in (b * ROW_BLOCK)..((b + 1) * ROW_BLOCK).min(self.n) {
                     f(&mut acc, &self.row(i)[..i]);
@@ -253,6 +260,7 @@ impl Triangle for StreamedDistances<'_> {
         let mut scratch = Scratch::default();
         let mut out = Vec::new();
         for (i0, i1) in tiles(n, 1) {
+            crate::interrupt::checkpoint();
             self.0
                 .tile(TileKind::SqDist, i0, i1, &mut buf, &mut scratch);
             let parts: Vec<A> = (i0..i1)
@@ -605,6 +613,7 @@ pub fn stream(layers: &[(Rows<'_>, TileKind)], split: Option<usize>, zero_diagon
         std::f64::consts::FRAC_1_SQRT_2
     };
     for (i0, i1) in tiles(n, l) {
+        crate::interrupt::checkpoint();
         for ((rws, kind), buf) in layers.iter().zip(bufs.iter_mut()) {
             rws.tile(*kind, i0, i1, buf, &mut scratch);
         }

@@ -5,6 +5,13 @@
 //!   U-centring, and the exact selection of the median squared distance.
 //! * [`hsic`]: HSIC (biased and unbiased) and CKA (biased and debiased), for one pair of
 //!   representations and for whole layer-by-layer matrices with per-layer statistics reused.
+//! * [`memory`]: the one memory budget (available memory, cgroup limit, address-space limit),
+//!   the pre-flight check and the fallible allocation of large buffers.
+//! * [`interrupt`]: cancellation (Ctrl-C) at a checkpoint per tile, and the pool it works in.
+//!
+//! Errors: the measures return [`Result`]. A computation that has to stop inside a parallel
+//! loop (cancelled, or an allocation that failed there) unwinds with its [`CoreError`] as the
+//! payload; run inside [`interrupt::guard`] (as the binding does), it returns that error.
 //!
 //! Determinism: every parallel reduction splits its work into chunks whose boundaries do not
 //! depend on the number of threads and adds the partial results in a fixed order, so float64
@@ -13,8 +20,10 @@
 pub mod distance;
 pub mod error;
 pub mod hsic;
+pub mod interrupt;
 pub mod kernel;
 pub mod linalg;
+pub mod memory;
 pub mod neighbors;
 pub mod simd;
 

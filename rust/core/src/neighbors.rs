@@ -368,7 +368,12 @@ where
 {
     let k = cap;
     let nb = n.div_ceil(b);
-    let mut heaps = vec![Entry { d: 0.0, j: 0 }; n * k];
+    let mut heaps = crate::memory::vec(
+        n * k,
+        Entry { d: 0.0, j: 0 },
+        "the kNN candidate lists",
+        KNN_ALTERNATIVE,
+    );
     let mut lens = vec![0usize; n];
     let mut thrs = vec![f64::NEG_INFINITY; n];
     // One block row of tiles (B x n_pad), reused for every block row.
@@ -376,6 +381,7 @@ where
         .map(|_| Array2::from_elem((b, b), S::from_f64(0.0)))
         .collect();
     for bi in 0..nb {
+        crate::interrupt::checkpoint();
         let i0 = bi * b;
         let rows = b.min(n - i0);
         let ui = u.slice(s![i0..i0 + b, ..]);
@@ -383,6 +389,7 @@ where
         panel[..=bi].par_iter_mut().enumerate().for_each_init(
             || Array2::<f32>::zeros(tmp_dim),
             |tmp, (bj, out)| {
+                crate::interrupt::checkpoint();
                 let uj = u.slice(s![bj * b..(bj + 1) * b, ..]);
                 product(ui, uj, out, tmp);
             },
@@ -497,16 +504,55 @@ fn check_input(x: &Input, arg: &'static str) -> Result<()> {
 pub fn knn(x: Input, k: usize) -> Result<Knn> {
     check_input(&x, "X")?;
     check_k(x.nrows(), k)?;
+    check_knn_memory(&x, k)?;
     Ok(match x {
         Input::F32(a) => knn_f32(a, k, BLOCK),
         Input::F64(a) => knn_f64(a, k, BLOCK),
     })
 }
 
+/// What to do when the kNN lists do not fit.
+const KNN_ALTERNATIVE: &str = "use a smaller k or subsample the rows";
+
+/// Memory pre-flight of [`knn`]: the candidate lists (`n cap` entries), the float64 result
+/// lists, the two output matrices, the float32 unit rows and one block row of tiles.
+fn check_knn_memory(x: &Input, k: usize) -> Result<()> {
+    let (n, p) = (x.nrows() as f64, x.ncols() as f64);
+    let f64_input = matches!(x, Input::F64(_));
+    let cap = if f64_input {
+        (2 * k + 16).min(x.nrows() - 1)
+    } else {
+        k
+    } as f64;
+    let b = BLOCK.min(x.nrows()) as f64;
+    let n_pad = (n / b).ceil() * b;
+    let entry = std::mem::size_of::<Entry>() as f64;
+    let tile_value = if x.ncols() <= f32::REDUCTION_BLOCK {
+        4.0
+    } else {
+        8.0
+    };
+    let bytes = entry * n * cap
+        + if f64_input { entry * n * k as f64 } else { 0.0 }
+        + 16.0 * n * k as f64
+        + 4.0 * n_pad * p
+        + tile_value * n_pad * b;
+    crate::memory::check_fits(
+        bytes,
+        &format!(
+            "knn with k = {k} at n = {} (lists of {cap} candidate neighbours per row)",
+            x.nrows()
+        ),
+        KNN_ALTERNATIVE,
+    )
+}
+
 /// Index and distance matrices from sorted per-row entries (`width >= k` per row).
 fn to_knn(entries: &[Entry], n: usize, width: usize, k: usize) -> Knn {
-    let mut indices = Array2::<i64>::zeros((n, k));
-    let mut distances = Array2::<f64>::zeros((n, k));
+    let mut indices: Array2<i64> =
+        crate::memory::zeros((n, k), "the kNN index matrix", KNN_ALTERNATIVE);
+    let mut distances: Array2<f64> =
+        crate::memory::zeros((n, k), "the kNN distance matrix", KNN_ALTERNATIVE);
     for (i, e) in entries.chunks(width).enumerate() {
         for c in 0..k {
             indices[[i, c]] = e[c].j as i64;
@@ -542,7 +588,12 @@ fn knn_f64_counted(x: ArrayView2<f64>, k: usize, block: usize) -> (Knn, usize) {
     let margin = 2.0 * (2.0 * screening_error(p)) + 1e-14;
     // The float64 distances: the same function of the two rows as in `second_order_cosine`.
     let rows = ScaledRows::new(Input::F64(x));
-    let mut out = vec![Entry { d: 0.0, j: 0 }; n * k];
+    let mut out = crate::memory::vec(
+        n * k,
+        Entry { d: 0.0, j: 0 },
+        "the kNN lists",
+        KNN_ALTERNATIVE,
+    );
     let failed: Vec<usize> = out
         .par_chunks_mut(k)
         .zip(cand.par_chunks(cap))
@@ -550,6 +601,7 @@ fn knn_f64_counted(x: ArrayView2<f64>, k: usize, block: usize) -> (Knn, usize) {
         .map_init(
             || (Vec::new(), Vec::new()),
             |(bi, bj), (i, (o, c))| {
+                crate::interrupt::checkpoint();
                 if rows.is_zero(i) {
                     // Distance 1 to every row: the smallest other indices.
                     for (slot, j) in o.iter_mut().zip((0..n).filter(|&j| j != i)) {
@@ -593,6 +645,9 @@ fn knn_f64_counted(x: ArrayView2<f64>, k: usize, block: usize) -> (Knn, usize) {
             }
             let mut bj = Vec::new();
             for j in 0..n {
+                if j % 1024 == 0 {
+                    crate::interrupt::checkpoint();
+                }
                 rows.load(j, &mut bj);
                 for (t, &i) in group.iter().enumerate() {
                     if j != i {
@@ -640,6 +695,23 @@ pub enum SetStatistic {
     Mutual,
 }
 
+impl SetStatistic {
+    /// `"jaccard"`, `"rank"`, `"joint_rank_jaccard"` or `"mutual"`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "jaccard" => Ok(SetStatistic::Jaccard),
+            "rank" => Ok(SetStatistic::Rank),
+            "joint_rank_jaccard" => Ok(SetStatistic::JointRankJaccard),
+            "mutual" => Ok(SetStatistic::Mutual),
+            other => Err(CoreError::Parameter {
+                name: "statistic",
+                value: format!("{other:?}"),
+                expected: "'jaccard', 'rank', 'joint_rank_jaccard' or 'mutual'".into(),
+            }),
+        }
+    }
+}
+
 /// Check that `nx` and `ny` are valid `(n, k)` neighbour lists: same shape, `1 <= k <= n-1`,
 /// entries in `[0, n)`, never the row itself, distinct within a row.
 fn check_lists(nx: &ArrayView2<i64>, ny: &ArrayView2<i64>) -> Result<()> {
@@ -660,6 +732,7 @@ fn check_lists(nx: &ArrayView2<i64>, ny: &ArrayView2<i64>) -> Result<()> {
             .into_par_iter()
             .enumerate()
             .any(|(i, row)| {
+                crate::interrupt::checkpoint();
                 let mut v: Vec<i64> = row.to_vec();
                 if v.iter()
                     .any(|&j| j < 0 || j as usize >= n || j as usize == i)
@@ -702,6 +775,7 @@ pub fn set_statistic(
         .map_init(
             || (Vec::new(), Vec::new(), Vec::new()),
             |(by_x, by_y, pairs): &mut Scratch, i| {
+                crate::interrupt::checkpoint();
                 by_x.clear();
                 by_y.clear();
                 pairs.clear();
@@ -851,6 +925,7 @@ pub fn second_order_cosine(
         .map_init(
             || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
             |(bx, by, scratch, union), i| {
+                crate::interrupt::checkpoint();
                 union.clear();
                 union.extend(
                     nx.row(i)

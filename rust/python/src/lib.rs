@@ -1,36 +1,108 @@
 //! The private extension module `congruence._core`: conversion only. Arrays are borrowed from
 //! NumPy (float32 or float64, any strides), the interpreter is released while the core works,
-//! and core errors become `ValueError`s.
+//! and the core's errors become Python exceptions in one place, [`to_py`]:
+//!
+//! | core                                            | Python                          |
+//! |-------------------------------------------------|---------------------------------|
+//! | `Shape`, `Mismatch`, `Parameter`, `NonFinite`   | `ValueError`                    |
+//! | `Memory`                                        | `MemoryError`                   |
+//! | `Interrupted`                                   | `KeyboardInterrupt`             |
+//! | a panic (a bug)                                 | `InternalError(RuntimeError)`   |
+//!
+//! Option strings are parsed by the core (`Spec::parse`, `Rsm::parse`, ...), never here.
 
+use congruence_core::interrupt::{self, Watched};
 use congruence_core::linalg::Input;
-use congruence_core::CoreError;
+use congruence_core::{memory, CoreError};
 use numpy::PyReadonlyArray2;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use std::time::Duration;
 
-fn to_py(e: CoreError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+pyo3::create_exception!(
+    congruence._core,
+    InternalError,
+    PyRuntimeError,
+    "A bug in congruence's Rust core (a panic), reported instead of an uncatchable \
+     PanicException. Please report it with the call that raised it."
+);
+
+/// How often the main thread checks for signals (Ctrl-C) while the core works.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The one map from core errors to Python exceptions.
+pub(crate) fn to_py(e: CoreError) -> PyErr {
+    match e {
+        CoreError::Memory { .. } => PyMemoryError::new_err(e.to_string()),
+        CoreError::Interrupted => PyKeyboardInterrupt::new_err(e.to_string()),
+        CoreError::Shape { .. }
+        | CoreError::Mismatch { .. }
+        | CoreError::Parameter { .. }
+        | CoreError::NonFinite { .. } => PyValueError::new_err(e.to_string()),
+    }
 }
 
-/// Run core work with the interpreter released; a core error becomes `ValueError` and a panic
-/// (a bug) becomes `RuntimeError`, never an uncatchable `PanicException`.
+/// A panic payload (a bug in the core) as an [`InternalError`].
+fn internal_error(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into());
+    InternalError::new_err(format!(
+        "internal error in congruence's core (please report it): {msg}"
+    ))
+}
+
+/// Whether the current thread is Python's main thread (the only one that receives signals).
+fn on_main_thread(py: Python<'_>) -> bool {
+    let main = || -> PyResult<u64> {
+        py.import("threading")?
+            .call_method0("main_thread")?
+            .getattr("ident")?
+            .extract()
+    };
+    // SAFETY: a plain query of the current thread's identifier, with the interpreter attached.
+    let current = unsafe { pyo3::ffi::PyThread_get_thread_ident() } as u64;
+    main().is_ok_and(|m| m == current)
+}
+
+/// Run core work with the interpreter released and map its errors (see the module table).
+///
+/// On Python's main thread the work runs in the core's watched pool while this thread checks
+/// for signals every [`POLL`] (attaching to the interpreter briefly): when a signal handler
+/// raises (KeyboardInterrupt for Ctrl-C), the work is cancelled, stops at its next tile, and
+/// that exception is raised once it has stopped; its partial result is discarded. Other
+/// threads never receive signals: their work runs directly and nothing can cancel it, so
+/// concurrent calls never cancel each other (see `congruence_core::interrupt`).
 pub(crate) fn run<T: Send>(
     py: Python<'_>,
     f: impl FnOnce() -> Result<T, CoreError> + Send,
 ) -> PyResult<T> {
-    let out = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    let watched: Option<&Watched> = if on_main_thread(py) {
+        interrupt::shared()
+    } else {
+        None
+    };
+    let mut pending: Option<PyErr> = None;
+    let out = py.detach(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match watched {
+            Some(pool) => pool.run(f, POLL, || match Python::attach(|py| py.check_signals()) {
+                Ok(()) => false,
+                Err(e) => {
+                    pending = Some(e);
+                    true
+                }
+            }),
+            None => interrupt::guard(f),
+        }))
+    });
+    if let Some(e) = pending {
+        return Err(e);
+    }
     match out {
         Ok(r) => r.map_err(to_py),
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(PyRuntimeError::new_err(format!(
-                "internal error in congruence's core (please report it): {msg}"
-            )))
-        }
+        Err(payload) => Err(internal_error(payload)),
     }
 }
 
@@ -50,6 +122,28 @@ impl Array<'_> {
     }
 }
 
+/// Bytes the process may still allocate (the smallest of available memory, the cgroup room
+/// and the address-space room), or None when the system does not tell.
+#[pyfunction]
+fn memory_budget() -> Option<u64> {
+    memory::budget()
+}
+
+/// Raise MemoryError if `nbytes` does not fit in 90% of the memory budget; the message names
+/// the size, `what` (the buffer and the measure) and `alternative`.
+#[pyfunction]
+fn check_fits(nbytes: f64, what: &str, alternative: &str) -> PyResult<()> {
+    memory::check_fits(nbytes, what, alternative).map_err(to_py)
+}
+
+/// Run a computation that panics, as a bug in the core would: for the tests of the mapping to
+/// [`InternalError`] (from the main thread and from other threads).
+#[pyfunction]
+fn _panic_for_tests(py: Python<'_>, message: &str) -> PyResult<()> {
+    let message = message.to_owned();
+    run(py, move || -> Result<(), CoreError> { panic!("{message}") })
+}
+
 /// One binding module per family, each with a `register` function that adds its functions.
 mod distance;
 mod kernel;
@@ -60,5 +154,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     distance::register(m)?;
     kernel::register(m)?;
     neighbors::register(m)?;
+    m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
+    m.add_function(wrap_pyfunction!(check_fits, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    m.add("InternalError", m.py().get_type::<InternalError>())?;
     Ok(())
 }

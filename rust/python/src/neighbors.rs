@@ -1,10 +1,10 @@
 //! Bindings of the neighbourhood family: kNN sets under cosine distance and the measures of
 //! MEASURES.md section 5 computed from them.
 
-use crate::{run, Array};
+use crate::{run, to_py, Array};
 use congruence_core::neighbors::{self, SetStatistic};
+use congruence_core::CoreError;
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 /// Neighbour indices (int64) and distances (float64), both `(n, k)`.
@@ -15,7 +15,11 @@ type Lists<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray2<f64>>);
 #[pyfunction]
 fn knn<'py>(py: Python<'py>, x: Array<'py>, k: i64) -> PyResult<Lists<'py>> {
     let k = usize::try_from(k).map_err(|_| {
-        PyValueError::new_err(format!("k={k} is invalid; expected an integer >= 1"))
+        to_py(CoreError::Parameter {
+            name: "k",
+            value: k.to_string(),
+            expected: "an integer >= 1".into(),
+        })
     })?;
     let ix = x.input();
     let r = run(py, || neighbors::knn(ix, k))?;
@@ -31,18 +35,7 @@ fn knn_statistic(
     ny: PyReadonlyArray2<'_, i64>,
     statistic: &str,
 ) -> PyResult<f64> {
-    let statistic = match statistic {
-        "jaccard" => SetStatistic::Jaccard,
-        "rank" => SetStatistic::Rank,
-        "joint_rank_jaccard" => SetStatistic::JointRankJaccard,
-        "mutual" => SetStatistic::Mutual,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "statistic={other:?} is invalid; expected 'jaccard', 'rank', \
-                 'joint_rank_jaccard' or 'mutual'"
-            )))
-        }
-    };
+    let statistic = SetStatistic::parse(statistic).map_err(to_py)?;
     let (ax, ay) = (nx.as_array(), ny.as_array());
     run(py, || neighbors::set_statistic(ax, ay, statistic))
 }
