@@ -16,6 +16,13 @@
 //!
 //! Then `HSIC_b = <Kt, Lt>/(n-1)^2`, `HSIC_u = <Ku, Lu>/(n(n-3))` and
 //! `CKA = <K., L.>/sqrt(<K., K.><L., L.>)`.
+//!
+//! Magnitude and precision: every layer is centred in float64 (float32 input converted
+//! exactly) and multiplied by a power of two `2^-e` that brings its entries into `[-1, 1]`
+//! ([`Centred::normalised`]), so no product overflows or underflows whatever the input's
+//! magnitude or offset. CKA and the RBF kernel are invariant to that factor; the linear HSIC is
+//! multiplied back by `2^(2 e_X + 2 e_Y)` at the very end ([`linalg::ldexp`]), which is exact
+//! and gives `inf` only when the value itself exceeds the float64 range.
 
 use crate::error::{CoreError, Result};
 use crate::kernel::{self, PackedLower, Rows, TileKind};
@@ -89,7 +96,9 @@ impl Spec {
 
 /// One representation, prepared for any number of pairings.
 struct Prepared {
+    /// Centred features times `2^-exp` (see [`Centred::normalised`]).
     xc: Centred,
+    exp: i32,
     sq: Array1<f64>,
     /// The kernel tiles of the Gram route; `None` when the kernel is undefined (RBF with a
     /// zero median distance).
@@ -102,7 +111,7 @@ struct Prepared {
 const CACHE_BUDGET: usize = 2 << 30;
 
 fn prepare(x: Input, spec: &Spec, route: Route, keep: bool) -> Prepared {
-    let xc = Centred::new(x);
+    let (xc, exp) = Centred::normalised(x);
     let sq = xc.sq_norms();
     let (kind, cache) = match (spec.kernel, route) {
         (Kernel::Rbf { sigma_frac }, _) => {
@@ -117,6 +126,7 @@ fn prepare(x: Input, spec: &Spec, route: Route, keep: bool) -> Prepared {
     };
     Prepared {
         xc,
+        exp,
         sq,
         kind,
         cache,
@@ -164,11 +174,13 @@ fn feature_inner(a: &Prepared, b: &Prepared, spec: &Spec, same: bool) -> f64 {
 /// Feature route for a single pair of equal precision: centre `[X | Y]` into one buffer and
 /// take the lower triangle of its cross-product matrix, whose blocks are `Xc^T Xc`,
 /// `Yc^T Xc` and `Yc^T Yc`: one large product instead of three. Returns `(kl, kk, ll)`.
-fn joint_pair<T: Real>(x: ArrayView2<T>, y: ArrayView2<T>, spec: &Spec) -> (f64, f64, f64) {
+/// float32 inputs are centred into float64 (see [`Centred::normalised`]).
+fn joint_pair<T: Real, U: Real>(x: ArrayView2<T>, y: ArrayView2<U>, spec: &Spec) -> (f64, f64, f64) {
     let (n, p1, p2) = (x.nrows(), x.ncols(), y.ncols());
-    let mut z = Array2::<T>::from_elem((n, p1 + p2), T::from_f64(0.0));
-    linalg::centre_columns_into(x, z.slice_mut(s![.., ..p1]));
-    linalg::centre_columns_into(y, z.slice_mut(s![.., p1..]));
+    let mut z = Array2::<f64>::zeros((n, p1 + p2));
+    // Each side normalised by its own power of two: CKA is scale-invariant.
+    linalg::centre_columns_normalised_into(x, z.slice_mut(s![.., ..p1]));
+    linalg::centre_columns_normalised_into(y, z.slice_mut(s![.., p1..]));
     let g = linalg::at_a_lower(&z);
     let kk = linalg::sym_sum_sq_from_lower(g.slice(s![..p1, ..p1]));
     let ll = linalg::sym_sum_sq_from_lower(g.slice(s![p1.., p1..]));
@@ -294,11 +306,21 @@ fn route_costs(
     (features, gram)
 }
 
-fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64) -> f64 {
+/// The statistic from the inner products of the normalised layers; `exp` is the sum of the
+/// two layers' normalisation exponents (the linear HSIC is homogeneous of degree 2 in each
+/// argument, so its value is the normalised one times `2^(2 exp)`, applied exactly and last:
+/// `inf` only when the value itself exceeds the float64 range).
+fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64, exp: i64) -> f64 {
     let nf = n as f64;
+    let scale = match spec.kernel {
+        Kernel::Linear => 2 * exp,
+        Kernel::Rbf { .. } => 0,
+    };
     match (spec.statistic, spec.estimator) {
-        (Statistic::Hsic, Estimator::Biased) => kl / ((nf - 1.0) * (nf - 1.0)),
-        (Statistic::Hsic, Estimator::Unbiased) => kl / (nf * (nf - 3.0)),
+        (Statistic::Hsic, Estimator::Biased) => {
+            linalg::ldexp(kl / ((nf - 1.0) * (nf - 1.0)), scale)
+        }
+        (Statistic::Hsic, Estimator::Unbiased) => linalg::ldexp(kl / (nf * (nf - 3.0)), scale),
         (Statistic::Cka, est) => {
             if !(kk > 0.0 && ll > 0.0) {
                 return f64::NAN;
@@ -401,14 +423,14 @@ pub fn layer_matrix<'a>(
         (Kernel::Linear, r) => r,
     };
     if let (Route::Features, Statistic::Cka, [x], Some([y])) = (route, spec.statistic, a, b) {
-        let joint = match (x, y) {
-            (Input::F64(x), Input::F64(y)) => Some(joint_pair(*x, *y, spec)),
-            (Input::F32(x), Input::F32(y)) => Some(joint_pair(*x, *y, spec)),
-            _ => None,
+        let (kl, kk, ll) = match (x, y) {
+            (Input::F64(x), Input::F64(y)) => joint_pair(*x, *y, spec),
+            (Input::F32(x), Input::F32(y)) => joint_pair(*x, *y, spec),
+            (Input::F32(x), Input::F64(y)) => joint_pair(*x, *y, spec),
+            (Input::F64(x), Input::F32(y)) => joint_pair(*x, *y, spec),
         };
-        if let Some((kl, kk, ll)) = joint {
-            return Ok(Array2::from_elem((1, 1), finish(spec, n, kl, kk, ll)));
-        }
+        // joint_pair serves CKA only (scale-invariant): no exponent needed.
+        return Ok(Array2::from_elem((1, 1), finish(spec, n, kl, kk, ll, 0)));
     }
     // RBF layers keep their squared distances while the budget lasts, in order.
     let keep: Vec<bool> = (0..la + lb)
@@ -427,8 +449,13 @@ pub fn layer_matrix<'a>(
     });
     let (cross, selfs) = inners(&pa, pb.as_deref(), spec, route);
     let self_b = |j: usize| if b.is_some() { selfs[la + j] } else { selfs[j] };
+    let exp_b = |j: usize| match &pb {
+        Some(pb) => pb[j].exp,
+        None => pa[j].exp,
+    };
     let out = Array2::from_shape_fn(cross.dim(), |(i, j)| {
-        finish(spec, n, cross[[i, j]], selfs[i], self_b(j))
+        let e = i64::from(pa[i].exp) + i64::from(exp_b(j));
+        finish(spec, n, cross[[i, j]], selfs[i], self_b(j), e)
     });
     Ok(out)
 }
