@@ -84,8 +84,9 @@ def _prepare(X, Y, k):
     return X, Y, k
 
 
-def _knn(X: np.ndarray, k: int) -> np.ndarray:
-    return _core.knn(X, k)[0]
+def _knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbour indices and distances of every row (one call per layer)."""
+    return _core.knn(X, k)
 
 
 def _identical_rows(a: np.ndarray) -> Optional[str]:
@@ -145,7 +146,7 @@ def _set_measure(X, Y, k, statistic: str, name: str) -> float:
     X, Y, k = _prepare(X, Y, k)
     if _degenerate((("X", X), ("Y", Y)), name):
         return math.nan
-    return float(_core.knn_statistic(_knn(X, k), _knn(Y, k), statistic))
+    return float(_core.knn_statistic(_knn(X, k)[0], _knn(Y, k)[0], statistic))
 
 
 _COMMON: dict[str, Any] = {
@@ -279,7 +280,7 @@ def second_order_cosine(X, Y, k: int = 10) -> float:
     X, Y, k = _prepare(X, Y, k)
     if _degenerate((("X", X), ("Y", Y)), "second_order_cosine"):
         return math.nan
-    (nx, dx), (ny, dy) = _core.knn(X, k), _core.knn(Y, k)
+    (nx, dx), (ny, dy) = _knn(X, k), _knn(Y, k)
     value = float(_core.second_order_cosine(X, Y, nx, ny))
     _warn_second_order(value, ("X", "Y"), (dx, dy))
     return value
@@ -466,8 +467,8 @@ def _batch(statistic: Optional[str]):
         # Layers whose rows all tie: warned about once, their rows/columns nan, no search.
         bad_a = [_degenerate(((f"layer a[{i}]", x),), name) for i, x in enumerate(a)]
         bad_b = bad_a if b is None else [_degenerate(((f"layer b[{j}]", y),), name) for j, y in enumerate(b)]
-        na = [None if bad else _core.knn(x, k) for x, bad in zip(a, bad_a)]
-        nb = na if b is None else [None if bad else _core.knn(y, k) for y, bad in zip(b, bad_b)]
+        na = [None if bad else _knn(x, k) for x, bad in zip(a, bad_a)]
+        nb = na if b is None else [None if bad else _knn(y, k) for y, bad in zip(b, bad_b)]
         xb = a if b is None else b
         side_b = "a" if b is None else "b"
         out = np.empty((len(a), len(xb)))
