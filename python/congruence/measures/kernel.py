@@ -108,9 +108,9 @@ def _outcome(statistic: str, kernel: str) -> str:
 def _check_value(value: float, statistic: str, spec: tuple, names: Sequence[str], arrays) -> None:
     """Warn for a nan or an infinity that the layer checks did not explain (never silent).
 
-    ``spec`` is ``(kernel, sigma_frac, flag)``. A nan CKA means a (U-)centred kernel matrix is
-    zero to float64 precision; the culprit is found from each side's own statistic
-    ``<K., K.>``, which is then not positive.
+    ``spec`` is ``(kernel, sigma_frac, flag)``. A nan means a (U-)centred kernel matrix is
+    zero to float64 precision (its own inner product ``<K., K.>`` is not above the round-off of
+    the terms it is computed from); the culprit is the side whose CKA with itself is nan.
     """
     kernel, sigma_frac, flag = spec
     if np.isinf(value):
@@ -123,7 +123,7 @@ def _check_value(value: float, statistic: str, spec: tuple, names: Sequence[str]
         which = [
             nm
             for nm, a in zip(names, arrays)
-            if not _core.kernel_pair(a, a, kernel, sigma_frac, flag, "hsic") > 0.0
+            if math.isnan(_core.kernel_pair(a, a, kernel, sigma_frac, flag, "cka"))
         ] or list(names)
         centring = "U-centred" if flag else "centred"
         warn_degenerate(

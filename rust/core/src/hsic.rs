@@ -153,6 +153,34 @@ fn self_sq(a: &Centred) -> f64 {
     linalg::sym_sum_sq_from_lower(&lower)
 }
 
+/// `v`, or 0 when `v` is not above the round-off of a sum of terms whose absolute values add
+/// up to `scale` (`64 n eps scale`): a layer's own `<K., K.>` is then zero to float64
+/// precision, and CKA undefined (`nan`) rather than a ratio of round-off. Biased linear values
+/// are sums of squares (`scale = v`) and never cut unless 0.
+fn cut(v: f64, scale: f64, n: usize) -> f64 {
+    if v > 64.0 * n as f64 * f64::EPSILON * scale {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// A layer's own `<K., K.>` on the feature route, cut to 0 at round-off (see [`cut`]).
+fn feature_self(a: &Prepared, spec: &Spec) -> f64 {
+    let kk = self_sq(&a.xc);
+    let d = &a.sq;
+    let n = d.len();
+    let nf = n as f64;
+    match spec.estimator {
+        Estimator::Biased => kk,
+        Estimator::Unbiased => {
+            let t1 = (1.0 + 2.0 / (nf - 2.0)) * linalg::dot(d, d);
+            let t2 = d.sum() * d.sum() / ((nf - 1.0) * (nf - 2.0));
+            cut(kk - t1 + t2, kk + t1 + t2, n)
+        }
+    }
+}
+
 /// Feature route: `<K., L.>` from `||Xc^T Yc||_F^2` (with the unbiased correction).
 fn feature_inner(a: &Prepared, b: &Prepared, spec: &Spec, same: bool) -> f64 {
     let kl = if same {
@@ -196,11 +224,21 @@ fn joint_pair<T: Real, U: Real>(x: ArrayView2<T>, y: ArrayView2<U>, spec: &Spec)
             let nf = n as f64;
             let d = linalg::row_sq_norms(z.slice(s![.., ..p1]));
             let e = linalg::row_sq_norms(z.slice(s![.., p1..]));
-            let fix = |v: f64, a: &Array1<f64>, b: &Array1<f64>| {
-                v - (1.0 + 2.0 / (nf - 2.0)) * linalg::dot(a, b)
-                    + a.sum() * b.sum() / ((nf - 1.0) * (nf - 2.0))
+            let terms = |a: &Array1<f64>, b: &Array1<f64>| {
+                (
+                    (1.0 + 2.0 / (nf - 2.0)) * linalg::dot(a, b),
+                    a.sum() * b.sum() / ((nf - 1.0) * (nf - 2.0)),
+                )
             };
-            (fix(kl, &d, &e), fix(kk, &d, &d), fix(ll, &e, &e))
+            let fix = |v: f64, a: &Array1<f64>, b: &Array1<f64>| {
+                let (t1, t2) = terms(a, b);
+                v - t1 + t2
+            };
+            let fix_self = |v: f64, a: &Array1<f64>| {
+                let (t1, t2) = terms(a, a);
+                cut(v - t1 + t2, v + t1 + t2, n)
+            };
+            (fix(kl, &d, &e), fix_self(kk, &d), fix_self(ll, &e))
         }
     }
 }
@@ -230,10 +268,10 @@ fn inners(
         }
         for (k, x) in all.iter().enumerate() {
             if b.is_none() && need_selfs {
-                selfs[k] = feature_inner(x, x, spec, true);
+                selfs[k] = feature_self(x, spec);
                 cross[[k, k]] = selfs[k];
             } else if need_selfs {
-                selfs[k] = feature_inner(x, x, spec, true);
+                selfs[k] = feature_self(x, spec);
             }
         }
         return (cross, selfs);
@@ -271,7 +309,16 @@ fn inners(
         }
     };
     for (u, &k) in defined.iter().enumerate() {
-        selfs[k] = centred(sums.selfs[u], u, u);
+        // Round-off cut (see `cut`), with the absolute values of the three terms as scale.
+        let p = sums.selfs[u];
+        let rr = linalg::dot(&sums.rows[u], &sums.rows[u]);
+        let tt = total[u] * total[u];
+        let scale = if unbiased {
+            p.abs() + tt / ((n - 1.0) * (n - 2.0)) + 2.0 / (n - 2.0) * rr
+        } else {
+            p.abs() + 2.0 / n * rr + tt / (n * n)
+        };
+        selfs[k] = cut(centred(p, u, u), scale, n as usize);
     }
     let s = split.unwrap_or(0);
     for (u, &ka) in defined.iter().enumerate().filter(|(_, &k)| k < a.len()) {
@@ -605,6 +652,57 @@ mod tests {
                     assert!((m32[[i, j]] - v).abs() < 1e-5);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn extreme_magnitudes_follow_the_scaling_laws_exactly() {
+        let x = pseudo(40, 5, 3) + 2.0;
+        let y = pseudo(40, 3, 4).mapv(|v| v * v);
+        for (kernel, est) in [
+            (Kernel::Linear, Estimator::Biased),
+            (Kernel::Linear, Estimator::Unbiased),
+            (Kernel::Rbf { sigma_frac: 1.0 }, Estimator::Unbiased),
+        ] {
+            let h = spec(kernel, est, Statistic::Hsic, Route::Auto);
+            let c = spec(kernel, est, Statistic::Cka, Route::Auto);
+            let base_h = pair(Input::F64(x.view()), Input::F64(y.view()), &h).unwrap();
+            let base_c = pair(Input::F64(x.view()), Input::F64(y.view()), &c).unwrap();
+            for k in [-996i64, -400, 400, 996] {
+                let xs = x.mapv(|v| linalg::ldexp(v, k));
+                let got_c = pair(Input::F64(xs.view()), Input::F64(y.view()), &c).unwrap();
+                assert_eq!(got_c, base_c, "{kernel:?} {est:?} 2^{k}");
+                let got_h = pair(Input::F64(xs.view()), Input::F64(y.view()), &h).unwrap();
+                let want = match kernel {
+                    Kernel::Linear => linalg::ldexp(base_h, 2 * k),
+                    Kernel::Rbf { .. } => base_h,
+                };
+                assert_eq!(got_h, want, "{kernel:?} {est:?} 2^{k}");
+            }
+        }
+        // float32 at 1e20: products would overflow float32; the value is the float64 one.
+        let x32 = x.mapv(|v| (v * 1e20) as f32);
+        let x64 = x32.mapv(f64::from);
+        let c = spec(Kernel::Linear, Estimator::Biased, Statistic::Cka, Route::Auto);
+        let a = pair(Input::F32(x32.view()), Input::F64(y.view()), &c).unwrap();
+        let b = pair(Input::F64(x64.view()), Input::F64(y.view()), &c).unwrap();
+        assert_eq!(a, b);
+        assert!(a > 0.0);
+    }
+
+    #[test]
+    fn debiased_cka_of_a_u_centred_zero_matrix_is_nan() {
+        // All rows but one identical: Ku is exactly zero; round-off must not make it a value.
+        let mut x = Array2::from_elem((6, 3), 0.0);
+        for mut r in x.rows_mut().into_iter().take(5) {
+            r.assign(&ndarray::array![1.0, 2.0, 3.0]);
+        }
+        x[[5, 2]] = 1.0;
+        let y = pseudo(6, 2, 9);
+        for route in [Route::Features, Route::Gram, Route::Auto] {
+            let c = spec(Kernel::Linear, Estimator::Unbiased, Statistic::Cka, route);
+            let v = pair(Input::F64(x.view()), Input::F64(y.view()), &c).unwrap();
+            assert!(v.is_nan(), "{route:?}: {v}");
         }
     }
 

@@ -611,6 +611,42 @@ mod tests {
     }
 
     #[test]
+    fn normalised_centring_is_exact_at_any_magnitude() {
+        let x: Array2<f64> = array![[1.0, 5.0, 0.1], [3.0, 5.0, 0.2], [8.0, 5.0, 0.6]];
+        let base = centre_columns(x.view());
+        for k in [-1000i32, -300, -1, 0, 7, 300, 1000] {
+            let s = ldexp(1.0, k as i64);
+            let xs = x.mapv(|v| v * s);
+            let mut out = Array2::<f64>::zeros(x.dim());
+            let e = centre_columns_normalised_into(xs.view(), out.view_mut());
+            // Range 7 (column 0): 7 * 2^k * 2^-e lies in [1/2, 1).
+            assert_eq!(e, k + 3);
+            assert_eq!(out.mapv(|v| ldexp(v, e as i64 - k as i64)), base);
+            assert!(out.iter().all(|v| v.abs() <= 1.0));
+        }
+        // float32 input at the top of its range, centred into float64.
+        let x32 = x.mapv(|v| (v * 1e37) as f32);
+        let mut out = Array2::<f64>::zeros(x.dim());
+        let e = centre_columns_normalised_into(x32.view(), out.view_mut());
+        assert!(out.iter().all(|v| v.is_finite() && v.abs() <= 1.0) && e > 120);
+        // A constant input is left at exponent 0, and exactly zero.
+        let c = Array2::from_elem((4, 2), 3.5e300);
+        let mut out = Array2::<f64>::from_elem((4, 2), 1.0);
+        assert_eq!(centre_columns_normalised_into(c.view(), out.view_mut()), 0);
+        assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn ldexp_is_exact_until_the_range_ends() {
+        assert_eq!(ldexp(ldexp(3.0, 1500), -1500), f64::INFINITY);
+        assert_eq!(ldexp(ldexp(3.0, 1000), -1000), 3.0);
+        // 1.5 times the smallest subnormal: one rounding, to even (2 units).
+        assert_eq!(ldexp(1.5, -1074), f64::from_bits(2));
+        assert_eq!(ldexp(-1.0, 1024), f64::NEG_INFINITY);
+        assert_eq!(ldexp(0.75, 1024), 1.5 * 2f64.powi(1023));
+    }
+
+    #[test]
     fn products_match_naive_in_both_precisions() {
         let (n, p, q) = (2500, 7, 5);
         let a = Array2::from_shape_fn((n, p), |(i, j)| ((i * 31 + j * 17) % 13) as f64 - 6.0);

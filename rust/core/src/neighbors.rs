@@ -1118,6 +1118,33 @@ mod tests {
     }
 
     #[test]
+    fn float32_equals_float64_of_the_same_values_at_large_offsets() {
+        // All rows near (1e4, ..., 1e4): float32 products cannot tell them apart, so every row
+        // takes the exhaustive float64 pass, and the float32 input gives the float64 result.
+        let x = pseudo_random(300, 6, 8).mapv(|v| (v + 1e4) as f32);
+        let x64 = x.mapv(f64::from);
+        let (r64, fallback) = knn_f64_counted(x64.view(), 5, BLOCK);
+        assert!(fallback > 250, "{fallback}");
+        let r32 = knn(Input::F32(x.view()), 5).unwrap();
+        assert_eq!(r32.indices, r64.indices);
+        assert_eq!(r32.distances, r64.distances);
+        // The distances keep their relative accuracy (1 - cos would keep about 8 digits).
+        let d = |i: usize, j: usize| {
+            let (a, b) = (x64.row(i), x64.row(j));
+            let (na, nb) = (a.dot(&a).sqrt(), b.dot(&b).sqrt());
+            a.iter()
+                .zip(b.iter())
+                .map(|(p, q)| (p / na - q / nb).powi(2))
+                .sum::<f64>()
+                / 2.0
+        };
+        for i in 0..300 {
+            let j = r64.indices[[i, 0]] as usize;
+            assert!((r64.distances[[i, 0]] - d(i, j)).abs() <= 1e-6 * d(i, j));
+        }
+    }
+
+    #[test]
     fn k_out_of_range_is_an_error() {
         let x = pseudo_random(5, 2, 1);
         assert!(matches!(
