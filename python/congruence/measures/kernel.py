@@ -177,9 +177,8 @@ def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = 
     ----------
     X : array-like of shape (n, p1)
     Y : array-like of shape (n, p2)
-        Row ``i`` of both is the same input example. float32 input is computed on directly
-        (centred in float64, products accumulated in float64), within 1e-6 of the float64
-        computation on the same values.
+        Row ``i`` of both is the same input example. float32 input is read in place and
+        centred into float64: the result is the float64 computation on the same values.
     kernel : {"linear", "rbf"}
     sigma_frac : float > 0
         RBF bandwidth as a fraction of the median distance (ignored for ``"linear"``).
