@@ -471,3 +471,17 @@ def test_compare_layers_with_a_degenerate_neighbour_layer():
     with pytest.warns(cg.DegenerateDataWarning, match=r"row 0 of layer a\[0\].*row 0 of layer b\[0\]"):
         v = cg.compare_layers([dup], [dup @ Q], measure="second_order_cosine", k=5).values
     assert math.isnan(v[0, 0])
+
+
+def test_one_column_rows_of_one_sign_are_at_distance_exactly_zero():
+    # With one column every cosine is exactly +1 or -1: distances 0 or 2, never round-off
+    # noise, so a second-order cosine over same-signed neighbours is nan with a warning
+    # instead of a value computed from noise.
+    rng = np.random.default_rng(19)
+    X = rng.standard_normal((30, 1)) * rng.uniform(0.1, 100.0, (30, 1))
+    idx, dist = _core.knn(X, 4)
+    assert set(np.unique(dist)) <= {0.0, 2.0}
+    assert idx.tolist() == ref_knn_exact(X, 4)
+    Y = X * rng.uniform(1.0, 2.0, (30, 1))
+    with pytest.warns(cg.DegenerateDataWarning, match="second_order_cosine is undefined"):
+        assert math.isnan(cg.second_order_cosine(X, Y, k=4))

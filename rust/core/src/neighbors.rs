@@ -764,9 +764,10 @@ pub fn set_statistic(
 /// compute any cosine distance.
 ///
 /// Row `i` is scaled by a power of two `c_i` (exact) so that its largest entry lies in
-/// `[1, 2)`, and its unit row is `u_i = (c_i x_i) / sqrt(<c_i x_i, c_i x_i>)`, always by the
-/// same operations, so rows that are equal up to a power-of-two factor get bitwise equal unit
-/// rows. The cosine distance is `||u_i - u_j||^2 / 2` (equal to `1 - cos` in exact arithmetic):
+/// `[1, 2)`, and its unit row is `u_i = (c_i x_i) / sqrt(<c_i x_i, c_i x_i>)`, each entry one
+/// correctly rounded division, always by the same operations: rows that are equal up to a
+/// power-of-two factor get bitwise equal unit rows, and a one-column row becomes exactly +-1
+/// (`sqrt(fl(s * s)) = |s|`), so same-signed rows of one column are at distance exactly 0. The cosine distance is `||u_i - u_j||^2 / 2` (equal to `1 - cos` in exact arithmetic):
 /// a difference of unit rows keeps its relative accuracy when the rows are nearly parallel
 /// (large offsets, where `1 - cos` would cancel to the last bits of 1), its error is about
 /// `2^-52 sqrt(2 / d)` relative to the distance `d`, it is symmetric to the bit, and it is
@@ -774,39 +775,39 @@ pub fn set_statistic(
 struct ScaledRows<'a> {
     x: Input<'a>,
     scale: Vec<f64>,
-    /// `1 / ||c_i x_i||`, 0 for an all-zero row.
-    inv: Vec<f64>,
+    /// `||c_i x_i||`, 0 for an all-zero row.
+    norm: Vec<f64>,
 }
 
 impl<'a> ScaledRows<'a> {
     fn new(x: Input<'a>) -> Self {
         let n = x.nrows();
         let mut scale = vec![0.0; n];
-        let mut inv = vec![0.0; n];
+        let mut norm = vec![0.0; n];
         scale
             .par_iter_mut()
-            .zip(inv.par_iter_mut())
+            .zip(norm.par_iter_mut())
             .enumerate()
-            .for_each_init(Vec::new, |buf, (i, (sc, iv))| {
+            .for_each_init(Vec::new, |buf, (i, (sc, nm))| {
                 let m = match x {
                     Input::F32(a) => max_abs(a.row(i)),
                     Input::F64(a) => max_abs(a.row(i)),
                 };
                 *sc = if m == 0.0 { 0.0 } else { pow2_scale(m) };
                 load_row(x, i, *sc, 1.0, buf);
-                let s2 = crate::simd::dot(buf, buf);
-                *iv = if s2 == 0.0 { 0.0 } else { 1.0 / s2.sqrt() };
+                *nm = crate::simd::dot(buf, buf).sqrt();
             });
-        ScaledRows { x, scale, inv }
+        ScaledRows { x, scale, norm }
     }
 
     fn is_zero(&self, i: usize) -> bool {
-        self.inv[i] == 0.0
+        self.norm[i] == 0.0
     }
 
     /// Unit row `i` into `buf` (zeros for an all-zero row).
     fn load(&self, i: usize, buf: &mut Vec<f64>) {
-        load_row(self.x, i, self.scale[i], self.inv[i], buf);
+        let d = if self.is_zero(i) { 1.0 } else { self.norm[i] };
+        load_row(self.x, i, self.scale[i], d, buf);
     }
 
     /// Cosine distance between rows `i` and `j` whose unit rows are loaded into `bi` and `bj`:
@@ -831,12 +832,12 @@ impl<'a> ScaledRows<'a> {
     }
 }
 
-/// Row `i` of `x` times `scale`, then times `inv`, in float64, into `buf`.
-fn load_row(x: Input, i: usize, scale: f64, inv: f64, buf: &mut Vec<f64>) {
+/// Row `i` of `x` times `scale`, then divided by `div`, in float64, into `buf`.
+fn load_row(x: Input, i: usize, scale: f64, div: f64, buf: &mut Vec<f64>) {
     buf.clear();
     match x {
-        Input::F32(a) => buf.extend(a.row(i).iter().map(|&v| (v as f64 * scale) * inv)),
-        Input::F64(a) => buf.extend(a.row(i).iter().map(|&v| (v * scale) * inv)),
+        Input::F32(a) => buf.extend(a.row(i).iter().map(|&v| (v as f64 * scale) / div)),
+        Input::F64(a) => buf.extend(a.row(i).iter().map(|&v| (v * scale) / div)),
     }
 }
 
