@@ -12,18 +12,30 @@ cosine-distance matrices and explicit loops:
   smaller index), the first ``k``; ranks are 1-based positions.
 * Each measure of 5.1-5.5 as a Python loop over the rows.
 
+With ``exact=True`` (:func:`ref_knn_exact`, :func:`ref_cosine_distances_exact`) the order is
+decided in exact rational arithmetic instead: float inputs are dyadic rationals, so with a
+common power-of-two denominator every row becomes a vector of Python integers, every inner
+product an exact integer, and ``cos(i, j) > cos(i, l)`` an exact comparison of
+``s_ij |s_ij| / N_j`` with ``s_il |s_il| / N_l`` (``N`` the squared norms); the distances
+themselves are evaluated with 60-digit decimals. This is the reference for data far from the
+origin, where ``1 - cos`` in float64 cancels to a few significant digits.
+
 This module must never import ``congruence``: it is the independent yardstick.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
+from fractions import Fraction
 
 import numpy as np
 
 __all__ = [
     "ref_cosine_distances",
+    "ref_cosine_distances_exact",
     "ref_knn",
+    "ref_knn_exact",
     "ref_knn_jaccard",
     "ref_second_order_cosine",
     "ref_rank_similarity",
@@ -76,6 +88,60 @@ def ref_knn(X, k: int, D: np.ndarray | None = None) -> list[list[int]]:
 
 def _lists(X, Y, k):
     return ref_knn(X, k), ref_knn(Y, k)
+
+
+def _exact_gram(X) -> list[list[int]]:
+    """Inner products of the rows of ``X`` scaled by a common power of two, as exact ints."""
+    A = _as_float64(X)
+    ratios = [[float(v).as_integer_ratio() for v in row] for row in A]
+    den = max(d for row in ratios for _, d in row)
+    M = [[num * (den // d) for num, d in row] for row in ratios]
+    n = len(M)
+    G = [[0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            G[i][j] = G[j][i] = sum(a * b for a, b in zip(M[i], M[j]))
+    return G
+
+
+def ref_knn_exact(X, k: int, G: list[list[int]] | None = None) -> list[list[int]]:
+    """``N_k(i)`` for every row from the exact order of the cosine distances (ties exact)."""
+    if G is None:
+        G = _exact_gram(X)
+    n = len(G)
+    if not 1 <= k <= n - 1:
+        raise ValueError("k out of range")
+    out = []
+    for i in range(n):
+        def key(j):
+            s, nj = G[i][j], G[j][j]
+            if G[i][i] == 0 or nj == 0:
+                cos = Fraction(0)  # an all-zero row: cosine similarity 0
+            else:
+                cos = Fraction(s * abs(s), nj)  # increasing with s / sqrt(N_j)
+            return (-cos, j)
+
+        others = sorted((j for j in range(n) if j != i), key=key)
+        out.append(others[:k])
+    return out
+
+
+def ref_cosine_distances_exact(X, G: list[list[int]] | None = None) -> np.ndarray:
+    """Cosine distances from the exact inner products, evaluated with 60-digit decimals."""
+    if G is None:
+        G = _exact_gram(X)
+    n = len(G)
+    D = np.empty((n, n))
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        for i in range(n):
+            for j in range(n):
+                if G[i][i] == 0 or G[j][j] == 0:
+                    D[i, j] = 1.0
+                else:
+                    q = decimal.Decimal(G[i][i]) * decimal.Decimal(G[j][j])
+                    D[i, j] = float(1 - decimal.Decimal(G[i][j]) / q.sqrt())
+    return D
 
 
 def ref_knn_jaccard(X, Y, k: int = 10) -> float:
@@ -134,10 +200,16 @@ def ref_second_order_cosine(X, Y, k: int = 10) -> float:
     return float(np.mean(vals))
 
 
-def ref_all(X, Y, k: int = 10) -> dict:
-    """All five measures of one pair, from one pair of distance matrices (for speed)."""
-    DX, DY = ref_cosine_distances(X), ref_cosine_distances(Y)
-    NX, NY = ref_knn(X, k, DX), ref_knn(Y, k, DY)
+def ref_all(X, Y, k: int = 10, exact: bool = False) -> dict:
+    """All five measures of one pair, from one pair of distance matrices (for speed); with
+    ``exact``, from the exact neighbour order and the 60-digit distances."""
+    if exact:
+        GX, GY = _exact_gram(X), _exact_gram(Y)
+        DX, DY = ref_cosine_distances_exact(X, GX), ref_cosine_distances_exact(Y, GY)
+        NX, NY = ref_knn_exact(X, k, GX), ref_knn_exact(Y, k, GY)
+    else:
+        DX, DY = ref_cosine_distances(X), ref_cosine_distances(Y)
+        NX, NY = ref_knn(X, k, DX), ref_knn(Y, k, DY)
     jac, mut, rank, joint, second = [], [], [], [], []
     for i, (a, b) in enumerate(zip(NX, NY)):
         shared, union = set(a) & set(b), set(a) | set(b)

@@ -3,6 +3,18 @@
 The heavy work (centring, Gram matrices, the exact median squared distance, HSIC) runs in the
 Rust core, which picks the cheaper route for the linear kernel by itself: the feature space
 (``||Xc^T Yc||_F^2``, O(n p1 p2)) when ``p < n``, the Gram matrices otherwise.
+
+Magnitudes: each representation is centred in float64 and multiplied by a power of two (an
+exact operation) that brings its entries into ``[-1, 1]`` before any product, so data of any
+magnitude or offset (float32 up to 3.4e38, float64 up to 1e300) give the value of the formula
+on those numbers. CKA and the RBF kernel are scale-invariant; the linear HSIC gets its scale
+back exactly at the end, and is ``inf`` (with a :class:`~congruence.DegenerateDataWarning`)
+only when the value itself exceeds the float64 range.
+
+Degenerate data: a representation whose rows are all identical makes CKA ``nan`` and the linear
+HSIC 0; more than half of the squared distances being 0 (duplicated rows) makes the RBF kernel
+undefined (``nan``). Each case comes with a :class:`~congruence.DegenerateDataWarning` naming
+the argument and the cause.
 """
 
 from __future__ import annotations
@@ -14,7 +26,14 @@ import numpy as np
 
 from congruence import _core
 from congruence._registry import register, set_batch
-from congruence._validation import check_bool, check_choice, check_number, check_pair
+from congruence._validation import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_pair,
+    constant_columns,
+)
+from congruence.errors import warn_degenerate
 
 __all__ = ["cka", "hsic"]
 
@@ -48,6 +67,86 @@ def _params(kernel: Any, sigma_frac: Any, flag_name: str, flag: Any) -> tuple[st
     return kernel, sigma_frac, check_bool(flag_name, flag)
 
 
+def _zero_median(a: np.ndarray) -> bool:
+    """Whether the median of the ``n^2`` squared distances between the rows of ``a`` is 0.
+
+    A squared distance is 0 exactly for a pair of equal rows (the ``n`` pairs ``(i, i)``
+    included): with ``c`` copies of each distinct row there are ``sum c^2`` zeros, and the
+    median (the mean of the two middle entries when ``n^2`` is even) is 0 when more than half
+    of the entries are.
+    """
+    n = a.shape[0]
+    _, counts = np.unique(a + 0.0, axis=0, return_counts=True)  # + 0.0: -0.0 equals 0.0
+    zeros = int(np.sum(counts.astype(np.int64) ** 2))
+    return zeros >= n * n // 2 + 1
+
+
+def _layer_issue(a: np.ndarray, kernel: str, statistic: str) -> Optional[str]:
+    """Why layer ``a`` makes the statistic degenerate, or None.
+
+    * every row identical (all columns constant, up to round-off): the centred Gram matrix is
+      zero, so CKA is nan and the linear HSIC is 0; the RBF bandwidth is 0 (nan);
+    * RBF: more than half of the squared distances are 0 (duplicated rows), so the bandwidth
+      (their median) is 0 and the kernel is undefined (nan).
+    """
+    if constant_columns(a).all():
+        return "has zero variance: every row is identical"
+    if kernel == "rbf" and _zero_median(a):
+        return (
+            "has duplicated rows: more than half of its n^2 squared distances are 0, so the RBF "
+            "bandwidth (their median) is 0"
+        )
+    return None
+
+
+def _outcome(statistic: str, kernel: str) -> str:
+    if statistic == "hsic" and kernel == "linear":
+        return "hsic is 0"
+    return f"{statistic} is undefined (nan)"
+
+
+def _check_value(value: float, statistic: str, spec: tuple, names: Sequence[str], arrays) -> None:
+    """Warn for a nan or an infinity that the layer checks did not explain (never silent).
+
+    ``spec`` is ``(kernel, sigma_frac, flag)``. A nan means a (U-)centred kernel matrix is
+    zero to float64 precision (its own inner product ``<K., K.>`` is not above the round-off of
+    the terms it is computed from); the culprit is the side whose CKA with itself is nan.
+    """
+    kernel, sigma_frac, flag = spec
+    if np.isinf(value):
+        warn_degenerate(
+            f"{statistic} of {names[0]} and {names[1]} overflows float64 (|value| > 1.8e308): "
+            f"the linear HSIC grows with the fourth power of the data's magnitude; "
+            f"{statistic} is {value}"
+        )
+    elif np.isnan(value):
+        which = [
+            nm
+            for nm, a in zip(names, arrays)
+            if math.isnan(_core.kernel_pair(a, a, kernel, sigma_frac, flag, "cka"))
+        ] or list(names)
+        centring = "U-centred" if flag else "centred"
+        warn_degenerate(
+            f"{' and '.join(which)}: the {centring} kernel matrix is zero to float64 precision "
+            "(with the debiased estimator, e.g. all rows but one identical); "
+            f"{statistic} is undefined (nan)"
+        )
+
+
+def _pair_value(X, Y, kernel: str, sigma_frac: float, flag: bool, statistic: str) -> float:
+    """The statistic of one pair, with the degenerate cases of MEASURES 0.2 warned about."""
+    issues = [(nm, _layer_issue(a, kernel, statistic)) for nm, a in (("X", X), ("Y", Y))]
+    issues = [(nm, why) for nm, why in issues if why is not None]
+    if issues:
+        for nm, why in issues:
+            warn_degenerate(f"{nm} {why}; {_outcome(statistic, kernel)}")
+        return 0.0 if statistic == "hsic" and kernel == "linear" else math.nan
+    value = float(_core.kernel_pair(X, Y, kernel, sigma_frac, flag, statistic))
+    if not np.isfinite(value):
+        _check_value(value, statistic, (kernel, sigma_frac, flag), ("X", "Y"), (X, Y))
+    return value
+
+
 @register(
     family="kernel",
     kind="similarity",
@@ -78,8 +177,8 @@ def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = 
     ----------
     X : array-like of shape (n, p1)
     Y : array-like of shape (n, p2)
-        Row ``i`` of both is the same input example. float32 input is computed on directly,
-        with float64 accumulation.
+        Row ``i`` of both is the same input example. float32 input is read in place and
+        centred into float64: the result is the float64 computation on the same values.
     kernel : {"linear", "rbf"}
     sigma_frac : float > 0
         RBF bandwidth as a fraction of the median distance (ignored for ``"linear"``).
@@ -89,8 +188,9 @@ def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = 
     Returns
     -------
     float
-        Similarity in [0, 1] (biased) or [-1, 1] (debiased); ``nan`` if a centred Gram
-        matrix is zero (a constant representation) or the RBF median distance is zero.
+        Similarity in [0, 1] (biased) or [-1, 1] (debiased); ``nan`` with a
+        :class:`~congruence.DegenerateDataWarning` if a centred Gram matrix is zero (a constant
+        representation) or the RBF median squared distance is zero (duplicated rows).
 
     References
     ----------
@@ -107,7 +207,7 @@ def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = 
     """
     kernel, sigma_frac, debiased = _params(kernel, sigma_frac, "debiased", debiased)
     X, Y = check_pair(X, Y, min_rows=4 if debiased else 2)
-    return float(_core.kernel_pair(X, Y, kernel, sigma_frac, debiased, "cka"))
+    return _pair_value(X, Y, kernel, sigma_frac, debiased, "cka")
 
 
 @register(
@@ -151,7 +251,10 @@ def hsic(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool =
     Returns
     -------
     float
-        >= 0 (biased); any real (unbiased). ``nan`` if the RBF median distance is zero.
+        >= 0 (biased); any real (unbiased). With a
+        :class:`~congruence.DegenerateDataWarning`: 0 for a constant representation (linear
+        kernel), ``nan`` if the RBF median squared distance is zero, ``inf`` if the value
+        exceeds the float64 range (e.g. linear HSIC of data of magnitude 1e100).
 
     Examples
     --------
@@ -162,7 +265,7 @@ def hsic(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool =
     """
     kernel, sigma_frac, unbiased = _params(kernel, sigma_frac, "unbiased", unbiased)
     X, Y = check_pair(X, Y, min_rows=4 if unbiased else 2)
-    return float(_core.kernel_pair(X, Y, kernel, sigma_frac, unbiased, "hsic"))
+    return _pair_value(X, Y, kernel, sigma_frac, unbiased, "hsic")
 
 
 def _batch(statistic: str, flag_name: str):
@@ -174,7 +277,38 @@ def _batch(statistic: str, flag_name: str):
         **flag: Any,
     ) -> np.ndarray:
         kernel, sigma_frac, value = _params(kernel, sigma_frac, flag_name, flag.get(flag_name, False))
-        return _core.kernel_matrix(list(a), None if b is None else list(b), kernel, sigma_frac, value, statistic)
+        out = np.array(
+            _core.kernel_matrix(list(a), None if b is None else list(b), kernel, sigma_frac, value, statistic),
+            dtype=np.float64,
+        )
+        # Degenerate layers (MEASURES 0.2): warned about once each, their rows/columns set to
+        # the defined value (linear HSIC: 0) or nan, whatever round-off left in them.
+        sides = [("a", list(a))] + ([] if b is None else [("b", list(b))])
+        fill = 0.0 if statistic == "hsic" and kernel == "linear" else math.nan
+        bad = {}
+        for side, layers in sides:
+            for i, x in enumerate(layers):
+                why = _layer_issue(x, kernel, statistic)
+                if why is not None:
+                    warn_degenerate(f"layer {side}[{i}] {why}; {_outcome(statistic, kernel)}")
+                    bad[(side, i)] = True
+        for (side, i) in bad:
+            if side == "a":
+                out[i, :] = fill
+                if b is None:
+                    out[:, i] = fill
+            else:
+                out[:, i] = fill
+        cols = "a" if b is None else "b"
+        for i, j in zip(*np.nonzero(~np.isfinite(out))):
+            if ("a", i) in bad or (cols, j) in bad or (b is None and j < i):
+                continue
+            _check_value(
+                float(out[i, j]), statistic, (kernel, sigma_frac, value),
+                (f"layer a[{i}]", f"layer {cols}[{j}]"),
+                (a[i], (a if b is None else b)[j]),
+            )
+        return out
 
     return batch
 

@@ -6,25 +6,34 @@ distance, ties broken by the smaller index; an all-zero row has cosine similarit
 row (distance 1).
 
 The neighbour sets are computed in the Rust core in row blocks: the rows are normalised once,
-each block of rows is multiplied against the earlier blocks (each pair of rows once, so a pair
-has one distance and ties are exact ties) and every row keeps a bounded top-``k`` selection.
-float32 input is computed in float32. For float64 input that float32 pass only screens
-candidates, with a rigorous error margin; the neighbours are then decided by float64
-distances, exactly as an exhaustive float64 search would (rows with too many near-ties take
-that exhaustive search). The memory is ``O(n p + n k + block x n)``, never ``n x n``. In
+each block of rows is multiplied against the earlier blocks in float32 and every row keeps a
+bounded list of candidates. That pass only screens, with a rigorous error margin; the
+neighbours are then decided by float64 distances ``||u_i - u_j||^2 / 2`` of the unit rows
+(equal to ``1 - cos``, but accurate also for nearly parallel rows, such as data far from the
+origin), exactly as an exhaustive float64 search would. Rows the screening cannot certify
+(near-ties, duplicated rows, or a large common offset that float32 cannot resolve) take that
+exhaustive search. float32 input gives exactly the neighbour sets, ranks and ties of the same
+values in float64, whatever their magnitude or offset.
+
+A representation whose rows all tie (every row identical, or all non-zero rows pointing the
+same way) has no neighbourhood structure: the tie rule would pick the neighbours by index
+alone, so every measure here returns ``nan`` with a
+:class:`~congruence.DegenerateDataWarning` naming the argument. The memory is ``O(n p + n k + block x n)``, never ``n x n``. In
 :func:`congruence.compare_layers` each layer's neighbour sets are computed once and reused
 for every pair of layers.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from congruence import _core
 from congruence._registry import register, set_batch
-from congruence._validation import check_number, check_pair
+from congruence._validation import check_number, check_pair, constant_columns
+from congruence.errors import warn_degenerate
 
 __all__ = [
     "knn_jaccard",
@@ -75,13 +84,69 @@ def _prepare(X, Y, k):
     return X, Y, k
 
 
-def _knn(X: np.ndarray, k: int) -> np.ndarray:
-    return _core.knn(X, k)[0]
+def _knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbour indices and distances of every row (one call per layer)."""
+    return _core.knn(X, k)
 
 
-def _set_measure(X, Y, k, statistic: str) -> float:
+def _identical_rows(a: np.ndarray) -> Optional[str]:
+    """Why every cosine distance between the rows of ``a`` ties, or None.
+
+    That is the case when every row is identical (all columns constant up to round-off) and,
+    for the cosine distance, more generally when all non-zero rows point in the same direction
+    (positive multiples of one vector, up to round-off) or at most one row is non-zero: every
+    pair is then at distance 0 or 1, and the neighbour sets would be picked by the tie rule
+    (by index) alone.
+    """
+    if constant_columns(a).all():
+        return "has zero variance: every row is identical"
+    b = np.asarray(a, dtype=np.float64)
+    peak = np.max(np.abs(b), axis=1)
+    nonzero = peak > 0.0
+    if np.count_nonzero(nonzero) <= 1:
+        return "has at most one non-zero row"
+    b = b[nonzero] / peak[nonzero, None]  # entries in [-1, 1]: the norms cannot overflow
+    u = b / np.linalg.norm(b, axis=1, keepdims=True)
+    if np.max(np.abs(u - u[0])) <= 16.0 * np.finfo(np.float64).eps:
+        return "has identical rows up to positive factors: every row points the same way"
+    return None
+
+
+def _degenerate(arrays: Sequence[tuple[str, np.ndarray]], name: str) -> bool:
+    """Warn for every argument whose rows all tie (MEASURES 0.2); True if there was one."""
+    found = False
+    for arg, a in arrays:
+        why = _identical_rows(a)
+        if why is not None:
+            warn_degenerate(
+                f"{arg} {why}; all its cosine distances tie, so its neighbour sets would be "
+                f"picked by index alone: {name} is undefined (nan)"
+            )
+            found = True
+    return found
+
+
+def _warn_second_order(value: float, names: Sequence[str], dists: Sequence[np.ndarray]) -> None:
+    """Warn for a nan of second_order_cosine: a row whose distance vector is all zeros."""
+    if not np.isnan(value):
+        return
+    parts = []
+    for arg, d in zip(names, dists):
+        rows = np.nonzero(np.all(d == 0.0, axis=1))[0]
+        if rows.size:
+            parts.append(f"row {int(rows[0])} of {arg} ({rows.size} such rows in all)")
+    where = " and ".join(parts) if parts else f"a row of {names[0]} or {names[1]}"
+    warn_degenerate(
+        f"second_order_cosine is undefined (nan): {where} has all the rows of its neighbour "
+        "union at cosine distance 0 (duplicated rows), so its distance vector is all zeros"
+    )
+
+
+def _set_measure(X, Y, k, statistic: str, name: str) -> float:
     X, Y, k = _prepare(X, Y, k)
-    return float(_core.knn_statistic(_knn(X, k), _knn(Y, k), statistic))
+    if _degenerate((("X", X), ("Y", Y)), name):
+        return math.nan
+    return float(_core.knn_statistic(_knn(X, k)[0], _knn(Y, k)[0], statistic))
 
 
 _COMMON: dict[str, Any] = {
@@ -120,14 +185,17 @@ def knn_jaccard(X, Y, k: int = 10) -> float:
     ----------
     X : array-like of shape (n, p1)
     Y : array-like of shape (n, p2)
-        Row ``i`` of both is the same input example. float32 input is computed on directly.
+        Row ``i`` of both is the same input example. float32 input gives exactly the
+        neighbour sets of the same values in float64.
     k : int
         Number of neighbours, ``1 <= k <= n - 1``.
 
     Returns
     -------
     float
-        Similarity in [0, 1]; 1 when every input has the same neighbours in both. Never nan.
+        Similarity in [0, 1]; 1 when every input has the same neighbours in both. ``nan``
+        with a :class:`~congruence.DegenerateDataWarning` if the rows of ``X`` or ``Y`` all tie
+        (identical rows).
 
     Raises
     ------
@@ -148,7 +216,7 @@ def knn_jaccard(X, Y, k: int = 10) -> float:
     >>> cg.knn_jaccard(X, Y, k=2)   # rows 0-2 share 1 of 3 neighbours, row 3 both: (3/3 + 1)/4
     0.5
     """
-    return _set_measure(X, Y, k, "jaccard")
+    return _set_measure(X, Y, k, "jaccard", "knn_jaccard")
 
 
 @register(
@@ -181,8 +249,9 @@ def second_order_cosine(X, Y, k: int = 10) -> float:
     Returns
     -------
     float
-        Similarity in [0, 1]. ``nan`` if for some input ``a`` or ``b`` is all zeros (all of
-        ``U_i`` lies in the direction of row ``i``, e.g. duplicated rows).
+        Similarity in [0, 1]. ``nan`` with a :class:`~congruence.DegenerateDataWarning` if
+        for some input ``a`` or ``b`` is all zeros (all of ``U_i`` lies in the direction of
+        row ``i``, e.g. duplicated rows), or if the rows of ``X`` or ``Y`` all tie.
 
     Raises
     ------
@@ -201,12 +270,20 @@ def second_order_cosine(X, Y, k: int = 10) -> float:
     >>> Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
     >>> round(cg.second_order_cosine(X, 3 * X @ Q, k=5), 12)   # rotation and scaling
     1.0
+    >>> import warnings
     >>> C = np.tile([[1.0, 2.0]], (6, 1))   # all rows alike: every distance is 0
-    >>> cg.second_order_cosine(C, X[:6], k=2)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", cg.DegenerateDataWarning)
+    ...     cg.second_order_cosine(C, X[:6], k=2)
     nan
     """
     X, Y, k = _prepare(X, Y, k)
-    return float(_core.second_order_cosine(X, Y, _knn(X, k), _knn(Y, k)))
+    if _degenerate((("X", X), ("Y", Y)), "second_order_cosine"):
+        return math.nan
+    (nx, dx), (ny, dy) = _knn(X, k), _knn(Y, k)
+    value = float(_core.second_order_cosine(X, Y, nx, ny))
+    _warn_second_order(value, ("X", "Y"), (dx, dy))
+    return value
 
 
 @register(
@@ -240,7 +317,8 @@ def rank_similarity(X, Y, k: int = 10) -> float:
     Returns
     -------
     float
-        Similarity in [0, 1]. Never nan.
+        Similarity in [0, 1]; ``nan`` with a :class:`~congruence.DegenerateDataWarning` if
+        the rows of ``X`` or ``Y`` all tie (identical rows).
 
     Raises
     ------
@@ -262,7 +340,7 @@ def rank_similarity(X, Y, k: int = 10) -> float:
     >>> round(cg.rank_similarity(X, Y, k=2), 12) == round((1 + 4 / 9 + 1) / 3, 12)
     True
     """
-    return _set_measure(X, Y, k, "rank")
+    return _set_measure(X, Y, k, "rank", "rank_similarity")
 
 
 @register(
@@ -292,7 +370,8 @@ def joint_rank_jaccard(X, Y, k: int = 10) -> float:
     Returns
     -------
     float
-        Similarity in [0, 1]. Never nan.
+        Similarity in [0, 1]; ``nan`` with a :class:`~congruence.DegenerateDataWarning` if
+        the rows of ``X`` or ``Y`` all tie (identical rows).
 
     Raises
     ------
@@ -314,7 +393,7 @@ def joint_rank_jaccard(X, Y, k: int = 10) -> float:
     >>> round(cg.joint_rank_jaccard(X, Y, k=2), 12) == round(5 / 24, 12)
     True
     """
-    return _set_measure(X, Y, k, "joint_rank_jaccard")
+    return _set_measure(X, Y, k, "joint_rank_jaccard", "joint_rank_jaccard")
 
 
 @register(
@@ -343,7 +422,8 @@ def mutual_knn(X, Y, k: int = 10) -> float:
     Returns
     -------
     float
-        Similarity in [0, 1]. Never nan.
+        Similarity in [0, 1]; ``nan`` with a :class:`~congruence.DegenerateDataWarning` if
+        the rows of ``X`` or ``Y`` all tie (identical rows).
 
     Raises
     ------
@@ -362,7 +442,7 @@ def mutual_knn(X, Y, k: int = 10) -> float:
     >>> cg.mutual_knn(X, Y, k=2)   # rows 0-2 share 1 of their 2 neighbours, row 3 both
     0.625
     """
-    return _set_measure(X, Y, k, "mutual")
+    return _set_measure(X, Y, k, "mutual", "mutual_knn")
 
 
 for _f in (knn_jaccard, second_order_cosine, rank_similarity, joint_rank_jaccard, mutual_knn):
@@ -378,26 +458,44 @@ del _f
 def _batch(statistic: Optional[str]):
     """A batch function for ``statistic`` (None: second-order cosine)."""
 
+    name = "second_order_cosine" if statistic is None else _NAMES[statistic]
+
     def batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], k: int = 10) -> np.ndarray:
         k = _check_k_type(k)
         n = a[0].shape[0]
         k = _check_k_range(k, n)
-        na = [_knn(x, k) for x in a]
-        nb = na if b is None else [_knn(y, k) for y in b]
+        # Layers whose rows all tie: warned about once, their rows/columns nan, no search.
+        bad_a = [_degenerate(((f"layer a[{i}]", x),), name) for i, x in enumerate(a)]
+        bad_b = bad_a if b is None else [_degenerate(((f"layer b[{j}]", y),), name) for j, y in enumerate(b)]
+        na = [None if bad else _knn(x, k) for x, bad in zip(a, bad_a)]
+        nb = na if b is None else [None if bad else _knn(y, k) for y, bad in zip(b, bad_b)]
         xb = a if b is None else b
+        side_b = "a" if b is None else "b"
         out = np.empty((len(a), len(xb)))
         for i in range(len(a)):
             for j in range(len(xb)):
                 if b is None and j < i:
                     out[i, j] = out[j, i]  # symmetric, bit for bit
+                elif na[i] is None or nb[j] is None:
+                    out[i, j] = math.nan
                 elif statistic is None:
-                    out[i, j] = _core.second_order_cosine(a[i], xb[j], na[i], nb[j])
+                    out[i, j] = _core.second_order_cosine(a[i], xb[j], na[i][0], nb[j][0])
+                    _warn_second_order(
+                        out[i, j], (f"layer a[{i}]", f"layer {side_b}[{j}]"), (na[i][1], nb[j][1])
+                    )
                 else:
-                    out[i, j] = _core.knn_statistic(na[i], nb[j], statistic)
+                    out[i, j] = _core.knn_statistic(na[i][0], nb[j][0], statistic)
         return out
 
     return batch
 
+
+_NAMES = {
+    "jaccard": "knn_jaccard",
+    "rank": "rank_similarity",
+    "joint_rank_jaccard": "joint_rank_jaccard",
+    "mutual": "mutual_knn",
+}
 
 set_batch("knn_jaccard", _batch("jaccard"))
 set_batch("second_order_cosine", _batch(None))

@@ -16,6 +16,13 @@
 //!
 //! Then `HSIC_b = <Kt, Lt>/(n-1)^2`, `HSIC_u = <Ku, Lu>/(n(n-3))` and
 //! `CKA = <K., L.>/sqrt(<K., K.><L., L.>)`.
+//!
+//! Magnitude and precision: every layer is centred in float64 (float32 input converted
+//! exactly) and multiplied by a power of two `2^-e` that brings its entries into `[-1, 1]`
+//! ([`Centred::normalised`]), so no product overflows or underflows whatever the input's
+//! magnitude or offset. CKA and the RBF kernel are invariant to that factor; the linear HSIC is
+//! multiplied back by `2^(2 e_X + 2 e_Y)` at the very end ([`linalg::ldexp`]), which is exact
+//! and gives `inf` only when the value itself exceeds the float64 range.
 
 use crate::error::{CoreError, Result};
 use crate::kernel::{self, PackedLower, Rows, TileKind};
@@ -163,7 +170,9 @@ impl Spec {
 
 /// One representation, prepared for any number of pairings.
 struct Prepared {
+    /// Centred features times `2^-exp` (see [`Centred::normalised`]).
     xc: Centred,
+    exp: i32,
     sq: Array1<f64>,
     /// The kernel tiles of the Gram route; `None` when the kernel is undefined (RBF with a
     /// zero median distance).
@@ -176,7 +185,7 @@ struct Prepared {
 const CACHE_BUDGET: usize = 2 << 30;
 
 fn prepare(x: Input, spec: &Spec, route: Route, keep: bool) -> Prepared {
-    let xc = Centred::new(x);
+    let (xc, exp) = Centred::normalised(x);
     let sq = xc.sq_norms();
     let (kind, cache) = match (spec.kernel, route) {
         (Kernel::Rbf { sigma_frac }, _) => {
@@ -191,6 +200,7 @@ fn prepare(x: Input, spec: &Spec, route: Route, keep: bool) -> Prepared {
     };
     Prepared {
         xc,
+        exp,
         sq,
         kind,
         cache,
@@ -217,6 +227,34 @@ fn self_sq(a: &Centred) -> f64 {
     linalg::sym_sum_sq_from_lower(&lower)
 }
 
+/// `v`, or 0 when `v` is not above the round-off of a sum of terms whose absolute values add
+/// up to `scale` (`64 n eps scale`): a layer's own `<K., K.>` is then zero to float64
+/// precision, and CKA undefined (`nan`) rather than a ratio of round-off. Biased linear values
+/// are sums of squares (`scale = v`) and never cut unless 0.
+fn cut(v: f64, scale: f64, n: usize) -> f64 {
+    if v > 64.0 * n as f64 * f64::EPSILON * scale {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// A layer's own `<K., K.>` on the feature route, cut to 0 at round-off (see [`cut`]).
+fn feature_self(a: &Prepared, spec: &Spec) -> f64 {
+    let kk = self_sq(&a.xc);
+    let d = &a.sq;
+    let n = d.len();
+    let nf = n as f64;
+    match spec.estimator {
+        Estimator::Biased => kk,
+        Estimator::Unbiased => {
+            let t1 = (1.0 + 2.0 / (nf - 2.0)) * linalg::dot(d, d);
+            let t2 = d.sum() * d.sum() / ((nf - 1.0) * (nf - 2.0));
+            cut(kk - t1 + t2, kk + t1 + t2, n)
+        }
+    }
+}
+
 /// Feature route: `<K., L.>` from `||Xc^T Yc||_F^2` (with the unbiased correction).
 fn feature_inner(a: &Prepared, b: &Prepared, spec: &Spec, same: bool) -> f64 {
     let kl = if same {
@@ -238,11 +276,13 @@ fn feature_inner(a: &Prepared, b: &Prepared, spec: &Spec, same: bool) -> f64 {
 /// Feature route for a single pair of equal precision: centre `[X | Y]` into one buffer and
 /// take the lower triangle of its cross-product matrix, whose blocks are `Xc^T Xc`,
 /// `Yc^T Xc` and `Yc^T Yc`: one large product instead of three. Returns `(kl, kk, ll)`.
-fn joint_pair<T: Real>(x: ArrayView2<T>, y: ArrayView2<T>, spec: &Spec) -> (f64, f64, f64) {
+/// float32 inputs are centred into float64 (see [`Centred::normalised`]).
+fn joint_pair<T: Real, U: Real>(x: ArrayView2<T>, y: ArrayView2<U>, spec: &Spec) -> (f64, f64, f64) {
     let (n, p1, p2) = (x.nrows(), x.ncols(), y.ncols());
-    let mut z = Array2::<T>::from_elem((n, p1 + p2), T::from_f64(0.0));
-    linalg::centre_columns_into(x, z.slice_mut(s![.., ..p1]));
-    linalg::centre_columns_into(y, z.slice_mut(s![.., p1..]));
+    let mut z = Array2::<f64>::zeros((n, p1 + p2));
+    // Each side normalised by its own power of two: CKA is scale-invariant.
+    linalg::centre_columns_normalised_into(x, z.slice_mut(s![.., ..p1]));
+    linalg::centre_columns_normalised_into(y, z.slice_mut(s![.., p1..]));
     let g = linalg::at_a_lower(&z);
     let kk = linalg::sym_sum_sq_from_lower(g.slice(s![..p1, ..p1]));
     let ll = linalg::sym_sum_sq_from_lower(g.slice(s![p1.., p1..]));
@@ -258,11 +298,21 @@ fn joint_pair<T: Real>(x: ArrayView2<T>, y: ArrayView2<T>, spec: &Spec) -> (f64,
             let nf = n as f64;
             let d = linalg::row_sq_norms(z.slice(s![.., ..p1]));
             let e = linalg::row_sq_norms(z.slice(s![.., p1..]));
-            let fix = |v: f64, a: &Array1<f64>, b: &Array1<f64>| {
-                v - (1.0 + 2.0 / (nf - 2.0)) * linalg::dot(a, b)
-                    + a.sum() * b.sum() / ((nf - 1.0) * (nf - 2.0))
+            let terms = |a: &Array1<f64>, b: &Array1<f64>| {
+                (
+                    (1.0 + 2.0 / (nf - 2.0)) * linalg::dot(a, b),
+                    a.sum() * b.sum() / ((nf - 1.0) * (nf - 2.0)),
+                )
             };
-            (fix(kl, &d, &e), fix(kk, &d, &d), fix(ll, &e, &e))
+            let fix = |v: f64, a: &Array1<f64>, b: &Array1<f64>| {
+                let (t1, t2) = terms(a, b);
+                v - t1 + t2
+            };
+            let fix_self = |v: f64, a: &Array1<f64>| {
+                let (t1, t2) = terms(a, a);
+                cut(v - t1 + t2, v + t1 + t2, n)
+            };
+            (fix(kl, &d, &e), fix_self(kk, &d), fix_self(ll, &e))
         }
     }
 }
@@ -292,10 +342,10 @@ fn inners(
         }
         for (k, x) in all.iter().enumerate() {
             if b.is_none() && need_selfs {
-                selfs[k] = feature_inner(x, x, spec, true);
+                selfs[k] = feature_self(x, spec);
                 cross[[k, k]] = selfs[k];
             } else if need_selfs {
-                selfs[k] = feature_inner(x, x, spec, true);
+                selfs[k] = feature_self(x, spec);
             }
         }
         return (cross, selfs);
@@ -333,7 +383,16 @@ fn inners(
         }
     };
     for (u, &k) in defined.iter().enumerate() {
-        selfs[k] = centred(sums.selfs[u], u, u);
+        // Round-off cut (see `cut`), with the absolute values of the three terms as scale.
+        let p = sums.selfs[u];
+        let rr = linalg::dot(&sums.rows[u], &sums.rows[u]);
+        let tt = total[u] * total[u];
+        let scale = if unbiased {
+            p.abs() + tt / ((n - 1.0) * (n - 2.0)) + 2.0 / (n - 2.0) * rr
+        } else {
+            p.abs() + 2.0 / n * rr + tt / (n * n)
+        };
+        selfs[k] = cut(centred(p, u, u), scale, n as usize);
     }
     let s = split.unwrap_or(0);
     for (u, &ka) in defined.iter().enumerate().filter(|(_, &k)| k < a.len()) {
@@ -368,11 +427,21 @@ fn route_costs(
     (features, gram)
 }
 
-fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64) -> f64 {
+/// The statistic from the inner products of the normalised layers; `exp` is the sum of the
+/// two layers' normalisation exponents (the linear HSIC is homogeneous of degree 2 in each
+/// argument, so its value is the normalised one times `2^(2 exp)`, applied exactly and last:
+/// `inf` only when the value itself exceeds the float64 range).
+fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64, exp: i64) -> f64 {
     let nf = n as f64;
+    let scale = match spec.kernel {
+        Kernel::Linear => 2 * exp,
+        Kernel::Rbf { .. } => 0,
+    };
     match (spec.statistic, spec.estimator) {
-        (Statistic::Hsic, Estimator::Biased) => kl / ((nf - 1.0) * (nf - 1.0)),
-        (Statistic::Hsic, Estimator::Unbiased) => kl / (nf * (nf - 3.0)),
+        (Statistic::Hsic, Estimator::Biased) => {
+            linalg::ldexp(kl / ((nf - 1.0) * (nf - 1.0)), scale)
+        }
+        (Statistic::Hsic, Estimator::Unbiased) => linalg::ldexp(kl / (nf * (nf - 3.0)), scale),
         (Statistic::Cka, est) => {
             if !(kk > 0.0 && ll > 0.0) {
                 return f64::NAN;
@@ -496,14 +565,14 @@ pub fn layer_matrix<'a>(
          streaming.MinibatchCKA and streaming.CKAAccumulator work in minibatches",
     )?;
     if let (Route::Features, Statistic::Cka, [x], Some([y])) = (route, spec.statistic, a, b) {
-        let joint = match (x, y) {
-            (Input::F64(x), Input::F64(y)) => Some(joint_pair(*x, *y, spec)),
-            (Input::F32(x), Input::F32(y)) => Some(joint_pair(*x, *y, spec)),
-            _ => None,
+        let (kl, kk, ll) = match (x, y) {
+            (Input::F64(x), Input::F64(y)) => joint_pair(*x, *y, spec),
+            (Input::F32(x), Input::F32(y)) => joint_pair(*x, *y, spec),
+            (Input::F32(x), Input::F64(y)) => joint_pair(*x, *y, spec),
+            (Input::F64(x), Input::F32(y)) => joint_pair(*x, *y, spec),
         };
-        if let Some((kl, kk, ll)) = joint {
-            return Ok(Array2::from_elem((1, 1), finish(spec, n, kl, kk, ll)));
-        }
+        // joint_pair serves CKA only (scale-invariant): no exponent needed.
+        return Ok(Array2::from_elem((1, 1), finish(spec, n, kl, kk, ll, 0)));
     }
     // RBF layers keep their squared distances while the budget lasts, in order, and only if
     // they fit in memory now (otherwise they are streamed again).
@@ -533,8 +602,13 @@ pub fn layer_matrix<'a>(
     });
     let (cross, selfs) = inners(&pa, pb.as_deref(), spec, route);
     let self_b = |j: usize| if b.is_some() { selfs[la + j] } else { selfs[j] };
+    let exp_b = |j: usize| match &pb {
+        Some(pb) => pb[j].exp,
+        None => pa[j].exp,
+    };
     let out = Array2::from_shape_fn(cross.dim(), |(i, j)| {
-        finish(spec, n, cross[[i, j]], selfs[i], self_b(j))
+        let e = i64::from(pa[i].exp) + i64::from(exp_b(j));
+        finish(spec, n, cross[[i, j]], selfs[i], self_b(j), e)
     });
     Ok(out)
 }
@@ -684,6 +758,57 @@ mod tests {
                     assert!((m32[[i, j]] - v).abs() < 1e-5);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn extreme_magnitudes_follow_the_scaling_laws_exactly() {
+        let x = pseudo(40, 5, 3) + 2.0;
+        let y = pseudo(40, 3, 4).mapv(|v| v * v);
+        for (kernel, est) in [
+            (Kernel::Linear, Estimator::Biased),
+            (Kernel::Linear, Estimator::Unbiased),
+            (Kernel::Rbf { sigma_frac: 1.0 }, Estimator::Unbiased),
+        ] {
+            let h = spec(kernel, est, Statistic::Hsic, Route::Auto);
+            let c = spec(kernel, est, Statistic::Cka, Route::Auto);
+            let base_h = pair(Input::F64(x.view()), Input::F64(y.view()), &h).unwrap();
+            let base_c = pair(Input::F64(x.view()), Input::F64(y.view()), &c).unwrap();
+            for k in [-996i64, -400, 400, 996] {
+                let xs = x.mapv(|v| linalg::ldexp(v, k));
+                let got_c = pair(Input::F64(xs.view()), Input::F64(y.view()), &c).unwrap();
+                assert_eq!(got_c, base_c, "{kernel:?} {est:?} 2^{k}");
+                let got_h = pair(Input::F64(xs.view()), Input::F64(y.view()), &h).unwrap();
+                let want = match kernel {
+                    Kernel::Linear => linalg::ldexp(base_h, 2 * k),
+                    Kernel::Rbf { .. } => base_h,
+                };
+                assert_eq!(got_h, want, "{kernel:?} {est:?} 2^{k}");
+            }
+        }
+        // float32 at 1e20: products would overflow float32; the value is the float64 one.
+        let x32 = x.mapv(|v| (v * 1e20) as f32);
+        let x64 = x32.mapv(f64::from);
+        let c = spec(Kernel::Linear, Estimator::Biased, Statistic::Cka, Route::Auto);
+        let a = pair(Input::F32(x32.view()), Input::F64(y.view()), &c).unwrap();
+        let b = pair(Input::F64(x64.view()), Input::F64(y.view()), &c).unwrap();
+        assert_eq!(a, b);
+        assert!(a > 0.0);
+    }
+
+    #[test]
+    fn debiased_cka_of_a_u_centred_zero_matrix_is_nan() {
+        // All rows but one identical: Ku is exactly zero; round-off must not make it a value.
+        let mut x = Array2::from_elem((6, 3), 0.0);
+        for mut r in x.rows_mut().into_iter().take(5) {
+            r.assign(&ndarray::array![1.0, 2.0, 3.0]);
+        }
+        x[[5, 2]] = 1.0;
+        let y = pseudo(6, 2, 9);
+        for route in [Route::Features, Route::Gram, Route::Auto] {
+            let c = spec(Kernel::Linear, Estimator::Unbiased, Statistic::Cka, route);
+            let v = pair(Input::F64(x.view()), Input::F64(y.view()), &c).unwrap();
+            assert!(v.is_nan(), "{route:?}: {v}");
         }
     }
 

@@ -97,7 +97,59 @@ pub fn centre_columns<T: Real>(x: ArrayView2<T>) -> Array2<T> {
 
 /// [`centre_columns`] into `out` (same shape; each row of `out` contiguous, e.g. a block of
 /// columns of a larger C-ordered array).
-pub fn centre_columns_into<T: Real>(x: ArrayView2<T>, mut out: ArrayViewMut2<T>) {
+pub fn centre_columns_into<T: Real>(x: ArrayView2<T>, out: ArrayViewMut2<T>) {
+    centre_into(x, out, false);
+}
+
+/// Columns of `x` minus their means, multiplied by `2^-e` and stored in `out`; returns `e`.
+///
+/// `e` is chosen from the largest column range `r = max_j (max_i x_ij - min_i x_ij)` so that
+/// every centred entry lies in `[-1, 1]` (`r 2^-e` in `[1/2, 1)`; `e = 0` for a constant
+/// input). The centring and the scaling are done in float64 before rounding to `T`, and a
+/// power-of-two factor is exact, so the result is the centred matrix itself, up to one
+/// rounding, at a magnitude where neither float32 nor float64 products overflow or lose their
+/// dominant terms to underflow, whatever the magnitude or the offset of the input. Statistics
+/// that are homogeneous in the data recover their value by the exact factor `2^(d e)`
+/// ([`ldexp`]); scale-invariant ones need nothing.
+pub fn centre_columns_normalised_into<T: Real, U: Real>(
+    x: ArrayView2<T>,
+    out: ArrayViewMut2<U>,
+) -> i32 {
+    centre_into(x, out, true)
+}
+
+/// `2^k` for `|k| <= 1022` (a normal float64, built in the exponent bits).
+fn pow2(k: i32) -> f64 {
+    debug_assert!((-1022..=1023).contains(&k));
+    f64::from_bits(((k + 1023) as u64) << 52)
+}
+
+/// `v 2^k`, exact unless the result itself overflows (`+-inf`) or is subnormal: the factor is
+/// applied in steps of at most `2^1000`, all in the same direction.
+pub fn ldexp(mut v: f64, mut k: i64) -> f64 {
+    while k != 0 && v != 0.0 && v.is_finite() {
+        let step = k.clamp(-1000, 1000);
+        v *= pow2(step as i32);
+        k -= step;
+    }
+    v
+}
+
+/// The exponent `e` with `r 2^-e` in `[1/2, 1)` for a finite `r > 0`.
+fn exponent_above(r: f64) -> i32 {
+    let bits = (r.to_bits() >> 52) & 0x7ff;
+    if bits == 0 {
+        // Subnormal: scale up first (exact).
+        return exponent_above(r * pow2(600)) - 600;
+    }
+    bits as i32 - 1022
+}
+
+fn centre_into<T: Real, U: Real>(
+    x: ArrayView2<T>,
+    mut out: ArrayViewMut2<U>,
+    normalise: bool,
+) -> i32 {
     const ROWS: usize = 256;
     assert_eq!(x.dim(), out.dim(), "centre_columns_into: shapes differ");
     let (n, p) = x.dim();
@@ -150,13 +202,24 @@ pub fn centre_columns_into<T: Real>(x: ArrayView2<T>, mut out: ArrayViewMut2<T>)
             hi[j] = hi[j].max(part.max[j]);
         }
     }
+    let mut range = 0.0f64;
     for j in 0..p {
         mean[j] = if lo[j] == hi[j] {
             lo[j]
         } else {
             mean[j] / n as f64
         };
+        let r = hi[j] - lo[j];
+        range = if r > range { r } else { range };
     }
+    // |x_ij - mean_j| <= range; the factor 2^-e is applied as two exact steps so that e may
+    // reach the whole float64 exponent range.
+    let e = if normalise && range > 0.0 && range.is_finite() {
+        exponent_above(range)
+    } else {
+        0
+    };
+    let (s1, s2) = (pow2(-e / 2), pow2(-(e - e / 2)));
     Zip::from(out.rows_mut())
         .and(x.rows())
         .par_for_each(|mut o, r| {
@@ -164,16 +227,17 @@ pub fn centre_columns_into<T: Real>(x: ArrayView2<T>, mut out: ArrayViewMut2<T>)
             match r.as_slice() {
                 Some(r) => {
                     for ((o, v), m) in o.iter_mut().zip(r).zip(&mean) {
-                        *o = T::from_f64(v.to_f64() - m);
+                        *o = U::from_f64((v.to_f64() - m) * s1 * s2);
                     }
                 }
                 None => {
                     for ((o, v), m) in o.iter_mut().zip(r.iter()).zip(&mean) {
-                        *o = T::from_f64(v.to_f64() - m);
+                        *o = U::from_f64((v.to_f64() - m) * s1 * s2);
                     }
                 }
             }
         });
+    e
 }
 
 /// Squared Euclidean norm of each row, in float64.
@@ -315,6 +379,21 @@ impl Centred {
             Input::F32(a) => Centred::F32(centre_columns(a)),
             Input::F64(a) => Centred::F64(centre_columns(a)),
         }
+    }
+
+    /// Centre and normalise the columns of an input by a power of two, in float64 whatever
+    /// the input's precision: the centred matrix times `2^-e`, with `e` returned (see
+    /// [`centre_columns_normalised_into`]). float32 input is converted exactly, so every
+    /// statistic computed from the result is the float64 computation on the float32 values
+    /// (a float32 copy of centred data would already move a debiased CKA near 0 by more than
+    /// 1e-6 relative).
+    pub fn normalised(x: Input) -> (Self, i32) {
+        let mut out = Array2::<f64>::zeros((x.nrows(), x.ncols()));
+        let e = match x {
+            Input::F32(a) => centre_columns_normalised_into(a, out.view_mut()),
+            Input::F64(a) => centre_columns_normalised_into(a, out.view_mut()),
+        };
+        (Centred::F64(out), e)
     }
 
     pub fn nrows(&self) -> usize {
@@ -529,6 +608,42 @@ mod tests {
         }
         assert!(c.column(1).iter().all(|&v| v == 0.0));
         assert_eq!(c[[0, 0]], -3.0);
+    }
+
+    #[test]
+    fn normalised_centring_is_exact_at_any_magnitude() {
+        let x: Array2<f64> = array![[1.0, 5.0, 0.1], [3.0, 5.0, 0.2], [8.0, 5.0, 0.6]];
+        let base = centre_columns(x.view());
+        for k in [-1000i32, -300, -1, 0, 7, 300, 1000] {
+            let s = ldexp(1.0, k as i64);
+            let xs = x.mapv(|v| v * s);
+            let mut out = Array2::<f64>::zeros(x.dim());
+            let e = centre_columns_normalised_into(xs.view(), out.view_mut());
+            // Range 7 (column 0): 7 * 2^k * 2^-e lies in [1/2, 1).
+            assert_eq!(e, k + 3);
+            assert_eq!(out.mapv(|v| ldexp(v, e as i64 - k as i64)), base);
+            assert!(out.iter().all(|v| v.abs() <= 1.0));
+        }
+        // float32 input at the top of its range, centred into float64.
+        let x32 = x.mapv(|v| (v * 1e37) as f32);
+        let mut out = Array2::<f64>::zeros(x.dim());
+        let e = centre_columns_normalised_into(x32.view(), out.view_mut());
+        assert!(out.iter().all(|v| v.is_finite() && v.abs() <= 1.0) && e > 120);
+        // A constant input is left at exponent 0, and exactly zero.
+        let c = Array2::from_elem((4, 2), 3.5e300);
+        let mut out = Array2::<f64>::from_elem((4, 2), 1.0);
+        assert_eq!(centre_columns_normalised_into(c.view(), out.view_mut()), 0);
+        assert!(out.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn ldexp_is_exact_until_the_range_ends() {
+        assert_eq!(ldexp(ldexp(3.0, 1500), -1500), f64::INFINITY);
+        assert_eq!(ldexp(ldexp(3.0, 1000), -1000), 3.0);
+        // 1.5 times the smallest subnormal: one rounding, to even (2 units).
+        assert_eq!(ldexp(1.5, -1074), f64::from_bits(2));
+        assert_eq!(ldexp(-1.0, 1024), f64::NEG_INFINITY);
+        assert_eq!(ldexp(0.75, 1024), 1.5 * 2f64.powi(1023));
     }
 
     #[test]

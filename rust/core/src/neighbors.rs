@@ -23,24 +23,27 @@
 //!    candidates with one comparison. The `c` smallest elements of a set under a strict total
 //!    order are unique, so the result does not depend on the order in which candidates arrive,
 //!    hence not on the number of threads.
-//! 3. float32 input: the pass keeps `k` per row, and those are the result (float32 products,
-//!    distances in float64 from them).
-//! 4. float64 input: the float32 pass only *screens*; the result is that of an exhaustive
-//!    float64 search with the distance `1 - <a, b> / sqrt(<a, a> <b, b>)` of the rows `a, b`
-//!    scaled by powers of two (one fixed-order dot product, [`crate::simd::dot`]; the same
-//!    function as in [`second_order_cosine`]). The pass keeps `c = 2k + 16` candidates per
-//!    row. With `delta` a rigorous bound on the difference between a float32 and a float64
-//!    similarity ([`screening_error`]: `p 2^-24` to first order, 4.6e-5 for `p = 768`), the
+//! 3. The float32 pass only *screens*, for either input precision; the result is that of an
+//!    exhaustive float64 search with the distance `||u_a - u_b||^2 / 2` of the float64 unit
+//!    rows `u_a, u_b` of the rows `a, b` ([`ScaledRows`]: one fixed-order function of the two
+//!    rows, [`crate::simd::sq_dist`], the same as in [`second_order_cosine`]). It equals
+//!    `1 - cos` in exact arithmetic and, unlike `1 - cos`, keeps its relative accuracy for
+//!    nearly parallel rows (data far from the origin, where every cosine is within 1e-8 of 1).
+//!    float32 input is converted to float64 exactly, so its result is bitwise that of the
+//!    same values given as float64: neighbour sets, ranks and ties never depend on the dtype.
+//! 4. Certification: the pass keeps `c = 2k + 16` candidates per row. With `delta` a rigorous
+//!    bound on the difference between a float32 and a float64 similarity
+//!    ([`screening_error`]: `p 2^-24` to first order, 4.6e-5 for `p = 768`), the
 //!    `k` float32-nearest rows are within `delta` in float64, so every row of the float64
 //!    `N_k(i)` has a float32 distance within `2 delta` of the `k`-th float32 distance. Hence if
 //!    the `c`-th kept candidate lies beyond the `k`-th by more than that margin (taken as
 //!    `4 delta + 1e-14`), the kept candidates within the margin contain `N_k(i)`, and their
 //!    float64 distances give the exact result. Rows where the margin does not hold (more than
-//!    `c` rows within it: duplicated rows, many rows at one distance) get the exhaustive
-//!    float64 pass over all rows, a group of rows at a time. All-zero rows need no search:
-//!    their neighbours are the smallest other indices, at distance 1. On random data every row
-//!    is certified, and float64 input costs about as much as float32 (half of a float64
-//!    product).
+//!    `c` rows within it: duplicated rows, many rows at one distance, or rows so nearly
+//!    parallel that float32 cannot tell them apart, as with a large common offset) get the
+//!    exhaustive float64 pass over all rows, a group of rows at a time. All-zero rows need no
+//!    search: their neighbours are the smallest other indices, at distance 1. On random data
+//!    every row is certified, and the search costs about half of a float64 product.
 //!
 //! Memory: the float32 unit rows (`n p` values), the tiles of one block row (`B x n`) and the
 //! heaps (`n c` pairs); never `n x n`.
@@ -48,14 +51,8 @@
 //! **Exactness of ties.** Every distance in a result is a fixed function of the two rows,
 //! computed the same way wherever the pair appears, so `d_ij = d_ji`, and rows whose unit
 //! vectors are bitwise equal (duplicated rows, rows that differ by a power-of-two factor,
-//! all-zero rows) have exactly equal distances to any third row: their order is decided by the
-//! index, as specified. For float64 this holds by construction (one dot-product function; rows
-//! equal up to a power of two are even at distance exactly 0, since `sqrt(fl(s * s)) = s` in
-//! IEEE binary arithmetic). For float32, each pair is computed once (so `d_ij = d_ji`), and
-//! every tile has the same shape (`B x p` times `p x B`) and runs single-threaded, so every
-//! tile runs the same faer code (faer picks its kernel and its blocking of `p` from the
-//! shape), which computes each entry by the same sequence of operations on the two rows
-//! wherever it sits (tested with duplicated rows across tiles). Exact-arithmetic ties between
+//! all-zero rows) have exactly equal distances to any third row and distance exactly 0 to each
+//! other: their order is decided by the index, as specified. Exact-arithmetic ties between
 //! rows whose scaled rows differ in the last bits, such as `x` and `3 x`, are ties only up to
 //! round-off.
 //!
@@ -505,10 +502,7 @@ pub fn knn(x: Input, k: usize) -> Result<Knn> {
     check_input(&x, "X")?;
     check_k(x.nrows(), k)?;
     check_knn_memory(&x, k)?;
-    Ok(match x {
-        Input::F32(a) => knn_f32(a, k, BLOCK),
-        Input::F64(a) => knn_f64(a, k, BLOCK),
-    })
+    Ok(knn_exact(x, k, BLOCK).0)
 }
 
 /// What to do when the kNN lists do not fit.
@@ -518,12 +512,7 @@ const KNN_ALTERNATIVE: &str = "use a smaller k or subsample the rows";
 /// lists, the two output matrices, the float32 unit rows and one block row of tiles.
 fn check_knn_memory(x: &Input, k: usize) -> Result<()> {
     let (n, p) = (x.nrows() as f64, x.ncols() as f64);
-    let f64_input = matches!(x, Input::F64(_));
-    let cap = if f64_input {
-        (2 * k + 16).min(x.nrows() - 1)
-    } else {
-        k
-    } as f64;
+    let cap = (2 * k + 16).min(x.nrows() - 1) as f64;
     let b = BLOCK.min(x.nrows()) as f64;
     let n_pad = (n / b).ceil() * b;
     let entry = std::mem::size_of::<Entry>() as f64;
@@ -533,7 +522,7 @@ fn check_knn_memory(x: &Input, k: usize) -> Result<()> {
         8.0
     };
     let bytes = entry * n * cap
-        + if f64_input { entry * n * k as f64 } else { 0.0 }
+        + entry * n * k as f64
         + 16.0 * n * k as f64
         + 4.0 * n_pad * p
         + tile_value * n_pad * b;
@@ -562,32 +551,44 @@ fn to_knn(entries: &[Entry], n: usize, width: usize, k: usize) -> Knn {
     Knn { indices, distances }
 }
 
-/// float32 input: one blocked pass on float32 unit rows (`block >= 1`; tests use small blocks).
+/// float32 input (tests use small blocks): the same exact search as float64 input, so the
+/// result equals that of the float64 values of the input, bit for bit.
+#[cfg(test)]
 fn knn_f32(x: ArrayView2<f32>, k: usize, block: usize) -> Knn {
-    let n = x.nrows();
-    let b = block.min(n).max(1);
-    let u = unit_rows(x, n.div_ceil(b) * b);
-    to_knn(&candidates(&u, n, k, b), n, k, k)
+    knn_exact(Input::F32(x), k, block).0
 }
 
-/// Rows per group in the exhaustive float64 pass of [`knn_f64`].
+/// Rows per group in the exhaustive float64 pass of [`knn_exact`].
 const GROUP: usize = 32;
 
-/// float64 input: a float32 screening pass that keeps `cap = 2k + 16` candidates per row, then
-/// the exact float64 distances of the candidates (see the module documentation).
+/// float64 input (tests use small blocks).
+#[cfg(test)]
 fn knn_f64(x: ArrayView2<f64>, k: usize, block: usize) -> Knn {
-    knn_f64_counted(x, k, block).0
+    knn_exact(Input::F64(x), k, block).0
 }
 
-/// [`knn_f64`] and the number of rows that took the exhaustive pass.
+#[cfg(test)]
 fn knn_f64_counted(x: ArrayView2<f64>, k: usize, block: usize) -> (Knn, usize) {
-    let (n, p) = x.dim();
+    knn_exact(Input::F64(x), k, block)
+}
+
+/// The exact kNN lists of either precision: a float32 screening pass that keeps
+/// `cap = 2k + 16` candidates per row, then the float64 distances of the certified candidates
+/// or, for rows the screening cannot certify, an exhaustive float64 search (see the module
+/// documentation). Also returns the number of rows that took the exhaustive pass.
+fn knn_exact(x: Input, k: usize, block: usize) -> (Knn, usize) {
+    let (n, p) = (x.nrows(), x.ncols());
     let b = block.min(n).max(1);
     let cap = (2 * k + 16).min(n - 1);
-    let cand = candidates(&unit_rows(x, n.div_ceil(b) * b), n, cap, b);
+    let u = match x {
+        Input::F32(a) => unit_rows(a, n.div_ceil(b) * b),
+        Input::F64(a) => unit_rows(a, n.div_ceil(b) * b),
+    };
+    let cand = candidates(&u, n, cap, b);
+    drop(u);
     let margin = 2.0 * (2.0 * screening_error(p)) + 1e-14;
     // The float64 distances: the same function of the two rows as in `second_order_cosine`.
-    let rows = ScaledRows::new(Input::F64(x));
+    let rows = ScaledRows::new(x);
     let mut out = crate::memory::vec(
         n * k,
         Entry { d: 0.0, j: 0 },
@@ -651,9 +652,9 @@ fn knn_f64_counted(x: ArrayView2<f64>, k: usize, block: usize) -> (Knn, usize) {
                 rows.load(j, &mut bj);
                 for (t, &i) in group.iter().enumerate() {
                     if j != i {
-                        let s = rows.cosine(i, &bufs[t], j, &bj);
-                        if s >= thrs[t] {
-                            let cand = Entry { d: distance(s), j };
+                        let d = rows.loaded_distance(i, &bufs[t], j, &bj);
+                        if 1.0 - d >= thrs[t] {
+                            let cand = Entry { d, j };
                             push(
                                 &mut heaps[t * k..(t + 1) * k],
                                 &mut lens[t],
@@ -828,71 +829,84 @@ pub fn set_statistic(
     Ok(per_row.iter().sum::<f64>() / n as f64)
 }
 
-/// Rows scaled by a power of two (exactly) in float64, with their squared norms and zero flags:
-/// what [`second_order_cosine`] needs to compute any cosine distance on demand.
+/// Unit rows in float64, computed on demand: what [`knn`] and [`second_order_cosine`] need to
+/// compute any cosine distance.
+///
+/// Row `i` is scaled by a power of two `c_i` (exact) so that its largest entry lies in
+/// `[1, 2)`, and its unit row is `u_i = (c_i x_i) / sqrt(<c_i x_i, c_i x_i>)`, each entry one
+/// correctly rounded division, always by the same operations: rows that are equal up to a
+/// power-of-two factor get bitwise equal unit rows, and a one-column row becomes exactly +-1
+/// (`sqrt(fl(s * s)) = |s|`), so same-signed rows of one column are at distance exactly 0. The cosine distance is `||u_i - u_j||^2 / 2` (equal to `1 - cos` in exact arithmetic):
+/// a difference of unit rows keeps its relative accuracy when the rows are nearly parallel
+/// (large offsets, where `1 - cos` would cancel to the last bits of 1), its error is about
+/// `2^-52 sqrt(2 / d)` relative to the distance `d`, it is symmetric to the bit, and it is
+/// exactly 0 for rows with equal unit rows.
 struct ScaledRows<'a> {
     x: Input<'a>,
     scale: Vec<f64>,
-    sq: Vec<f64>,
+    /// `||c_i x_i||`, 0 for an all-zero row.
+    norm: Vec<f64>,
 }
 
 impl<'a> ScaledRows<'a> {
     fn new(x: Input<'a>) -> Self {
         let n = x.nrows();
         let mut scale = vec![0.0; n];
-        let mut sq = vec![0.0; n];
+        let mut norm = vec![0.0; n];
         scale
             .par_iter_mut()
-            .zip(sq.par_iter_mut())
+            .zip(norm.par_iter_mut())
             .enumerate()
-            .for_each_init(Vec::new, |buf, (i, (sc, s2))| {
+            .for_each_init(Vec::new, |buf, (i, (sc, nm))| {
                 let m = match x {
                     Input::F32(a) => max_abs(a.row(i)),
                     Input::F64(a) => max_abs(a.row(i)),
                 };
                 *sc = if m == 0.0 { 0.0 } else { pow2_scale(m) };
-                load_row(x, i, *sc, buf);
-                *s2 = crate::simd::dot(buf, buf);
+                load_row(x, i, *sc, 1.0, buf);
+                *nm = crate::simd::dot(buf, buf).sqrt();
             });
-        ScaledRows { x, scale, sq }
+        ScaledRows { x, scale, norm }
     }
 
     fn is_zero(&self, i: usize) -> bool {
-        self.sq[i] == 0.0
+        self.norm[i] == 0.0
     }
 
-    /// Scaled row `i` into `buf`.
+    /// Unit row `i` into `buf` (zeros for an all-zero row).
     fn load(&self, i: usize, buf: &mut Vec<f64>) {
-        load_row(self.x, i, self.scale[i], buf);
+        let d = if self.is_zero(i) { 1.0 } else { self.norm[i] };
+        load_row(self.x, i, self.scale[i], d, buf);
     }
 
-    /// Cosine similarity of rows `i` and `j` (loaded into `bi` and `bj`):
-    /// `<a, b> / sqrt(<a, a> <b, b>)`, 0 if either is all zeros (MEASURES.md 0.3).
+    /// Cosine distance between rows `i` and `j` whose unit rows are loaded into `bi` and `bj`:
+    /// `||u_i - u_j||^2 / 2` clamped to `[0, 2]`, or 1 if either row is all zeros (MEASURES.md
+    /// 0.3).
     #[inline]
-    fn cosine(&self, i: usize, bi: &[f64], j: usize, bj: &[f64]) -> f64 {
-        if self.sq[i] == 0.0 || self.sq[j] == 0.0 {
-            return 0.0;
+    fn loaded_distance(&self, i: usize, bi: &[f64], j: usize, bj: &[f64]) -> f64 {
+        if self.is_zero(i) || self.is_zero(j) {
+            return 1.0;
         }
-        crate::simd::dot(bi, bj) / (self.sq[i] * self.sq[j]).sqrt()
+        (0.5 * crate::simd::sq_dist(bi, bj)).clamp(0.0, 2.0)
     }
 
     /// Cosine distance between rows `i` (already loaded into `bi`) and `j`, using `bj` as
-    /// scratch; clamped to `[0, 2]`.
+    /// scratch.
     fn distance(&self, i: usize, bi: &[f64], j: usize, bj: &mut Vec<f64>) -> f64 {
         if self.is_zero(i) || self.is_zero(j) {
             return 1.0;
         }
         self.load(j, bj);
-        distance(self.cosine(i, bi, j, bj))
+        self.loaded_distance(i, bi, j, bj)
     }
 }
 
-/// Row `i` of `x` times `scale`, in float64, into `buf`.
-fn load_row(x: Input, i: usize, scale: f64, buf: &mut Vec<f64>) {
+/// Row `i` of `x` times `scale`, then divided by `div`, in float64, into `buf`.
+fn load_row(x: Input, i: usize, scale: f64, div: f64, buf: &mut Vec<f64>) {
     buf.clear();
     match x {
-        Input::F32(a) => buf.extend(a.row(i).iter().map(|&v| v as f64 * scale)),
-        Input::F64(a) => buf.extend(a.row(i).iter().map(|&v| v * scale)),
+        Input::F32(a) => buf.extend(a.row(i).iter().map(|&v| (v as f64 * scale) / div)),
+        Input::F64(a) => buf.extend(a.row(i).iter().map(|&v| (v * scale) / div)),
     }
 }
 
@@ -935,8 +949,8 @@ pub fn second_order_cosine(
                 );
                 union.sort_unstable();
                 union.dedup();
-                load_row(x, i, sx.scale[i], bx);
-                load_row(y, i, sy.scale[i], by);
+                sx.load(i, bx);
+                sy.load(i, by);
                 let (mut aa, mut bb, mut ab) = (0.0f64, 0.0f64, 0.0f64);
                 for &j in union.iter() {
                     let a = sx.distance(i, bx, j, scratch);
@@ -1172,6 +1186,33 @@ mod tests {
             assert_eq!(got.indices.row(i).to_vec(), want);
         }
         assert!(got.distances.iter().all(|&d| d == 0.0));
+    }
+
+    #[test]
+    fn float32_equals_float64_of_the_same_values_at_large_offsets() {
+        // All rows near (1e4, ..., 1e4): float32 products cannot tell them apart, so every row
+        // takes the exhaustive float64 pass, and the float32 input gives the float64 result.
+        let x = pseudo_random(300, 6, 8).mapv(|v| (v + 1e4) as f32);
+        let x64 = x.mapv(f64::from);
+        let (r64, fallback) = knn_f64_counted(x64.view(), 5, BLOCK);
+        assert!(fallback > 250, "{fallback}");
+        let r32 = knn(Input::F32(x.view()), 5).unwrap();
+        assert_eq!(r32.indices, r64.indices);
+        assert_eq!(r32.distances, r64.distances);
+        // The distances keep their relative accuracy (1 - cos would keep about 8 digits).
+        let d = |i: usize, j: usize| {
+            let (a, b) = (x64.row(i), x64.row(j));
+            let (na, nb) = (a.dot(&a).sqrt(), b.dot(&b).sqrt());
+            a.iter()
+                .zip(b.iter())
+                .map(|(p, q)| (p / na - q / nb).powi(2))
+                .sum::<f64>()
+                / 2.0
+        };
+        for i in 0..300 {
+            let j = r64.indices[[i, 0]] as usize;
+            assert!((r64.distances[[i, 0]] - d(i, j)).abs() <= 1e-6 * d(i, j));
+        }
     }
 
     #[test]

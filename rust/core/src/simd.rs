@@ -23,6 +23,26 @@ fn dot_body(x: &[f64], y: &[f64]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
+#[inline(always)]
+fn sq_dist_body(x: &[f64], y: &[f64]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let cx = x.chunks_exact(LANES);
+    let cy = y.chunks_exact(LANES);
+    let (rx, ry) = (cx.remainder(), cy.remainder());
+    for (a, b) in cx.zip(cy) {
+        for l in 0..LANES {
+            let d = a[l] - b[l];
+            acc[l] += d * d;
+        }
+    }
+    let mut tail = 0.0;
+    for (a, b) in rx.iter().zip(ry) {
+        let d = a - b;
+        tail += d * d;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 /// `exp(c * v)` in place, for `c * v <= 0` (kernel values).
 ///
 /// `t = c v` is split as `t = k ln 2 + r` with `|r| <= ln2 / 2`; `exp(r)` is its Taylor
@@ -75,6 +95,12 @@ unsafe fn dot_avx2(x: &[f64], y: &[f64]) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+unsafe fn sq_dist_avx2(x: &[f64], y: &[f64]) -> f64 {
+    sq_dist_body(x, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
 unsafe fn exp_avx2(v: &mut [f64], c: f64) {
     exp_body(v, c)
 }
@@ -93,6 +119,17 @@ pub fn dot(x: &[f64], y: &[f64]) -> f64 {
         return unsafe { dot_avx2(x, y) };
     }
     dot_body(x, y)
+}
+
+/// `sum_i (x_i - y_i)^2` with a fixed summation order (symmetric in `x` and `y` to the bit).
+pub fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
+    assert_eq!(x.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        return unsafe { sq_dist_avx2(x, y) };
+    }
+    sq_dist_body(x, y)
 }
 
 /// `v <- exp(c v)` elementwise, for `c v <= 0`.
@@ -135,5 +172,9 @@ mod tests {
         let naive: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
         assert!((dot(&x, &y) - naive).abs() < 1e-12);
         assert_eq!(dot(&x, &y), dot_body(&x, &y));
+        let naive: f64 = x.iter().zip(&y).map(|(a, b)| (a - b) * (a - b)).sum();
+        assert!((sq_dist(&x, &y) - naive).abs() < 1e-12);
+        assert_eq!(sq_dist(&x, &y), sq_dist_body(&x, &y));
+        assert_eq!(sq_dist(&x, &y), sq_dist(&y, &x));
     }
 }
