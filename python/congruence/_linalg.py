@@ -1,4 +1,5 @@
-"""Dense linear algebra for the measures: one home for the LAPACK calls and their rules.
+"""Numerics shared by the measures: one home for the LAPACK calls, the rescaling, the memory
+pre-flight of dense buffers, and the handling of dead units and identical rows.
 
 * **Retry and context.** :func:`svd` uses LAPACK ``gesdd`` and, if it does not converge,
   retries with the slower but more robust ``gesvd``; if that fails too, a
@@ -19,18 +20,22 @@
   magnitude; homogeneous quantities are scaled back with :func:`scale_back`.
 * **Memory.** :func:`check_matrix_fits` is the pre-flight of a ``rows x cols`` float64
   buffer.
+* **Degenerate data.** :func:`drop_dead_units` removes constant columns (the rule of
+  :func:`congruence._validation.constant_columns`) with one warning per call, and
+  :func:`warn_identical` warns about representations whose rows are all identical.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import scipy.linalg
 
 from congruence._interrupt import interruptible
 from congruence._memory import check_fits
+from congruence._validation import constant_columns
 from congruence.errors import warn_degenerate
 
 __all__ = [
@@ -44,6 +49,8 @@ __all__ = [
     "pow2_scale",
     "scale_back",
     "check_matrix_fits",
+    "drop_dead_units",
+    "warn_identical",
 ]
 
 #: Calls estimated above this many floating-point operations (about 0.05 s here) run in a
@@ -181,12 +188,59 @@ def scale_back(value: float, k: int, what: str) -> float:
         return math.inf
 
 
+#: Buffers below this many bytes skip the memory pre-flight (it reads /proc files).
+_SMALL_BYTES = 64 * 2**20
+
+
 def check_matrix_fits(rows: int, cols: int, what: str, alternative: str) -> None:
-    """Memory pre-flight of a ``rows x cols`` float64 buffer (``MemoryError`` if it cannot fit)."""
-    check_fits(8.0 * rows * cols, what, alternative)
+    """Memory pre-flight of a ``rows x cols`` float64 buffer (``MemoryError`` if it cannot
+    fit); buffers below 64 MiB are not checked."""
+    nbytes = 8.0 * rows * cols
+    if nbytes >= _SMALL_BYTES:
+        check_fits(nbytes, what, alternative)
 
 
-def flops_product(A: np.ndarray, B: Optional[np.ndarray] = None) -> float:
-    """Flops of ``A.T @ B`` (``B = A`` if omitted)."""
-    cols = A.shape[1] if B is None else B.shape[1]
-    return 2.0 * A.shape[0] * A.shape[1] * cols
+def warn_identical(names: Sequence[str], measure: str, outcome: str) -> None:
+    """One warning for the representations ``names`` whose rows are all identical;
+    ``outcome`` says what the measure returns ("is undefined (nan)", ...)."""
+    if names:
+        verb = "has" if len(names) == 1 else "each have"
+        warn_degenerate(
+            f"{' and '.join(names)} {verb} zero variance: every row is identical (all "
+            f"columns constant); {measure} {outcome}"
+        )
+
+
+def drop_dead_units(
+    arrays: Sequence[np.ndarray],
+    names: Sequence[str],
+    measure: str,
+    outcome: str = "is undefined there (nan)",
+) -> list[Optional[np.ndarray]]:
+    """Each array without its constant columns (dead units), ``None`` if all are constant.
+
+    Issues at most one warning for the dropped columns (naming each argument and how many)
+    and one (:func:`warn_identical`, with ``outcome``) for the arrays with identical rows.
+    """
+    kept: list[Optional[np.ndarray]] = []
+    dropped, identical = [], []
+    for X, name in zip(arrays, names):
+        dead = constant_columns(X)
+        k = int(np.count_nonzero(dead))
+        if k == 0:
+            kept.append(X)
+        elif k == X.shape[1]:
+            kept.append(None)
+            identical.append(name)
+        else:
+            kept.append(X[:, ~dead])
+            dropped.append(
+                f"{name} has {k} constant column{'s' if k > 1 else ''} of {X.shape[1]}"
+            )
+    if dropped:
+        warn_degenerate(
+            "; ".join(dropped) + f" (dead units: zero variance); {measure} drops them and "
+            "uses the remaining columns"
+        )
+    warn_identical(identical, measure, outcome)
+    return kept

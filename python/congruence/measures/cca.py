@@ -94,7 +94,7 @@ import scipy.linalg as _la
 
 from congruence import _linalg
 from congruence._registry import register, set_batch
-from congruence._validation import check_choice, check_number, check_pair, constant_columns
+from congruence._validation import check_choice, check_number, check_pair
 from congruence.errors import warn_degenerate
 
 __all__ = ["cca", "svcca", "pwcca"]
@@ -137,38 +137,8 @@ def _check_epsilon(epsilon) -> float:
 
 def _drop_dead(arrays: Sequence[np.ndarray], names: Sequence[str], measure: str
                ) -> list[Optional[np.ndarray]]:
-    """Each array without its constant columns (``None`` if every column is constant).
-
-    Issues at most one warning for the dropped columns (naming each argument and how many)
-    and one for the representations with identical rows (whose values are nan).
-    """
-    kept: list[Optional[np.ndarray]] = []
-    dropped, identical = [], []
-    for X, name in zip(arrays, names):
-        dead = constant_columns(X)
-        k = int(np.count_nonzero(dead))
-        if k == 0:
-            kept.append(X)
-        elif k == X.shape[1]:
-            kept.append(None)
-            identical.append(name)
-        else:
-            kept.append(X[:, ~dead])
-            dropped.append(f"{name} has {k} constant column{'s' if k > 1 else ''} of "
-                           f"{X.shape[1]}")
-    if dropped:
-        warn_degenerate(
-            "; ".join(dropped) + f" (dead units: zero variance); {measure} drops them and "
-            "compares the remaining columns"
-        )
-    if identical:
-        which = " and ".join(identical)
-        verb = "has" if len(identical) == 1 else "each have"
-        warn_degenerate(
-            f"{which} {verb} zero variance: every row is identical (all columns constant); "
-            f"{measure} is undefined there (nan)"
-        )
-    return kept
+    """Dead units dropped, with the warnings (see :func:`congruence._linalg.drop_dead_units`)."""
+    return _linalg.drop_dead_units(arrays, names, measure)
 
 
 def _warn_overfit(pairs: list[tuple[str, int, int, int]], measure: str, what: str) -> None:
