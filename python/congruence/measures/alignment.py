@@ -420,14 +420,16 @@ def _whitening(lam: np.ndarray, k: int, alpha: float) -> np.ndarray:
     """``d_i = alpha + (1 - alpha) / sqrt(max(lam_i 4**k, 1e-7))`` up to a common positive
     factor, for eigenvalues ``lam`` of the scaled ``(Xc 2**-k)^T (Xc 2**-k)``.
 
-    The clip applies to the eigenvalues of the data as given (``4**k lam``). When those
-    overflow float64 the factors are formed from logarithms instead, normalised so that the
-    largest is 1 (the common factor cancels in the angle).
+    The clip applies to the eigenvalues of the data as given (``4**k lam``). The factors are
+    normalised so that the largest is 1 (the common factor cancels in the angle, and the
+    whitened matrix then neither overflows nor underflows); when ``4**k lam`` overflows
+    float64 they are formed from logarithms instead.
     """
     lam = np.maximum(lam, 0.0)
     true_lam = np.ldexp(lam, 2 * k)
     if np.all(np.isfinite(true_lam)):
-        return alpha + (1.0 - alpha) / np.sqrt(np.maximum(true_lam, _EIG_CLIP))
+        d = alpha + (1.0 - alpha) / np.sqrt(np.maximum(true_lam, _EIG_CLIP))
+        return d / d.max()
     with np.errstate(divide="ignore"):
         log_lam = np.log(lam) + 2 * k * math.log(2.0)
     log_g = -0.5 * np.maximum(log_lam, math.log(_EIG_CLIP))
@@ -443,7 +445,7 @@ def _angular_pair(u: _Whitened, v: _Whitened) -> float:
         return math.nan
     n = u.mat.shape[0]
     M = _cross(u.mat, v.mat, "angular_shape_metric")
-    r = _nuclear_norm(M, rank_bound=n - 1) / math.sqrt(u.sq * v.sq)
+    r = _nuclear_norm(M, rank_bound=n - 1) / (math.sqrt(u.sq) * math.sqrt(v.sq))
     return float(math.acos(min(1.0, max(-1.0, r))))
 
 
