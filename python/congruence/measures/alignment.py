@@ -528,7 +528,11 @@ def angular_shape_metric(X, Y, alpha: float = 1.0) -> float:
     :math:`X \to aX` the weight of direction :math:`i` becomes proportional to
     :math:`a\alpha s_i + (1-\alpha)` (:math:`s_i = \lambda_i^{1/2}`), which changes the
     relative weights of the directions. It is invariant to scaling for ``alpha`` in {0, 1}
-    (with no eigenvalue below the clip).
+    (with no eigenvalue below the clip). At extreme magnitudes the weights reach their
+    limits: far above the clip (``alpha > 0``) they become proportional to :math:`s_i`, as
+    without whitening; far below it (every :math:`\lambda_i < 10^{-7}`) all directions are
+    clipped and the value is again the one of ``alpha=1``. The clip is applied to the
+    eigenvalues of the data as given, at any magnitude, without overflow.
 
     References
     ----------
