@@ -728,7 +728,7 @@ def _regression_pair(u: _Centred, pred: _Predictor) -> float:
         return float(np.einsum("ij,ij->", C, C)) / u.sq
     # ||A (A^T A + eps I)^{-1} A^T Xc||_F^2 = <B, (A^T A) B>, B = (A^T A + eps I)^{-1} C.
     B = scipy.linalg.cho_solve((pred.chol, True), C, check_finite=False)
-    return float(np.einsum("ij,ij->", B, pred.gram @ B)) / u.sq
+    return float(np.einsum("ij,ij->", B, _linalg.matmul(pred.gram, B))) / u.sq
 
 
 def _regression_invariances(params) -> tuple[str, ...]:
@@ -846,7 +846,7 @@ def _aligned_cosine_pair(u: _Rows, v: _Rows) -> float:
     U, _, Vt = _svd(_cross(X, Y, "aligned_cosine"), "aligned_cosine", "X^T Y")
     # Z = X Q with Q = U V^T; for p1 > p2 the padded Q has more columns, but those meet the
     # zero padding of Y, and ||z_i|| = ||x_i|| since Q is orthogonal.
-    num = np.einsum("ij,ij->i", _linalg.matmul(X, U @ Vt), Y)
+    num = np.einsum("ij,ij->i", _linalg.matmul(X, _linalg.matmul(U, Vt)), Y)
     c = num[keep] / (u.rownorm[keep] * v.rownorm[keep])
     return float(c.mean())
 

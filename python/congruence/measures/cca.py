@@ -265,7 +265,7 @@ class _Basis:
         if self.chol is not None:
             return _la.solve_triangular(self.chol, C, lower=True, check_finite=False)
         if self.W is not None:
-            return self.W.T @ C
+            return _linalg.matmul(self.W.T, C)
         return C
 
     def right(self, C: np.ndarray) -> np.ndarray:
@@ -273,7 +273,7 @@ class _Basis:
         if self.chol is not None:
             return _la.solve_triangular(self.chol, C.T, lower=True, check_finite=False).T
         if self.W is not None:
-            return C @ self.W
+            return _linalg.matmul(C, self.W)
         return C
 
 
@@ -325,7 +325,7 @@ def _prepare_ridge(X: np.ndarray, name: str, symmetric: bool, epsilon: float,
         lam, V = _linalg.eigh(K, measure=measure, argument=f"the regularised covariance of {name}")
         if not lam[0] > 0.0:
             raise small
-        return _Basis(A=A, name=name, W=(V / np.sqrt(lam)) @ V.T, ridge=True)
+        return _Basis(A=A, name=name, W=_linalg.matmul(V / np.sqrt(lam), V.T), ridge=True)
     try:
         L = _linalg.cholesky(K)
     except np.linalg.LinAlgError:
@@ -371,7 +371,8 @@ def _prepare_full(X: np.ndarray, name: str, symmetric: bool, epsilon: float = 0.
         raise _rank_error(name, X.shape, rank)
     if symmetric:
         # R = Ur S Vhr  =>  polar = R (R^T R)^{-1/2} = Ur Vhr, rootp = R polar^T = Ur S Ur^T.
-        return _Basis(A=Q, name=name, polar=Ur @ Vhr, rootp=(Ur * s) @ Ur.T)
+        return _Basis(A=Q, name=name, polar=_linalg.matmul(Ur, Vhr),
+                      rootp=_linalg.matmul(Ur * s, Ur.T))
     return _Basis(A=Q, name=name)
 
 
@@ -478,9 +479,9 @@ def _pw_value(z: _Basis, Wb: np.ndarray, rho: np.ndarray) -> float:
         P = _linalg.qr(_linalg.matmul(z.A, Wb))[0]
         a = np.abs(_linalg.matmul(P.T, z.A)).sum(axis=1)
     else:
-        T = z.rootp[:, None] * Wb if z.rootp.ndim == 1 else z.rootp @ Wb
-        R = _la.qr(T, mode="r", check_finite=False)[0]
-        a = np.abs((R @ Wb.T) @ z.polar).sum(axis=1)
+        T = z.rootp[:, None] * Wb if z.rootp.ndim == 1 else _linalg.matmul(z.rootp, Wb)
+        R = _linalg.qr(T, mode="r")[0]
+        a = np.abs(_linalg.matmul(_linalg.matmul(R, Wb.T), z.polar)).sum(axis=1)
     return float(np.dot(a / a.sum(), rho))
 
 
