@@ -21,6 +21,8 @@ __all__ = [
     "ref_centre",
     "ref_canonical_correlations",
     "ref_cca",
+    "ref_ridge_blocks",
+    "ref_ridge_matrix",
     "ref_svcca",
     "ref_svcca_k",
     "ref_pwcca",
@@ -51,9 +53,32 @@ def ref_canonical_correlations(X, Y) -> np.ndarray:
     return np.linalg.svd(Qx.T @ Qy, compute_uv=False)
 
 
-def ref_cca(X, Y, statistic: str = "mean") -> float:
-    """Mean canonical correlation (``"mean"``) or mean squared one (``"r2"``)."""
-    rho = ref_canonical_correlations(X, Y)
+def ref_ridge_blocks(X, Y, epsilon: float):
+    """The regularised blocks of the ridge CCA: covariance blocks (``n-1``) each divided by
+    the largest absolute entry (``Sxy`` by ``sqrt(max|Sxx| max|Syy|)``), plus ``epsilon I``
+    on the within-set blocks."""
+    Xc, Yc = ref_centre(X), ref_centre(Y)
+    n = Xc.shape[0]
+    Sxx, Syy, Sxy = Xc.T @ Xc / (n - 1), Yc.T @ Yc / (n - 1), Xc.T @ Yc / (n - 1)
+    cx, cy = np.max(np.abs(Sxx)), np.max(np.abs(Syy))
+    Kx = Sxx / cx + epsilon * np.eye(Sxx.shape[0])
+    Ky = Syy / cy + epsilon * np.eye(Syy.shape[0])
+    return Kx, Ky, Sxy / np.sqrt(cx * cy)
+
+
+def ref_ridge_matrix(X, Y, epsilon: float) -> np.ndarray:
+    """``(Sxx' + eps I)^{-1/2} Sxy' (Syy' + eps I)^{-1/2}`` (symmetric inverse square roots)."""
+    Kx, Ky, Sxy = ref_ridge_blocks(X, Y, epsilon)
+    return _inv_sqrt(Kx) @ Sxy @ _inv_sqrt(Ky)
+
+
+def ref_cca(X, Y, statistic: str = "mean", epsilon: float = 0.0) -> float:
+    """Mean canonical correlation (``"mean"``) or mean squared one (``"r2"``); with
+    ``epsilon > 0`` the correlations of the ridge CCA."""
+    if epsilon > 0:
+        rho = np.linalg.svd(ref_ridge_matrix(X, Y, epsilon), compute_uv=False)
+    else:
+        rho = ref_canonical_correlations(X, Y)
     m = min(np.shape(X)[1], np.shape(Y)[1])
     assert rho.size == m
     if statistic == "mean":
@@ -87,14 +112,14 @@ def _reduced(X, variance: float) -> np.ndarray:
     return U[:, :k] * s[:k]
 
 
-def ref_svcca(X, Y, variance: float = 0.99) -> float:
-    """Mean of the ``min(kX, kY)`` canonical correlations of the PCA scores; nan if constant."""
+def ref_svcca(X, Y, variance: float = 0.99, statistic: str = "mean",
+              epsilon: float = 0.0) -> float:
+    """Mean (``"r2"``: mean squared) of the ``min(kX, kY)`` canonical correlations of the
+    PCA scores (ridge CCA of the scores if ``epsilon > 0``); nan if constant."""
     if not np.any(ref_centre(X)) or not np.any(ref_centre(Y)):
         return float("nan")
     Xr, Yr = _reduced(X, variance), _reduced(Y, variance)
-    rho = ref_canonical_correlations(Xr, Yr)
-    assert rho.size == min(Xr.shape[1], Yr.shape[1])
-    return float(np.mean(rho))
+    return ref_cca(Xr, Yr, statistic, epsilon)
 
 
 def _inv_sqrt(S: np.ndarray) -> np.ndarray:
@@ -102,8 +127,8 @@ def _inv_sqrt(S: np.ndarray) -> np.ndarray:
     return V @ np.diag(1.0 / np.sqrt(w)) @ V.T
 
 
-def ref_pwcca_weights(X, Y) -> tuple[np.ndarray, np.ndarray]:
-    """``(alpha, rho)`` of MEASURES.md 2.3, steps 1-6."""
+def ref_pwcca_weights(X, Y, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(alpha, rho)`` of MEASURES.md 2.3, steps 1-6 (ridge blocks if ``epsilon > 0``)."""
     Xc, Yc = ref_centre(X), ref_centre(Y)
     n, p1 = Xc.shape
     p2 = Yc.shape[1]
@@ -111,7 +136,10 @@ def ref_pwcca_weights(X, Y) -> tuple[np.ndarray, np.ndarray]:
     Sxx = Xc.T @ Xc / (n - 1)
     Syy = Yc.T @ Yc / (n - 1)
     Sxy = Xc.T @ Yc / (n - 1)
-    M = _inv_sqrt(Sxx) @ Sxy @ _inv_sqrt(Syy)
+    if epsilon > 0:
+        M = ref_ridge_matrix(X, Y, epsilon)
+    else:
+        M = _inv_sqrt(Sxx) @ Sxy @ _inv_sqrt(Syy)
     U, rho, Vt = np.linalg.svd(M, full_matrices=True)
     V = Vt.T
     # Step 3: the side with fewer neurons (X on ties).
@@ -128,9 +156,9 @@ def ref_pwcca_weights(X, Y) -> tuple[np.ndarray, np.ndarray]:
     return alpha, rho
 
 
-def ref_pwcca(X, Y) -> float:
+def ref_pwcca(X, Y, epsilon: float = 0.0) -> float:
     """Step 7: ``sum_i alpha_i rho_i``."""
-    alpha, rho = ref_pwcca_weights(X, Y)
+    alpha, rho = ref_pwcca_weights(X, Y, epsilon)
     return float(np.sum(alpha * rho))
 
 

@@ -9,6 +9,16 @@ Nuclear norms ``||A^T B||_*`` are computed from the eigenvalues of the smaller G
 that matters (relative error bound <= 1e-10, see :func:`_nuclear_norm_eig`), and from the
 singular values of ``M`` otherwise (rank-deficient or ill-conditioned ``M``).
 
+Every input is first multiplied by an exact power of two that brings its largest entry into
+``[0.5, 1)`` (:func:`congruence._linalg.pow2_scale`): the scale-invariant measures then give
+bitwise the value of the unscaled data at any magnitude, and the homogeneous distances
+(size-and-shape, permutation Procrustes) are computed at a common scale and multiplied back,
+``inf`` with a ``DegenerateDataWarning`` only if the distance itself exceeds the float64 range.
+The LAPACK calls go through :mod:`congruence._linalg` (gesvd retry, errors with context,
+Ctrl-C). A representation whose rows are all identical gets a ``DegenerateDataWarning``: with
+``nan`` where the formula divides by zero (normalised Procrustes, shape metric, the target of
+``linear_regression``), with the formula's value where it stays defined.
+
 Zero padding (MEASURES.md 0.3) is never materialised: padded zero columns add zero rows or
 columns to ``A^T B`` and leave its singular values, the Frobenius norms and the optimal
 assignments unchanged; where padding does matter (the eigenvalue clip of
@@ -24,8 +34,10 @@ import numpy as np
 import scipy.linalg
 from scipy.optimize import linear_sum_assignment
 
+from congruence import _linalg
 from congruence._registry import register, set_batch
-from congruence._validation import check_bool, check_number, check_pair
+from congruence._validation import check_bool, check_number, check_pair, constant_columns
+from congruence.errors import warn_degenerate
 
 __all__ = [
     "orthogonal_procrustes",
@@ -72,20 +84,29 @@ _REF_LI = (
 # --------------------------------------------------------------------------------------------
 
 
-def _svdvals(M: np.ndarray) -> np.ndarray:
-    """Singular values (gesdd, falling back to the slower but more robust gesvd)."""
-    try:
-        return scipy.linalg.svd(M, compute_uv=False, check_finite=False)
-    except np.linalg.LinAlgError:
-        return scipy.linalg.svd(M, compute_uv=False, check_finite=False, lapack_driver="gesvd")
+def _svdvals(M: np.ndarray, measure: str = "alignment", argument: str = "the cross product"
+             ) -> np.ndarray:
+    """Singular values (gesdd, retried with gesvd; see :func:`congruence._linalg.svd`)."""
+    return _linalg.svd(M, measure=measure, argument=argument, compute_uv=False)
 
 
-def _svd(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Thin SVD ``M = U diag(s) Vt`` (gesdd, falling back to gesvd)."""
-    try:
-        return scipy.linalg.svd(M, full_matrices=False, check_finite=False)
-    except np.linalg.LinAlgError:
-        return scipy.linalg.svd(M, full_matrices=False, check_finite=False, lapack_driver="gesvd")
+def _svd(M: np.ndarray, measure: str = "alignment", argument: str = "the cross product"
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``M = U diag(s) Vt`` (gesdd, retried with gesvd)."""
+    return _linalg.svd(M, measure=measure, argument=argument)
+
+
+def _cross(A: np.ndarray, B: np.ndarray, measure: str) -> np.ndarray:
+    """``A^T B`` (``p1 x p2``), after the memory pre-flight."""
+    _linalg.check_matrix_fits(
+        A.shape[1], B.shape[1], f"the {A.shape[1]} x {B.shape[1]} cross product in {measure}",
+        "reduce the widths first (e.g. PCA or a random projection)",
+    )
+    return _linalg.matmul(A.T, B)
+
+
+def _warn_identical(names: Sequence[str], measure: str, outcome: str) -> None:
+    _linalg.warn_identical(names, measure, outcome)
 
 
 def _nuclear_norm_eig(M: np.ndarray) -> Optional[float]:
@@ -101,9 +122,9 @@ def _nuclear_norm_eig(M: np.ndarray) -> Optional[float]:
     singular values): this happens for rank-deficient or ill-conditioned ``M``.
     """
     p1, p2 = M.shape
-    G = M.T @ M if p1 >= p2 else M @ M.T
+    G = _linalg.matmul(M.T, M) if p1 >= p2 else _linalg.matmul(M, M.T)
     try:
-        lam = scipy.linalg.eigh(G, eigvals_only=True, check_finite=False, driver="evr")
+        lam = _linalg.eigh(G, measure="alignment", argument="a Gram matrix", eigvals_only=True)
     except np.linalg.LinAlgError:
         return None
     lam_max = float(lam[-1])
@@ -139,34 +160,26 @@ def _nuclear_norm(M: np.ndarray, rank_bound: Optional[int] = None) -> float:
 
 
 class _Centred(NamedTuple):
-    mat: np.ndarray  # Xc (n, p), float64; constant columns exactly zero
-    colsq: np.ndarray  # squared norms of the columns of Xc
-    sq: float  # ||Xc||_F^2
+    mat: np.ndarray  # Xc * 2**-k (n, p), float64; constant columns exactly zero
+    colsq: np.ndarray  # squared norms of the columns of mat
+    sq: float  # ||mat||_F^2 (0: every row identical)
+    k: int  # the power of two: Xc = 2**k mat
 
 
 def _centre(A: np.ndarray) -> _Centred:
-    """Column-centred float64 copy of ``A`` (one pass), with its column norms.
+    """Column-centred float64 copy of ``A`` scaled by an exact power of two, with its norms.
 
-    A constant column must centre to exactly zero (the nan cases and the zero-variance rule
-    of correlation_match depend on it), but ``x - mean(x)`` of a constant column can be a
-    round-off residue (``0.1`` repeated). Such a residue is at most ``n eps |mean|`` per entry
-    (sequential summation), so only columns below that level are checked for constancy.
+    Constant columns (``constant_columns``, the one relative-tolerance rule) centre to exactly
+    zero (the nan cases and the zero-variance rule of correlation_match depend on it), not to
+    the round-off residue ``x - mean(x)`` can leave (``0.1`` repeated).
     """
-    n = A.shape[0]
-    mean = A.mean(axis=0, dtype=np.float64)
-    Ac = np.subtract(A, mean, dtype=np.float64)
+    Ac, k = _linalg.pow2_scale(A)
+    Ac -= Ac.mean(axis=0)
+    const = constant_columns(A)
+    if const.any():
+        Ac[:, const] = 0.0
     colsq = np.einsum("ij,ij->j", Ac, Ac)
-    suspect = np.flatnonzero(colsq <= n * (2.0 * n * _EPS * np.abs(mean)) ** 2)
-    for j in suspect:
-        col = A[:, j]
-        if col.min() == col.max():
-            Ac[:, j] = 0.0
-            colsq[j] = 0.0
-    return _Centred(Ac, colsq, float(colsq.sum()))
-
-
-def _f64(A: np.ndarray) -> np.ndarray:
-    return np.asarray(A, dtype=np.float64)
+    return _Centred(Ac, colsq, float(colsq.sum()), k)
 
 
 def _prepare_pair(prep: Callable[[np.ndarray], Any], X: np.ndarray, Y: np.ndarray) -> tuple[Any, Any]:
@@ -201,20 +214,42 @@ def _layer_matrix(
 # --------------------------------------------------------------------------------------------
 
 
-def _centred_nuclear(u: _Centred, v: _Centred) -> float:
+def _centred_nuclear(u: _Centred, v: _Centred, measure: str) -> float:
+    """``||u.mat^T v.mat||_*`` (the scaled matrices: multiply by ``2**(u.k + v.k)``)."""
     n = u.mat.shape[0]
-    return _nuclear_norm(u.mat.T @ v.mat, rank_bound=n - 1)
+    return _nuclear_norm(_cross(u.mat, v.mat, measure), rank_bound=n - 1)
 
 
 def _orthogonal_procrustes_pair(u: _Centred, v: _Centred) -> float:
     if u.sq == 0.0 or v.sq == 0.0:
         return math.nan
-    s = _centred_nuclear(u, v) / math.sqrt(u.sq * v.sq)
+    s = _centred_nuclear(u, v, "orthogonal_procrustes") / math.sqrt(u.sq * v.sq)
     return math.sqrt(max(0.0, 2.0 - 2.0 * s))
 
 
 def _size_and_shape_pair(u: _Centred, v: _Centred) -> float:
-    return math.sqrt(max(0.0, u.sq + v.sq - 2.0 * _centred_nuclear(u, v)))
+    # d^2 = 4^ku |u|^2 + 4^kv |v|^2 - 2 2^(ku+kv) nuc(u^T v), computed in units of 4^K,
+    # K the larger exponent of a non-constant side: no factor exceeds 1, nothing overflows.
+    if u.sq == 0.0 and v.sq == 0.0:
+        return 0.0
+    K = max(w.k for w in (u, v) if w.sq > 0.0)
+    nuc = 0.0 if u.sq == 0.0 or v.sq == 0.0 else _centred_nuclear(u, v, "procrustes_size_and_shape")
+    d2 = (math.ldexp(u.sq, 2 * (u.k - K)) + math.ldexp(v.sq, 2 * (v.k - K))
+          - 2.0 * math.ldexp(nuc, u.k + v.k - 2 * K))
+    return _linalg.scale_back(math.sqrt(max(0.0, d2)), K, "procrustes_size_and_shape")
+
+
+_SIZE_SHAPE_OUTCOME = (
+    "stays defined: the distance to a constant is the Frobenius norm of the other, centred"
+)
+
+
+_UNCENTRED_OUTCOME = "stays defined (it does not centre the data)"
+
+
+def _identical(preps: Sequence[Any], names: Sequence[str]) -> list[str]:
+    """The names of the prepared representations whose rows are all identical."""
+    return [name for u, name in zip(preps, names) if u.sq == 0.0]
 
 
 @register(
@@ -267,7 +302,9 @@ def orthogonal_procrustes(X, Y) -> float:
     0.765367
     """
     X, Y = check_pair(X, Y)
-    return _orthogonal_procrustes_pair(*_prepare_pair(_centre, X, Y))
+    u, v = _prepare_pair(_centre, X, Y)
+    _warn_identical(_identical((u, v), ("X", "Y")), "orthogonal_procrustes", "is undefined (nan)")
+    return _orthogonal_procrustes_pair(u, v)
 
 
 @register(
@@ -317,7 +354,10 @@ def procrustes_size_and_shape(X, Y) -> float:
     2.0
     """
     X, Y = check_pair(X, Y)
-    return _size_and_shape_pair(*_prepare_pair(_centre, X, Y))
+    u, v = _prepare_pair(_centre, X, Y)
+    _warn_identical(_identical((u, v), ("X", "Y")), "procrustes_size_and_shape",
+                    _SIZE_SHAPE_OUTCOME)
+    return _size_and_shape_pair(u, v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,26 +401,56 @@ def _whiten(A: np.ndarray, alpha: float) -> _Whitened:
     n, p = Xc.shape
     P = None
     if p <= n - 1:
+        _linalg.check_matrix_fits(p, p, f"the {p} x {p} Gram matrix in angular_shape_metric",
+                                  "reduce the width first (e.g. PCA)")
         try:
-            lam, V = scipy.linalg.eigh(Xc.T @ Xc, check_finite=False, driver="evd")
+            lam, V = _linalg.eigh(_linalg.matmul(Xc.T, Xc), measure="angular_shape_metric",
+                                  argument="a centred representation's Gram matrix")
         except np.linalg.LinAlgError:
             lam = None
         if lam is not None and lam[0] >= _WHITEN_EIGH_MIN_RATIO * lam[-1] > 0.0:
-            d = alpha + (1.0 - alpha) / np.sqrt(np.maximum(lam, _EIG_CLIP))
-            P = (Xc @ V) * d
+            P = _linalg.matmul(Xc, V) * _whitening(lam, c.k, alpha)
     if P is None:
-        U, s, _ = _svd(Xc)
-        d = alpha + (1.0 - alpha) / np.sqrt(np.maximum(s * s, _EIG_CLIP))
-        P = U * (s * d)
+        U, s, _ = _svd(Xc, "angular_shape_metric", "a centred representation")
+        P = U * (s * _whitening(s * s, c.k, alpha))
     return _Whitened(P, float(np.einsum("ij,ij->", P, P)))
+
+
+def _whitening(lam: np.ndarray, k: int, alpha: float) -> np.ndarray:
+    """``d_i = alpha + (1 - alpha) / sqrt(max(lam_i 4**k, 1e-7))`` up to a common positive
+    factor, for eigenvalues ``lam`` of the scaled ``(Xc 2**-k)^T (Xc 2**-k)``.
+
+    The clip applies to the eigenvalues of the data as given (``4**k lam``). The factors are
+    normalised so that the largest is 1 (the common factor cancels in the angle, and the
+    whitened matrix then neither overflows nor underflows); when ``4**k lam`` overflows
+    float64 they are formed from logarithms instead.
+    """
+    lam = np.maximum(lam, 0.0)
+    true_lam = np.ldexp(lam, 2 * k)
+    if np.all(np.isfinite(true_lam)):
+        d = alpha + (1.0 - alpha) / np.sqrt(np.maximum(true_lam, _EIG_CLIP))
+        return d / d.max()
+    with np.errstate(divide="ignore"):
+        log_lam = np.log(lam) + 2 * k * math.log(2.0)
+    log_g = -0.5 * np.maximum(log_lam, math.log(_EIG_CLIP))
+    if alpha == 0.0:
+        log_d = log_g
+    else:
+        log_d = np.logaddexp(math.log(alpha), math.log1p(-alpha) + log_g)
+    return np.exp(log_d - log_d.max())
 
 
 def _angular_pair(u: _Whitened, v: _Whitened) -> float:
     if u.mat is None or v.mat is None or u.sq == 0.0 or v.sq == 0.0:
         return math.nan
     n = u.mat.shape[0]
-    r = _nuclear_norm(u.mat.T @ v.mat, rank_bound=n - 1) / math.sqrt(u.sq * v.sq)
+    M = _cross(u.mat, v.mat, "angular_shape_metric")
+    r = _nuclear_norm(M, rank_bound=n - 1) / (math.sqrt(u.sq) * math.sqrt(v.sq))
     return float(math.acos(min(1.0, max(-1.0, r))))
+
+
+def _check_epsilon(epsilon: Any) -> float:
+    return check_number("epsilon", epsilon, low=0.0)
 
 
 def _check_alpha(alpha: Any) -> float:
@@ -458,7 +528,11 @@ def angular_shape_metric(X, Y, alpha: float = 1.0) -> float:
     :math:`X \to aX` the weight of direction :math:`i` becomes proportional to
     :math:`a\alpha s_i + (1-\alpha)` (:math:`s_i = \lambda_i^{1/2}`), which changes the
     relative weights of the directions. It is invariant to scaling for ``alpha`` in {0, 1}
-    (with no eigenvalue below the clip).
+    (with no eigenvalue below the clip). At extreme magnitudes the weights reach their
+    limits: far above the clip (``alpha > 0``) they become proportional to :math:`s_i`, as
+    without whitening; far below it (every :math:`\lambda_i < 10^{-7}`) all directions are
+    clipped and the value is again the one of ``alpha=1``. The clip is applied to the
+    eigenvalues of the data as given, at any magnitude, without overflow.
 
     References
     ----------
@@ -478,7 +552,9 @@ def angular_shape_metric(X, Y, alpha: float = 1.0) -> float:
     """
     alpha = _check_alpha(alpha)
     X, Y = check_pair(X, Y)
-    return _angular_pair(*_prepare_pair(lambda A: _whiten(A, alpha), X, Y))
+    u, v = _prepare_pair(lambda A: _whiten(A, alpha), X, Y)
+    _warn_identical(_identical((u, v), ("X", "Y")), "angular_shape_metric", "is undefined (nan)")
+    return _angular_pair(u, v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,28 +563,38 @@ def angular_shape_metric(X, Y, alpha: float = 1.0) -> float:
 
 
 class _Plain(NamedTuple):
-    mat: np.ndarray  # float64 view or copy of the input
-    colsq: np.ndarray  # squared column norms
+    mat: np.ndarray  # the input times 2**-k, float64
+    colsq: np.ndarray  # squared column norms of mat
+    k: int
+    sq: float  # 0 if every row is identical (then the value is defined, with a warning)
 
 
 def _plain(A: np.ndarray) -> _Plain:
-    A = _f64(A)
-    return _Plain(A, np.einsum("ij,ij->j", A, A))
+    M, k = _linalg.pow2_scale(A)
+    identical = bool(constant_columns(A).all())
+    colsq = np.einsum("ij,ij->j", M, M)
+    return _Plain(M, colsq, k, 0.0 if identical else 1.0)
 
 
 def _permutation_pair(u: _Plain, v: _Plain) -> float:
     X, Y = u.mat, v.mat
-    rows, cols = linear_sum_assignment(X.T @ Y, maximize=True)
-    # ||X P - Y||_F^2 summed directly (no cancellation when X P ~ Y): matched column pairs,
-    # plus the columns of the wider side that are matched to zero padding.
-    diff = X[:, rows] - Y[:, cols]
+    # The assignment on the scaled product is the one of X^T Y (a positive multiple of it).
+    rows, cols = linear_sum_assignment(_cross(X, Y, "permutation_procrustes"), maximize=True)
+    # Everything at the common scale 2**K (K of the larger non-zero input), so that no
+    # factor exceeds 1: ||X P - Y||_F^2 summed directly (no cancellation when X P ~ Y),
+    # matched column pairs plus the columns of the wider side matched to zero padding.
+    nonzero = [w.k for w in (u, v) if w.colsq.any()]
+    if not nonzero:
+        return 0.0
+    K = max(nonzero)
+    diff = np.ldexp(X[:, rows], u.k - K) - np.ldexp(Y[:, cols], v.k - K)
     total = float(np.einsum("ij,ij->", diff, diff))
-    for colsq, matched in ((u.colsq, rows), (v.colsq, cols)):
-        if matched.size < colsq.size:
-            rest = np.ones(colsq.size, dtype=bool)
+    for w, matched in ((u, rows), (v, cols)):
+        if matched.size < w.colsq.size:
+            rest = np.ones(w.colsq.size, dtype=bool)
             rest[matched] = False
-            total += float(colsq[rest].sum())
-    return math.sqrt(max(0.0, total))
+            total += math.ldexp(float(w.colsq[rest].sum()), 2 * (w.k - K))
+    return _linalg.scale_back(math.sqrt(max(0.0, total)), K, "permutation_procrustes")
 
 
 @register(
@@ -560,7 +646,10 @@ def permutation_procrustes(X, Y) -> float:
     3.0
     """
     X, Y = check_pair(X, Y)
-    return _permutation_pair(*_prepare_pair(_plain, X, Y))
+    u, v = _prepare_pair(_plain, X, Y)
+    _warn_identical(_identical((u, v), ("X", "Y")), "permutation_procrustes",
+                    _UNCENTRED_OUTCOME)
+    return _permutation_pair(u, v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,19 +657,55 @@ def permutation_procrustes(X, Y) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _predictor_basis(B: np.ndarray, name: str = "Y") -> np.ndarray:
-    """Orthonormal basis ``Q`` (``n x p2``) of the column space of ``Bc``; ValueError unless
-    ``p2 <= n - 1`` and ``Bc`` has full column rank (tolerance ``s_max max(n, p2) eps``)."""
+class _Predictor(NamedTuple):
+    """The predictor side: ``basis`` is an orthonormal basis ``Q`` of the column space of
+    ``Yc`` (``epsilon = 0``), or ``A = Yc / sqrt(max|Yc^T Yc|)`` with ``chol`` the Cholesky
+    factor of ``A^T A + epsilon I`` and ``gram = A^T A`` (``epsilon > 0``). ``basis=None``:
+    every column of ``Y`` is constant (it explains nothing, R^2 = 0)."""
+
+    basis: Optional[np.ndarray]
+    chol: Optional[np.ndarray] = None
+    gram: Optional[np.ndarray] = None
+
+
+def _predictor_basis(B: Optional[np.ndarray], name: str = "Y", epsilon: float = 0.0
+                     ) -> _Predictor:
+    """The prepared predictor (constant columns already dropped: ``B=None`` if all were).
+
+    ``epsilon = 0``: ValueError unless ``p2 <= n - 1`` and ``Bc`` has full column rank
+    (tolerance ``s_max max(n, p2) eps``)."""
+    if B is None:
+        return _Predictor(None)
     n, p2 = B.shape
+    if epsilon > 0.0:
+        Bc = _centre(B).mat
+        _linalg.check_matrix_fits(p2, p2, f"the {p2} x {p2} Gram matrix of {name} in "
+                                  "linear_regression", "reduce the predictor's width first")
+        G = _linalg.matmul(Bc.T, Bc)
+        top = float(np.abs(G).max())
+        A = Bc / math.sqrt(top)
+        gram = G / top
+        K = gram.copy()
+        K.flat[:: p2 + 1] += epsilon
+        try:
+            L = _linalg.cholesky(K)
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                f"epsilon={epsilon!r} is too small to regularise {name} (the predictor) of "
+                f"shape {B.shape}: its normalised Gram matrix plus epsilon I is not positive "
+                "definite in float64; use a larger epsilon (e.g. 1e-10)"
+            ) from None
+        return _Predictor(A, L, gram)
     if p2 > n - 1:
         raise ValueError(
             f"{name} (the predictor) has shape {B.shape}: linear_regression needs at most "
-            f"n - 1 = {n - 1} predictor columns (p2 <= n - 1), got p2 = {p2}; reduce the "
-            "dimension first (e.g. PCA) or use more samples"
+            f"n - 1 = {n - 1} predictor columns (p2 <= n - 1, constant columns not "
+            f"counted), got p2 = {p2}; reduce the dimension first (e.g. PCA), use more "
+            "samples, or pass epsilon > 0 (ridge)"
         )
     Bc = _centre(B).mat
-    Q, R = scipy.linalg.qr(Bc, mode="economic", check_finite=False)
-    s = _svdvals(R)  # the singular values of Bc
+    Q, R = _linalg.qr(Bc)
+    s = _svdvals(R, "linear_regression", f"the R factor of the centred {name}")
     tol = float(s[0]) * max(n, p2) * _EPS
     rank = int(np.count_nonzero(s > tol))
     if rank < p2:
@@ -588,16 +713,31 @@ def _predictor_basis(B: np.ndarray, name: str = "Y") -> np.ndarray:
             f"{name} (the predictor) of shape {B.shape} is rank deficient after centring: "
             f"numerical rank {rank} < p2 = {p2} (tolerance s_max * max(n, p2) * eps = "
             f"{tol:.3g}); linear_regression needs a centred predictor of full column rank: "
-            "drop constant or collinear columns"
+            "drop collinear columns or pass epsilon > 0 (ridge)"
         )
-    return Q
+    return _Predictor(Q)
 
 
-def _regression_pair(u: _Centred, Q: np.ndarray) -> float:
+def _regression_pair(u: _Centred, pred: _Predictor) -> float:
     if u.sq == 0.0:
         return math.nan
-    proj = Q.T @ u.mat
-    return float(np.einsum("ij,ij->", proj, proj)) / u.sq
+    if pred.basis is None:
+        return 0.0
+    C = _cross(pred.basis, u.mat, "linear_regression")
+    if pred.chol is None:
+        return float(np.einsum("ij,ij->", C, C)) / u.sq
+    # ||A (A^T A + eps I)^{-1} A^T Xc||_F^2 = <B, (A^T A) B>, B = (A^T A + eps I)^{-1} C.
+    B = scipy.linalg.cho_solve((pred.chol, True), C, check_finite=False)
+    return float(np.einsum("ij,ij->", B, _linalg.matmul(pred.gram, B))) / u.sq
+
+
+def _regression_invariances(params) -> tuple[str, ...]:
+    if params["epsilon"] > 0:  # the ridge breaks the predictor's rotation invariance
+        return ("isotropic_scaling", "translation", "permutation")
+    return ("orthogonal", "isotropic_scaling", "translation", "permutation")
+
+
+_NO_PREDICTOR = "explains none of the variance: R^2 = 0"
 
 
 @register(
@@ -606,10 +746,11 @@ def _regression_pair(u: _Centred, Q: np.ndarray) -> float:
     summary="R^2 of the best linear predictor of X (target) from Y (predictor); not symmetric",
     references=(_REF_KORNBLITH, _REF_SURVEY),
     symmetric=False,
-    invariances=("orthogonal", "isotropic_scaling", "translation", "permutation"),
+    invariances=_regression_invariances,
     bounds=(0.0, 1.0),
+    variants=({}, {"epsilon": 0.1}),
 )
-def linear_regression(X, Y) -> float:
+def linear_regression(X, Y, epsilon: float = 0.0) -> float:
     r"""Fraction of the variance of ``X`` explained by a linear map (with intercept) of ``Y``.
 
     .. math::
@@ -618,7 +759,14 @@ def linear_regression(X, Y) -> float:
             = 1 - \frac{\min_{W, b} \lVert X - Y W - 1 b^T\rVert_F^2}{\lVert X_c\rVert_F^2},
 
     :math:`P_Y` the orthogonal projector onto the column space of :math:`Y_c` (computed with a
-    thin QR decomposition of :math:`Y_c`).
+    thin QR decomposition of :math:`Y_c`). Constant columns of ``Y`` (dead units) are dropped
+    first, with a ``DegenerateDataWarning``; if every column of ``Y`` is constant it explains
+    nothing and :math:`R^2 = 0` (with a warning).
+
+    With ``epsilon > 0`` (ridge, as in Raghu et al.'s reference code) the projector becomes
+    :math:`Y_c (Y_c^TY_c/c + \epsilon I)^{-1} Y_c^T / c`, :math:`c = \max|Y_c^TY_c|`; wide or
+    collinear predictors are then allowed, and the value is no longer invariant to invertible
+    linear maps or rotations of ``Y``.
 
     ``X`` is the target and ``Y`` the predictor: **not symmetric**. Invariant to translations
     of both, to invertible linear maps of ``Y``, and to orthogonal maps and isotropic scaling of
@@ -629,18 +777,22 @@ def linear_regression(X, Y) -> float:
     X : array-like of shape (n, p1)
         The target.
     Y : array-like of shape (n, p2)
-        The predictor; needs ``p2 <= n - 1`` and a full-column-rank centred ``Y`` (numerical
-        rank with tolerance ``s_max * max(n, p2) * eps``).
+        The predictor; without ``epsilon`` it needs ``p2 <= n - 1`` non-constant columns and
+        a full-column-rank centred ``Y`` (numerical rank with tolerance
+        ``s_max * max(n, p2) * eps``).
+    epsilon : float >= 0
+        Ridge regularisation of the normalised Gram matrix of ``Y`` (0: none).
 
     Returns
     -------
     float
-        Similarity in [0, 1]; ``nan`` if :math:`X_c` is all zeros.
+        Similarity in [0, 1]; ``nan`` with a ``DegenerateDataWarning`` if every row of ``X``
+        is identical (:math:`X_c = 0`).
 
     Raises
     ------
     ValueError
-        If ``p2 > n - 1`` or the centred ``Y`` is rank deficient.
+        Without ``epsilon``: if ``p2 > n - 1`` or the centred ``Y`` is rank deficient.
 
     References
     ----------
@@ -656,9 +808,15 @@ def linear_regression(X, Y) -> float:
     >>> round(cg.linear_regression(Y, X), 12)   # Y is exactly a linear function of X
     1.0
     """
+    epsilon = _check_epsilon(epsilon)
     X, Y = check_pair(X, Y)
-    Q = _predictor_basis(Y)
-    return _regression_pair(_centre(X), Q)
+    (Yk,) = _linalg.drop_dead_units((Y,), ("Y (the predictor)",), "linear_regression",
+                                    _NO_PREDICTOR)
+    pred = _predictor_basis(Yk, "Y", epsilon)
+    u = _centre(X)
+    _warn_identical(_identical((u,), ("X (the target)",)), "linear_regression",
+                    "is undefined (nan)")
+    return _regression_pair(u, pred)
 
 
 # --------------------------------------------------------------------------------------------
@@ -667,13 +825,17 @@ def linear_regression(X, Y) -> float:
 
 
 class _Rows(NamedTuple):
-    mat: np.ndarray  # float64
+    mat: np.ndarray  # the input times 2**-k, float64
     rownorm: np.ndarray
+    sq: float  # 0 if every row is identical (the value stays defined, with a warning)
+    zero: bool  # all zeros: every row is skipped
 
 
 def _rows(A: np.ndarray) -> _Rows:
-    A = _f64(A)
-    return _Rows(A, np.sqrt(np.einsum("ij,ij->i", A, A)))
+    M, _ = _linalg.pow2_scale(A)
+    rownorm = np.sqrt(np.einsum("ij,ij->i", M, M))
+    identical = bool(constant_columns(A).all())
+    return _Rows(M, rownorm, 0.0 if identical else 1.0, not rownorm.any())
 
 
 def _aligned_cosine_pair(u: _Rows, v: _Rows) -> float:
@@ -681,12 +843,31 @@ def _aligned_cosine_pair(u: _Rows, v: _Rows) -> float:
     if not keep.any():
         return math.nan
     X, Y = u.mat, v.mat
-    U, _, Vt = _svd(X.T @ Y)
+    U, _, Vt = _svd(_cross(X, Y, "aligned_cosine"), "aligned_cosine", "X^T Y")
     # Z = X Q with Q = U V^T; for p1 > p2 the padded Q has more columns, but those meet the
     # zero padding of Y, and ||z_i|| = ||x_i|| since Q is orthogonal.
-    num = np.einsum("ij,ij->i", X @ (U @ Vt), Y)
+    num = np.einsum("ij,ij->i", _linalg.matmul(X, _linalg.matmul(U, Vt)), Y)
     c = num[keep] / (u.rownorm[keep] * v.rownorm[keep])
     return float(c.mean())
+
+
+def _aligned_cosine_warnings(preps: Sequence[_Rows], names: Sequence[str]) -> None:
+    zero = [name for u, name in zip(preps, names) if u.zero]
+    if zero:
+        verb = "is" if len(zero) == 1 else "are"
+        warn_degenerate(
+            f"{' and '.join(zero)} {verb} all zeros: every row is skipped; aligned_cosine is "
+            "undefined (nan)"
+        )
+    _warn_identical([name for u, name in zip(preps, names) if u.sq == 0.0 and not u.zero],
+                    "aligned_cosine", _UNCENTRED_OUTCOME)
+
+
+def _warn_all_rows_skipped(count: int, where: str) -> None:
+    warn_degenerate(
+        f"{where}: no row where both representations are non-zero (every row is skipped); "
+        f"aligned_cosine is undefined (nan){f' for {count} pairs' if count > 1 else ''}"
+    )
 
 
 @register(
@@ -742,7 +923,12 @@ def aligned_cosine(X, Y) -> float:
     1.0
     """
     X, Y = check_pair(X, Y)
-    return _aligned_cosine_pair(*_prepare_pair(_rows, X, Y))
+    u, v = _prepare_pair(_rows, X, Y)
+    _aligned_cosine_warnings((u, v), ("X", "Y"))
+    value = _aligned_cosine_pair(u, v)
+    if math.isnan(value) and not (u.zero or v.zero):
+        _warn_all_rows_skipped(1, "X and Y")
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -750,20 +936,28 @@ def aligned_cosine(X, Y) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _unit_columns(A: np.ndarray) -> np.ndarray:
+class _Unit(NamedTuple):
+    mat: np.ndarray  # centred columns scaled to unit norm; zero-variance columns exactly 0
+    sq: float  # 0 if every column has zero variance (every row identical)
+
+
+def _unit_columns(A: np.ndarray) -> _Unit:
     """Centred columns scaled to unit norm; zero-variance columns stay exactly zero."""
     c = _centre(A)
     norms = np.sqrt(c.colsq)
     norms[norms == 0.0] = 1.0  # those columns are exactly zero: correlation 0 with everything
-    return c.mat / norms
+    return _Unit(c.mat / norms, c.sq)
 
 
-def _correlation_match_pair(u: np.ndarray, v: np.ndarray, soft: bool) -> float:
-    C = u.T @ v
+def _correlation_match_pair(u: _Unit, v: _Unit, soft: bool) -> float:
+    C = _cross(u.mat, v.mat, "correlation_match")
     if soft:
         return float((C.max(axis=1).mean() + C.max(axis=0).mean()) / 2.0)
     rows, cols = linear_sum_assignment(C, maximize=True)
     return float(C[rows, cols].mean())
+
+
+_ZERO_CORRELATION = "stays defined (its columns have correlation 0 with every column)"
 
 
 @register(
@@ -821,7 +1015,9 @@ def correlation_match(X, Y, soft: bool = False) -> float:
     """
     soft = check_bool("soft", soft)
     X, Y = check_pair(X, Y)
-    return _correlation_match_pair(*_prepare_pair(_unit_columns, X, Y), soft)
+    u, v = _prepare_pair(_unit_columns, X, Y)
+    _warn_identical(_identical((u, v), ("X", "Y")), "correlation_match", _ZERO_CORRELATION)
+    return _correlation_match_pair(u, v, soft)
 
 
 # --------------------------------------------------------------------------------------------
@@ -829,43 +1025,82 @@ def correlation_match(X, Y, soft: bool = False) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare(prep: Callable[[np.ndarray], Any], a, b) -> tuple[list, Optional[list]]:
-    return [prep(x) for x in a], None if b is None else [prep(y) for y in b]
+def _prepare(prep: Callable[[np.ndarray], Any], a, b, measure: Optional[str] = None,
+             outcome: str = "") -> tuple[list, Optional[list]]:
+    """Each layer prepared once; with ``measure``, one warning naming the layers whose rows
+    are all identical (``outcome``: what the measure gives for them)."""
+    pa = [prep(x) for x in a]
+    pb = None if b is None else [prep(y) for y in b]
+    if measure is not None:
+        names = [f"layer {i} of a" for i in range(len(pa))]
+        preps = list(pa)
+        if pb is not None:
+            names += [f"layer {j} of b" for j in range(len(pb))]
+            preps += pb
+        _warn_identical(_identical(preps, names), measure, outcome)
+    return pa, pb
+
+
+_NAN = "is undefined (nan)"
 
 
 def _batch_orthogonal_procrustes(a, b):
-    return _layer_matrix(*_prepare(_centre, a, b), _orthogonal_procrustes_pair)
+    return _layer_matrix(*_prepare(_centre, a, b, "orthogonal_procrustes", _NAN),
+                         _orthogonal_procrustes_pair)
 
 
 def _batch_size_and_shape(a, b):
-    return _layer_matrix(*_prepare(_centre, a, b), _size_and_shape_pair)
+    return _layer_matrix(*_prepare(_centre, a, b, "procrustes_size_and_shape",
+                                   _SIZE_SHAPE_OUTCOME), _size_and_shape_pair)
 
 
 def _batch_angular(a, b, alpha: float = 1.0):
     alpha = _check_alpha(alpha)
-    return _layer_matrix(*_prepare(lambda x: _whiten(x, alpha), a, b), _angular_pair)
+    return _layer_matrix(*_prepare(lambda x: _whiten(x, alpha), a, b, "angular_shape_metric",
+                                   _NAN), _angular_pair)
 
 
 def _batch_permutation(a, b):
-    return _layer_matrix(*_prepare(_plain, a, b), _permutation_pair)
+    return _layer_matrix(*_prepare(_plain, a, b, "permutation_procrustes", _UNCENTRED_OUTCOME),
+                         _permutation_pair)
 
 
-def _batch_linear_regression(a, b):
-    # Rows are the targets (centred, with norms), columns the predictors (column-space bases).
+def _batch_linear_regression(a, b, epsilon: float = 0.0):
+    epsilon = _check_epsilon(epsilon)
+    # Rows are the targets (centred, with norms), columns the predictors (prepared once).
     targets = [_centre(x) for x in a]
-    side, layers = ("a", a) if b is None else ("b", b)
-    bases = [_predictor_basis(y, name=f"layer {j} of {side}") for j, y in enumerate(layers)]
+    _warn_identical(_identical(targets, [f"layer {i} of a (the target)" for i in range(len(a))]),
+                    "linear_regression", _NAN)
+    side, layers = ("a", list(a)) if b is None else ("b", list(b))
+    names = [f"layer {j} of {side}" for j in range(len(layers))]
+    kept = _linalg.drop_dead_units(layers, [f"{nm} (the predictor)" for nm in names],
+                                   "linear_regression", _NO_PREDICTOR)
+    bases = [_predictor_basis(y, name=nm, epsilon=epsilon) for y, nm in zip(kept, names)]
     return _layer_matrix(targets, bases, _regression_pair)
 
 
 def _batch_aligned_cosine(a, b):
-    return _layer_matrix(*_prepare(_rows, a, b), _aligned_cosine_pair)
+    pa, pb = _prepare(_rows, a, b)
+    names = [f"layer {i} of a" for i in range(len(pa))]
+    preps = list(pa) + ([] if pb is None else list(pb))
+    names += [] if pb is None else [f"layer {j} of b" for j in range(len(pb))]
+    _aligned_cosine_warnings(preps, names)
+    out = _layer_matrix(pa, pb, _aligned_cosine_pair)
+    cols = pa if pb is None else pb
+    skipped = [(i, j) for i, u in enumerate(pa) for j, v in enumerate(cols)
+               if math.isnan(out[i, j]) and not (u.zero or v.zero)]
+    if skipped:
+        i, j = skipped[0]
+        _warn_all_rows_skipped(len(skipped), f"layer {i} of a and layer {j} of "
+                               f"{'a' if pb is None else 'b'}")
+    return out
 
 
 def _batch_correlation_match(a, b, soft: bool = False):
     soft = check_bool("soft", soft)
     return _layer_matrix(
-        *_prepare(_unit_columns, a, b), lambda u, v: _correlation_match_pair(u, v, soft)
+        *_prepare(_unit_columns, a, b, "correlation_match", _ZERO_CORRELATION),
+        lambda u, v: _correlation_match_pair(u, v, soft),
     )
 
 

@@ -3,7 +3,32 @@ r"""CCA-based measures: mean CCA, SVCCA and PWCCA (MEASURES.md section 2).
 All three reduce to the canonical correlations of two centred representations: the singular
 values of :math:`Q_x^T Q_y`, where :math:`Q_x, Q_y` are orthonormal bases of the column spaces
 of :math:`X_c, Y_c` (Hotelling 1936). The numerics use NumPy and SciPy (LAPACK): QR, SVD
-(``gesdd``, retried with ``gesvd`` if it raises LinAlgError), ``eigh`` and Cholesky.
+(``gesdd``, retried with ``gesvd`` if it does not converge), ``eigh`` and Cholesky, all
+through :mod:`congruence._linalg` (one retry rule, errors that name the measure, the argument
+and the shape, and Ctrl-C for long calls).
+
+Data
+----
+*Dead units.* Columns that are constant (``congruence._validation.constant_columns``: dead
+ReLU units, the common case in real activations) are dropped first, with one
+``DegenerateDataWarning`` per call saying how many; the widths and ``m`` count the kept
+columns. A representation whose columns are all constant has identical rows: the canonical
+correlations are undefined and the value is ``nan`` with a warning.
+
+*Magnitude.* Each representation is first multiplied by a power of two that brings its
+largest entry into ``[0.5, 1)``. That is exact, and every measure here is invariant to
+isotropic scaling, so the value is bitwise the one of the unscaled data, for entries of any
+magnitude (float64 up to ``1e308``, float32 up to ``3.4e38``) without overflow or underflow.
+
+*Over-fitting.* When the kept widths satisfy :math:`p_1 + p_2 > n - 1` (``svcca``:
+:math:`k_X + k_Y > n - 1`), at least :math:`p_1 + p_2 - (n - 1)` canonical correlations are 1
+by construction; the value is returned with a ``DegenerateDataWarning``.
+
+*Regularisation* (``epsilon > 0``, as the ridge step of Raghu et al.'s ``cca_core``): each
+covariance block is divided by its largest absolute entry and ``epsilon I`` is added to the
+two within-set blocks, so rank-deficient (and, except for ``pwcca``'s weighting side, wide)
+inputs are allowed; the value is then no longer invariant to invertible linear maps (nor to
+rotations, which change the largest entry).
 
 Routes
 ------
@@ -67,8 +92,10 @@ from typing import Optional, Sequence
 import numpy as np
 import scipy.linalg as _la
 
+from congruence import _linalg
 from congruence._registry import register, set_batch
 from congruence._validation import check_choice, check_number, check_pair
+from congruence.errors import warn_degenerate
 
 __all__ = ["cca", "svcca", "pwcca"]
 
@@ -99,32 +126,56 @@ _REF_SURVEY = (
 )
 
 
+def _check_epsilon(epsilon) -> float:
+    return check_number("epsilon", epsilon, low=0.0)
+
+
 # --------------------------------------------------------------------------------------------
-# LAPACK wrappers
+# Degenerate data: dead units, identical rows, over-fitting
 # --------------------------------------------------------------------------------------------
 
 
-def _svd(a: np.ndarray, compute_uv: bool = True):
-    """Thin SVD (or singular values) with gesdd, falling back to gesvd if gesdd fails."""
-    try:
-        return _la.svd(a, full_matrices=False, compute_uv=compute_uv, check_finite=False,
-                       lapack_driver="gesdd")
-    except np.linalg.LinAlgError:
-        return _la.svd(a, full_matrices=False, compute_uv=compute_uv, check_finite=False,
-                       lapack_driver="gesvd")
+def _drop_dead(arrays: Sequence[np.ndarray], names: Sequence[str], measure: str
+               ) -> list[Optional[np.ndarray]]:
+    """Dead units dropped, with the warnings (see :func:`congruence._linalg.drop_dead_units`)."""
+    return _linalg.drop_dead_units(arrays, names, measure)
+
+
+def _warn_overfit(pairs: list[tuple[str, int, int, int]], measure: str, what: str) -> None:
+    """One warning for the pairs ``(label, w1, w2, n)`` with ``w1 + w2 > n - 1``."""
+    bad = [(lab, a, b, n) for lab, a, b, n in pairs if a + b > n - 1]
+    if not bad:
+        return
+    lab, a, b, n = bad[0]
+    more = f" (and {len(bad) - 1} more pair(s) of layers)" if len(bad) > 1 else ""
+    warn_degenerate(
+        f"{lab}: {what} = {a} + {b} = {a + b} > n - 1 = {n - 1}{more}: at least "
+        f"{a + b - (n - 1)} canonical correlation(s) are 1 by construction (over-fitting; "
+        f"exactly 1 when epsilon = 0), so {measure} is inflated; use more rows (examples) or "
+        "fewer columns"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Linear algebra helpers
+# --------------------------------------------------------------------------------------------
 
 
 def _centre(X: np.ndarray) -> np.ndarray:
-    """``X`` minus its column means, in float64; a constant column becomes exactly zero.
+    """``X`` times an exact power of two (largest entry in [0.5, 1)) minus its column means,
+    as a new float64 array. The scale is irrelevant: every measure here is invariant to it."""
+    Xs, _ = _linalg.pow2_scale(X)
+    Xs -= Xs.mean(axis=0)
+    return Xs
 
-    (Subtracting a rounded mean would leave ~1e-17 noise in a constant column, which a rank
-    test relative to the other columns might count as a direction.)
-    """
-    mean = X.mean(axis=0, dtype=np.float64)
-    const = X.max(axis=0) == X.min(axis=0)
-    if const.any():
-        mean[const] = X[0, const]
-    return np.subtract(X, mean, dtype=np.float64)
+
+def _gram(Xc: np.ndarray, measure: str, name: str) -> np.ndarray:
+    p = Xc.shape[1]
+    _linalg.check_matrix_fits(
+        p, p, f"the {p} x {p} covariance block of {name} in {measure}",
+        "reduce the width (drop or project columns, e.g. PCA) or use svcca",
+    )
+    return _linalg.matmul(Xc.T, Xc)
 
 
 def _in_range(G: np.ndarray) -> bool:
@@ -153,14 +204,14 @@ def _guarded_cholesky(G: np.ndarray) -> Optional[np.ndarray]:
     shifted = G.copy()
     shifted.flat[:: G.shape[0] + 1] -= tau
     try:
-        _la.cholesky(shifted, lower=True, overwrite_a=True, check_finite=False)
-        return _la.cholesky(G, lower=True, check_finite=False)
+        _linalg.cholesky(shifted)
+        return _linalg.cholesky(G)
     except np.linalg.LinAlgError:
         return None
 
 
 def _numerical_rank(s: np.ndarray, n: int, p: int) -> int:
-    """Number of singular values above ``s_max * max(n, p) * eps`` (MEASURES.md 2.1)."""
+    """Number of singular values above ``s_max * max(n, p) * eps``."""
     if s.size == 0 or s[0] <= 0.0:
         return 0
     return int(np.count_nonzero(s > s[0] * max(n, p) * _EPS))
@@ -173,22 +224,31 @@ def _numerical_rank(s: np.ndarray, n: int, p: int) -> int:
 
 @dataclass
 class _Basis:
-    """An orthonormal basis ``A @ W`` of a column space, with what PWCCA needs.
+    """A basis ``A @ W`` of a column space, with what PWCCA needs.
 
     ``A`` is ``(n, p)`` (the centred matrix, or ``Q`` / ``U`` of a decomposition). The
     whitening ``W`` is either ``None`` (``A`` is orthonormal), the lower Cholesky factor
-    ``L`` of ``A^T A`` (``W = L^{-T}``) or a dense ``(p, k)`` matrix.
+    ``L`` of ``A^T A`` (``W = L^{-T}``) or a dense ``(p, k)`` matrix. Without ``epsilon``,
+    ``A W`` is orthonormal.
 
     On PWCCA's weighting side, ``polar`` and ``rootp`` describe the centred matrix in the
     basis: ``Xc (Xc^T Xc)^{-1/2} = (A W) @ polar`` (``polar`` orthogonal) and
     ``Xc = (A W) @ rootp @ polar`` (``rootp`` symmetric; a 1-D array means a diagonal).
+
+    With ``epsilon > 0`` (``ridge``): ``A = Xc / sqrt(max|Xc^T Xc|)`` and ``W`` whitens with
+    ``(A^T A + epsilon I)`` (its Cholesky factor, or its symmetric inverse square root on
+    PWCCA's weighting side). ``shrink`` (svcca with ``epsilon``): the factors
+    ``sigma_i / sqrt(sigma_i^2 + epsilon)`` of the kept components, ``sigma_i = s_i / s_1``.
     """
 
     A: np.ndarray
+    name: str = "X"
     W: Optional[np.ndarray] = None
     chol: Optional[np.ndarray] = None
     polar: Optional[np.ndarray] = None
     rootp: Optional[np.ndarray] = None
+    ridge: bool = False
+    shrink: Optional[np.ndarray] = None
 
     @property
     def width(self) -> int:
@@ -196,12 +256,16 @@ class _Basis:
             return self.W.shape[1]
         return self.A.shape[1]
 
+    @property
+    def rows(self) -> int:
+        return self.A.shape[0]
+
     def left(self, C: np.ndarray) -> np.ndarray:
         """``W^T C``."""
         if self.chol is not None:
             return _la.solve_triangular(self.chol, C, lower=True, check_finite=False)
         if self.W is not None:
-            return self.W.T @ C
+            return _linalg.matmul(self.W.T, C)
         return C
 
     def right(self, C: np.ndarray) -> np.ndarray:
@@ -209,13 +273,16 @@ class _Basis:
         if self.chol is not None:
             return _la.solve_triangular(self.chol, C.T, lower=True, check_finite=False).T
         if self.W is not None:
-            return C @ self.W
+            return _linalg.matmul(C, self.W)
         return C
 
 
 def _cross(bx: _Basis, by: _Basis) -> np.ndarray:
     """``(A_x W_x)^T (A_y W_y)``: its singular values are the canonical correlations."""
-    return by.right(bx.left(bx.A.T @ by.A))
+    M = by.right(bx.left(_linalg.matmul(bx.A.T, by.A)))
+    if bx.shrink is not None:
+        M = bx.shrink[:, None] * M * by.shrink[None, :]
+    return M
 
 
 def _check_width(X: np.ndarray, name: str, measure: str) -> None:
@@ -225,7 +292,8 @@ def _check_width(X: np.ndarray, name: str, measure: str) -> None:
             f"{name} has shape {X.shape}: {measure} needs p <= n-1 = {n - 1} columns (a "
             f"centred matrix of {n} rows has rank at most n-1, so with more columns the "
             "canonical correlations are not defined); use svcca (which keeps the top "
-            "principal components) or cka for wide representations, or reduce the width"
+            "principal components) or cka for wide representations, pass epsilon > 0 "
+            "(regularised CCA), or reduce the width"
         )
 
 
@@ -233,46 +301,83 @@ def _rank_error(name: str, shape: tuple, rank: int) -> ValueError:
     return ValueError(
         f"{name} of shape {shape} does not have full column rank after centring: numerical "
         f"rank {rank} < {shape[1]} columns (tolerance s_max * max(n, p) * eps); it has "
-        "constant or collinear columns. Drop the constant/collinear columns (keep a linearly "
-        "independent subset) or use svcca, which keeps only the leading principal components"
+        "collinear columns (constant ones are dropped already). Drop the collinear columns "
+        "(keep a linearly independent subset), pass epsilon > 0 (regularised CCA), or use "
+        "svcca, which keeps only the leading principal components"
     )
 
 
-def _prepare_full(X: np.ndarray, name: str, symmetric: bool) -> _Basis:
-    """Centre ``X`` and build an orthonormal basis of its column space (cca / pwcca).
+def _prepare_ridge(X: np.ndarray, name: str, symmetric: bool, epsilon: float,
+                   measure: str) -> _Basis:
+    """The regularised basis of ``X`` (``epsilon > 0``): see :class:`_Basis`."""
+    Xc = _centre(X)
+    G = _gram(Xc, measure, name)
+    top = float(np.abs(G).max())
+    A = Xc / math.sqrt(top)
+    K = G / top
+    K.flat[:: K.shape[0] + 1] += epsilon
+    small = ValueError(
+        f"epsilon={epsilon!r} is too small to regularise {name} of shape {X.shape}: its "
+        "normalised covariance block plus epsilon I is not positive definite in float64; "
+        "use a larger epsilon (e.g. 1e-10)"
+    )
+    if symmetric:
+        lam, V = _linalg.eigh(K, measure=measure, argument=f"the regularised covariance of {name}")
+        if not lam[0] > 0.0:
+            raise small
+        return _Basis(A=A, name=name, W=_linalg.matmul(V / np.sqrt(lam), V.T), ridge=True)
+    try:
+        L = _linalg.cholesky(K)
+    except np.linalg.LinAlgError:
+        raise small from None
+    return _Basis(A=A, name=name, chol=L, ridge=True)
+
+
+def _prepare_full(X: np.ndarray, name: str, symmetric: bool, epsilon: float = 0.0,
+                  measure: str = "cca") -> _Basis:
+    """Centre ``X`` (constant columns already dropped) and build a basis of its column space
+    (cca / pwcca).
 
     ``symmetric=True`` also provides ``polar`` and ``rootp`` (PWCCA's weighting side).
-    Raises ValueError if the centred matrix is numerically rank deficient.
+    Raises ValueError if the centred matrix is numerically rank deficient (``epsilon = 0``).
     """
+    if epsilon > 0.0:
+        return _prepare_ridge(X, name, symmetric, epsilon, measure)
     n, p = X.shape
     Xc = _centre(X)
-    G = Xc.T @ Xc
+    G = _gram(Xc, measure, name)
     if symmetric:
-        lam, V = _la.eigh(G, check_finite=False, driver="evd") if _in_range(G) else (None, None)
+        lam, V = (
+            _linalg.eigh(G, measure=measure, argument=f"the covariance block of {name}")
+            if _in_range(G) else (None, None)
+        )
         if lam is not None and _well_conditioned(float(lam[0]), float(lam[-1])):
             # Xc = U diag(sq) V^T with U = Xc V / sq:  polar = V^T, rootp = diag(sq).
             sq = np.sqrt(lam)
-            return _Basis(A=Xc, W=V / sq, polar=np.ascontiguousarray(V.T), rootp=sq)
+            return _Basis(A=Xc, name=name, W=V / sq, polar=np.ascontiguousarray(V.T), rootp=sq)
     else:
         L = _guarded_cholesky(G)
         if L is not None:
-            return _Basis(A=Xc, chol=L)
+            return _Basis(A=Xc, name=name, chol=L)
     # QR route: ill-conditioned (or rank-deficient) Gram block.
-    Q, R = _la.qr(Xc, mode="economic", check_finite=False)
+    Q, R = _linalg.qr(Xc)
+    what = f"the R factor of the centred {name}"
     if symmetric:
-        Ur, s, Vhr = _svd(R)
+        Ur, s, Vhr = _linalg.svd(R, measure=measure, argument=what)
     else:
-        s = _svd(R, compute_uv=False)
+        s = _linalg.svd(R, measure=measure, argument=what, compute_uv=False)
     rank = _numerical_rank(s, n, p)
     if rank < p:
         raise _rank_error(name, X.shape, rank)
     if symmetric:
         # R = Ur S Vhr  =>  polar = R (R^T R)^{-1/2} = Ur Vhr, rootp = R polar^T = Ur S Ur^T.
-        return _Basis(A=Q, polar=Ur @ Vhr, rootp=(Ur * s) @ Ur.T)
-    return _Basis(A=Q)
+        return _Basis(A=Q, name=name, polar=_linalg.matmul(Ur, Vhr),
+                      rootp=_linalg.matmul(Ur * s, Ur.T))
+    return _Basis(A=Q, name=name)
 
 
-def _prepare_sv(X: np.ndarray, variance: float) -> Optional[_Basis]:
+def _prepare_sv(X: np.ndarray, variance: float, epsilon: float = 0.0,
+                name: str = "X") -> Optional[_Basis]:
     """Centre ``X`` and return an orthonormal basis of its top ``k`` principal components.
 
     ``None`` if the centred matrix is all zeros (SVCCA is then nan). The spectrum comes from
@@ -284,23 +389,39 @@ def _prepare_sv(X: np.ndarray, variance: float) -> Optional[_Basis]:
     if not Xc.any():
         return None
     wide = p > n
-    G = Xc @ Xc.T if wide else Xc.T @ Xc
+    if wide:
+        _linalg.check_matrix_fits(
+            n, n, f"the {n} x {n} Gram matrix of {name} in svcca",
+            "subsample the rows, or reduce the width first (e.g. a random projection)",
+        )
+        G = _linalg.matmul(Xc, Xc.T)
+    else:
+        G = _gram(Xc, "svcca", name)
     k = 0
+    what = f"the Gram matrix of the centred {name}"
     if _in_range(G):
-        lam, V = _la.eigh(G, check_finite=False, driver="evd")
+        lam, V = _linalg.eigh(G, measure="svcca", argument=what)
         lam, V = np.maximum(lam[::-1], 0.0), V[:, ::-1]
         k = _kept_gram_components(lam, variance)
     if k:
+        s = np.sqrt(lam[:k])
         if wide:  # Xc Xc^T = U S^2 U^T: V holds the left singular vectors themselves
-            return _Basis(A=np.ascontiguousarray(V[:, :k]))
-        # Xc^T Xc = V S^2 V^T: the basis U_k = Xc V_k / s_k is kept implicit.
-        return _Basis(A=Xc, W=V[:, :k] / np.sqrt(lam[:k]))
-    U, s, _ = _svd(Xc)
-    if variance >= 1.0:
-        k = _numerical_rank(s, n, p)
+            basis = _Basis(A=np.ascontiguousarray(V[:, :k]), name=name)
+        else:
+            # Xc^T Xc = V S^2 V^T: the basis U_k = Xc V_k / s_k is kept implicit.
+            basis = _Basis(A=Xc, name=name, W=V[:, :k] / s)
     else:
-        k = _components(s * s, variance)
-    return _Basis(A=np.ascontiguousarray(U[:, :k]))
+        U, s, _ = _linalg.svd(Xc, measure="svcca", argument=f"the centred {name}")
+        if variance >= 1.0:
+            k = _numerical_rank(s, n, p)
+        else:
+            k = _components(s * s, variance)
+        s = s[:k]
+        basis = _Basis(A=np.ascontiguousarray(U[:, :k]), name=name)
+    if epsilon > 0.0:
+        sigma = s / s[0]
+        basis.shrink = sigma / np.sqrt(sigma * sigma + epsilon)
+    return basis
 
 
 def _kept_gram_components(lam: np.ndarray, variance: float) -> int:
@@ -326,17 +447,22 @@ def _components(power: np.ndarray, variance: float) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _correlations(bx: _Basis, by: _Basis) -> np.ndarray:
+def _what(bx: _Basis, by: _Basis) -> str:
+    return f"the whitened cross-covariance of {bx.name} and {by.name}"
+
+
+def _correlations(bx: _Basis, by: _Basis, measure: str = "cca") -> np.ndarray:
     """Canonical correlations (descending, clipped to [0, 1])."""
-    return np.minimum(_svd(_cross(bx, by), compute_uv=False), 1.0)
+    s = _linalg.svd(_cross(bx, by), measure=measure, argument=_what(bx, by), compute_uv=False)
+    return np.minimum(s, 1.0)
 
 
-def _cca_value(bx: _Basis, by: _Basis, statistic: str) -> float:
+def _cca_value(bx: _Basis, by: _Basis, statistic: str, measure: str = "cca") -> float:
     """Mean canonical correlation, or mean squared one: ``||Qx^T Qy||_F^2 / m`` needs no SVD."""
     if statistic == "r2":
         M = _cross(bx, by)
         return min(float(np.vdot(M, M)) / min(M.shape), 1.0)
-    return float(np.mean(_correlations(bx, by)))
+    return float(np.mean(_correlations(bx, by, measure)))
 
 
 def _pw_value(z: _Basis, Wb: np.ndarray, rho: np.ndarray) -> float:
@@ -346,17 +472,23 @@ def _pw_value(z: _Basis, Wb: np.ndarray, rho: np.ndarray) -> float:
     The singular vectors of ``Sxx^{-1/2} Sxy Syy^{-1/2}`` are ``W = polar^T Wb``; the
     directions ``Dir = Zc W = (A W_z) (rootp Wb)`` have the R factor of the small matrix
     ``rootp Wb`` (``A W_z`` is orthonormal), and ``P^T Zc = R W^T = R Wb^T polar``.
+    With ``epsilon`` (``z.ridge``), ``Wb`` are the singular vectors themselves and the
+    directions ``Zc Wb`` are formed and orthonormalised explicitly.
     """
-    T = z.rootp[:, None] * Wb if z.rootp.ndim == 1 else z.rootp @ Wb
-    R = _la.qr(T, mode="r", check_finite=False)[0]
-    a = np.abs((R @ Wb.T) @ z.polar).sum(axis=1)
+    if z.ridge:
+        P = _linalg.qr(_linalg.matmul(z.A, Wb))[0]
+        a = np.abs(_linalg.matmul(P.T, z.A)).sum(axis=1)
+    else:
+        T = z.rootp[:, None] * Wb if z.rootp.ndim == 1 else _linalg.matmul(z.rootp, Wb)
+        R = _linalg.qr(T, mode="r")[0]
+        a = np.abs(_linalg.matmul(_linalg.matmul(R, Wb.T), z.polar)).sum(axis=1)
     return float(np.dot(a / a.sum(), rho))
 
 
 def _pw_pair(bx: _Basis, by: _Basis, both: bool = False) -> tuple[float, float]:
     """``(pwcca(X, Y), pwcca(Y, X))`` from one SVD; the second only if ``both`` (then both
     bases need ``polar`` and ``rootp``), else it is nan."""
-    U, s, Vh = _svd(_cross(bx, by))
+    U, s, Vh = _linalg.svd(_cross(bx, by), measure="pwcca", argument=_what(bx, by))
     rho = np.minimum(s, 1.0)
     px, py = bx.width, by.width
     xy = _pw_value(bx, U, rho) if px <= py else _pw_value(by, Vh.T, rho)
@@ -372,20 +504,46 @@ def _pw_pair(bx: _Basis, by: _Basis, both: bool = False) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------
 
 
+def _prepare_side(X: Optional[np.ndarray], name: str, measure: str, symmetric: bool,
+                  epsilon: float) -> Optional[_Basis]:
+    """``_prepare_full`` of a representation whose dead units are dropped (``None``: all were)."""
+    if X is None:
+        return None
+    if epsilon == 0.0:
+        _check_width(X, name, measure)
+    return _prepare_full(X, name, symmetric, epsilon, measure)
+
+
+def _check_pw_weighting_width(bx: _Basis, by: _Basis) -> None:
+    """pwcca with epsilon: the weighting (narrower) side needs at most n - 1 columns."""
+    z = bx if bx.width <= by.width else by
+    n = z.rows
+    if z.width > n - 1:
+        raise ValueError(
+            f"{z.name} has {z.width} (non-constant) columns: pwcca weights the canonical "
+            f"directions of the narrower representation, which needs at most n - 1 = {n - 1} "
+            "columns even with epsilon > 0; reduce its width or use cca / svcca"
+        )
+
+
+def _invariances_cca(p) -> tuple[str, ...]:
+    if p["epsilon"] > 0:  # the largest-entry normalisation changes under rotations
+        return ("isotropic_scaling", "translation", "permutation")
+    return ("orthogonal", "isotropic_scaling", "invertible_linear", "translation", "permutation")
+
+
 @register(
     family="cca",
     kind="similarity",
     summary="Mean canonical correlation, or mean squared CCA (Yanai's R^2)",
-    references=(_REF_HOTELLING, _REF_KORNBLITH, _REF_SURVEY),
+    references=(_REF_HOTELLING, _REF_KORNBLITH, _REF_RAGHU, _REF_SURVEY),
     symmetric=True,
-    invariances=(
-        "orthogonal", "isotropic_scaling", "invertible_linear", "translation", "permutation"
-    ),
+    invariances=_invariances_cca,
     bounds=(0.0, 1.0),
     min_rows=2,
-    variants=({}, {"statistic": "r2"}),
+    variants=({}, {"statistic": "r2"}, {"epsilon": 0.1}),
 )
-def cca(X, Y, statistic: str = "mean") -> float:
+def cca(X, Y, statistic: str = "mean", epsilon: float = 0.0) -> float:
     r"""Mean (squared) canonical correlation between two representations of the same inputs.
 
     With the columns centred, the canonical correlations
@@ -399,34 +557,48 @@ def cca(X, Y, statistic: str = "mean") -> float:
         \bar\rho = \frac1m \sum_{i=1}^m \rho_i \quad(\texttt{"mean"}), \qquad
         R^2_{CCA} = \frac1m \sum_{i=1}^m \rho_i^2 \quad(\texttt{"r2"}).
 
-    All :math:`m` coefficients are used. When :math:`p_1 + p_2 > n - 1`, at least
-    :math:`p_1 + p_2 - (n-1)` of them are exactly 1 (over-fitting); this is not an error.
+    All :math:`m` coefficients are used. Constant columns (dead units) are dropped first,
+    with a ``DegenerateDataWarning`` saying how many; :math:`p_1, p_2, m` count the kept
+    columns. When :math:`p_1 + p_2 > n - 1`, at least :math:`p_1 + p_2 - (n-1)` of the
+    coefficients are exactly 1 (over-fitting): the value comes with a warning.
+
+    With ``epsilon > 0`` (the ridge of Raghu et al.'s reference code) each covariance block
+    is divided by its largest absolute entry, :math:`S_{xx}' = S_{xx}/\max|S_{xx}|`,
+    :math:`S_{yy}'` alike, :math:`S_{xy}' = S_{xy} / \sqrt{\max|S_{xx}| \max|S_{yy}|}`, and
+    the :math:`\rho_i` are the singular values of
+    :math:`(S_{xx}' + \epsilon I)^{-1/2} S_{xy}' (S_{yy}' + \epsilon I)^{-1/2}`.
+    Collinear or wide (:math:`p > n - 1`) inputs are then allowed, and the value is no longer
+    invariant to invertible linear maps or rotations.
 
     Parameters
     ----------
     X : array-like of shape (n, p1)
     Y : array-like of shape (n, p2)
-        Row ``i`` of both is the same input example. Both need ``p <= n - 1`` and full
-        column rank after centring.
+        Row ``i`` of both is the same input example. Without ``epsilon``, both need
+        ``p <= n - 1`` kept columns and full column rank after centring.
     statistic : {"mean", "r2"}
         Mean canonical correlation, or mean squared canonical correlation (Yanai's
         generalized coefficient of determination, Kornblith et al. 2019).
+    epsilon : float >= 0
+        Ridge regularisation of the normalised within-set covariance blocks (0: none).
 
     Returns
     -------
     float
-        Similarity in [0, 1]. Never ``nan``: invalid data raise instead.
+        Similarity in [0, 1]; ``nan`` with a ``DegenerateDataWarning`` if ``X`` or ``Y`` has
+        identical rows (every column constant).
 
     Raises
     ------
     ValueError
-        If ``p1 > n - 1`` or ``p2 > n - 1``, or if a centred matrix is numerically rank
-        deficient (singular values below ``s_max * max(n, p) * eps``: constant or
-        collinear columns); use :func:`svcca` or ``cka`` for such data.
+        Without ``epsilon``: if more than ``n - 1`` columns are kept, or if a centred matrix
+        is numerically rank deficient (singular values below ``s_max * max(n, p) * eps``:
+        collinear columns); pass ``epsilon > 0``, or use :func:`svcca` or ``cka``.
 
     References
     ----------
-    Hotelling (1936), Biometrika; Kornblith et al. (2019), ICML.
+    Hotelling (1936), Biometrika; Kornblith et al. (2019), ICML; Raghu et al. (2017),
+    NeurIPS (the regularisation).
 
     Examples
     --------
@@ -439,33 +611,47 @@ def cca(X, Y, statistic: str = "mean") -> float:
     >>> x = np.array([[1.0], [2.0], [3.0], [4.0]]); y = np.array([[1.0], [3.0], [2.0], [4.0]])
     >>> round(cg.cca(x, y), 10)                   # one column each: |Pearson correlation|
     0.8
+    >>> round(cg.cca(X, np.hstack([X, X]), epsilon=1e-3), 4)   # collinear: needs epsilon
+    0.999
     """
     statistic = check_choice("statistic", statistic, _STATISTICS)
+    epsilon = _check_epsilon(epsilon)
     X, Y = check_pair(X, Y)
-    _check_width(X, "X", "cca")
-    _check_width(Y, "Y", "cca")
-    bx = _prepare_full(X, "X", symmetric=False)
-    by = _prepare_full(Y, "Y", symmetric=False)
+    Xk, Yk = _drop_dead((X, Y), ("X", "Y"), "cca")
+    bx = _prepare_side(Xk, "X", "cca", False, epsilon)
+    by = _prepare_side(Yk, "Y", "cca", False, epsilon)
+    if bx is None or by is None:
+        return math.nan
+    _warn_overfit([("X and Y", bx.width, by.width, X.shape[0])], "cca", "p1 + p2")
     return _cca_value(bx, by, statistic)
+
+
+def _invariances_svcca(p) -> tuple[str, ...]:
+    # variance=1 keeps the whole column space, where SVCCA is the mean CCA, which is
+    # invariant to invertible linear maps (unless regularised).
+    base = ("orthogonal", "isotropic_scaling", "translation", "permutation")
+    if p["variance"] == 1 and p["epsilon"] == 0:
+        return base + ("invertible_linear",)
+    return base
+
+
+def _svcca_value(bx: _Basis, by: _Basis, statistic: str) -> float:
+    return _cca_value(bx, by, statistic, "svcca")
 
 
 @register(
     family="cca",
     kind="similarity",
     summary="Singular vector CCA: mean CCA of the top principal components (SVCCA)",
-    references=(_REF_RAGHU, _REF_SURVEY),
+    references=(_REF_RAGHU, _REF_KORNBLITH, _REF_SURVEY),
     symmetric=True,
-    # variance=1 keeps the whole column space, where SVCCA is the mean CCA, which is
-    # invariant to invertible linear maps.
-    invariances=lambda p: (
-        ("orthogonal", "isotropic_scaling", "translation", "permutation")
-        + (("invertible_linear",) if p["variance"] == 1 else ())
-    ),
+    invariances=_invariances_svcca,
     bounds=(0.0, 1.0),
     min_rows=2,
-    variants=({}, {"variance": 0.5}, {"variance": 1.0}),
+    variants=({}, {"variance": 0.5}, {"variance": 1.0}, {"statistic": "r2"},
+              {"epsilon": 0.1}),
 )
-def svcca(X, Y, variance: float = 0.99) -> float:
+def svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float = 0.0) -> float:
     r"""Singular vector CCA: the mean CCA of the leading principal components.
 
     1. Centre the columns and take the thin SVD :math:`X_c = U S V^T`.
@@ -475,9 +661,18 @@ def svcca(X, Y, variance: float = 0.99) -> float:
     3. :math:`X' = U_{:, :k_X} S_{:k_X}` (the principal-component scores); :math:`Y'` alike.
     4. .. math::
 
-           \mathrm{SVCCA} = \frac{1}{\min(k_X, k_Y)} \sum_{i=1}^{\min(k_X, k_Y)} \rho_i(X', Y').
+           \mathrm{SVCCA} = \frac{1}{\min(k_X, k_Y)} \sum_{i=1}^{\min(k_X, k_Y)} \rho_i(X', Y')
 
-    No ridge is added. If :math:`k_X + k_Y > n - 1`, correlations become trivially 1.
+       (``statistic="mean"``), or the mean of the :math:`\rho_i^2` (``"r2"``, "SVCCA
+       :math:`R^2`" of Kornblith et al. 2019).
+
+    No ridge is added unless ``epsilon > 0``, which regularises the CCA step as in
+    :func:`cca`: with :math:`\sigma_i = s_i / s_1`, the :math:`\rho_i` are the singular
+    values of :math:`D_X U_{k_X}^T U_{k_Y} D_Y`,
+    :math:`D = \mathrm{diag}(\sigma_i / \sqrt{\sigma_i^2 + \epsilon})`.
+    Constant columns (dead units) are dropped first, with a warning. If
+    :math:`k_X + k_Y > n - 1`, correlations are 1 by construction (over-fitting): the value
+    comes with a ``DegenerateDataWarning``.
 
     Parameters
     ----------
@@ -486,17 +681,21 @@ def svcca(X, Y, variance: float = 0.99) -> float:
         Row ``i`` of both is the same input example; ``p`` may exceed ``n``.
     variance : float in (0, 1]
         Fraction of the variance the kept components explain.
+    statistic : {"mean", "r2"}
+        Mean canonical correlation of the kept components, or mean squared one.
+    epsilon : float >= 0
+        Ridge regularisation of the CCA step (0: none).
 
     Returns
     -------
     float
-        Similarity in [0, 1]; ``nan`` if ``X`` or ``Y`` is constant (its centred matrix is
-        all zeros).
+        Similarity in [0, 1]; ``nan`` with a ``DegenerateDataWarning`` if ``X`` or ``Y`` is
+        constant (every row identical).
 
     Raises
     ------
     ValueError
-        If ``variance`` is not in (0, 1].
+        If ``variance`` is not in (0, 1], ``statistic`` unknown or ``epsilon < 0``.
 
     References
     ----------
@@ -511,16 +710,23 @@ def svcca(X, Y, variance: float = 0.99) -> float:
     >>> Y = 5 * Z @ rng.standard_normal((3, 3)) + 1                      # the same 3 directions
     >>> round(cg.svcca(X, Y), 10)                # the 3 kept components of X span Y exactly
     1.0
-    >>> cg.svcca(X, np.ones((200, 2)))           # a constant representation
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     cg.svcca(X, np.ones((200, 2)))       # a constant representation (and a warning)
     nan
     """
     variance = check_number("variance", variance, low=0.0, high=1.0, low_open=True)
+    statistic = check_choice("statistic", statistic, _STATISTICS)
+    epsilon = _check_epsilon(epsilon)
     X, Y = check_pair(X, Y)
-    bx = _prepare_sv(X, variance)
-    by = _prepare_sv(Y, variance)
+    Xk, Yk = _drop_dead((X, Y), ("X", "Y"), "svcca")
+    bx = None if Xk is None else _prepare_sv(Xk, variance, epsilon, "X")
+    by = None if Yk is None else _prepare_sv(Yk, variance, epsilon, "Y")
     if bx is None or by is None:
         return math.nan
-    return float(np.mean(_correlations(bx, by)))
+    _warn_overfit([("X and Y", bx.width, by.width, X.shape[0])], "svcca", "k_X + k_Y")
+    return _svcca_value(bx, by, statistic)
 
 
 @register(
@@ -534,8 +740,9 @@ def svcca(X, Y, variance: float = 0.99) -> float:
     invariances=("isotropic_scaling", "translation", "permutation"),
     bounds=(0.0, 1.0),
     min_rows=2,
+    variants=({}, {"epsilon": 0.1}),
 )
-def pwcca(X, Y) -> float:
+def pwcca(X, Y, epsilon: float = 0.0) -> float:
     r"""Projection-weighted CCA: canonical correlations weighted by their share of the data.
 
     With :math:`S_{xx} = X_c^TX_c/(n-1)` etc. and the SVD
@@ -552,24 +759,40 @@ def pwcca(X, Y) -> float:
 
     Symmetric when :math:`p_1 \ne p_2`; when :math:`p_1 = p_2` the weights come from ``X``.
     If :math:`p_1 + p_2 > n - 1` several :math:`\rho_i` equal 1 and their singular vectors
-    are not unique, so the value depends on the LAPACK routine's choice among them.
+    are not unique, so the value depends on the LAPACK routine's choice among them (a
+    ``DegenerateDataWarning`` says so). Constant columns (dead units) are dropped first, with
+    a warning. ``epsilon > 0`` regularises the covariance blocks as in :func:`cca`.
+
+    Notes
+    -----
+    This definition centres the activations throughout: the directions and the weights use
+    :math:`Z = X_c`. The reference code of Morcos et al. (google/svcca) adds the neuron means
+    back before weighting and weights against the uncentred activations; on ReLU activations
+    (positive means) that moves the value by about 0.01-0.03, so values from that code are
+    not reproduced exactly. Centring makes the result independent of the signs of the
+    singular vectors and of a translation of the data.
 
     Parameters
     ----------
     X : array-like of shape (n, p1)
     Y : array-like of shape (n, p2)
-        Row ``i`` of both is the same input example. Both need ``p <= n - 1`` and full
-        column rank after centring.
+        Row ``i`` of both is the same input example. Without ``epsilon``, both need at most
+        ``n - 1`` kept columns and full column rank after centring; with it, the narrower one
+        still needs at most ``n - 1``.
+    epsilon : float >= 0
+        Ridge regularisation of the normalised within-set covariance blocks (0: none).
 
     Returns
     -------
     float
-        Similarity in [0, 1]. Never ``nan``: invalid data raise instead.
+        Similarity in [0, 1]; ``nan`` with a ``DegenerateDataWarning`` if ``X`` or ``Y`` has
+        identical rows.
 
     Raises
     ------
     ValueError
-        As :func:`cca`: ``p > n - 1`` or rank-deficient centred data.
+        As :func:`cca`: too many columns or rank-deficient centred data (without
+        ``epsilon``).
 
     References
     ----------
@@ -586,12 +809,20 @@ def pwcca(X, Y) -> float:
     >>> round(cg.pwcca(x, y), 10)                     # one column: |Pearson correlation|
     0.8
     """
+    epsilon = _check_epsilon(epsilon)
     X, Y = check_pair(X, Y)
-    _check_width(X, "X", "pwcca")
-    _check_width(Y, "Y", "pwcca")
-    x_weights = X.shape[1] <= Y.shape[1]
-    bx = _prepare_full(X, "X", symmetric=x_weights)
-    by = _prepare_full(Y, "Y", symmetric=not x_weights)
+    Xk, Yk = _drop_dead((X, Y), ("X", "Y"), "pwcca")
+    if Xk is not None and Yk is not None:
+        x_weights = Xk.shape[1] <= Yk.shape[1]
+    else:
+        x_weights = True
+    bx = _prepare_side(Xk, "X", "pwcca", x_weights, epsilon)
+    by = _prepare_side(Yk, "Y", "pwcca", not x_weights, epsilon)
+    if bx is None or by is None:
+        return math.nan
+    if epsilon > 0.0:
+        _check_pw_weighting_width(bx, by)
+    _warn_overfit([("X and Y", bx.width, by.width, X.shape[0])], "pwcca", "p1 + p2")
     return _pw_pair(bx, by)[0]
 
 
@@ -600,62 +831,87 @@ def pwcca(X, Y) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare_layers(prepare, a, b):
-    pa = [prepare(x, f"a[{i}]") for i, x in enumerate(a)]
-    pb = None if b is None else [prepare(y, f"b[{j}]") for j, y in enumerate(b)]
-    return pa, pb
+def _prepare_layers(prepare, a, b, measure: str):
+    """Dead units dropped (one warning for all layers), then ``prepare(x, name)`` per layer
+    (``None`` for a layer with identical rows)."""
+    a, b = list(a), None if b is None else list(b)
+    names = [f"a[{i}]" for i in range(len(a))] + (
+        [] if b is None else [f"b[{j}]" for j in range(len(b))])
+    kept = _drop_dead(a + ([] if b is None else b), names, measure)
+    prepared = [None if x is None else prepare(x, name) for x, name in zip(kept, names)]
+    return prepared[: len(a)], None if b is None else prepared[len(a):]
 
 
 def _matrix(pa, pb, value, symmetric: bool = True) -> np.ndarray:
-    """``value(pa[i], pb[j])`` for all pairs; with ``pb=None`` each unordered pair once."""
+    """``value(pa[i], pb[j])`` for all pairs (nan where a layer is ``None``); with
+    ``pb=None`` each unordered pair once."""
+
+    def safe(x, y):
+        return math.nan if x is None or y is None else value(x, y)
+
     if pb is not None:
-        return np.array([[value(x, y) for y in pb] for x in pa], dtype=np.float64)
+        return np.array([[safe(x, y) for y in pb] for x in pa], dtype=np.float64)
     L = len(pa)
     out = np.empty((L, L))
     for i in range(L):
         for j in range(i, L):
-            out[i, j] = out[j, i] = value(pa[i], pa[j])
+            out[i, j] = out[j, i] = safe(pa[i], pa[j])
     return out
 
 
+def _layer_overfit(pa, pb, measure: str, what: str) -> None:
+    cols = pa if pb is None else pb
+    pairs = [
+        (f"{x.name} x {y.name}", x.width, y.width, x.rows)
+        for i, x in enumerate(pa) for j, y in enumerate(cols)
+        if x is not None and y is not None and (pb is not None or j >= i)
+    ]
+    _warn_overfit(pairs, measure, what)
+
+
 def _cca_batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]],
-               statistic: str = "mean") -> np.ndarray:
+               statistic: str = "mean", epsilon: float = 0.0) -> np.ndarray:
     statistic = check_choice("statistic", statistic, _STATISTICS)
-
-    def prepare(x, name):
-        _check_width(x, name, "cca")
-        return _prepare_full(x, name, symmetric=False)
-
-    pa, pb = _prepare_layers(prepare, a, b)
+    epsilon = _check_epsilon(epsilon)
+    pa, pb = _prepare_layers(
+        lambda x, name: _prepare_side(x, name, "cca", False, epsilon), a, b, "cca")
+    _layer_overfit(pa, pb, "cca", "p1 + p2")
     return _matrix(pa, pb, lambda x, y: _cca_value(x, y, statistic))
 
 
 def _svcca_batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]],
-                 variance: float = 0.99) -> np.ndarray:
+                 variance: float = 0.99, statistic: str = "mean",
+                 epsilon: float = 0.0) -> np.ndarray:
     variance = check_number("variance", variance, low=0.0, high=1.0, low_open=True)
-    pa, pb = _prepare_layers(lambda x, name: _prepare_sv(x, variance), a, b)
+    statistic = check_choice("statistic", statistic, _STATISTICS)
+    epsilon = _check_epsilon(epsilon)
+    pa, pb = _prepare_layers(
+        lambda x, name: _prepare_sv(x, variance, epsilon, name), a, b, "svcca")
+    _layer_overfit(pa, pb, "svcca", "k_X + k_Y")
+    return _matrix(pa, pb, lambda x, y: _svcca_value(x, y, statistic))
 
-    def value(x, y):
+
+def _pwcca_batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]],
+                 epsilon: float = 0.0) -> np.ndarray:
+    epsilon = _check_epsilon(epsilon)
+    pa, pb = _prepare_layers(
+        lambda x, name: _prepare_side(x, name, "pwcca", True, epsilon), a, b, "pwcca")
+    _layer_overfit(pa, pb, "pwcca", "p1 + p2")
+
+    def pair(x, y, both=False):
         if x is None or y is None:
-            return math.nan
-        return float(np.mean(_correlations(x, y)))
+            return math.nan, math.nan
+        if epsilon > 0.0:
+            _check_pw_weighting_width(x, y)
+        return _pw_pair(x, y, both=both)
 
-    return _matrix(pa, pb, value)
-
-
-def _pwcca_batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]]) -> np.ndarray:
-    def prepare(x, name):
-        _check_width(x, name, "pwcca")
-        return _prepare_full(x, name, symmetric=True)
-
-    pa, pb = _prepare_layers(prepare, a, b)
     if pb is not None:
-        return np.array([[_pw_pair(x, y)[0] for y in pb] for x in pa], dtype=np.float64)
+        return np.array([[pair(x, y)[0] for y in pb] for x in pa], dtype=np.float64)
     L = len(pa)
     out = np.empty((L, L))
     for i in range(L):
         for j in range(i, L):
-            out[i, j], out[j, i] = _pw_pair(pa[i], pa[j], both=True)
+            out[i, j], out[j, i] = pair(pa[i], pa[j], both=True)
     return out
 
 
