@@ -189,13 +189,13 @@ def test_state_does_not_grow_with_n():
         acc.update(X[s : s + 100], Y[s : s + 100])
     assert _state_bytes(acc) == size
     # a pair: the (p1 + p2)^2 co-moments (XX, XY, YX, YY), 7 means (as shift + small part),
-    # 2 x 2 W, 2 x 7 G
-    assert size == 8 * (49 + 2 * 7 + 4 + 14)
+    # 7 column minima and maxima (the constant-column rule), 2 x 2 W, 2 x 7 G
+    assert size == 8 * (49 + 2 * 7 + 2 * 7 + 4 + 14)
     # layers a = (4, 2) against b = (3,): self blocks 16 + 4 + 9, cross 6 x 3, no a-a block
     lay = LayerAccumulator().update({"x": X[:5], "x2": X[:5, :2]}, {"y": Y[:5]})
     size = _state_bytes(lay)
     lay.update({"x": X, "x2": X[:, :2]}, {"y": Y})
-    assert _state_bytes(lay) == size == 8 * (16 + 4 + 9 + 18 + 2 * 9)
+    assert _state_bytes(lay) == size == 8 * (16 + 4 + 9 + 18 + 2 * 9 + 2 * 9)
 
 
 @pytest.mark.parametrize("debiased", [False, True])
