@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import congruence as cg
-from congruence.io import RowSource, open_layers, open_source, stream_layers
+from congruence.errors import LayerNotFoundError, UnreadableFileError
+from congruence.io import RowSource, load_layers, open_layers, open_source, stream_layers
 from reference_streaming import ref_minibatch_cka
 
 N = 230
@@ -67,7 +68,7 @@ def test_safetensors(tmp_path, layers):
     np.testing.assert_array_equal(one.read(0, 7), layers["h2"][:7])
     with pytest.raises(ValueError, match=r"holds 3 arrays .*pass key= to choose one"):
         open_source(path)
-    with pytest.raises(ValueError, match=r"has no array named 'h9'; it holds: 'h1', 'h2', 'h3'"):
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'h9' in '.*acts\.safetensors'; did you mean 'h3' or 'h2' or 'h1'\?"):
         open_layers(path, keys=["h9"])
 
 
@@ -182,8 +183,9 @@ def test_minibatch_options_errors(layers):
 def test_pickle_formats_refused(tmp_path, suffix):
     path = tmp_path / f"acts{suffix}"
     path.write_bytes(b"\x80\x04K\x01.")  # a pickle; never loaded
-    with pytest.raises(ValueError, match=r"pickle-based.*\.npy \(memory-mapped\), \.safetensors, HDF5 \(\.h5, \.hdf5\) and zarr"):
+    with pytest.raises(UnreadableFileError, match=r"pickle-based.*\.npy \(memory-mapped\), \.safetensors, HDF5 \(\.h5, \.hdf5\) and zarr") as info:
         open_source(path)
+    assert info.value.path == str(path) and str(path) in str(info.value)
     with pytest.raises(ValueError, match=r"pickle-based"):
         stream_layers({"x": path})
 
@@ -191,7 +193,7 @@ def test_pickle_formats_refused(tmp_path, suffix):
 def test_object_arrays_refused(tmp_path):
     obj = np.empty((3, 2), dtype=object)
     np.save(tmp_path / "obj.npy", obj, allow_pickle=True)
-    with pytest.raises(ValueError, match=r"holds an object array \(pickled Python objects\), which is pickle-based.*safetensors"):
+    with pytest.raises(UnreadableFileError, match=r"obj\.npy.*an object array \(pickled Python objects\) is pickle-based.*safetensors"):
         open_source(tmp_path / "obj.npy")
     with pytest.raises(ValueError, match=r"holds Python objects \(dtype object\), which is pickle-based"):
         open_source(obj)
@@ -204,8 +206,10 @@ def test_npz_and_unknown_formats_refused(tmp_path):
     (tmp_path / "a.csv").write_text("1,2\n")
     with pytest.raises(ValueError, match=r"has an unknown format \(\.csv\); expected \.npy"):
         open_layers(tmp_path / "a.csv")
-    with pytest.raises(ValueError, match=r"does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"no such file or folder: '.*missing\.npy'"):
         open_source(tmp_path / "missing.npy")
+    with pytest.raises(FileNotFoundError, match=r"missing\.h5"):
+        open_layers(tmp_path / "missing.h5")
     with pytest.raises(ValueError, match=r"cannot read rows from a int"):
         open_source(3)
     with pytest.raises(ValueError, match=r"has dtype <U1; expected real numbers"):
