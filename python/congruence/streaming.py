@@ -317,6 +317,13 @@ class _Moments:
         m = Z.shape[0]
         st.n, st.shift, st.mean = m, mu, c
         st.lo, st.hi = lo, hi
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
+            st._fill(Z, c, exact, m)
+        st._check_finite()
+        return st
+
+    def _fill(self, Z: np.ndarray, c: np.ndarray, exact: bool, m: int) -> None:
+        st, layout, debiased = self, self.layout, self.debiased
         if layout.full:
             st.caa = Z.T @ Z
         else:
@@ -337,8 +344,6 @@ class _Moments:
                 A[:, i] = np.einsum("ij,ij->i", z, z)
             st.W = A.T @ A
             st.G = A.T @ Z
-        st._check_finite()
-        return st
 
     def _check_finite(self) -> None:
         """ValueError if a co-moment overflowed float64 (the batch is then not added)."""
@@ -872,6 +877,16 @@ class LayerAccumulator(_Locked):
     def n(self) -> int:
         """The number of rows seen."""
         return 0 if self._state is None else self._state.n
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_measure"] = self._measure.name  # the registry entry is looked up again
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["_measure"] = get_measure(state["_measure"])
+        super().__setstate__(state)
 
     def update(self, a: Layers, b: Optional[Layers] = None) -> "LayerAccumulator":
         """Add one batch of every layer (``{layer: (m, p)}``); returns ``self``.
