@@ -240,7 +240,10 @@ def test_other_formats_are_read_through_io(tmp_path, layers, capsys):
     assert got.strip() == str(cg.compare_layers(dict(sorted(layers[0].items())))).strip()
 
 
-@pytest.mark.parametrize("option", [["--nope"], ["--digits", "x"], ["compare"], ["frobnicate"]])
+@pytest.mark.parametrize(
+    "option",
+    [["--nope"], ["--digits", "x"], ["--digits", "-1"], ["--digits", "1000000000"], ["compare"], ["frobnicate"]],
+)
 def test_bad_options(files, capsys, option):
     pa, _ = files
     argv = option if option[0] in ("compare", "frobnicate") else ["compare", str(pa)] + option

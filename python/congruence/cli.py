@@ -37,6 +37,9 @@ __all__ = ["main"]
 
 PROG = "congruence"
 
+#: more decimals than this print only noise (and a huge count would exhaust memory)
+_MAX_DIGITS = 20
+
 
 class CLIError(Exception):
     """An error in the user's input, reported as one line with exit code 2."""
@@ -172,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated layers of B to compare (default: all)",
     )
     c.add_argument("--out", "-o", metavar="PATH", help="also write the matrix as CSV")
-    c.add_argument("--digits", type=int, default=3, help="decimals printed (default 3)")
+    c.add_argument("--digits", type=int, default=3, help=f"decimals printed, 0 to {_MAX_DIGITS} (default 3)")
     c.set_defaults(func=_cmd_compare)
 
     ls = sub.add_parser("list", help="list the registered measures and their properties")
@@ -214,8 +217,12 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if getattr(args, "digits", 0) < 0:
-        print(f"{PROG}: error: --digits must be >= 0", file=sys.stderr)
+    if not 0 <= getattr(args, "digits", 0) <= _MAX_DIGITS:
+        print(
+            f"{PROG}: error: --digits must be between 0 and {_MAX_DIGITS} (a float64 holds "
+            f"17 significant digits), got {args.digits}",
+            file=sys.stderr,
+        )
         return 2
     try:
         return args.func(args)

@@ -216,7 +216,18 @@ class RowSource:
         return block if block.ndim == 2 else block.reshape(block.shape[0], -1)
 
     def _rows(self, start: int, stop: int, copy: bool = False) -> np.ndarray:
-        """``obj[start:stop]`` as numpy; a reader's failure becomes UnreadableFileError."""
+        """``obj[start:stop]`` as numpy; a reader's failure becomes UnreadableFileError.
+
+        Reads that allocate (every reader but an in-memory array) are checked against the
+        memory left first, so a file declaring a huge shape gets a MemoryError, not an abort.
+        """
+        if copy or not isinstance(self._obj, np.ndarray):
+            rows = max(0, min(stop, self.n) - max(start, 0))
+            check_fits(
+                rows * self.shape[1] * self.dtype.itemsize,
+                f"rows {start}:{stop} of {self.name}",
+                "read fewer rows at a time (a smaller batch_size)",
+            )
         try:
             rows = self._obj[start:stop]
             return np.array(rows, copy=True) if copy else np.asarray(rows)
@@ -343,7 +354,9 @@ def _npy_header(f: Any, path: Any, what: str = "", fortran: bool = False) -> tup
             shape, order_f, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"format version {version[0]}.{version[1]} is not supported")
-    except (ValueError, EOFError, SyntaxError, TypeError, UnicodeDecodeError, OverflowError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # ValueError, EOFError, SyntaxError, tokenize.TokenError, ...
         raise _unreadable(path, exc, f"{lead}not a valid .npy array") from None
     dtype = np.dtype(dtype)
     if dtype.hasobject:
