@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import shutil
+import signal
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -207,6 +209,111 @@ def test_error_subprocess_has_no_traceback(tmp_path):
     assert res.returncode == 2
     assert res.stdout == ""
     assert_one_line_error(res.stderr, "missing.npz")
+
+
+def test_unknown_layer_lists_close_names(files, capsys):
+    pa, pb = files
+    assert main(["compare", str(pa), "--layers", "l1,l_2"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "no layer named 'l_2'", "a.npz", "did you mean 'l2'")
+    assert main(["compare", str(pa), str(pb), "--layers-b", "m3"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "no layer named 'm3'", "b.npz")
+    assert main(["compare", str(pa), "--layers-b", "m1"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "--layers-b needs a second file B")
+    assert main(["compare", str(pa), "--layers", "l1,,l2"]) == 2
+    assert_one_line_error(capsys.readouterr().err, "comma-separated layer names")
+
+
+def test_layer_selection(files, layers, capsys):
+    pa, pb = files
+    assert main(["compare", str(pa), str(pb), "--layers", "l3,l1", "--layers-b", "m2"]) == 0
+    out = capsys.readouterr().out
+    want = cg.compare_layers({k: layers[0][k] for k in ("l3", "l1")}, {"m2": layers[1]["m2"]})
+    assert out.strip() == str(want).strip()
+
+
+def test_other_formats_are_read_through_io(tmp_path, layers, capsys):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "a.safetensors"
+    safetensors_numpy.save_file(dict(layers[0]), str(path))
+    assert main(["compare", str(path)]) == 0
+    got = capsys.readouterr().out
+    assert got.strip() == str(cg.compare_layers(dict(sorted(layers[0].items())))).strip()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--nope"], ["--digits", "x"], ["--digits", "-1"], ["--digits", "1000000000"], ["compare"], ["frobnicate"]],
+)
+def test_bad_options(files, capsys, option):
+    pa, _ = files
+    argv = option if option[0] in ("compare", "frobnicate") else ["compare", str(pa)] + option
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("congruence: error: ")
+
+
+def test_truncated_file_is_one_line(tmp_path, files, capsys):
+    pa, _ = files
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(pa.read_bytes()[:-200])
+    assert main(["compare", str(cut)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "cut.npz")
+    pt = tmp_path / "model.pt"
+    pt.write_bytes(b"\x80\x04K\x01.")
+    assert main(["compare", str(pt)]) == 2
+    assert_one_line_error(capsys.readouterr().err, "model.pt", "pickle-based")
+
+
+def test_keyboard_interrupt_is_exit_130(files, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cg, "compare_layers", interrupted)
+    assert main(["compare", str(files[0])]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "congruence: interrupted\n" and captured.out == ""
+
+
+def test_memory_error_is_one_line(files, capsys, monkeypatch):
+    def too_big(*args, **kwargs):
+        raise MemoryError("the 40 x 40 Gram matrix of cka needs about 9.00 GB; use minibatches")
+
+    monkeypatch.setattr(cg, "compare_layers", too_big)
+    assert main(["compare", str(files[0])]) == 1
+    assert_one_line_error(capsys.readouterr().err, "out of memory: the 40 x 40 Gram matrix")
+
+
+_SLOW_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import congruence
+    from congruence.cli import main
+
+    def slow(*args, **kwargs):
+        print("started", flush=True)
+        time.sleep(60)
+
+    congruence.compare_layers = slow
+    sys.exit(main(["compare", sys.argv[1]]))
+    """
+)
+
+
+def test_ctrl_c_in_a_real_process(files):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_CHILD, str(files[0])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert err == "congruence: interrupted\n"
 
 
 # ---------------------------------------------------------------- demo (trains two networks)

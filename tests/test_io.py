@@ -6,6 +6,7 @@ import doctest
 import importlib
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 
 import congruence as cg
-from congruence.io import RowSource, open_layers, open_source, stream_layers
+from congruence.errors import LayerNotFoundError, UnreadableFileError
+from congruence.io import RowSource, load_layers, open_layers, open_source, stream_layers
 from reference_streaming import ref_minibatch_cka
 
 N = 230
@@ -67,7 +69,7 @@ def test_safetensors(tmp_path, layers):
     np.testing.assert_array_equal(one.read(0, 7), layers["h2"][:7])
     with pytest.raises(ValueError, match=r"holds 3 arrays .*pass key= to choose one"):
         open_source(path)
-    with pytest.raises(ValueError, match=r"has no array named 'h9'; it holds: 'h1', 'h2', 'h3'"):
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'h9' in '.*acts\.safetensors'; did you mean 'h3' or 'h2' or 'h1'\?"):
         open_layers(path, keys=["h9"])
 
 
@@ -182,8 +184,9 @@ def test_minibatch_options_errors(layers):
 def test_pickle_formats_refused(tmp_path, suffix):
     path = tmp_path / f"acts{suffix}"
     path.write_bytes(b"\x80\x04K\x01.")  # a pickle; never loaded
-    with pytest.raises(ValueError, match=r"pickle-based.*\.npy \(memory-mapped\), \.safetensors, HDF5 \(\.h5, \.hdf5\) and zarr"):
+    with pytest.raises(UnreadableFileError, match=r"pickle-based.*\.npy \(memory-mapped\), \.safetensors, HDF5 \(\.h5, \.hdf5\) and zarr") as info:
         open_source(path)
+    assert info.value.path == str(path) and str(path) in str(info.value)
     with pytest.raises(ValueError, match=r"pickle-based"):
         stream_layers({"x": path})
 
@@ -191,7 +194,7 @@ def test_pickle_formats_refused(tmp_path, suffix):
 def test_object_arrays_refused(tmp_path):
     obj = np.empty((3, 2), dtype=object)
     np.save(tmp_path / "obj.npy", obj, allow_pickle=True)
-    with pytest.raises(ValueError, match=r"holds an object array \(pickled Python objects\), which is pickle-based.*safetensors"):
+    with pytest.raises(UnreadableFileError, match=r"obj\.npy.*an object array \(pickled Python objects\) is pickle-based.*safetensors"):
         open_source(tmp_path / "obj.npy")
     with pytest.raises(ValueError, match=r"holds Python objects \(dtype object\), which is pickle-based"):
         open_source(obj)
@@ -204,8 +207,10 @@ def test_npz_and_unknown_formats_refused(tmp_path):
     (tmp_path / "a.csv").write_text("1,2\n")
     with pytest.raises(ValueError, match=r"has an unknown format \(\.csv\); expected \.npy"):
         open_layers(tmp_path / "a.csv")
-    with pytest.raises(ValueError, match=r"does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"no such file or folder: '.*missing\.npy'"):
         open_source(tmp_path / "missing.npy")
+    with pytest.raises(FileNotFoundError, match=r"missing\.h5"):
+        open_layers(tmp_path / "missing.h5")
     with pytest.raises(ValueError, match=r"cannot read rows from a int"):
         open_source(3)
     with pytest.raises(ValueError, match=r"has dtype <U1; expected real numbers"):
@@ -262,6 +267,220 @@ def test_rowsource_blocks_and_close(layers):
         pass
     with pytest.raises(ValueError, match=r"h3 is closed"):
         src.read(0, 1)
+
+
+# --------------------------------------------------------------------------- bad files
+
+
+def _npy_bytes(a) -> bytes:
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def test_truncated_npy_names_the_file(tmp_path):
+    raw = _npy_bytes(np.arange(60.0).reshape(20, 3))
+    path = tmp_path / "cut.npy"
+    path.write_bytes(raw[:-10])
+    for call in (lambda: open_source(path), lambda: load_layers(path), lambda: stream_layers({"x": path})):
+        with pytest.raises(UnreadableFileError, match=r"cut\.npy.*truncated: the header declares shape \(20, 3\) of float64 \(480 bytes\), but the file holds only 470") as info:
+            call()
+        assert info.value.path == str(path) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"", "reading magic string"),
+        (b"\x93NUMPY\x01\x00garbage", "reading array header"),
+        (b"not an npy file at all", "not a valid .npy array"),
+        (b"\x93NUMPY\x07\x00\x10\x00{}              ", "format version 7.0"),
+    ],
+)
+def test_corrupted_npy_headers(tmp_path, content, fragment):
+    path = tmp_path / "bad.npy"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableFileError, match=re.escape(fragment)) as info:
+        open_layers(path)
+    assert info.value.path == str(path)
+
+
+def test_npy_header_larger_than_the_file_is_refused_before_allocation(tmp_path):
+    import tracemalloc
+
+    raw = _npy_bytes(np.zeros((20, 3)))
+    big = raw.replace(b"(20, 3)", b"(9000000, 3000)")  # 216 GB declared, 480 bytes held
+    path = tmp_path / "liar.npy"
+    path.write_bytes(big)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UnreadableFileError, match=r"truncated: the header declares shape \(9000000, 3000\)"):
+            open_layers(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # nothing near the declared size was allocated
+
+
+def test_npz_members_are_checked(tmp_path):
+    import zipfile
+
+    arr = np.arange(60.0).reshape(20, 3)
+    good = tmp_path / "good.npz"
+    np.savez(good, h1=arr, h2=arr[:, :2])
+    got = load_layers(good)
+    assert list(got) == ["h1", "h2"] and np.array_equal(got["h1"], arr)
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'h3' .*did you mean 'h2' or 'h1'"):
+        load_layers(good, ["h1", "h3"])
+    # a member whose header declares more rows than it holds (same header length)
+    liar = tmp_path / "liar.npz"
+    with zipfile.ZipFile(liar, "w") as zf:
+        zf.writestr("h.npy", _npy_bytes(arr).replace(b"(20, 3)", b"(99, 3)"))
+    with pytest.raises(UnreadableFileError, match=r"member 'h' is truncated: its header declares shape \(99, 3\)"):
+        load_layers(liar)
+    # corrupted compressed data
+    packed = tmp_path / "packed.npz"
+    np.savez_compressed(packed, h=np.random.default_rng(0).standard_normal((200, 5)))
+    raw = bytearray(packed.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF
+    packed.write_bytes(bytes(raw))
+    with pytest.raises(UnreadableFileError, match=r"packed\.npz"):
+        load_layers(packed)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"PK but not really a zip")
+    with pytest.raises(UnreadableFileError, match=r"not an \.npz archive .*np\.savez"):
+        load_layers(junk)
+
+
+def test_object_npz_is_refused_naming_the_safe_formats(tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, layer=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(UnreadableFileError, match=r"obj\.npz.*object array \(pickled Python objects\) is pickle-based.*\.safetensors, HDF5"):
+        load_layers(path)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".pkl"])
+def test_load_layers_never_unpickles(tmp_path, suffix, monkeypatch):
+    import pickle
+
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(pickle.dumps({"h": [1.0, 2.0]}))
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: pytest.fail("pickle.load was called"))
+    with pytest.raises(UnreadableFileError, match=r"pickle-based"):
+        load_layers(path)
+
+
+def _safetensors_bytes(tmp_path, arrays):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "tmp.safetensors"
+    safetensors_numpy.save_file(arrays, str(path))
+    return path.read_bytes()
+
+
+def test_safetensors_bad_headers_name_the_file(tmp_path):
+    raw = _safetensors_bytes(tmp_path, {"x": np.ones((20, 3))})
+    (hlen,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + hlen])
+    cases = {
+        "oversized": struct.pack("<Q", 10**12) + raw[8:],
+        "malformed": raw[:8] + b"[" + b"x" * (hlen - 1) + raw[8 + hlen :],
+        "truncated": raw[: 8 + hlen + 20],
+    }
+    header["x"]["data_offsets"] = [0, 10**9]  # points far beyond the data
+    lying = json.dumps(header).encode()
+    cases["offsets"] = struct.pack("<Q", len(lying)) + lying + raw[8 + hlen :]
+    for name, content in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(content)
+        for call in (lambda: open_layers(path), lambda: load_layers(path), lambda: stream_layers(path)):
+            with pytest.raises(UnreadableFileError, match=re.escape(str(path))) as info:
+                call()
+            assert info.value.path == str(path), name
+            assert "SafetensorError" in str(info.value), name
+
+
+def test_hdf5_and_zarr_errors_name_the_file(tmp_path):
+    h5 = tmp_path / "junk.h5"
+    h5.write_bytes(b"this is not HDF5" * 10)
+    with pytest.raises(UnreadableFileError, match=r"junk\.h5.*not a readable HDF5 file: OSError"):
+        load_layers(h5)
+    zarr = pytest.importorskip("zarr")
+    store = tmp_path / "g.zarr"
+    group = zarr.open_group(str(store), mode="w")
+    group.create_array("x", shape=(20, 3), dtype="f8")[:] = np.ones((20, 3))
+    (store / "zarr.json").write_text("{not json")
+    with pytest.raises(UnreadableFileError, match=r"g\.zarr.*not a readable zarr"):
+        load_layers(store)
+
+
+def test_a_read_that_fails_midway_names_the_file():
+    class Flaky:
+        shape, dtype = (100, 3), np.dtype("float64")
+
+        def __getitem__(self, rows):
+            if rows.start >= 50:
+                raise OSError("Can't read data (inflate() failed)")
+            return np.ones((rows.stop - rows.start, 3))
+
+    src = RowSource(Flaky(), "acts.h5::x", path="acts.h5")
+    with pytest.raises(UnreadableFileError, match=r"'acts\.h5': reading rows 50:75 of acts\.h5::x: OSError: Can't read data") as info:
+        list(src.blocks(25))
+    assert info.value.path == "acts.h5"
+    # an in-memory source has no file to name: its error passes through unchanged
+    bare = RowSource(Flaky(), "flaky")
+    with pytest.raises(OSError, match=r"inflate"):
+        bare.read(60, 70)
+
+
+def test_unknown_keys_list_close_names(tmp_path, layers):
+    for k, v in layers.items():
+        np.save(tmp_path / f"{k}.npy", v)
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'h4' in folder .*did you mean") as info:
+        open_layers(tmp_path, ["h1", "h4"])
+    assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
+    with pytest.raises(LayerNotFoundError, match=r"'hidden1'"):
+        open_source(tmp_path / "h1.npy", key="hidden1")
+
+
+# --------------------------------------------------------------------------- read-only sources
+
+
+def test_read_only_arrays_and_memmaps_are_never_written(tmp_path, layers):
+    ro = {k: v.copy() for k, v in layers.items()}
+    for v in ro.values():
+        v.flags.writeable = False  # any write raises
+    _check(stream_layers(ro, batch_size=64), _want(layers))
+    for k, v in layers.items():
+        np.save(tmp_path / f"{k}.npy", v)
+    before = {k: (tmp_path / f"{k}.npy").read_bytes() for k in layers}
+    maps = {k: np.load(tmp_path / f"{k}.npy", mmap_mode="r") for k in layers}
+    _check(stream_layers(maps, batch_size=64), _want(layers))
+    _check(stream_layers(tmp_path, batch_size=64, debiased=True), _want(layers, debiased=True))
+    assert {k: (tmp_path / f"{k}.npy").read_bytes() for k in layers} == before
+    mapped = load_layers(tmp_path)  # .npy comes back as a read-only view of the map, no copy
+    assert all(not v.flags.writeable and not v.flags.owndata for v in mapped.values())
+    assert all(np.array_equal(mapped[k], layers[k]) for k in layers)
+
+
+def test_streaming_safetensors_copies_one_block_at_a_time(tmp_path):
+    import tracemalloc
+
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    rng = np.random.default_rng(3)
+    rows, p = 20_000, 100  # 16 MB per tensor
+    path = tmp_path / "big.safetensors"
+    safetensors_numpy.save_file({"a": rng.standard_normal((rows, p)), "b": rng.standard_normal((rows, p))}, str(path))
+    tracemalloc.start()
+    try:
+        res = stream_layers(path, batch_size=1000, prefetch=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    one = rows * p * 8  # a full copy of either tensor would need this much
+    assert peak < one / 2, f"peak {peak / 2**20:.1f} MiB while streaming 2 x {one / 2**20:.0f} MiB"
+    assert res.values.shape == (2, 2) and abs(res["a", "b"]) < 0.01
 
 
 # --------------------------------------------------------------------------- memory

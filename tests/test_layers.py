@@ -11,7 +11,8 @@ import pytest
 
 import congruence as cg
 from congruence.compare import _pairwise
-from congruence.results import LayerComparison
+from congruence.errors import LayerNotFoundError
+from congruence.results import LayerComparison, find_layer, layer_not_found
 
 N = 80
 
@@ -238,6 +239,31 @@ def test_indexing(cross):
             assert v == res.values[i, j]
             assert v == pytest.approx(cg.cka(a[r], b[c]), abs=1e-10)
     assert res["h2", "copy_h2"] == pytest.approx(1.0, abs=1e-10)
+
+
+def test_unknown_layer_names_list_close_names(cross):
+    _, _, res = cross
+    with pytest.raises(LayerNotFoundError, match=r"^no layer named 'h_2' in the rows; did you mean 'h2'") as info:
+        res["h_2", "copy_h2"]
+    assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'copy_h3' in the columns; did you mean 'copy_h2' or 'copy_h1'\?"):
+        res["h2", "copy_h3"]
+    # nothing close: every name is listed
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'zzz' in the columns; the layers are: 'copy_h2', 'noise', 'copy_h1'"):
+        res["h1", "zzz"]
+    with pytest.raises(KeyError, match=r"pair of layer names"):
+        res["h1"]
+    with pytest.raises(KeyError, match=r"no layer named 0"):
+        res[0, 0]  # positions are not names: use res.values[i, j]
+
+
+def test_layer_not_found_message_lists_at_most_twenty_names():
+    names = [f"block{i:02d}.attn" for i in range(30)]
+    err = layer_not_found("qqq", names, "the model")
+    text = str(err)
+    assert text.startswith("no layer named 'qqq' in the model; the layers are: 'block00.attn'")
+    assert "'block19.attn' and 10 more" in text and "block20" not in text
+    assert find_layer("block07.attn", names, "the model") == 7
 
 
 def test_best_match(cross):

@@ -12,9 +12,12 @@ import doctest
 import importlib
 import math
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
+import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 
 import congruence as cg
 import congruence.streaming as streaming
+from congruence.errors import DegenerateDataWarning, LayerNotFoundError
 from congruence.results import LayerComparison
 from congruence.streaming import (
     CKAAccumulator,
@@ -189,13 +193,13 @@ def test_state_does_not_grow_with_n():
         acc.update(X[s : s + 100], Y[s : s + 100])
     assert _state_bytes(acc) == size
     # a pair: the (p1 + p2)^2 co-moments (XX, XY, YX, YY), 7 means (as shift + small part),
-    # 2 x 2 W, 2 x 7 G
-    assert size == 8 * (49 + 2 * 7 + 4 + 14)
+    # 7 column minima and maxima (the constant-column rule), 2 x 2 W, 2 x 7 G
+    assert size == 8 * (49 + 2 * 7 + 2 * 7 + 4 + 14)
     # layers a = (4, 2) against b = (3,): self blocks 16 + 4 + 9, cross 6 x 3, no a-a block
     lay = LayerAccumulator().update({"x": X[:5], "x2": X[:5, :2]}, {"y": Y[:5]})
     size = _state_bytes(lay)
     lay.update({"x": X, "x2": X[:, :2]}, {"y": Y})
-    assert _state_bytes(lay) == size == 8 * (16 + 4 + 9 + 18 + 2 * 9)
+    assert _state_bytes(lay) == size == 8 * (16 + 4 + 9 + 18 + 2 * 9 + 2 * 9)
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -235,10 +239,14 @@ def test_constant_representation_gives_nan(debiased):
     X = np.ones((10, 3))
     Y = np.arange(20.0).reshape(10, 2) ** 2
     acc = CKAAccumulator(debiased=debiased).update(X[:4], Y[:4]).update(X[4:], Y[4:])
-    assert math.isnan(acc.value())
-    assert math.isnan(cg.cka(X, Y, debiased=debiased))
+    with pytest.warns(DegenerateDataWarning, match=r"X has zero variance"):
+        assert math.isnan(acc.value())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        assert math.isnan(cg.cka(X, Y, debiased=debiased))
     hs = HSICAccumulator(unbiased=debiased).update(X, Y)
-    assert hs.value() == pytest.approx(0.0, abs=1e-12)
+    with pytest.warns(DegenerateDataWarning, match=r"X has zero variance.*hsic is 0"):
+        assert hs.value() == 0.0
 
 
 def test_update_errors():
@@ -376,8 +384,12 @@ def test_layers_errors():
 
 def test_layers_constant_layer_nan():
     a = {"c": np.full((12, 2), 3.0), "v": np.arange(24.0).reshape(12, 2) ** 1.5}
-    res = LayerAccumulator().update({k: v[:5] for k, v in a.items()}).update({k: v[5:] for k, v in a.items()}).result()
-    want = cg.compare_layers(a)
+    acc = LayerAccumulator().update({k: v[:5] for k, v in a.items()}).update({k: v[5:] for k, v in a.items()})
+    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance"):
+        res = acc.result()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        want = cg.compare_layers(a)
     assert np.isnan(res.values[0]).all() and np.isnan(res.values[:, 0]).all()
     assert np.isnan(want.values[0, 1])
     assert res["v", "v"] == pytest.approx(1.0)
@@ -455,8 +467,9 @@ def test_minibatch_merge_and_nan():
     p = MinibatchCKA().update({k: v[:20] for k, v in a.items()})
     q = MinibatchCKA().update({k: v[20:] for k, v in a.items()})
     whole = MinibatchCKA().update({k: v[:20] for k, v in a.items()}).update({k: v[20:] for k, v in a.items()})
-    merged = p.merge(q).result()
-    np.testing.assert_array_equal(np.isnan(merged.values), np.isnan(whole.result().values))
+    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance within every batch"):
+        merged = p.merge(q).result()
+        np.testing.assert_array_equal(np.isnan(merged.values), np.isnan(whole.result().values))
     assert p.batches == 2 and p.n == 40
     assert np.isnan(merged["c", "v"]) and merged["v", "v"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"other compares layers"):
@@ -536,6 +549,334 @@ def test_peak_memory_bounded_over_a_million_rows():
     assert grown_mib < 40, f"peak memory grew by {grown_mib:.1f} MiB while streaming"
     assert grown_mib < held_mib / 9
     assert 0.2 < float(value) < 0.9
+
+
+# --------------------------------------------------------------------------- threads
+#
+# Eight threads share one accumulator. Every update must count: the row count must be exact,
+# and the value equal to the serial one up to the order of the floating-point merges. The
+# merges add centred co-moments (positive terms for the self blocks) and a rank-one
+# correction, each adding a relative rounding of a few eps per step; over the ~400 merges here
+# a different order moves the value by at most ~400 * 4 * 1.1e-16 ~ 2e-13 relative. rtol=1e-11
+# leaves that margin while a single lost batch (1/400 of the rows) moves CKA by ~1e-3.
+
+_THREADS = 8
+
+
+def _threaded(work, n_threads=_THREADS):
+    """Run ``work(k)`` for k = 0..n_threads-1 in threads started together; re-raise errors."""
+    barrier = threading.Barrier(n_threads)
+    errors = []
+
+    def run(k):
+        try:
+            barrier.wait()
+            work(k)
+        except BaseException as exc:  # reported in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _thread_data(n=3000, p=24, seed=40):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)) + 2.0
+    Y = np.tanh(X @ rng.standard_normal((p, p))) + 0.3 * rng.standard_normal((n, p))
+    return X, Y
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize("cls", [CKAAccumulator, HSICAccumulator])
+def test_pair_accumulator_shared_by_threads(cls, debiased):
+    X, Y = _thread_data()
+    bounds = [(s, s + 10) for s in range(0, X.shape[0], 10)]  # 300 batches of 10 rows
+    serial = cls(debiased)
+    for s, e in bounds:
+        serial.update(X[s:e], Y[s:e])
+    for trial in range(3):
+        shared = cls(debiased)
+        _threaded(lambda k: [shared.update(X[s:e], Y[s:e]) for s, e in bounds[k::_THREADS]])
+        assert shared.n == X.shape[0] == 3000
+        assert shared.value() == pytest.approx(serial.value(), rel=1e-11, abs=0)
+
+
+def test_layer_accumulator_shared_by_threads():
+    X, Y = _thread_data(seed=41)
+    a = {"x": X, "x2": X[:, :7] ** 2}
+    b = {"y": Y}
+    bounds = [(s, s + 8) for s in range(0, X.shape[0], 8)]
+    serial = LayerAccumulator("cka", debiased=True)
+    for s, e in bounds:
+        serial.update({k: v[s:e] for k, v in a.items()}, {k: v[s:e] for k, v in b.items()})
+    shared = LayerAccumulator("cka", debiased=True)
+    _threaded(
+        lambda k: [
+            shared.update({q: v[s:e] for q, v in a.items()}, {q: v[s:e] for q, v in b.items()})
+            for s, e in bounds[k::_THREADS]
+        ]
+    )
+    assert shared.n == 3000
+    np.testing.assert_allclose(shared.result().values, serial.result().values, rtol=1e-11, atol=0)
+
+
+def test_minibatch_shared_by_threads():
+    X, Y = _thread_data(seed=42)
+    bounds = batch_bounds(X.shape[0], 32)
+    serial = MinibatchCKA()
+    for s, e in bounds:
+        serial.update({"x": X[s:e]}, {"y": Y[s:e]})
+    shared = MinibatchCKA()
+    _threaded(lambda k: [shared.update({"x": X[s:e]}, {"y": Y[s:e]}) for s, e in bounds[k::_THREADS]])
+    assert (shared.n, shared.batches) == (serial.n, serial.batches) == (3000, len(bounds))
+    # a sum of per-batch terms in another order: relative differences of a few eps per term
+    np.testing.assert_allclose(shared.result().values, serial.result().values, rtol=1e-11, atol=0)
+
+
+def test_concurrent_merges_and_reads():
+    X, Y = _thread_data(seed=43)
+    bounds = [(s, s + 50) for s in range(0, X.shape[0], 50)]
+    parts = [CKAAccumulator().update(X[s:e], Y[s:e]) for s, e in bounds]
+    total = CKAAccumulator()
+    seen = []
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            if total.n >= 2:
+                v = total.value()
+                seen.append(v)
+                assert 0.0 <= v <= 1.0
+
+    r = threading.Thread(target=reader)
+    r.start()
+    try:
+        _threaded(lambda k: [total.merge(p) for p in parts[k::_THREADS]])
+    finally:
+        stop.set()
+        r.join()
+    assert total.n == 3000
+    assert total.value() == pytest.approx(cg.cka(X, Y), rel=1e-11, abs=0)
+    assert all(p.n == 50 for p in parts)  # merged accumulators are unchanged
+
+
+def test_accumulators_copy_and_pickle_with_their_lock():
+    X, Y = _pair(40)
+    for acc in (
+        CKAAccumulator(debiased=True).update(X, Y),
+        LayerAccumulator().update({"x": X}),
+        MinibatchCKA().update({"x": X}),
+    ):
+        for twin in (acc.copy(), pickle.loads(pickle.dumps(acc))):
+            assert twin._lock is not acc._lock
+            a, b = twin.value(), acc.value()
+            if isinstance(a, LayerComparison):
+                a, b = a.values, b.values
+            np.testing.assert_array_equal(a, b)
+
+
+# --------------------------------------------------------------------------- interruption
+
+
+def _interrupt_once(monkeypatch, name):
+    """Make ``streaming.<name>`` raise KeyboardInterrupt on its next call (midway in an
+    update: the batch's products are done, the combination with the state has begun)."""
+    real = getattr(streaming, name)
+    calls = {"n": 0}
+
+    def boom(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(streaming, name, boom)
+    return calls
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_interrupted_update_leaves_pair_accumulator_unchanged(monkeypatch, debiased):
+    X, Y = _pair(300, 6, 4, seed=50, offset=3.0)
+    acc = CKAAccumulator(debiased).update(X[:100], Y[:100])
+    before = (acc.n, acc.value(), acc.hsic())
+    calls = _interrupt_once(monkeypatch, "_rank1")
+    with pytest.raises(KeyboardInterrupt):
+        acc.update(X[100:200], Y[100:200])
+    assert calls["n"] == 1  # interrupted inside the combination
+    assert (acc.n, acc.value(), acc.hsic()) == before
+    # the next updates give exactly what an accumulator that never saw the batch gives
+    acc.update(X[200:], Y[200:])
+    clean = CKAAccumulator(debiased).update(X[:100], Y[:100]).update(X[200:], Y[200:])
+    assert (acc.n, acc.value(), acc.hsic()) == (clean.n, clean.value(), clean.hsic())
+
+
+def test_interrupted_update_and_bad_batches_leave_layers_unchanged(monkeypatch):
+    a = _model(200, seed=51)
+    first = {k: v[:80] for k, v in a.items()}
+    acc = LayerAccumulator("hsic", unbiased=True).update(first)
+    before = acc.result().values.copy()
+    _interrupt_once(monkeypatch, "_rank1")
+    with pytest.raises(KeyboardInterrupt):
+        acc.update({k: v[80:] for k, v in a.items()})
+    np.testing.assert_array_equal(acc.result().values, before)
+    bad = {k: v[80:].copy() for k, v in a.items()}
+    bad["l1"][3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite"):
+        acc.update(bad)
+    renamed = {("l_1" if k == "l1" else k): v[80:] for k, v in a.items()}
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'l_1' .*did you mean 'l1'"):
+        acc.update(renamed)
+    assert acc.n == 80
+    np.testing.assert_array_equal(acc.result().values, before)
+
+
+def test_interrupted_minibatch_update_leaves_it_unchanged(monkeypatch):
+    X, Y = _pair(120, seed=52)
+    acc = MinibatchCKA().update({"x": X[:40]}, {"y": Y[:40]})
+    before = acc.result().values.copy()
+    _interrupt_once(monkeypatch, "_add_sums")
+    with pytest.raises(KeyboardInterrupt):
+        acc.update({"x": X[40:80]}, {"y": Y[40:80]})
+    assert (acc.n, acc.batches) == (40, 1)
+    np.testing.assert_array_equal(acc.result().values, before)
+    with pytest.raises(ValueError, match=r"the batch has 3 row\(s\)"):
+        acc.update({"x": X[80:83]}, {"y": Y[80:83]})
+    assert (acc.n, acc.batches) == (40, 1)
+
+
+# --------------------------------------------------------------------------- extreme values
+#
+# float32 inputs are the values they hold: the target is the formula evaluated in float64 on
+# those values (reference_streaming centres in float64, then builds the Gram matrices).
+
+
+def _extreme(kind, n=240, seed=60):
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((n, 8))
+    W = np.tanh(Z @ rng.standard_normal((8, 5))) + 0.7 * rng.standard_normal((n, 5))
+    if kind == "huge":
+        return (Z * 1e20).astype(np.float32), W.astype(np.float32)
+    if kind == "huge_both":
+        return (Z * 1e20).astype(np.float32), (W * 3e18).astype(np.float32)
+    # per-feature offsets of 1e4: float32 keeps ~3 decimals of the unit-scale signal
+    return (Z + 1e4).astype(np.float32), (W - 1e4 * rng.uniform(0.5, 1, 5)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["huge", "huge_both", "offset"])
+@pytest.mark.parametrize("debiased", [False, True])
+def test_float32_extremes_equal_float64_formula(kind, debiased):
+    X, Y = _extreme(kind)
+    want_cka = ref_linear_cka(X, Y, debiased=debiased)
+    want_hsic = ref_linear_hsic(X, Y, unbiased=debiased)
+    assert 0.05 < want_cka < 0.99  # not a trivial value
+    cka_acc, hsic_acc = CKAAccumulator(debiased), HSICAccumulator(debiased)
+    layers = LayerAccumulator("cka", debiased=debiased)
+    for s in range(0, X.shape[0], 70):  # ragged: 70, 70, 70, 30
+        cka_acc.update(X[s : s + 70], Y[s : s + 70])
+        hsic_acc.update(X[s : s + 70], Y[s : s + 70])
+        layers.update({"x": X[s : s + 70]}, {"y": Y[s : s + 70]})
+    assert cka_acc.value() == pytest.approx(want_cka, rel=1e-6, abs=0)
+    assert hsic_acc.value() == pytest.approx(want_hsic, rel=1e-6, abs=0)
+    assert layers.result()["x", "y"] == pytest.approx(want_cka, rel=1e-6, abs=0)
+    assert layers.hsic()["x", "y"] == pytest.approx(want_hsic, rel=1e-6, abs=0)
+
+
+@pytest.mark.parametrize("kind", ["huge", "huge_both", "offset"])
+def test_float32_extremes_minibatch(kind):
+    X, Y = _extreme(kind)
+    bounds = [(0, 64), (64, 128), (128, 192), (192, 240)]  # the last batch is ragged (48)
+    want = ref_minibatch_cka([X[s:e] for s, e in bounds], [Y[s:e] for s, e in bounds])
+    acc = MinibatchCKA()
+    for s, e in bounds:
+        acc.update({"x": X[s:e]}, {"y": Y[s:e]})
+    assert 0.05 < want < 0.99
+    assert acc.result()["x", "y"] == pytest.approx(want, rel=1e-6, abs=0)
+
+
+def test_overflowing_batch_is_refused_and_not_added():
+    X, Y = _pair(20)
+    acc = CKAAccumulator().update(X[:10], Y[:10])
+    with pytest.raises(ValueError, match=r"values up to 1e\+200 in magnitude, whose products overflow float64"):
+        acc.update(np.full((10, 5), 1e200) * np.arange(1, 11)[:, None] / 10, Y[10:])
+    assert acc.n == 10 and math.isfinite(acc.value())
+
+
+# --------------------------------------------------------------------------- degenerate data
+
+
+def test_constant_layer_warns_and_names_it():
+    rng = np.random.default_rng(70)
+    a = {"c": np.full((30, 3), 0.1), "v": rng.standard_normal((30, 4))}
+    acc = LayerAccumulator("cka")
+    for s in range(0, 30, 7):
+        acc.update({k: v[s : s + 7] for k, v in a.items()})
+    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance: every row is identical; cka is undefined \(nan\)"):
+        res = acc.result()
+    assert np.isnan(res.values[0]).all() and np.isnan(res.values[:, 0]).all()
+    assert res["v", "v"] == pytest.approx(1.0, abs=1e-12)
+    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance: every row is identical; hsic is 0"):
+        h = acc.hsic()
+    assert h["c", "v"] == 0.0 and h["c", "c"] == 0.0 and h["v", "v"] > 0
+
+
+def test_near_constant_columns_follow_the_relative_rule():
+    # values 0.1 and the next float up: a 1-ulp spread, identical rows by the relative rule
+    # (peak-to-peak <= 8 eps max|x|) although the computed centred values are not all zero
+    X = np.full((12, 2), 0.1)
+    X[::2, 0] = np.nextafter(0.1, 1.0)
+    Y = np.arange(24.0).reshape(12, 2) ** 1.5
+    for debiased in (False, True):
+        acc = CKAAccumulator(debiased).update(X[:5], Y[:5]).update(X[5:], Y[5:])
+        with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance"):
+            assert math.isnan(acc.value())
+        h = HSICAccumulator(debiased).update(X, Y)
+        with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance.*hsic is 0"):
+            assert h.value() == 0.0
+
+
+def test_no_warning_for_ordinary_data():
+    X, Y = _pair(50, seed=71)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        CKAAccumulator(True).update(X, Y).value()
+        LayerAccumulator().update({"x": X, "y": Y}).result()
+        MinibatchCKA().update({"x": X}, {"y": Y}).result()
+
+
+def test_minibatch_constant_in_every_batch_or_in_some():
+    rng = np.random.default_rng(72)
+    v = rng.standard_normal((60, 3))
+    w = np.tanh(v @ rng.standard_normal((3, 2)))
+    part = v[:, :2].copy()
+    part[:20] = 5.0  # constant in the first batch only
+    bounds = [(0, 20), (20, 40), (40, 60)]
+    acc = MinibatchCKA()
+    for s, e in bounds:
+        acc.update({"c": np.ones((e - s, 2)), "part": part[s:e]}, {"w": w[s:e]})
+    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance within every batch"):
+        res = acc.result()
+    assert np.isnan(res["c", "w"])
+    # a batch where the layer is constant adds 0 to every sum (K = 0 in that batch)
+    want = ref_minibatch_cka([part[s:e] for s, e in bounds], [w[s:e] for s, e in bounds])
+    assert res["part", "w"] == pytest.approx(want, abs=1e-12)
+
+
+def test_minibatch_ragged_batches_fed_by_hand():
+    # each batch's unbiased HSIC counts once (the mean over batches), whatever its size
+    X, Y = _pair(130, 4, 3, seed=73, offset=2.0)
+    bounds = [(0, 50), (50, 100), (100, 130)]
+    acc = MinibatchCKA()
+    for s, e in bounds:
+        acc.update([X[s:e]], [Y[s:e]])
+    want = ref_minibatch_cka([X[s:e] for s, e in bounds], [Y[s:e] for s, e in bounds])
+    assert acc.result().values[0, 0] == pytest.approx(want, abs=1e-12)
+    pooled = ref_minibatch_cka([X[:100], X[100:]], [Y[:100], Y[100:]])
+    assert abs(pooled - want) > 1e-6  # the split matters, so the check can fail
 
 
 # --------------------------------------------------------------------------- docs

@@ -3,13 +3,21 @@
 ::
 
     congruence compare A.npz [B.npz] --measure cka [--param kernel=rbf ...] [--out result.csv]
+                       [--layers l1,l2] [--layers-b m1,m2]
     congruence list
     congruence demo [--seed-a 0 --seed-b 1] [--measure cka]
     congruence --version
 
 Each ``.npz`` archive (``np.savez(path, layer1=..., layer2=...)``) maps layer names to
-``(n, p)`` arrays of activations on the same ``n`` inputs. Errors are reported on one line,
-``congruence: error: ...``, with exit code 2.
+``(n, p)`` arrays of activations on the same ``n`` inputs; every format of
+:func:`congruence.io.load_layers` is read the same way (a ``.safetensors`` or HDF5 file, a
+``.npy`` file or a folder of them, a zarr group). Pickle-based files are refused.
+
+Exit codes and errors: ``0`` on success; ``2`` for bad input (a usage error, a missing or
+unreadable file, an unknown measure, parameter or layer name), reported as one line
+``congruence: error: ...`` on stderr, never a traceback; ``1`` when the computation does not fit
+in memory (one line, ``congruence: error: out of memory: ...``); ``130`` on Ctrl-C (one line,
+``congruence: interrupted``).
 """
 
 from __future__ import annotations
@@ -17,18 +25,20 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
-import zipfile
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 import congruence
 from congruence._registry import get_measure, list_measures
+from congruence.io import load_layers
 
 __all__ = ["main"]
 
 PROG = "congruence"
+
+#: more decimals than this print only noise (and a huge count would exhaust memory)
+_MAX_DIGITS = 20
 
 
 class CLIError(Exception):
@@ -57,38 +67,24 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-def load_npz(path: str) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` archive, by name, in the archive's order (no pickles)."""
-    p = Path(path)
-    if not p.exists():
-        raise CLIError(f"{path}: no such file")
-    if p.is_dir():
-        raise CLIError(f"{path}: is a directory, expected an .npz file")
-    if not zipfile.is_zipfile(p):
-        raise CLIError(
-            f"{path}: not an .npz archive; save the layers with "
-            "np.savez(path, layer_name=array, ...)"
-        )
-    layers = {}
-    try:
-        with np.load(p, allow_pickle=False) as archive:
-            for name in archive.files:
-                layers[name] = archive[name]
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise CLIError(
-                f"{path}: holds object (pickled) arrays, which are not loaded for safety; "
-                "save numeric (n, p) arrays instead"
-            ) from None
-        raise CLIError(f"{path}: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise CLIError(f"{path}: could not be read as an .npz archive ({exc})") from None
-    if not layers:
-        raise CLIError(f"{path}: the archive holds no arrays")
-    return layers
+def _layer_names(text: Optional[str], option: str) -> Optional[list[str]]:
+    """``"l1,l2"`` -> ``["l1", "l2"]`` (None when the option is not given)."""
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",")]
+    if not all(names):
+        raise CLIError(f"{option} expects comma-separated layer names (e.g. l1,l2), got {text!r}")
+    return names
+
+
+def read_layers(path: str, keys: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
+    """The layers of a file, by name, in the file's order (:func:`congruence.io.load_layers`)."""
+    return load_layers(path, keys)
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -101,8 +97,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     measure = get_measure(args.measure)  # unknown name -> ValueError with suggestions
     params = parse_params(args.param)
     measure.check_params(params)
-    a = load_npz(args.a)
-    b = load_npz(args.b) if args.b is not None else None
+    keys_a = _layer_names(args.layers, "--layers")
+    keys_b = _layer_names(args.layers_b, "--layers-b")
+    if args.b is None and keys_b is not None:
+        raise CLIError("--layers-b needs a second file B (without it, use --layers)")
+    a = read_layers(args.a, keys_a)
+    b = read_layers(args.b, keys_b) if args.b is not None else None
     result = congruence.compare_layers(a, b, measure=measure.name, **params)
     if args.out is not None:
         try:
@@ -166,8 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a measure parameter, value as a Python literal (repeatable), e.g. "
         "--param kernel=rbf --param sigma_frac=0.5 --param debiased=True",
     )
+    c.add_argument(
+        "--layers", "-l", metavar="NAMES",
+        help="comma-separated layers of A to compare (default: all, in the file's order)",
+    )
+    c.add_argument(
+        "--layers-b", metavar="NAMES",
+        help="comma-separated layers of B to compare (default: all)",
+    )
     c.add_argument("--out", "-o", metavar="PATH", help="also write the matrix as CSV")
-    c.add_argument("--digits", type=int, default=3, help="decimals printed (default 3)")
+    c.add_argument("--digits", type=int, default=3, help=f"decimals printed, 0 to {_MAX_DIGITS} (default 3)")
     c.set_defaults(func=_cmd_compare)
 
     ls = sub.add_parser("list", help="list the registered measures and their properties")
@@ -188,7 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    Never raises for bad input: errors are printed as one line on stderr and give a
+    nonzero exit code (2 bad input, 1 out of memory, 130 Ctrl-C; see the module docstring).
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -197,19 +217,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if getattr(args, "digits", 0) < 0:
-        print(f"{PROG}: error: --digits must be >= 0", file=sys.stderr)
+    if not 0 <= getattr(args, "digits", 0) <= _MAX_DIGITS:
+        print(
+            f"{PROG}: error: --digits must be between 0 and {_MAX_DIGITS} (a float64 holds "
+            f"17 significant digits), got {args.digits}",
+            file=sys.stderr,
+        )
         return 2
     try:
         return args.func(args)
-    except (CLIError, ValueError, TypeError, ImportError) as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:  # e.g. piped into `head`
         return 0
+    except (CLIError, ValueError, TypeError, ImportError, OSError) as exc:
+        # ValueError covers UnreadableFileError and LayerNotFoundError; OSError covers
+        # FileNotFoundError and unwritable outputs
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        print(f"{PROG}: error: out of memory: {_one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

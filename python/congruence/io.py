@@ -13,7 +13,28 @@ A layer that does not fit in memory is read a block of rows at a time, never who
   ``.shape``, ``.dtype`` and row slicing).
 
 Pickle-based formats (``.pkl``, ``.pt``, ``.pth``, ``.ckpt``, ``.joblib``, object arrays) are
-refused: loading them can run arbitrary code.
+refused: loading them can run arbitrary code. There is no option to unpickle.
+
+:func:`load_layers` reads whole layers into memory (the command line uses it); it also reads
+``.npz`` archives of numeric arrays.
+
+Errors
+------
+Every reader reports a bad file the same way, whichever library reads it:
+
+* a path that does not exist: ``FileNotFoundError`` naming it;
+* a file that exists but cannot be read safely (truncated, corrupted or malformed header,
+  pickled objects, an error of h5py, zarr or safetensors):
+  :class:`~congruence.errors.UnreadableFileError`, a ``ValueError`` whose ``path`` is the file.
+  A ``.npy`` (or ``.npz`` member) header that declares more data than the file holds is
+  refused before any allocation;
+* a layer name that is not in the file: :class:`~congruence.errors.LayerNotFoundError` (a
+  ``KeyError`` and a ``ValueError``) listing the close names;
+* arrays that are not 2-D real numbers: ``ValueError``; data too large for the memory left:
+  ``MemoryError``.
+
+Sources are only read: read-only arrays, ``np.memmap`` files and safetensors memory maps are
+never written to, and streaming copies one block of rows at a time, never a whole layer.
 
 :func:`stream_layers` drives the exact accumulators of :mod:`congruence.streaming` (or minibatch
 CKA) over such sources and returns the same :class:`~congruence.results.LayerComparison` as
@@ -22,19 +43,30 @@ CKA) over such sources and returns the same :class:`~congruence.results.LayerCom
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from congruence._memory import check_fits
 from congruence._validation import check_bool, check_choice, check_number
-from congruence.results import LayerComparison
+from congruence.errors import UnreadableFileError
+from congruence.results import LayerComparison, find_layer
 from congruence.streaming import LayerAccumulator, MinibatchCKA, batch_bounds
 
-__all__ = ["RowSource", "open_source", "open_layers", "stream_layers", "SAFE_FORMATS"]
+__all__ = [
+    "RowSource",
+    "open_source",
+    "open_layers",
+    "load_layers",
+    "stream_layers",
+    "SAFE_FORMATS",
+]
 
 #: The formats congruence reads, named in every refusal.
 SAFE_FORMATS = ".npy (memory-mapped), .safetensors, HDF5 (.h5, .hdf5) and zarr"
@@ -46,12 +78,31 @@ _DEFAULT_EXACT_BATCH = 4096
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _pickle_refusal(what: str) -> ValueError:
-    return ValueError(
-        f"{what} is pickle-based: loading it can run arbitrary code, so congruence refuses "
-        f"it. Save the activations in a safe format instead: {SAFE_FORMATS} "
-        "(e.g. np.save(path, array) or safetensors.numpy.save_file({name: array}, path))"
-    )
+_PICKLE_ADVICE = (
+    "loading it can run arbitrary code, so congruence refuses it. Save the activations in a "
+    f"safe format instead: {SAFE_FORMATS} (e.g. np.save(path, array) or "
+    "safetensors.numpy.save_file({name: array}, path))"
+)
+
+
+def _pickle_refusal(what: str, path: Any = None) -> ValueError:
+    if path is not None:
+        return UnreadableFileError(path, f"{what} is pickle-based: {_PICKLE_ADVICE}")
+    return ValueError(f"{what} is pickle-based: {_PICKLE_ADVICE}")
+
+
+def _unreadable(path: Any, exc: BaseException, what: str = "") -> UnreadableFileError:
+    """Wrap a reader's (NumPy, h5py, zarr, safetensors) exception with the path."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    lead = f"{what}: " if what else ""
+    err = UnreadableFileError(path, f"{lead}{type(exc).__name__}: {detail}")
+    err.__cause__ = exc
+    return err
+
+
+def _must_exist(p: Path) -> None:
+    if not p.exists():
+        raise FileNotFoundError(errno.ENOENT, "no such file or folder", str(p))
 
 
 def _missing(extra: str, package: str, what: str) -> ImportError:
@@ -88,7 +139,17 @@ class RowSource:
     dtype : numpy.dtype
     """
 
-    def __init__(self, obj: Any, name: str, *, flatten: bool = False, handle: Any = None):
+    def __init__(
+        self,
+        obj: Any,
+        name: str,
+        *,
+        flatten: bool = False,
+        handle: Any = None,
+        path: Optional[str] = None,
+    ):
+        #: the file behind the source (None for arrays in memory), named in read errors
+        self.path = path
         shape = tuple(int(s) for s in obj.shape)
         self.dtype = _check_dtype(obj.dtype, name)
         if len(shape) != 2:
@@ -127,9 +188,9 @@ class RowSource:
             raise ValueError(f"{self.name} is closed")
         if isinstance(self._obj, np.memmap):
             # a copy, so that the pages are read here and can be released at once
-            block = np.array(self._obj[start:stop], copy=True)
+            block = self._rows(start, stop, copy=True)
         else:
-            block = np.asarray(self._obj[start:stop])
+            block = self._rows(start, stop)
         if block.ndim != 2:
             block = block.reshape(block.shape[0], -1)
         self.release(start, stop)
@@ -151,8 +212,31 @@ class RowSource:
         """
         if self._obj is None:
             raise ValueError(f"{self.name} is closed")
-        block = np.asarray(self._obj[start:stop])
+        block = self._rows(start, stop)
         return block if block.ndim == 2 else block.reshape(block.shape[0], -1)
+
+    def _rows(self, start: int, stop: int, copy: bool = False) -> np.ndarray:
+        """``obj[start:stop]`` as numpy; a reader's failure becomes UnreadableFileError.
+
+        Reads that allocate (every reader but an in-memory array) are checked against the
+        memory left first, so a file declaring a huge shape gets a MemoryError, not an abort.
+        """
+        if copy or not isinstance(self._obj, np.ndarray):
+            rows = max(0, min(stop, self.n) - max(start, 0))
+            check_fits(
+                rows * self.shape[1] * self.dtype.itemsize,
+                f"rows {start}:{stop} of {self.name}",
+                "read fewer rows at a time (a smaller batch_size)",
+            )
+        try:
+            rows = self._obj[start:stop]
+            return np.array(rows, copy=True) if copy else np.asarray(rows)
+        except (MemoryError, UnreadableFileError):
+            raise
+        except Exception as exc:
+            if self.path is None:
+                raise
+            raise _unreadable(self.path, exc, f"reading rows {start}:{stop} of {self.name}") from None
 
     def release(self, start: int, stop: int) -> None:
         """Drop the memory-mapped pages of rows ``start:stop`` from this process (``.npy``)."""
@@ -203,10 +287,13 @@ def _mmap_geometry(obj: Any) -> tuple[Any, int, int]:
 class _SafetensorsRows:
     """Row slicing of one tensor of an open safetensors file."""
 
-    def __init__(self, handle: Any, key: str):
-        self._slice = handle.get_slice(key)
-        self.shape = tuple(self._slice.get_shape())
-        code = self._slice.get_dtype()
+    def __init__(self, handle: Any, key: str, path: Path):
+        try:
+            self._slice = handle.get_slice(key)
+            self.shape = tuple(int(d) for d in self._slice.get_shape())
+            code = self._slice.get_dtype()
+        except Exception as exc:
+            raise _unreadable(path, exc, f"tensor {key!r}") from None
         dt = _SAFETENSORS_DTYPES.get(code)
         if dt is None:
             raise ValueError(
@@ -239,11 +326,11 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _refuse_unsafe_path(path: Path) -> None:
+def _refuse_unsafe_path(path: Path, npz: bool = False) -> None:
     suffix = _suffix(path)
     if suffix in _PICKLE_SUFFIXES:
-        raise _pickle_refusal(f"{str(path)!r} ({suffix})")
-    if suffix == ".npz":
+        raise _pickle_refusal(f"a {suffix} file", path)
+    if suffix == ".npz" and not npz:
         raise ValueError(
             f"{str(path)!r} is a .npz archive, whose members cannot be read in row blocks "
             f"(and may hold pickled objects); congruence reads {SAFE_FORMATS}. Save each "
@@ -251,19 +338,62 @@ def _refuse_unsafe_path(path: Path) -> None:
         )
 
 
-def _open_npy(path: Path, flatten: bool) -> RowSource:
-    with open(path, "rb") as f:
+def _npy_header(f: Any, path: Any, what: str = "", fortran: bool = False) -> tuple:
+    """Read and check a ``.npy`` header from the open binary file ``f``.
+
+    Returns ``(shape, dtype, nbytes)`` (and the Fortran-order flag if ``fortran``); the header is parsed by NumPy's own reader (a literal,
+    never evaluated code). Object dtypes are refused (pickles), as is anything NumPy cannot
+    parse: :class:`UnreadableFileError` naming ``path`` (and ``what``, a member of an archive).
+    """
+    lead = f"{what}: " if what else ""
+    try:
         version = np.lib.format.read_magic(f)
-        header = (
-            np.lib.format.read_array_header_1_0(f)
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0(f)
+        if version == (1, 0):
+            shape, order_f, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, order_f, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not supported")
+    except MemoryError:
+        raise
+    except Exception as exc:  # ValueError, EOFError, SyntaxError, tokenize.TokenError, ...
+        raise _unreadable(path, exc, f"{lead}not a valid .npy array") from None
+    dtype = np.dtype(dtype)
+    if dtype.hasobject:
+        raise _pickle_refusal(f"{lead}an object array (pickled Python objects)", path)
+    if any(int(d) < 0 for d in shape):
+        raise UnreadableFileError(path, f"{lead}the header declares a negative shape {shape}")
+    nbytes = int(np.prod([int(d) for d in shape], dtype=object)) * dtype.itemsize
+    shape = tuple(int(d) for d in shape)
+    return (shape, dtype, nbytes, bool(order_f)) if fortran else (shape, dtype, nbytes)
+
+
+def _open_npy(path: Path, flatten: bool) -> RowSource:
+    try:
+        with open(path, "rb") as f:
+            shape, dtype, nbytes = _npy_header(f, path)
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if size - offset < nbytes:  # before anything is mapped or allocated
+        raise UnreadableFileError(
+            path,
+            f"truncated: the header declares shape {shape} of {dtype} ({nbytes} bytes), but "
+            f"the file holds only {size - offset} bytes of data",
         )
-    dtype = header[2]
-    if np.dtype(dtype).hasobject:
-        raise _pickle_refusal(f"{str(path)!r} holds an object array (pickled Python objects), which")
-    arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    return RowSource(arr, str(path), flatten=flatten)
+    if len(shape) >= 2 and 0 in shape:
+        raise ValueError(
+            f"{str(path)!r} has shape {shape}; expected at least one row and one column"
+        )
+    _check_dtype(dtype, repr(str(path)))
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise _unreadable(path, exc) from None
+    return RowSource(arr, str(path), flatten=flatten, path=str(path))
 
 
 def _is_zarr_dir(path: Path) -> bool:
@@ -301,10 +431,9 @@ def _pick(available: Sequence[str], keys: Optional[Sequence[str]], where: str) -
         return list(available)
     if isinstance(keys, str):
         keys = [keys]
-    missing = [k for k in keys if k not in available]
-    if missing:
-        shown = ", ".join(repr(a) for a in list(available)[:20])
-        raise ValueError(f"{where} has no array named {missing[0]!r}; it holds: {shown}")
+    available = list(available)
+    for k in keys:
+        find_layer(k, available, where)  # LayerNotFoundError listing the close names
     return list(keys)
 
 
@@ -330,9 +459,19 @@ def open_layers(
 
     Raises
     ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    UnreadableFileError
+        (a ``ValueError``, ``.path`` is the file) for a truncated or corrupted file, a
+        malformed header, a pickle-based file or object array (naming the safe formats), or
+        an error of the reader library.
+    LayerNotFoundError
+        (a ``KeyError`` and a ``ValueError``) for a key that is not in the file; the message
+        lists the close names.
     ValueError
-        For a pickle-based file (naming the safe formats), an unknown format, a missing key,
-        a non-numeric or non-2-D array. ImportError if the optional reader is not installed.
+        For an unknown format, a non-numeric or non-2-D array.
+    ImportError
+        If the optional reader is not installed.
 
     Examples
     --------
@@ -346,8 +485,7 @@ def open_layers(
     """
     flatten = check_bool("flatten", flatten)
     p = Path(path)
-    if not p.exists():
-        raise ValueError(f"path {str(p)!r} does not exist")
+    _must_exist(p)
     _refuse_unsafe_path(p)
     if p.is_dir() and not _is_zarr_dir(p) and _suffix(p) != ".zarr":
         files = sorted(p.glob("*.npy"))
@@ -360,28 +498,157 @@ def open_layers(
         return {chosen[0]: _open_npy(p, flatten)}
     if suffix == ".safetensors":
         safe_open = _import_safetensors()
-        handle = safe_open(str(p), framework="numpy")
-        chosen = _pick(list(handle.keys()), keys, repr(str(p)))
+        try:  # the header is parsed and checked here, before any tensor is read
+            handle = safe_open(str(p), framework="numpy")
+            names = list(handle.keys())
+        except Exception as exc:  # SafetensorError and friends, not ValueErrors
+            raise _unreadable(p, exc, "not a valid .safetensors file") from None
+        chosen = _pick(names, keys, repr(str(p)))
         return {
-            k: RowSource(_SafetensorsRows(handle, k), f"{p}::{k}", flatten=flatten, handle=handle)
+            k: RowSource(
+                _SafetensorsRows(handle, k, p), f"{p}::{k}", flatten=flatten, handle=handle,
+                path=str(p),
+            )
             for k in chosen
         }
     if suffix in _HDF5_SUFFIXES:
         h5py = _import_h5py()
-        handle = h5py.File(str(p), "r")
-        found: list[str] = []
-        handle.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+        try:
+            handle = h5py.File(str(p), "r")
+            found: list[str] = []
+            handle.visititems(
+                lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None
+            )
+        except Exception as exc:
+            raise _unreadable(p, exc, "not a readable HDF5 file") from None
         chosen = _pick(found, keys, repr(str(p)))
-        return {k: RowSource(handle[k], f"{p}::{k}", flatten=flatten, handle=handle) for k in chosen}
+        out = {}
+        for k in chosen:
+            try:
+                ds = handle[k]
+                shape, dtype = ds.shape, ds.dtype
+            except Exception as exc:
+                raise _unreadable(p, exc, f"dataset {k!r}") from None
+            if shape is None:
+                raise UnreadableFileError(p, f"dataset {k!r} is empty (no shape)")
+            out[k] = RowSource(ds, f"{p}::{k}", flatten=flatten, handle=handle, path=str(p))
+        return out
     if p.is_dir() or suffix == ".zarr":
         zarr = _import_zarr()
-        node = zarr.open(str(p), mode="r")
-        if hasattr(node, "array_keys"):
-            chosen = _pick(sorted(node.array_keys()), keys, f"zarr group {str(p)!r}")
-            return {k: RowSource(node[k], f"{p}::{k}", flatten=flatten) for k in chosen}
-        chosen = _pick([p.stem], keys, repr(str(p)))
-        return {chosen[0]: RowSource(node, str(p), flatten=flatten)}
+        try:
+            node = zarr.open(str(p), mode="r")
+            group = hasattr(node, "array_keys")
+            names = sorted(node.array_keys()) if group else [p.stem]
+        except Exception as exc:
+            raise _unreadable(p, exc, "not a readable zarr array or group") from None
+        where = f"zarr group {str(p)!r}" if group else repr(str(p))
+        chosen = _pick(names, keys, where)
+        try:
+            arrays = {k: node[k] for k in chosen} if group else {chosen[0]: node}
+        except Exception as exc:
+            raise _unreadable(p, exc, "zarr array") from None
+        return {
+            k: RowSource(a, f"{p}::{k}" if group else str(p), flatten=flatten, path=str(p))
+            for k, a in arrays.items()
+        }
     raise ValueError(f"{str(p)!r} has an unknown format ({suffix or 'no suffix'}); expected {SAFE_FORMATS}")
+
+
+def _load_npz(p: Path, keys: Optional[Sequence[str]]) -> dict[str, np.ndarray]:
+    """The numeric arrays of an ``.npz`` archive; every member header is checked first."""
+    if p.is_dir():
+        raise UnreadableFileError(p, "is a folder, expected an .npz archive")
+    advice = "save the layers with np.savez(path, layer_name=array, ...)"
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        raise UnreadableFileError(p, f"not an .npz archive ({exc}); {advice}") from None
+    out: dict[str, np.ndarray] = {}
+    with zf:
+        members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+        if not members:
+            raise ValueError(f"{str(p)!r} holds no arrays; {advice}")
+        for k in _pick(list(members), keys, repr(str(p))):
+            info = members[k]
+            what = f"member {k!r}"
+            try:
+                with zf.open(info) as f:
+                    shape, dtype, nbytes, fortran = _npy_header(f, p, what, fortran=True)
+                    room = info.file_size - f.tell()
+                    if room < nbytes:  # before allocating
+                        raise UnreadableFileError(
+                            p,
+                            f"{what} is truncated: its header declares shape {shape} of "
+                            f"{dtype} ({nbytes} bytes), but it holds {max(room, 0)} bytes of data",
+                        )
+                    _check_dtype(dtype, f"{str(p)!r} {what}")
+                    check_fits(nbytes, f"{what} of {str(p)!r}", "load fewer layers (keys=...)")
+                    buf = f.read(nbytes)
+            except (UnreadableFileError, MemoryError):
+                raise
+            except ValueError as exc:
+                if "dtype" in str(exc):  # _check_dtype: not real numbers
+                    raise
+                raise _unreadable(p, exc, what) from None
+            except Exception as exc:  # zlib.error, BadZipFile (CRC), EOFError, OSError
+                raise _unreadable(p, exc, what) from None
+            if len(buf) != nbytes:
+                raise UnreadableFileError(p, f"{what} is truncated (its data ends early)")
+            arr = np.frombuffer(buf, dtype=dtype) if nbytes else np.empty(0, dtype=dtype)
+            out[k] = arr.reshape(shape, order="F" if fortran else "C")
+    return out
+
+
+def load_layers(
+    path: PathLike, keys: Optional[Sequence[str]] = None, *, flatten: bool = False
+) -> dict[str, np.ndarray]:
+    """Read every layer (or the named ``keys``) of a file or folder into memory.
+
+    The formats of :func:`open_layers`, plus ``.npz`` archives of numeric arrays
+    (``np.savez(path, layer=array, ...)``; never unpickled). ``.npy`` files come back as
+    read-only memory maps (not copied); other formats are read whole, after a check that
+    they fit in the memory left.
+
+    Raises
+    ------
+    FileNotFoundError, UnreadableFileError, LayerNotFoundError, ValueError, ImportError
+        As :func:`open_layers` (a truncated ``.npz`` member, or one whose header declares
+        more data than it holds, is refused before anything is allocated).
+    MemoryError
+        If a layer does not fit in the memory left (stream it with :func:`stream_layers`).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from congruence.io import load_layers
+    >>> path = os.path.join(tempfile.mkdtemp(), "acts.npz")
+    >>> np.savez(path, h1=np.ones((10, 3)), h2=np.zeros((10, 2)))
+    >>> {k: v.shape for k, v in load_layers(path).items()}
+    {'h1': (10, 3), 'h2': (10, 2)}
+    """
+    flatten = check_bool("flatten", flatten)
+    p = Path(path)
+    _must_exist(p)
+    _refuse_unsafe_path(p, npz=True)
+    if _suffix(p) == ".npz":
+        arrays = _load_npz(p, keys)
+        if flatten:
+            arrays = {
+                k: a.reshape(a.shape[0], -1) if a.ndim > 2 else a for k, a in arrays.items()
+            }
+        return arrays
+    out: dict[str, np.ndarray] = {}
+    for k, src in open_layers(p, keys, flatten=flatten).items():
+        if src.mapped:
+            out[k] = src.view(0, src.n)
+            continue
+        check_fits(
+            src.n * src.shape[1] * src.dtype.itemsize,
+            f"layer {k!r} of {str(p)!r}",
+            "stream it with congruence.io.stream_layers instead of loading it whole",
+        )
+        out[k] = src.read(0, src.n)
+    return out
 
 
 def open_source(source: Any, key: Optional[str] = None, *, flatten: bool = False) -> RowSource:
@@ -394,9 +661,11 @@ def open_source(source: Any, key: Optional[str] = None, *, flatten: bool = False
 
     Raises
     ------
+    FileNotFoundError, UnreadableFileError, LayerNotFoundError
+        For a path, as :func:`open_layers`.
     ValueError
-        For pickle-based files or object arrays (naming the safe formats), unknown formats,
-        non-numeric or non-2-D data.
+        For object arrays (naming the safe formats), unknown formats, non-numeric or non-2-D
+        data.
 
     Examples
     --------
@@ -411,8 +680,7 @@ def open_source(source: Any, key: Optional[str] = None, *, flatten: bool = False
         return source
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
-        if not p.exists():
-            raise ValueError(f"path {str(p)!r} does not exist")
+        _must_exist(p)
         _refuse_unsafe_path(p)
         if key is None and _suffix(p) == ".npy":
             return _open_npy(p, flatten)
@@ -521,9 +789,12 @@ def stream_layers(
 
     Raises
     ------
+    FileNotFoundError, UnreadableFileError, LayerNotFoundError
+        For paths and files, as :func:`open_layers` (a file that fails midway, e.g. a
+        corrupted HDF5 chunk, raises UnreadableFileError naming it).
     ValueError
-        For unknown options, sources with different row counts, unreadable or unsafe files,
-        fewer rows than the estimator needs.
+        For unknown options, sources with different row counts, fewer rows than the
+        estimator needs.
 
     Examples
     --------

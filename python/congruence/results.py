@@ -1,15 +1,62 @@
-"""The result of a layer-by-layer comparison."""
+"""The result of a layer-by-layer comparison, and the one lookup of layer names.
+
+:func:`find_layer` is where every layer name a user types is resolved (result indexing, the
+file readers, the streaming accumulators); an unknown name raises
+:class:`~congruence.errors.LayerNotFoundError` (a ``KeyError`` and a ``ValueError``) whose
+message lists the closest available names.
+"""
 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["LayerComparison"]
+from congruence.errors import LayerNotFoundError
+
+__all__ = ["LayerComparison", "find_layer", "layer_not_found"]
+
+#: at most this many names are listed when no close match exists
+_SHOWN = 20
+
+
+def layer_not_found(name: Any, available: Sequence[str], where: str) -> LayerNotFoundError:
+    """The error for a layer ``name`` missing from ``available`` (the names ``where`` holds).
+
+    The message names the layer and ``where``, then the close matches (``difflib``, by
+    similarity of spelling, ratio >= 0.5), or the available names when none is close.
+
+    >>> print(layer_not_found("h2", ["h1", "h_2", "out"], "the rows"))
+    no layer named 'h2' in the rows; did you mean 'h_2' or 'h1'?
+    """
+    names = [str(a) for a in available]
+    close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    elif names:
+        shown = ", ".join(repr(a) for a in names[:_SHOWN])
+        more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
+        hint = f"the layers are: {shown}{more}"
+    else:
+        hint = "there are no layers"
+    return LayerNotFoundError(f"no layer named {name!r} in {where}; {hint}")
+
+
+def find_layer(name: Any, available: Sequence[str], where: str) -> int:
+    """The position of layer ``name`` in ``available``; :class:`LayerNotFoundError` if absent.
+
+    >>> find_layer("h1", ("h0", "h1"), "the rows")
+    1
+    """
+    if isinstance(name, str):
+        for i, a in enumerate(available):
+            if a == name:
+                return i
+    raise layer_not_found(name, available, where)
 
 
 @dataclass(frozen=True)
@@ -39,9 +86,20 @@ class LayerComparison:
     values: np.ndarray = field(repr=False)
 
     def __getitem__(self, key: tuple[str, str]) -> float:
-        """``result["layer_a", "layer_b"]`` is the value for that pair of layers."""
+        """``result["layer_a", "layer_b"]`` is the value for that pair of layers.
+
+        Raises :class:`~congruence.errors.LayerNotFoundError` (a ``KeyError`` and a
+        ``ValueError``) for a name that is not among ``rows`` / ``cols``, listing close names.
+        """
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise LayerNotFoundError(
+                f"index a LayerComparison with a pair of layer names, result[row, col]; "
+                f"got {key!r}"
+            )
         r, c = key
-        return float(self.values[self.rows.index(r), self.cols.index(c)])
+        i = find_layer(r, self.rows, "the rows")
+        j = find_layer(c, self.cols, "the columns")
+        return float(self.values[i, j])
 
     def best_match(self) -> dict[str, str]:
         """For every row layer, the column layer most alike (max similarity, min distance)."""

@@ -100,13 +100,21 @@ batches hold ``batch_size`` to ``2 batch_size - 1`` rows (one batch of all ``n``
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from congruence._registry import get_measure
-from congruence._validation import check_bool, check_choice, check_number, check_pair
-from congruence.results import LayerComparison
+from congruence._validation import (
+    check_bool,
+    check_choice,
+    check_number,
+    check_pair,
+    constant_columns,
+)
+from congruence.errors import warn_degenerate
+from congruence.results import LayerComparison, layer_not_found
 from congruence.compare import _layers
 
 __all__ = [
@@ -200,20 +208,25 @@ def _centre(x: np.ndarray, out: np.ndarray, exact: bool = True) -> tuple[np.ndar
 def _centred_block(arrays: Sequence[np.ndarray], exact: bool = True) -> tuple:
     """The layers of a batch side by side, centred about their means (float64).
 
-    Returns ``(Z, mu, c, exact)``: the column means are ``mu + c``; ``Z`` holds the rows minus
-    ``mu + c`` if ``exact``, else minus ``mu`` (see :func:`_centre`).
+    Returns ``(Z, mu, c, exact, lo, hi)``: the column means are ``mu + c``; ``Z`` holds the
+    rows minus ``mu + c`` if ``exact``, else minus ``mu`` (see :func:`_centre`); ``lo`` and
+    ``hi`` are the column minima and maxima (for the constant-column rule).
     """
     m = arrays[0].shape[0]
     P = sum(x.shape[1] for x in arrays)
     Z = np.empty((m, P))
     mu = np.empty(P)
     c = np.empty(P)
+    lo = np.empty(P)
+    hi = np.empty(P)
     o = 0
     for x in arrays:
         s = slice(o, o + x.shape[1])
         mu[s], c[s] = _centre(x, Z[:, s], exact)
+        lo[s] = x.min(axis=0)
+        hi[s] = x.max(axis=0)
         o = s.stop
-    return Z, mu, c, exact or m == 1
+    return Z, mu, c, exact or m == 1, lo, hi
 
 
 # ------------------------------------------------------------------------------ moments
@@ -231,6 +244,9 @@ class _Moments:
         #: is small, so differences of means keep full precision however large the offsets
         self.shift = np.zeros(P)
         self.mean = np.zeros(P)
+        #: column minima and maxima of all rows seen (the constant-column rule)
+        self.lo = np.full(P, np.inf)
+        self.hi = np.full(P, -np.inf)
         if layout.full:
             self.caa = np.zeros((P, P))
         else:
@@ -272,6 +288,13 @@ class _Moments:
         """The state of one batch: centred about its own mean, one product per block."""
         return cls.from_centred(layout, debiased, *_centred_block(arrays, exact=debiased))
 
+    def constant_layers(self) -> np.ndarray:
+        """Per layer: are all its columns constant over the rows seen (the one relative rule
+        of :func:`congruence._validation.constant_columns`, applied to the column ranges)?"""
+        const = constant_columns(np.stack([self.lo, self.hi]))
+        lay = self.layout
+        return np.array([bool(const[lay.sl(i)].all()) for i in range(lay.L)])
+
     @classmethod
     def from_centred(
         cls,
@@ -281,8 +304,10 @@ class _Moments:
         mu: np.ndarray,
         c: np.ndarray,
         exact: bool,
+        lo: np.ndarray,
+        hi: np.ndarray,
     ):
-        """The state of a batch from :func:`_centred_block`'s ``(Z, mu, c, exact)``.
+        """The state of a batch from :func:`_centred_block`'s ``(Z, mu, c, exact, lo, hi)``.
 
         The means are ``mu + c``; if not ``exact``, ``Z`` still has column means ``c`` and
         the products are corrected by ``- m c c^T`` (biased estimator only).
@@ -291,6 +316,14 @@ class _Moments:
         st.layout, st.debiased = layout, debiased
         m = Z.shape[0]
         st.n, st.shift, st.mean = m, mu, c
+        st.lo, st.hi = lo, hi
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
+            st._fill(Z, c, exact, m)
+        st._check_finite()
+        return st
+
+    def _fill(self, Z: np.ndarray, c: np.ndarray, exact: bool, m: int) -> None:
+        st, layout, debiased = self, self.layout, self.debiased
         if layout.full:
             st.caa = Z.T @ Z
         else:
@@ -311,7 +344,19 @@ class _Moments:
                 A[:, i] = np.einsum("ij,ij->i", z, z)
             st.W = A.T @ A
             st.G = A.T @ Z
-        return st
+
+    def _check_finite(self) -> None:
+        """ValueError if a co-moment overflowed float64 (the batch is then not added)."""
+        parts = [M for M, _, _ in self.matrices()]
+        if self.debiased:
+            parts += [self.W, self.G]
+        if not all(np.isfinite(M).all() for M in parts):
+            big = float(np.max(np.abs(np.concatenate([self.lo, self.hi]))))
+            raise ValueError(
+                f"the batch holds values up to {big:.3g} in magnitude, whose products overflow "
+                "float64 in the streaming co-moments; divide each layer by a constant first "
+                "(CKA does not change; HSIC scales by the product of the squared factors)"
+            )
 
     def copy(self) -> "_Moments":
         return copy.deepcopy(self)
@@ -352,29 +397,39 @@ class _Moments:
                 W[j, i] += w
         return W, G
 
-    def merge(self, other: "_Moments") -> None:
-        """Add the rows of ``other`` to this state (``other`` is not modified)."""
-        if other.n == 0:
-            return
+    def combined(self, spare: "_Moments") -> "_Moments":
+        """The state of the rows of ``self`` and of ``spare``, built in ``spare``'s arrays.
+
+        ``self`` is only read, so a state in use is never half-updated (an exception or a
+        ``KeyboardInterrupt`` midway leaves it as it was); ``spare`` (a fresh batch state or
+        a copy) is consumed and must not be used afterwards.
+        """
+        if spare.n == 0:
+            return self
         if self.n == 0:
-            self.__dict__.update(other.copy().__dict__)
-            return
-        na, nb = float(self.n), float(other.n)
+            return spare
+        na, nb = float(self.n), float(spare.n)
         n = na + nb
         # difference of the means; the shifts are close (both batch means), so their
         # difference is (nearly) exact and the small parts keep their precision
-        d = (other.shift - self.shift) + other.mean - self.mean
+        d = (spare.shift - self.shift) + spare.mean - self.mean
         if self.debiased:
             Wa, Ga = self._shifted_extras(-(nb / n) * d)
-            Wb, Gb = other._shifted_extras((na / n) * d)
-            self.W = Wa + Wb
-            self.G = Ga + Gb
+            Wb, Gb = spare._shifted_extras((na / n) * d)
+            W, G = Wa + Wb, Ga + Gb
         f = na * nb / n
-        for (M, rs, cs), (Mo, _, _) in zip(self.matrices(), other.matrices()):
-            M += Mo
+        for (M, rs, cs), (Ms, _, _) in zip(spare.matrices(), self.matrices()):
+            M += Ms
             _rank1(M, f, d[rs], d[cs])
-        self.mean = self.mean + (nb / n) * d
-        self.n = self.n + other.n
+        if self.debiased:
+            spare.W, spare.G = W, G
+        spare.mean = self.mean + (nb / n) * d
+        spare.shift = self.shift
+        spare.lo = np.minimum(self.lo, spare.lo)
+        spare.hi = np.maximum(self.hi, spare.hi)
+        spare.n = self.n + spare.n
+        spare._check_finite()
+        return spare
 
     # -- values ----------------------------------------------------------------------
 
@@ -408,6 +463,20 @@ class _Moments:
         return _cka_from_inners(out, ka, kb, lo=-1.0 if self.debiased else 0.0)
 
 
+def _degenerate_fix(state: "_Moments", values: np.ndarray, statistic: str) -> np.ndarray:
+    """Apply the constant-layer rule to a value matrix: a layer whose rows are all identical
+    gives ``nan`` (CKA) or exactly ``0`` (linear HSIC), whatever the round-off left."""
+    lay = state.layout
+    const = state.constant_layers()
+    rows = const[: lay.na]
+    cols = const[lay.na :] if lay.cross else const
+    mask = rows[:, None] | cols[None, :]
+    if mask.any():
+        values = values.copy()
+        values[mask] = np.nan if statistic == "cka" else 0.0
+    return values
+
+
 def _cka_from_inners(kl: np.ndarray, ka: np.ndarray, kb: np.ndarray, lo: float) -> np.ndarray:
     """``kl / sqrt(ka kb)`` clipped to ``[lo, 1]``; ``nan`` where a self term is not > 0."""
     ok = (ka[:, None] > 0) & (kb[None, :] > 0)
@@ -435,6 +504,14 @@ def _same_rows(groups: Sequence[tuple[str, list[str], list[np.ndarray]]]) -> int
 
 def _check_same_layers(arg: str, names: list[str], widths: list[int], want_names, want_widths):
     if names != list(want_names):
+        unknown = [k for k in names if k not in want_names]
+        where = f"the first batch of {arg} (layers {list(want_names)})"
+        if unknown:  # a misspelled or new layer: a LayerNotFoundError (KeyError, ValueError)
+            err = layer_not_found(unknown[0], list(want_names), where)
+            raise type(err)(
+                f"{arg} has layers {names} but the first batch had {list(want_names)}: "
+                f"{err}; every batch must hold the same layers in the same order"
+            )
         raise ValueError(
             f"{arg} has layers {names} but the first batch had {list(want_names)}; every "
             "batch must hold the same layers in the same order"
@@ -447,16 +524,69 @@ def _check_same_layers(arg: str, names: list[str], widths: list[int], want_names
             )
 
 
+# ------------------------------------------------------------------------------ thread safety
+
+
+class _Locked:
+    """A lock around every change of state, so one accumulator can be shared by threads.
+
+    The expensive part of an update (validation, centring, the matrix products of the batch)
+    runs outside the lock; the lock covers only the combination with the current state,
+    which builds a new state and then swaps it in. A failed or interrupted update therefore
+    leaves the accumulator as it was. The lock is not part of the pickled or copied state.
+    """
+
+    def _init_lock(self) -> None:
+        self._lock = threading.RLock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_lock()
+
+    def copy(self):
+        """An independent copy."""
+        with self._lock:
+            return copy.deepcopy(self)
+
+
+def _nan_warnings(values: np.ndarray, statistic: str, rows, rconst, cols, cconst, rname, cname):
+    """Issue one DegenerateDataWarning per layer behind the ``nan`` (CKA) or the defined zero
+    (HSIC) of a constant layer, and for any other ``nan`` left in ``values``."""
+    blamed = set()
+    what = "is undefined (nan)" if statistic == "cka" else "is 0"
+    for names, const, label in ((rows, rconst, rname), (cols, cconst, cname)):
+        for k, c in zip(names, const):
+            if c and label(k) not in blamed:
+                blamed.add(label(k))
+                warn_degenerate(
+                    f"{label(k)} has zero variance: every row is identical; {statistic} "
+                    f"{what}"
+                )
+    if statistic == "cka":
+        bad = np.isnan(values) & ~(np.asarray(rconst)[:, None] | np.asarray(cconst)[None, :])
+        for i, j in zip(*np.nonzero(bad)):
+            warn_degenerate(
+                f"the self-similarity of {rname(rows[i])} or {cname(cols[j])} is not positive "
+                f"(the debiased estimator on too few distinct rows); cka is undefined (nan)"
+            )
+
+
 # ------------------------------------------------------------------------------ pair accumulators
 
 
-class _PairAccumulator:
+class _PairAccumulator(_Locked):
     _flag_name = "debiased"
     _statistic = "cka"
 
     def __init__(self, flag: bool = False):
         self._debiased = check_bool(self._flag_name, flag)
         self._state: Optional[_Moments] = None
+        self._init_lock()
 
     @property
     def n(self) -> int:
@@ -480,17 +610,26 @@ class _PairAccumulator:
             counts of ``X`` and ``Y``, or widths that differ from the first batch.
         """
         X, Y = check_pair(X, Y, min_rows=1, names=("X", "Y"))
-        if self._state is None:
-            self._state = _Moments(_Layout((X.shape[1], Y.shape[1]), 1, True), self._debiased)
-        else:
-            for name, a, w in (("X", X, self._state.layout.widths[0]), ("Y", Y, self._state.layout.widths[1])):
-                if a.shape[1] != w:
-                    raise ValueError(
-                        f"{name} has shape {a.shape} but earlier batches of {name} had {w} "
-                        "columns; every batch must have the same width"
-                    )
-        self._state.merge(_Moments.from_batch(self._state.layout, self._debiased, [X, Y]))
+        self._check_widths(X, Y)
+        # the batch's products run outside the lock; only the combination is serialised
+        batch = _Moments.from_batch(
+            _Layout((X.shape[1], Y.shape[1]), 1, True), self._debiased, [X, Y]
+        )
+        with self._lock:
+            self._check_widths(X, Y)  # another thread may have added the first batch
+            self._state = batch if self._state is None else self._state.combined(batch)
         return self
+
+    def _check_widths(self, X: np.ndarray, Y: np.ndarray) -> None:
+        state = self._state
+        if state is None:
+            return
+        for name, a, w in (("X", X, state.layout.widths[0]), ("Y", Y, state.layout.widths[1])):
+            if a.shape[1] != w:
+                raise ValueError(
+                    f"{name} has shape {a.shape} but earlier batches of {name} had {w} "
+                    "columns; every batch must have the same width"
+                )
 
     def merge(self, other):
         """Add the rows of another accumulator of the same kind (``other`` is unchanged).
@@ -506,40 +645,58 @@ class _PairAccumulator:
                 f"cannot merge an accumulator with debiased={other._debiased} into one with "
                 f"debiased={self._debiased}: their states differ"
             )
-        if other._state is None:
+        with other._lock:  # a consistent snapshot of other (states are never half-updated)
+            theirs = other._state
+        if theirs is None:
             return self
-        if self._state is None:
-            self._state = other._state.copy()
-            return self
-        if other._state.layout.key() != self._state.layout.key():
-            raise ValueError(
-                f"other has widths (p1, p2) = {other.widths} but this accumulator has "
-                f"{self.widths}; only accumulators over the same representations merge"
-            )
-        self._state.merge(other._state)
+        spare = theirs.copy()
+        with self._lock:
+            if self._state is None:
+                self._state = spare
+                return self
+            if theirs.layout.key() != self._state.layout.key():
+                raise ValueError(
+                    f"other has widths (p1, p2) = {theirs.layout.widths} but this accumulator "
+                    f"has {self.widths}; only accumulators over the same representations merge"
+                )
+            self._state = self._state.combined(spare)
         return self
-
-    def copy(self):
-        """An independent copy."""
-        return copy.deepcopy(self)
 
     def _ready(self, what: str) -> _Moments:
         need = 4 if self._debiased else 2
-        if self._state is None or self._state.n < need:
-            n = self.n
+        with self._lock:
+            state = self._state
+        if state is None or state.n < need:
+            n = 0 if state is None else state.n
             raise ValueError(
                 f"{type(self).__name__} has seen n={n} row(s); {what} with "
                 f"{self._flag_name}={self._debiased} needs at least {need} rows (samples)"
             )
-        return self._state
+        return state
+
+    def _statistic_value(self, statistic: str) -> float:
+        state = self._ready(statistic)
+        values = _degenerate_fix(state, state.values(statistic), statistic)
+        const = state.constant_layers()
+        _nan_warnings(values, statistic, ["X"], const[:1], ["Y"], const[1:], str, str)
+        return float(values[0, 0])
 
     def cka(self) -> float:
-        """Linear CKA of all rows seen (debiased with the unbiased HSIC if so constructed)."""
-        return float(self._ready("cka").values("cka")[0, 0])
+        """Linear CKA of all rows seen (debiased with the unbiased HSIC if so constructed).
+
+        ``nan`` with a :class:`~congruence.errors.DegenerateDataWarning` when ``X`` or ``Y``
+        has identical rows (all columns constant, by the relative rule of
+        :func:`congruence._validation.constant_columns`).
+        """
+        return self._statistic_value("cka")
 
     def hsic(self) -> float:
-        """Linear HSIC of all rows seen (unbiased estimator if so constructed)."""
-        return float(self._ready("hsic").values("hsic")[0, 0])
+        """Linear HSIC of all rows seen (unbiased estimator if so constructed).
+
+        ``0.0`` with a :class:`~congruence.errors.DegenerateDataWarning` when ``X`` or ``Y``
+        has identical rows.
+        """
+        return self._statistic_value("hsic")
 
     def value(self) -> float:
         """The accumulator's statistic (:meth:`cka` or :meth:`hsic`)."""
@@ -664,7 +821,7 @@ def _measure_params(measure: Any, params: Mapping[str, Any]) -> tuple[Any, dict,
     return m, full, full[flag]
 
 
-class LayerAccumulator:
+class LayerAccumulator(_Locked):
     r"""Exact linear CKA or HSIC between all layers, over batches of rows.
 
     The layer-wise form of :class:`CKAAccumulator`: each :meth:`update` takes one batch of
@@ -714,11 +871,22 @@ class LayerAccumulator:
         self._state: Optional[_Moments] = None
         self._rows: tuple[str, ...] = ()
         self._cols: tuple[str, ...] = ()
+        self._init_lock()
 
     @property
     def n(self) -> int:
         """The number of rows seen."""
         return 0 if self._state is None else self._state.n
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_measure"] = self._measure.name  # the registry entry is looked up again
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["_measure"] = get_measure(state["_measure"])
+        super().__setstate__(state)
 
     def update(self, a: Layers, b: Optional[Layers] = None) -> "LayerAccumulator":
         """Add one batch of every layer (``{layer: (m, p)}``); returns ``self``.
@@ -748,25 +916,34 @@ class LayerAccumulator:
         widths = [x.shape[1] for x in xa + xb]
         return names_a, names_b, widths, _centred_block(xa + xb, exact=self._debiased)
 
+    def _check_batch(self, names_a: list[str], names_b: Optional[list[str]], widths) -> None:
+        state = self._state
+        if state is None:
+            return
+        la, lay = len(names_a), state.layout
+        if (names_b is not None) != lay.cross:
+            raise ValueError(
+                "b was given in the first batch but not in this one (or the reverse); "
+                "pass b in every batch or in none"
+            )
+        _check_same_layers("a", names_a, widths[:la], self._rows, lay.widths[: lay.na])
+        if names_b is not None:
+            _check_same_layers("b", names_b, widths[la:], self._cols, lay.widths[lay.na :])
+
     def _absorb(self, prepared: tuple) -> "LayerAccumulator":
         names_a, names_b, widths, block = prepared
-        la = len(names_a)
-        if self._state is None:
-            lay = _Layout(widths, la, names_b is not None)
-            self._state = _Moments(lay, self._debiased)
-            self._rows = tuple(names_a)
-            self._cols = tuple(names_b) if names_b is not None else tuple(names_a)
-        else:
-            lay = self._state.layout
-            if (names_b is not None) != lay.cross:
-                raise ValueError(
-                    "b was given in the first batch but not in this one (or the reverse); "
-                    "pass b in every batch or in none"
-                )
-            _check_same_layers("a", names_a, widths[:la], self._rows, lay.widths[: lay.na])
-            if names_b is not None:
-                _check_same_layers("b", names_b, widths[la:], self._cols, lay.widths[lay.na :])
-        self._state.merge(_Moments.from_centred(lay, self._debiased, *block))
+        self._check_batch(names_a, names_b, widths)
+        # the products of the batch run outside the lock; only the combination is serialised
+        lay = _Layout(widths, len(names_a), names_b is not None)
+        batch = _Moments.from_centred(lay, self._debiased, *block)
+        with self._lock:
+            self._check_batch(names_a, names_b, widths)  # another thread may have begun
+            if self._state is None:
+                self._rows = tuple(names_a)
+                self._cols = tuple(names_b) if names_b is not None else tuple(names_a)
+                self._state = batch
+            else:
+                self._state = self._state.combined(batch)
         return self
 
     def merge(self, other: "LayerAccumulator") -> "LayerAccumulator":
@@ -778,49 +955,61 @@ class LayerAccumulator:
                 f"cannot merge an accumulator with the {'un' if other._debiased else ''}biased "
                 f"estimator into one with the {'un' if self._debiased else ''}biased estimator"
             )
-        if other._state is None:
+        with other._lock:  # a consistent snapshot of other (states are never half-updated)
+            theirs, rows, cols = other._state, other._rows, other._cols
+        if theirs is None:
             return self
-        if self._state is None:
-            self._state = other._state.copy()
-            self._rows, self._cols = other._rows, other._cols
-            return self
-        if (other._rows, other._cols, other._state.layout.key()) != (
-            self._rows,
-            self._cols,
-            self._state.layout.key(),
-        ):
-            raise ValueError(
-                f"other compares layers {other._rows} x {other._cols} but this accumulator "
-                f"compares {self._rows} x {self._cols} (or their widths differ); only "
-                "accumulators over the same layers merge"
-            )
-        self._state.merge(other._state)
+        spare = theirs.copy()
+        with self._lock:
+            if self._state is None:
+                self._rows, self._cols = rows, cols
+                self._state = spare
+                return self
+            if (rows, cols, theirs.layout.key()) != (
+                self._rows,
+                self._cols,
+                self._state.layout.key(),
+            ):
+                raise ValueError(
+                    f"other compares layers {rows} x {cols} but this accumulator "
+                    f"compares {self._rows} x {self._cols} (or their widths differ); only "
+                    "accumulators over the same layers merge"
+                )
+            self._state = self._state.combined(spare)
         return self
-
-    def copy(self) -> "LayerAccumulator":
-        """An independent copy."""
-        return copy.deepcopy(self)
 
     def _comparison(self, statistic: str) -> LayerComparison:
         need = 4 if self._debiased else 2
-        if self._state is None or self._state.n < need:
+        with self._lock:
+            state, rows, cols = self._state, self._rows, self._cols
+        if state is None or state.n < need:
             flag = "debiased" if self._measure.name == "cka" else "unbiased"
             raise ValueError(
-                f"LayerAccumulator has seen n={self.n} row(s); {self._measure.name} with "
-                f"{flag}={self._debiased} needs at least {need} rows (samples)"
+                f"LayerAccumulator has seen n={0 if state is None else state.n} row(s); "
+                f"{self._measure.name} with {flag}={self._debiased} needs at least {need} "
+                "rows (samples)"
             )
         m = get_measure(statistic)
         flag = "debiased" if statistic == "cka" else "unbiased"
         params = m.check_params(
             {"kernel": "linear", "sigma_frac": self._params["sigma_frac"], flag: self._debiased}
         )
+        values = _degenerate_fix(state, state.values(statistic), statistic)
+        const = state.constant_layers()
+        lay = state.layout
+        cross = lay.cross
+        _nan_warnings(
+            values,
+            statistic,
+            rows,
+            const[: lay.na],
+            cols,
+            const[lay.na :] if cross else const,
+            lambda k: f"a[{k!r}]",
+            (lambda k: f"b[{k!r}]") if cross else (lambda k: f"a[{k!r}]"),
+        )
         return LayerComparison(
-            measure=m.name,
-            params=params,
-            kind=m.kind,
-            rows=self._rows,
-            cols=self._cols,
-            values=self._state.values(statistic),
+            measure=m.name, params=params, kind=m.kind, rows=rows, cols=cols, values=values
         )
 
     def result(self) -> LayerComparison:
@@ -918,7 +1107,7 @@ def _block_sq(M: np.ndarray, oa: np.ndarray, ob: np.ndarray) -> np.ndarray:
     return out
 
 
-class MinibatchCKA:
+class MinibatchCKA(_Locked):
     r"""Minibatch CKA (Nguyen, Raghu, Kornblith 2021) between all layers, batch by batch.
 
     .. math::
@@ -966,11 +1155,35 @@ class MinibatchCKA:
         self._cols: tuple[str, ...] = ()
         self._widths: tuple[int, ...] = ()
         self._cross: Optional[bool] = None
-        self._kl: Optional[np.ndarray] = None
-        self._ka: Optional[np.ndarray] = None
-        self._kb: Optional[np.ndarray] = None
-        self.batches = 0  #: number of batches added
-        self.n = 0  #: number of rows added
+        #: ``(kl, ka, kb, const_a, const_b, batches, n)``, replaced whole by every update
+        #: (never changed in place); ``const_*``: is each layer constant in every batch so far
+        self._sums: Optional[tuple] = None
+        self._init_lock()
+
+    @property
+    def batches(self) -> int:
+        """The number of batches added."""
+        sums = self._sums
+        return 0 if sums is None else sums[5]
+
+    @property
+    def n(self) -> int:
+        """The number of rows added."""
+        sums = self._sums
+        return 0 if sums is None else sums[6]
+
+    def _check_batch(self, names_a, names_b, widths, la: int) -> None:
+        if self._cross is None:
+            return
+        if (names_b is not None) != self._cross:
+            raise ValueError(
+                "b was given in the first batch but not in this one (or the reverse); "
+                "pass b in every batch or in none"
+            )
+        n_rows = len(self._rows)
+        _check_same_layers("a", names_a, widths[:la], self._rows, self._widths[:n_rows])
+        if names_b is not None:
+            _check_same_layers("b", names_b, widths[la:], self._cols, self._widths[n_rows:])
 
     def update(self, a: Layers, b: Optional[Layers] = None) -> "MinibatchCKA":
         """Add one batch of every layer; returns ``self``.
@@ -993,21 +1206,10 @@ class MinibatchCKA:
                 "(the unbiased HSIC estimator); merge small batches into their neighbours"
             )
         widths = [x.shape[1] for x in xa] + ([x.shape[1] for x in xb] if b is not None else [])
-        if self._cross is None:
-            self._cross = b is not None
-            self._rows = tuple(names_a)
-            self._cols = tuple(names_b) if b is not None else tuple(names_a)
-            self._widths = tuple(widths)
-        else:
-            if (b is not None) != self._cross:
-                raise ValueError(
-                    "b was given in the first batch but not in this one (or the reverse); "
-                    "pass b in every batch or in none"
-                )
-            la = len(self._rows)
-            _check_same_layers("a", names_a, widths[: len(xa)], self._rows, self._widths[:la])
-            if b is not None:
-                _check_same_layers("b", names_b, widths[len(xa) :], self._cols, self._widths[la:])
+        nb = names_b if b is not None else None
+        self._check_batch(names_a, nb, widths, len(xa))
+        const_a = np.array([bool(constant_columns(x).all()) for x in xa])
+        const_b = const_a if b is None else np.array([bool(constant_columns(x).all()) for x in xb])
         za = [_centred64(x) for x in xa]
         zb = None if b is None else [_centred64(x) for x in xb]
         kl, ka, kb = _minibatch_inners(za, zb)
@@ -1021,53 +1223,84 @@ class MinibatchCKA:
         kl = w * (kl - c1 * (da.T @ db) + c2 * np.outer(sa, sb))
         ka = w * (ka - c1 * np.einsum("ij,ij->j", da, da) + c2 * sa * sa)
         kb = w * (kb - c1 * np.einsum("ij,ij->j", db, db) + c2 * sb * sb)
-        if self._kl is None:
-            self._kl, self._ka, self._kb = kl, ka, kb
-        else:
-            self._kl += kl
-            self._ka += ka
-            self._kb += kb
-        self.batches += 1
-        self.n += m
+        # a batch in which a layer is constant contributes exactly 0 for that layer
+        kl[const_a, :] = 0.0
+        kl[:, const_b] = 0.0
+        ka[const_a] = 0.0
+        kb[const_b] = 0.0
+        if not (np.isfinite(kl).all() and np.isfinite(ka).all() and np.isfinite(kb).all()):
+            raise ValueError(
+                "the batch holds values whose products overflow float64; divide each layer "
+                "by a constant first (minibatch CKA does not change)"
+            )
+        with self._lock:
+            self._check_batch(names_a, nb, widths, len(xa))  # another thread may have begun
+            if self._cross is None:
+                self._rows = tuple(names_a)
+                self._cols = tuple(names_b) if b is not None else tuple(names_a)
+                self._widths = tuple(widths)
+                self._cross = b is not None
+            self._sums = _add_sums(self._sums, (kl, ka, kb, const_a, const_b, 1, m))
         return self
 
     def merge(self, other: "MinibatchCKA") -> "MinibatchCKA":
         """Add the batches of ``other`` (same layers); returns ``self``."""
         if not isinstance(other, MinibatchCKA):
             raise ValueError(f"other must be a MinibatchCKA; got {type(other).__name__}")
-        if other._kl is None:
+        with other._lock:
+            sums = other._sums
+            header = (other._rows, other._cols, other._widths, other._cross)
+        if sums is None:
             return self
-        if self._kl is None:
-            self.__dict__.update(copy.deepcopy(other.__dict__))
-            return self
-        if (other._rows, other._cols, other._widths, other._cross) != (
-            self._rows,
-            self._cols,
-            self._widths,
-            self._cross,
-        ):
-            raise ValueError(
-                f"other compares layers {other._rows} x {other._cols} but this accumulator "
-                f"compares {self._rows} x {self._cols} (or their widths differ)"
-            )
-        self._kl = self._kl + other._kl
-        self._ka = self._ka + other._ka
-        self._kb = self._kb + other._kb
-        self.batches += other.batches
-        self.n += other.n
+        with self._lock:
+            if self._sums is None:
+                self._rows, self._cols, self._widths, self._cross = header
+                self._sums = sums  # never changed in place, so it can be shared
+                return self
+            if header != (self._rows, self._cols, self._widths, self._cross):
+                raise ValueError(
+                    f"other compares layers {header[0]} x {header[1]} but this accumulator "
+                    f"compares {self._rows} x {self._cols} (or their widths differ)"
+                )
+            self._sums = _add_sums(self._sums, sums)
         return self
 
     def result(self) -> LayerComparison:
-        """The minibatch CKA matrix over all batches added."""
-        if self._kl is None:
+        """The minibatch CKA matrix over all batches added.
+
+        ``nan`` with a :class:`~congruence.errors.DegenerateDataWarning` for a layer that is
+        constant within every batch.
+        """
+        with self._lock:
+            sums, rows, cols = self._sums, self._rows, self._cols
+        if sums is None:
             raise ValueError("MinibatchCKA has no batch yet; call update() with at least one batch")
-        values = _cka_from_inners(self._kl, self._ka, self._kb, lo=-1.0)
+        kl, ka, kb, const_a, const_b, batches, _ = sums
+        values = _cka_from_inners(kl, ka, kb, lo=-1.0)
+        values[const_a, :] = np.nan
+        values[:, const_b] = np.nan
+        label_b = (lambda k: f"b[{k!r}]") if self._cross else (lambda k: f"a[{k!r}]")
+        blamed = set()
+        for names, const, label in ((rows, const_a, lambda k: f"a[{k!r}]"), (cols, const_b, label_b)):
+            for k, c in zip(names, const):
+                if c and label(k) not in blamed:
+                    blamed.add(label(k))
+                    warn_degenerate(
+                        f"{label(k)} has zero variance within every batch: its rows are "
+                        "identical in each; minibatch_cka is undefined (nan)"
+                    )
+        other = np.isnan(values) & ~(const_a[:, None] | const_b[None, :])
+        for i, j in zip(*np.nonzero(other)):
+            warn_degenerate(
+                f"the minibatch self-similarity of a[{rows[i]!r}] or {label_b(cols[j])} is "
+                "not positive; minibatch_cka is undefined (nan)"
+            )
         return LayerComparison(
             measure="minibatch_cka",
-            params={"batches": self.batches},
+            params={"batches": batches},
             kind="similarity",
-            rows=self._rows,
-            cols=self._cols,
+            rows=rows,
+            cols=cols,
             values=values,
         )
 
@@ -1075,6 +1308,14 @@ class MinibatchCKA:
 
     def __repr__(self) -> str:
         return f"MinibatchCKA() [batches={self.batches}, n={self.n}]"
+
+
+def _add_sums(acc: Optional[tuple], add: tuple) -> tuple:
+    """Minibatch sums plus another batch's (or accumulator's): a new tuple, inputs unchanged."""
+    if acc is None:
+        return add
+    kl, ka, kb, ca, cb, k, n = acc
+    return (kl + add[0], ka + add[1], kb + add[2], ca & add[3], cb & add[4], k + add[5], n + add[6])
 
 
 def _centred64(x: np.ndarray) -> np.ndarray:
