@@ -375,7 +375,16 @@ class _Tap:
         if self.hidden:
             kwargs = dict(kwargs, output_hidden_states=True)
         with torch.inference_mode():
-            out = self.model(*args, **kwargs)
+            try:
+                out = self.model(*args, **kwargs)
+            except TypeError as exc:
+                if self.hidden and "output_hidden_states" in str(exc):
+                    raise ValueError(
+                        f"layers='hidden_states' calls the model with output_hidden_states=True, "
+                        f"which {self.where} does not accept ({exc}); it is for Hugging Face "
+                        "models: name the modules whose outputs you want instead"
+                    ) from None
+                raise
         result: dict[str, np.ndarray] = {}
         hidden: list[np.ndarray] = []
         if self.hidden:
