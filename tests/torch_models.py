@@ -66,8 +66,13 @@ def token_batches(n_batches=3, m=5, T=9, seed=0):
 
 
 def hooks_left(model):
-    """Number of forward hooks still registered on any module of ``model``."""
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    """Number of congruence's forward hooks still registered on any module of ``model``
+    (transformers installs hooks of its own on the first forward pass: those are not ours)."""
+    return sum(
+        "_Tap" in getattr(h, "__qualname__", "")
+        for m in model.modules()
+        for h in list(m._forward_hooks.values()) + list(m._forward_pre_hooks.values())
+    )
 
 
 def hand_hook(model, name, inputs, call=None):
