@@ -61,7 +61,10 @@ from congruence.measures.rsm import (
     rsm_norm_diff,
 )
 from congruence.measures.topology import geometry_score, imd, rtd
+from congruence.models import compare_models
+from congruence.pooling import pool
 from congruence.results import LayerComparison
+from congruence.torch import extract
 from congruence.streaming import (
     CKAAccumulator,
     HSICAccumulator,
@@ -94,6 +97,7 @@ __all__ = [
     "cohens_kappa",
     "compare",
     "compare_layers",
+    "compare_models",
     "concentricity_diff",
     "correlation_match",
     "dask_compare_layers",
@@ -101,6 +105,7 @@ __all__ = [
     "distance_correlation",
     "eigenspace_overlap",
     "error_corrected_disagreement",
+    "extract",
     "fleiss_kappa",
     "geometry_score",
     "get_measure",
@@ -119,6 +124,7 @@ __all__ = [
     "open_layers",
     "orthogonal_procrustes",
     "permutation_procrustes",
+    "pool",
     "prediction_difference",
     "procrustes_size_and_shape",
     "pwcca",

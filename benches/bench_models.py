@@ -1,0 +1,233 @@
+#!/usr/bin/env python
+"""Benchmark model-to-model comparison: extraction overhead and memory of cg.compare_models.
+
+Cases (full sizes; ``--quick`` shrinks them to a smoke run):
+
+* ``overhead``: ``cg.compare_models(a, b, x, layers, pooling="mean")`` (exact linear CKA,
+  streamed into a ``LayerAccumulator``) on two small CNNs (digits-shaped 1 x 8 x 8 inputs:
+  conv 16, conv 32, max-pool, fc 128, fc 10; 4 layers each, feature maps globally
+  average-pooled) over 20,000 inputs in forward batches of 256, against the two models' bare
+  forward passes on the same batches (``a(xb); b(xb)`` under ``torch.inference_mode()``).
+  Runs alternate (ours, bare, ours, bare, ...); reported: the median of ``--repeat`` (5)
+  ratios and their spread. Target: ratio <= 1.15.
+* ``memory``: peak resident memory (VmHWM) of a fresh interpreter running the same exact
+  ``compare_models`` over 100,000 and over 10,000 inputs (generated batch by batch, so the
+  inputs are not held either). Target: the 100,000-input peak within 300 MB of the 10,000-input
+  peak.
+
+Usage::
+
+    python benches/bench_models.py --quick           # smoke run, well under a minute
+    python benches/bench_models.py                   # full sizes (a few minutes)
+    python benches/bench_models.py --only memory --threads 2
+    python benches/bench_models.py --json models.json
+
+Both sides use the same thread count (``--threads``, else ``$RAYON_NUM_THREADS``, else
+``os.cpu_count()``): torch's intra-op threads and the BLAS threads of NumPy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+CASES = ("overhead", "memory")
+FULL = {"overhead": dict(n=20_000, batch=256), "memory": dict(n_big=100_000, n_small=10_000, batch=256)}
+QUICK = {"overhead": dict(n=2_000, batch=256), "memory": dict(n_big=10_000, n_small=1_000, batch=256)}
+TARGETS = {"overhead": "<= 1.15x bare forwards", "memory": "peak(big) - peak(small) <= 300 MB"}
+
+
+def _parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="congruence compare_models benchmark")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the script")
+    ap.add_argument("--only", metavar="NAME", help="comma-separated cases: " + ", ".join(CASES))
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for both sides (default: $RAYON_NUM_THREADS or os.cpu_count())")
+    ap.add_argument("--repeat", type=int, default=5, help="alternating timed runs (median kept)")
+    ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    ap.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_args", dest="child_args", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    names = [s.strip() for s in (args.only or ",".join(CASES)).split(",") if s.strip()]
+    bad = [s for s in names if s not in CASES]
+    if bad:
+        ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
+    args.only = names
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    return args
+
+
+ARGS = _parse_args()
+if ARGS.threads is not None:
+    THREADS = ARGS.threads
+else:
+    _env = os.environ.get("RAYON_NUM_THREADS", "")
+    THREADS = int(_env) if _env.strip().isdigit() and int(_env) > 0 else (os.cpu_count() or 1)
+for _var in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import congruence as cg  # noqa: E402
+
+torch.set_num_threads(THREADS)
+LAYERS = ["1", "3", "7", "8"]
+
+
+def hwm_kib() -> int:
+    """Peak resident memory of this process so far (VmHWM, KiB; 0 where unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def small_cnn(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(32 * 16, 128), nn.ReLU(),
+        nn.Linear(128, 10),
+    ).eval()
+
+
+def inputs(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 8, 8, generator=g)
+
+
+def batches(n: int, batch: int, seed: int = 0):
+    """``n`` inputs generated batch by batch (nothing of size n is held)."""
+    g = torch.Generator().manual_seed(seed)
+    for s in range(0, n, batch):
+        yield torch.rand(min(batch, n - s), 1, 8, 8, generator=g)
+
+
+# -------------------------------------------------------------------------------- overhead
+
+
+def case_overhead(opts: dict, repeat: int) -> dict:
+    n, batch = opts["n"], opts["batch"]
+    a, b = small_cnn(0), small_cnn(1)
+    x = inputs(n)
+    split = [x[s : s + batch] for s in range(0, n, batch)]
+
+    def ours():
+        return cg.compare_models(a, b, x, LAYERS, pooling="mean", batch_size=batch, progress=False)
+
+    def bare():
+        with torch.inference_mode():
+            for xb in split:
+                a(xb)
+                b(xb)
+
+    ours()
+    bare()  # warm-up
+    t_ours, t_bare = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        res = ours()
+        t_ours.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        bare()
+        t_bare.append(time.perf_counter() - t0)
+    ratios = [o / r for o, r in zip(t_ours, t_bare)]
+    # correctness: the same matrix as compare_layers on float64 copies of the extracted arrays
+    f64 = lambda acts: {k: v.astype(np.float64) for k, v in acts.items()}  # noqa: E731
+    ref = cg.compare_layers(f64(cg.extract(a, x, LAYERS, pooling="mean", batch_size=batch, progress=False)),
+                            f64(cg.extract(b, x, LAYERS, pooling="mean", batch_size=batch, progress=False)))
+    diff = float(np.max(np.abs(res.values - ref.values)))
+    med = statistics.median(ratios)
+    return dict(case="overhead", n=n, batch=batch, ours_s=statistics.median(t_ours),
+                bare_s=statistics.median(t_bare), ratio=med, ratio_min=min(ratios),
+                ratio_max=max(ratios), diff=diff, target=TARGETS["overhead"], ok=med <= 1.15)
+
+
+# -------------------------------------------------------------------------------- memory
+
+
+def _child_memory(opts: dict) -> dict:
+    a, b = small_cnn(0), small_cnn(1)
+    # warm up torch, NumPy and congruence on a few inputs first
+    cg.compare_models(a, b, batches(512, opts["batch"], seed=1), LAYERS, pooling="mean", progress=False)
+    base = hwm_kib()
+    t0 = time.perf_counter()
+    res = cg.compare_models(a, b, batches(opts["n"], opts["batch"]), LAYERS, pooling="mean",
+                            progress=False)
+    return dict(n=opts["n"], seconds=time.perf_counter() - t0, base_kib=base, peak_kib=hwm_kib(),
+                value=float(res.values[0, 0]))
+
+
+def _run_child(case: str, opts: dict) -> dict:
+    argv = [sys.executable, os.path.abspath(__file__), "--_child", case, "--_args", json.dumps(opts),
+            "--threads", str(THREADS)]
+    p = subprocess.run(argv, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{case} child failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def case_memory(opts: dict, repeat: int) -> dict:
+    small = _run_child("memory", dict(n=opts["n_small"], batch=opts["batch"]))
+    big = _run_child("memory", dict(n=opts["n_big"], batch=opts["batch"]))
+    delta_mb = (big["peak_kib"] - small["peak_kib"]) * 1024 / 1e6
+    return dict(case="memory", n_small=small["n"], n_big=big["n"],
+                peak_small_mb=small["peak_kib"] * 1024 / 1e6, peak_big_mb=big["peak_kib"] * 1024 / 1e6,
+                delta_mb=delta_mb, seconds_small=small["seconds"], seconds_big=big["seconds"],
+                target=TARGETS["memory"], ok=delta_mb <= 300)
+
+
+# -------------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    if ARGS.child:
+        print(json.dumps(_child_memory(json.loads(ARGS.child_args))))
+        return 0
+    sizes = QUICK if ARGS.quick else FULL
+    print(f"congruence {cg.__version__} | torch {torch.__version__} | numpy {np.__version__} | "
+          f"Python {platform.python_version()} | cpus {os.cpu_count()} | threads {THREADS} | "
+          f"load {os.getloadavg()[0]:.2f}" + (" | QUICK (sizes reduced)" if ARGS.quick else ""))
+    rows, errors = [], []
+    for case in ARGS.only:
+        try:
+            fn = case_overhead if case == "overhead" else case_memory
+            rows.append(fn(sizes[case], ARGS.repeat))
+        except Exception as exc:  # reported under the table
+            errors.append(f"{case}: {type(exc).__name__}: {exc}")
+    for r in rows:
+        if r["case"] == "overhead":
+            print(f"overhead  n={r['n']} batch={r['batch']}: compare_models {r['ours_s']:.3f} s, bare "
+                  f"forwards {r['bare_s']:.3f} s, ratio median {r['ratio']:.3f} (min {r['ratio_min']:.3f}, "
+                  f"max {r['ratio_max']:.3f}) over {ARGS.repeat} runs, |diff| vs compare_layers "
+                  f"{r['diff']:.1e}; target {r['target']}: {'yes' if r['ok'] else 'NO'}")
+        else:
+            print(f"memory    peak RSS n={r['n_small']}: {r['peak_small_mb']:.0f} MB "
+                  f"({r['seconds_small']:.1f} s), n={r['n_big']}: {r['peak_big_mb']:.0f} MB "
+                  f"({r['seconds_big']:.1f} s), difference {r['delta_mb']:.1f} MB; target "
+                  f"{r['target']}: {'yes' if r['ok'] else 'NO'}")
+    for e in errors:
+        print("ERROR", e)
+    if ARGS.json:
+        with open(ARGS.json, "w") as f:
+            json.dump({"threads": THREADS, "quick": ARGS.quick, "rows": rows, "errors": errors}, f, indent=1)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

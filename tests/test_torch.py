@@ -1,0 +1,382 @@
+"""cg.extract on real PyTorch and transformers models built in the test (nothing downloaded)."""
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import congruence as cg
+import congruence._memory
+from congruence._progress import Progress
+from congruence.errors import LayerNotFoundError
+from torch_models import bert, cnn, digits, hand_hook, hooks_left, mlp, token_batches
+
+
+def _gap(t):
+    return t.double().mean(dim=(2, 3)).numpy()
+
+
+def test_import_congruence_does_not_import_torch():
+    code = "import sys, congruence; print('torch' in sys.modules)"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_cnn_equals_hand_written_hooks():
+    net, (x, _) = cnn(), digits(90)
+    acts = cg.extract(net, x, ["0", "3", "7", "9"], pooling="mean", batch_size=32)
+    assert list(acts) == ["0", "3", "7", "9"]
+    for name in ("0", "3"):  # 4-D: global average pool, computed here in float64
+        ref = _gap(hand_hook(net, name, x)[0])
+        assert acts[name].dtype == np.float32 and acts[name].shape == ref.shape
+        np.testing.assert_allclose(acts[name], ref, rtol=0, atol=2e-6)
+    for name in ("7", "9"):  # 2-D: kept as they are
+        np.testing.assert_array_equal(acts[name], hand_hook(net, name, x)[0].numpy())
+    flat = cg.extract(net, x, "3", pooling="flatten", batch_size=50)["3"]
+    np.testing.assert_array_equal(flat, hand_hook(net, "3", x)[0].reshape(90, -1).numpy())
+    spatial = cg.extract(net, x, "3", pooling="spatial")["3"]
+    ref = hand_hook(net, "3", x)[0].permute(0, 2, 3, 1).reshape(-1, 8).numpy()
+    np.testing.assert_array_equal(spatial, ref)
+
+
+def test_inplace_relu_after_a_hooked_layer():
+    # Conv -> ReLU(inplace=True): the hooked conv output is overwritten later in the forward
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(inplace=True), nn.Flatten())
+    x = torch.randn(20, 1, 6, 6)
+    got = cg.extract(net, x, "0", pooling="flatten")["0"]
+    with torch.no_grad():
+        want = net[0](x).reshape(20, -1).numpy()
+    assert (want < 0).any()
+    np.testing.assert_array_equal(got, want)
+
+
+def test_data_forms_give_the_same_arrays():
+    net, (x, y) = mlp(), (torch.randn(70, 12), torch.arange(70))
+    want = cg.extract(net, x, ["1", "4"], batch_size=16)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    forms = {
+        "loader": loader,
+        "list of tensors": [x[s : s + 9] for s in range(0, 70, 9)],
+        "tuples": [(x[s : s + 9], y[s : s + 9]) for s in range(0, 70, 9)],
+        "generator": (x[s : s + 20] for s in range(0, 70, 20)),
+        "numpy": x.numpy().astype(np.float64),  # cast to the model's float32
+        "input_fn": [{"features": x[s : s + 30]} for s in range(0, 70, 30)],
+    }
+    for label, data in forms.items():
+        kw = {"input_fn": lambda b: b["features"]} if label == "input_fn" else {}
+        got = cg.extract(net, data, ["1", "4"], batch_size=16, **kw)
+        for k in want:
+            # other batch sizes round differently inside BLAS (float32 products)
+            np.testing.assert_allclose(got[k], want[k], rtol=0, atol=1e-6, err_msg=label)
+    for k in want:  # the same batches as a hand-written hook: equal
+        hooked = np.concatenate([hand_hook(net, k, b[0])[0].numpy() for b in loader])
+        np.testing.assert_array_equal(cg.extract(net, loader, k)[k], hooked)
+
+
+def test_max_rows_cuts_the_last_batch():
+    net, x = mlp(), torch.randn(70, 12)
+    got = cg.extract(net, x, "4", max_rows=37, batch_size=16)["4"]
+    want = [hand_hook(net, "4", x[s:e])[0].numpy() for s, e in ((0, 16), (16, 32), (32, 37))]
+    np.testing.assert_array_equal(got, np.concatenate(want))
+
+
+def test_glob_patterns_module_objects_and_unknown_names():
+    model = bert()
+    acts = cg.extract(model, token_batches(1), "encoder.layer.*", pooling="first")
+    assert list(acts) == ["encoder.layer.0", "encoder.layer.1"]
+    deep = cg.extract(model, token_batches(1), "encoder.**.output.dense", pooling="first")
+    assert list(deep) == [
+        "encoder.layer.0.attention.output.dense",
+        "encoder.layer.0.output.dense",
+        "encoder.layer.1.attention.output.dense",
+        "encoder.layer.1.output.dense",
+    ]
+    objs = cg.extract(model, token_batches(1), [model.encoder.layer[1], model.pooler], pooling="last")
+    assert list(objs) == ["encoder.layer.1", "pooler"] and objs["pooler"].shape == (5, 32)
+    with pytest.raises(LayerNotFoundError, match="'encoder.layr.0'.*did you mean 'encoder.layer.0'"):
+        cg.extract(model, token_batches(1), ["encoder.layr.0"], pooling="mean")
+    with pytest.raises(KeyError):
+        cg.extract(model, token_batches(1), "decoder.*", pooling="mean")
+    with pytest.raises(ValueError, match="not one of its submodules"):
+        cg.extract(model, token_batches(1), nn.Linear(2, 2))
+    assert hooks_left(model) == 0
+
+
+def test_hidden_states_with_attention_mask():
+    model, batches = bert(), token_batches(3)
+    acts = cg.extract(model, batches, "hidden_states", pooling="mean")
+    assert list(acts) == ["hidden_states.0", "hidden_states.1", "hidden_states.2"]
+    rows = {k: [] for k in acts}
+    for b in batches:
+        with torch.no_grad():
+            hs = model(**b, output_hidden_states=True).hidden_states
+        mask = b["attention_mask"].numpy()
+        for i, h in enumerate(hs):
+            h = h.double().numpy()
+            for r in range(h.shape[0]):  # mean over the real tokens only
+                real = [h[r, t] for t in range(h.shape[1]) if mask[r, t]]
+                rows[f"hidden_states.{i}"].append(sum(real) / len(real))
+    for k in acts:
+        np.testing.assert_allclose(acts[k], np.array(rows[k]), rtol=0, atol=1e-6)
+    tokens = cg.extract(model, batches, ["hidden_states"], pooling="tokens")
+    n_real = sum(int(b["attention_mask"].sum()) for b in batches)
+    assert all(v.shape == (n_real, 32) for v in tokens.values())
+    with pytest.raises(ValueError, match="hidden_states"):
+        cg.extract(mlp(), torch.randn(5, 12), "hidden_states")
+
+
+def test_3d_without_pooling_fails_in_the_first_batch():
+    model = bert()
+    served = []
+
+    def data():
+        for b in token_batches(3):
+            served.append(1)
+            yield b
+
+    with pytest.raises(ValueError, match=r"'encoder.layer.0'.*\(5, 9, 32\).*'mean', 'first'.*'spatial'"):
+        cg.extract(model, data(), "encoder.layer.0")
+    assert len(served) == 1 and hooks_left(model) == 0
+
+
+class _TupleNet(nn.Module):
+    """A block returning (hidden, aux) and one returning a dict; a ReLU used twice."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(6, 5)
+        self.act = nn.ReLU()
+        self.lin2 = nn.Linear(5, 5)
+
+    def forward(self, x):
+        h = self.act(self.lin(x))
+        return self.act(self.lin2(h) - 0.1)
+
+
+class _Pair(nn.Module):
+    def forward(self, x):
+        return x * 2, x.sum(dim=1, keepdim=True)
+
+
+class _Dict(nn.Module):
+    def forward(self, x):
+        return {"double": x * 2, "neg": -x}
+
+
+def test_tuple_dict_and_model_outputs():
+    net = nn.Sequential(nn.Linear(4, 3), _Pair())
+    x = torch.randn(8, 4)
+    with torch.no_grad():
+        h = net[0](x)
+    np.testing.assert_array_equal(cg.extract(net, x, "1")["1"], (h * 2).numpy())
+    np.testing.assert_array_equal(cg.extract(net, x, "1", output=1)["1"], h.sum(1, keepdim=True).numpy())
+    np.testing.assert_array_equal(
+        cg.extract(net, x, "1", output=lambda o: o[0] + o[1])["1"], (h * 2 + h.sum(1, keepdim=True)).numpy()
+    )
+    with pytest.raises(ValueError, match="output=5.*tuple.*2 item"):
+        cg.extract(net, x, "1", output=5)
+    dnet = nn.Sequential(nn.Linear(4, 3), _Dict())
+    with pytest.raises(ValueError, match="dict with keys \\['double', 'neg'\\].*output="):
+        cg.extract(dnet, x, "1")
+    np.testing.assert_array_equal(cg.extract(dnet, x, "1", output="neg")["1"], -dnet[0](x).detach().numpy())
+    with pytest.raises(ValueError, match="output='pos'.*keys \\['double', 'neg'\\]"):
+        cg.extract(dnet, x, "1", output="pos")
+    # a transformers ModelOutput: the encoder returns BaseModelOutput...
+    model, batches = bert(), token_batches(1)
+    with torch.no_grad():
+        want = model(**batches[0]).last_hidden_state[:, 0].numpy()
+    for out in (None, 0, "last_hidden_state"):
+        got = cg.extract(model, batches, "encoder", pooling="first", output=out)["encoder"]
+        np.testing.assert_array_equal(got, want)
+
+
+def test_reused_module():
+    net, x = _TupleNet(), torch.randn(10, 6)
+    with pytest.raises(ValueError, match="module 'act' of the model ran 2 times.*reuse="):
+        cg.extract(net, x, "act")
+    assert hooks_left(net) == 0
+    calls = hand_hook(net, "act", x)
+    assert len(calls) == 2
+    first = cg.extract(net, x, "act", reuse="first")["act"]
+    last = cg.extract(net, x, ["act", "lin"], reuse="last")["act"]
+    stack = cg.extract(net, x, "act", reuse="stack", batch_size=3)["act"]
+    np.testing.assert_array_equal(first, calls[0].numpy())
+    np.testing.assert_array_equal(last, calls[1].numpy())
+    np.testing.assert_array_equal(stack, torch.cat(calls, dim=1).numpy())
+    with pytest.raises(ValueError, match="reuse='again'"):
+        cg.extract(net, x, "act", reuse="again")
+
+
+def _flags(model):
+    return [m.training for m in model.modules()]
+
+
+def _mixed_flags_model():
+    net = mlp()
+    net.train()
+    net[2].eval()  # one submodule in eval mode: must come back as it was
+    return net, _flags(net)
+
+
+def test_training_flag_restored_and_hooks_removed_after_success():
+    net, flags = _mixed_flags_model()
+    x = torch.randn(30, 12)
+    seen = []
+    spy = net[3].register_forward_hook(
+        lambda m, i, o: seen.append((torch.is_inference_mode_enabled(), m.training))
+    )
+    acts = cg.extract(net, x, ["2", "3"])
+    spy.remove()
+    assert seen == [(True, False)]
+    assert _flags(net) == flags and hooks_left(net) == 0
+    # eval mode during extraction: dropout (layer 2) was the identity
+    np.testing.assert_array_equal(acts["2"], torch.tanh(net[0](x)).detach().numpy())
+
+
+class _Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("exc", [_Boom, KeyboardInterrupt])
+def test_cleanup_after_exception_in_the_data_iterator(exc):
+    net, flags = _mixed_flags_model()
+
+    def data():
+        yield torch.randn(4, 12)
+        raise exc()
+
+    with pytest.raises(exc):
+        cg.extract(net, data(), ["0", "4"])
+    assert _flags(net) == flags and hooks_left(net) == 0
+
+
+@pytest.mark.parametrize("exc", [_Boom, KeyboardInterrupt])
+def test_cleanup_after_exception_in_the_forward_pass(exc):
+    net, flags = _mixed_flags_model()
+    calls = []
+
+    def explode(module, inputs, output):
+        calls.append(1)
+        if len(calls) == 2:
+            raise exc()
+
+    handle = net[3].register_forward_hook(explode)
+    try:
+        with pytest.raises(exc):
+            cg.extract(net, torch.randn(20, 12), ["0", "4"], batch_size=5)
+    finally:
+        handle.remove()
+    assert _flags(net) == flags and hooks_left(net) == 0
+
+
+def test_half_precision_models():
+    x = torch.randn(16, 12)
+    for dtype in (torch.bfloat16, torch.float16):
+        net = mlp().to(dtype)
+        got = cg.extract(net, x.to(dtype), ["0", "5"])
+        assert all(v.dtype == np.float32 for v in got.values())
+        np.testing.assert_array_equal(got["0"], hand_hook(net, "0", x.to(dtype))[0].float().numpy())
+        # float NumPy input takes the model's dtype
+        np.testing.assert_array_equal(cg.extract(net, x.numpy(), "0")["0"], got["0"])
+
+
+def test_meta_device_is_refused():
+    with torch.device("meta"):
+        net = mlp()
+    with pytest.raises(ValueError, match="'meta' device.*to_empty"):
+        cg.extract(net, torch.randn(4, 12), "0")
+    with pytest.raises(ValueError, match="device='meta'"):
+        cg.extract(mlp(), torch.randn(4, 12), "0", device="meta")
+    net = mlp()
+    with pytest.raises(ValueError, match="'meta' device"):
+        cg.extract(net, [torch.empty(4, 12, device="meta")], "0")
+    assert hooks_left(net) == 0
+
+
+def test_out_directory_writes_growing_npy_files(tmp_path):
+    net, (x, _) = cnn(), digits(75)
+    want = cg.extract(net, x, ["3", "7"], pooling={"3": "flatten"}, batch_size=20)
+    got = cg.extract(net, x, ["3", "7"], pooling={"3": "flatten"}, batch_size=20, out=tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["3.npy", "7.npy"]
+    for k in want:
+        assert isinstance(got[k], np.memmap) and got[k].dtype == np.float32
+        np.testing.assert_array_equal(np.asarray(got[k]), want[k])
+        np.testing.assert_array_equal(np.load(tmp_path / f"{k}.npy"), want[k])
+
+    # interrupted after two batches: each file is a valid .npy of the rows written so far
+    def data():
+        yield x[:20]
+        yield x[20:40]
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cg.extract(net, data(), ["7"], out=tmp_path / "part")
+    np.testing.assert_array_equal(np.load(tmp_path / "part" / "7.npy"), want["7"][:40])
+    assert hooks_left(net) == 0
+
+
+def test_pooling_dict_and_layers_that_do_not_run():
+    net, (x, _) = cnn(), digits(20)
+    got = cg.extract(net, x, ["0", "3"], pooling={"0": "mean", "3": "flatten"})
+    assert got["0"].shape == (20, 6) and got["3"].shape == (20, 8 * 64)
+    with pytest.raises(LayerNotFoundError, match="pooling"):
+        cg.extract(net, x, ["0"], pooling={"0": "mean", "9x": "mean"})
+    with pytest.raises(ValueError, match="pooling='avg'"):
+        cg.extract(net, x, ["0"], pooling="avg")
+
+    class Skip(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Linear(3, 3), nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(ValueError, match="'unused'.*did not run"):
+        cg.extract(Skip(), torch.randn(4, 3), ["used", "unused"])
+
+
+def test_memory_preflight_suggests_out(monkeypatch):
+    monkeypatch.setattr(congruence._memory, "memory_budget", lambda: 1000)
+    with pytest.raises(MemoryError, match="out="):
+        cg.extract(mlp(), torch.randn(64, 12), "0", batch_size=8)
+
+
+def test_progress_plain_counter_without_tqdm(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    buf = io.StringIO()
+    with Progress(True, total=10, unit="input", delay=0.0, file=buf) as bar:
+        for _ in range(5):
+            bar.update(2)
+    text = buf.getvalue()
+    assert "congruence: 10/10 inputs" in text and text.endswith("\n")
+    quiet = io.StringIO()
+    with Progress(True, total=10, file=quiet) as bar:  # ends within the 1 s delay
+        bar.update(10)
+    assert quiet.getvalue() == ""
+    # progress=True never needs tqdm
+    got = cg.extract(mlp(), torch.randn(8, 12), "0", progress=True)
+    assert got["0"].shape == (8, 20)
+
+
+def test_invalid_options():
+    net, x = mlp(), torch.randn(8, 12)
+    with pytest.raises(ValueError, match="batch_size"):
+        cg.extract(net, x, "0", batch_size=0)
+    with pytest.raises(ValueError, match="max_rows"):
+        cg.extract(net, x, "0", max_rows=0)
+    with pytest.raises(ValueError, match="data must be"):
+        cg.extract(net, {"x": x}, "0")
+    with pytest.raises(ValueError, match="torch.nn.Module"):
+        cg.extract(lambda t: t, x, "0")
+    with pytest.raises(ValueError, match="no batch"):
+        cg.extract(net, [], "0")
