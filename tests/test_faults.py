@@ -152,10 +152,14 @@ def test_row_09_constant_columns_among_others():
     assert abs(cg.cka(Xc, Y) - cg.cka(X, Y)) < 1e-12
     assert abs(cg.rsa(Xc, Y, rsm="euclidean") - cg.rsa(X, Y, rsm="euclidean")) < 1e-12
     # CCA family and linear regression: dropped with a warning, the value of the rest
-    for f in (cg.cca, cg.svcca, cg.pwcca, cg.linear_regression):
+    for f in (cg.cca, cg.svcca, cg.pwcca):
         value, warned = _call(f, Xc, Y)
         assert warned and "constant" in str(warned[0].message)
         assert abs(value - f(X, Y)) < 1e-10, f.__name__
+    # linear_regression: Y is the predictor, its dead units are dropped
+    value, warned = _call(cg.linear_regression, Y, Xc)
+    assert warned and "constant" in str(warned[0].message)
+    assert abs(value - cg.linear_regression(Y, X)) < 1e-10
     # a constant row in a correlation RSM: nan with a warning
     Xr = X.copy()
     Xr[7] = 2.0
@@ -166,7 +170,7 @@ def test_row_09_constant_columns_among_others():
 #: Measures that return their defined value (with a warning) for identical rows; every other
 #: representational measure returns nan with a warning.
 DEFINED_FOR_IDENTICAL_ROWS = {
-    "hsic", "orthogonal_procrustes", "procrustes_size_and_shape", "permutation_procrustes",
+    "hsic", "procrustes_size_and_shape", "permutation_procrustes",
     "rsm_norm_diff", "aligned_cosine", "eigenspace_overlap", "correlation_match",
     "magnitude_diff", "concentricity_diff", "uniformity_diff",
 }
@@ -188,13 +192,13 @@ def test_row_10_identical_rows_give_nan_or_the_defined_value_with_a_warning(m):
 def test_row_11_near_constant_columns_use_a_relative_test():
     X, Y = _pair()
     near = np.full((40, 1), 0.1)
-    for f in (cg.cca, cg.linear_regression):
-        value, warned = _call(f, np.hstack([X, near]), Y)
-        assert warned and abs(value - f(X, Y)) < 1e-10
-    # a tiny but genuinely varying column is a unit like any other: kept, no warning
-    tiny = 1e-17 * np.random.default_rng(5).standard_normal((40, 1))
-    value, warned = _call(cg.cca, np.hstack([X, tiny]), Y)
-    assert not warned
+    value, warned = _call(cg.cca, np.hstack([X, near]), Y)
+    assert warned and abs(value - cg.cca(X, Y)) < 1e-10
+    value, warned = _call(cg.linear_regression, Y, np.hstack([X, near]))
+    assert warned and abs(value - cg.linear_regression(Y, X)) < 1e-10
+    # a representation varying only at a tiny scale is not constant: no warning, same value
+    value, warned = _call(cg.cca, 1e-17 * X, Y)
+    assert not warned and abs(value - cg.cca(X, Y)) < 1e-10
 
 
 @pytest.mark.parametrize("offset", [1e3, 1e4])
@@ -291,7 +295,7 @@ def test_row_21_p_much_larger_than_n_for_the_cca_family():
             f(X, Y)
         assert not isinstance(info.value, np.linalg.LinAlgError)
     value, warned = _call(cg.svcca, X, Y)
-    assert warned and "trivially" in str(warned[-1].message)
+    assert warned and "by construction" in str(warned[-1].message)
     # regularised: allowed, no error
     assert math.isfinite(cg.cca(X, Y, epsilon=1e-2))
 

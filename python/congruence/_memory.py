@@ -42,4 +42,4 @@ def check_fits(nbytes: float, what: str, alternative: str) -> None:
     ``alternative`` what the user can do instead ("subsample the rows or use ..."). The
     message gives the size in GB and in bytes, the budget, and the alternative.
     """
-    _core.check_fits(float(nbytes), what, alternative)
+    _core.check_fits(float(nbytes), what, alternative, memory_budget())

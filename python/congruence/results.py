@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from congruence._files import atomic_write
 from congruence.errors import LayerNotFoundError
 
 __all__ = ["LayerComparison", "find_layer", "layer_not_found"]
@@ -121,7 +122,8 @@ class LayerComparison:
         return pd.DataFrame(self.values, index=list(self.rows), columns=list(self.cols))
 
     def to_csv(self, path=None) -> str:
-        """Write the labelled matrix as CSV to ``path`` (if given) and return the text."""
+        """Write the labelled matrix as CSV to ``path`` (if given, atomically: a temporary file
+        renamed over ``path``) and return the text."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow([""] + list(self.cols))
@@ -129,8 +131,7 @@ class LayerComparison:
             w.writerow([r] + [repr(float(v)) for v in row])
         text = buf.getvalue()
         if path is not None:
-            with open(path, "w", encoding="utf-8", newline="") as f:
-                f.write(text)
+            atomic_write(path, text)
         return text
 
     def format(self, digits: int = 3) -> str:

@@ -129,11 +129,12 @@ fn memory_budget() -> Option<u64> {
     memory::budget()
 }
 
-/// Raise MemoryError if `nbytes` does not fit in 90% of the memory budget; the message names
-/// the size, `what` (the buffer and the measure) and `alternative`.
+/// Raise MemoryError if `nbytes` does not fit in 90% of `budget` (the caller passes
+/// `memory_budget()`; None means unknown, no refusal); the message names the size, `what` (the
+/// buffer and the measure) and `alternative`.
 #[pyfunction]
-fn check_fits(nbytes: f64, what: &str, alternative: &str) -> PyResult<()> {
-    memory::check_fits(nbytes, what, alternative).map_err(to_py)
+fn check_fits(nbytes: f64, what: &str, alternative: &str, budget: Option<u64>) -> PyResult<()> {
+    memory::check_fits_within(nbytes, budget, what, alternative).map_err(to_py)
 }
 
 /// Run a computation that panics, as a bug in the core would: for the tests of the mapping to
