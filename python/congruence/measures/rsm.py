@@ -885,8 +885,9 @@ def riemannian_distance(X, Y) -> float:
     )
     ex, ey = pow2_exponent(X), pow2_exponent(Y)
     Xs, Ys = pow2_scaled(X, ex), pow2_scaled(Y, ey)
-    Sx = (Xs @ Xs.T) / X.shape[1]
-    Sy = (Ys @ Ys.T) / Y.shape[1]
+    # The products are single long BLAS calls too (NumPy releases the GIL in them).
+    Sx = _lapack(2.0 * n * n * X.shape[1], np.matmul, Xs, Xs.T) / X.shape[1]
+    Sy = _lapack(2.0 * n * n * Y.shape[1], np.matmul, Ys, Ys.T) / Y.shape[1]
     flops = 9.0 * n**3
     w, V = _lapack(flops, np.linalg.eigh, Sx)
     if not _spectrum_floor(w, n):
@@ -894,7 +895,7 @@ def riemannian_distance(X, Y) -> float:
     if not _spectrum_floor(_lapack(flops, np.linalg.eigvalsh, Sy), n):
         return _not_positive_definite("Y", identical_rows(Y))
     W = V / np.sqrt(w)
-    C = W.T @ Sy @ W
+    C = _lapack(4.0 * n**3, np.linalg.multi_dot, [W.T, Sy, W])
     lam = _lapack(flops, np.linalg.eigvalsh, (C + C.T) / 2.0)
     if not lam[0] > 0.0:  # pragma: no cover - excluded by the two checks above
         warn_degenerate("S_X^-1 S_Y has a non-positive eigenvalue; riemannian_distance is nan")
