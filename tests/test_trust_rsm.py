@@ -535,7 +535,7 @@ def test_ctrl_c_interrupts_a_long_lapack_call():
 
 def test_ctrl_c_interrupts_an_exact_heat_trace():
     rng = np.random.default_rng(9)
-    A, B = rng.standard_normal((1800, 3)), rng.standard_normal((1800, 3))
+    A, B = rng.standard_normal((1400, 3)), rng.standard_normal((1400, 3))
     waited, busy = _interrupt_during(lambda: cg.imd(A, B))
     assert waited < 1.0
     _wait_for_workers(busy)
@@ -547,7 +547,7 @@ def test_ctrl_c_interrupts_an_exact_heat_trace():
 
 def test_ctrl_c_interrupts_a_persistence_computation():
     rng = np.random.default_rng(10)
-    A, B = rng.standard_normal((400, 3)), rng.standard_normal((400, 3))
+    A, B = rng.standard_normal((450, 3)), rng.standard_normal((450, 3))
     waited, busy = _interrupt_during(lambda: cg.rtd(A, B))
     assert waited < 1.0
     assert busy, "the interrupt should arrive while GUDHI is computing"
