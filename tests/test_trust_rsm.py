@@ -91,7 +91,8 @@ def test_kendall_tau_a_by_hand():
     # Distances (1, 3, 2) and (2, 3, 1): pairs C, D, C -> 1/3.
     c = np.array([[0.0], [2.0], [3.0]])
     b2 = np.array([[0.0], [1.0], [3.0]])
-    assert cg.rsa(b2, c, rsm="euclidean", compare="kendall_tau_a") == pytest.approx(1 / 3, abs=1e-15)
+    got = cg.rsa(b2, c, rsm="euclidean", compare="kendall_tau_a")
+    assert got == pytest.approx(1 / 3, abs=1e-15)
     # Direct reference, with ties in both vectors and in both at once.
     u = np.array([0.0, 0.0, 1.0, 1.0, 2.0])
     v = np.array([0.0, 1.0, 1.0, 1.0, 0.0])
@@ -316,7 +317,10 @@ def test_scale_invariant_measures_at_any_magnitude(f, params):
 
 #: Invariant to translation: f(X + 1 c^T, Y) = f(X, Y).
 TRANSLATION_INVARIANT = [
-    *[(cg.rsa, {"rsm": "euclidean", "compare": c}) for c in ("spearman", "pearson", "kendall_tau_a", "cosine")],
+    *[
+        (cg.rsa, {"rsm": "euclidean", "compare": c})
+        for c in ("spearman", "pearson", "kendall_tau_a", "cosine")
+    ],
     (cg.rsm_norm_diff, {}),
     (cg.rsm_norm_diff, {"norm": "spectral"}),
     (cg.distance_correlation, {}),
@@ -371,7 +375,8 @@ def test_rsm_norm_diff_scaling_law_and_overflow():
     assert unit == pytest.approx(ref_rsm_norm_diff(X, Y), rel=1e-12)
     for a in (1e300, 1e-300, 2.0**-900):
         assert cg.rsm_norm_diff(a * X, a * Y) == pytest.approx(a * unit, rel=1e-12)
-        assert cg.rsm_norm_diff(a * X, a * Y, norm="spectral") == pytest.approx(a * spectral, rel=1e-12)
+        got = cg.rsm_norm_diff(a * X, a * Y, norm="spectral")
+        assert got == pytest.approx(a * spectral, rel=1e-12)
     # d(1e308 X, 1e308 Y) = 1e308 d(X, Y) is beyond float64: inf with a warning.
     assert unit / 8 > 1.8  # 1e308 unit / 8 > 1.8e308 > the largest float64
     with pytest.warns(cg.DegenerateDataWarning, match="exceeds the float64 range"):

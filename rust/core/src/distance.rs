@@ -1082,7 +1082,10 @@ fn sort_counting_inversions(v: &mut [u64], buf: &mut [u64]) -> u128 {
                 || sort_counting_inversions(vr, br),
             )
         } else {
-            (sort_counting_inversions(vl, bl), sort_counting_inversions(vr, br))
+            (
+                sort_counting_inversions(vl, bl),
+                sort_counting_inversions(vr, br),
+            )
         }
     };
     let mut count = left + right;
@@ -1558,12 +1561,20 @@ mod tests {
         assert!((t - 2.0 / 3.0).abs() < 1e-15);
         for (m, levels, seed) in [(40, 3, 1), (257, 7, 2), (1000, 1000, 3), (2000, 5, 4)] {
             let x = pseudo(m, 2, seed);
-            let a: Vec<f64> = x.column(0).iter().map(|v| (v * levels as f64).floor()).collect();
-            let b: Vec<f64> = x.column(1).iter().map(|v| (v * levels as f64).floor()).collect();
+            let a: Vec<f64> = x
+                .column(0)
+                .iter()
+                .map(|v| (v * levels as f64).floor())
+                .collect();
+            let b: Vec<f64> = x
+                .column(1)
+                .iter()
+                .map(|v| (v * levels as f64).floor())
+                .collect();
             let want = brute_tau_a(&a, &b);
             assert!((kendall_tau_a(&a, &b) - want).abs() < 1e-14, "m={m}");
-            // Long enough for the parallel merge (m >= MERGE_PAR_MIN) on a descending run.
         }
+        // Long enough for the parallel merge (m >= MERGE_PAR_MIN), b descending in ties of 3.
         let m = 3 * MERGE_PAR_MIN + 5;
         let a: Vec<f64> = (0..m).map(|i| i as f64).collect();
         let b: Vec<f64> = (0..m).map(|i| -((i / 3) as f64)).collect();
@@ -1581,7 +1592,10 @@ mod tests {
         let c = cosine(&[1e300, 2e300, 0.0], &[1e-300, 2e-300, 0.0]);
         assert!((c - 1.0).abs() < 1e-15);
         assert!(cosine(&[2.0, 2.0, 2.0], &[1.0, 2.0, 3.0]).is_nan());
-        assert!(matches!(Compare::parse("kendall_tau_a"), Ok(Compare::KendallTauA)));
+        assert!(matches!(
+            Compare::parse("kendall_tau_a"),
+            Ok(Compare::KendallTauA)
+        ));
         assert!(matches!(Compare::parse("cosine"), Ok(Compare::Cosine)));
     }
 
