@@ -105,7 +105,9 @@ def ref_jsd(P, Q, base=2.0) -> float:
             if qc > 0:
                 total += qc * math.log(qc / mc)
         js = 0.5 * total / math.log(base)
-        values.append(min(max(js, 0.0), 1.0))
+        # Revision 2 of the definition: clipped to the true range, between 0 and log_b 2.
+        top = math.log(2.0) / math.log(base)
+        values.append(min(max(js, min(0.0, top)), max(0.0, top)))
     return math.nan if not values else sum(values) / len(values)
 
 

@@ -12,7 +12,9 @@ and no algebraic shortcuts, and by a different route than the package where one 
 * the normalized Bures similarity in its *eigenvalue* form
   ``tr((K^{1/2} L K^{1/2})^{1/2}) / sqrt(tr K tr L)`` (the package uses the nuclear norm);
 * the Riemannian distance from the symmetric whitening ``S_X^{-1/2} S_Y S_X^{-1/2}`` (the
-  package uses the generalized eigenproblem).
+  package whitens with ``V diag(w)^{-1/2}`` from the eigenvectors of ``S_X``);
+* Kendall's tau-a by counting every pair of triangle entries, ``O(m^2)`` (the package sorts
+  and counts inversions by merge sort); the cosine of the triangles from ``np.dot``.
 
 This module must never import ``congruence``: it is the independent yardstick.
 """
@@ -28,6 +30,8 @@ __all__ = [
     "ref_distance_matrix",
     "ref_eigenspace_overlap",
     "ref_gulp",
+    "ref_kendall_tau_a",
+    "ref_cosine",
     "ref_normalized_bures",
     "ref_pearson",
     "ref_riemannian_distance",
@@ -126,7 +130,35 @@ def ref_rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
         return float("nan")
     iu = np.triu_indices(SX.shape[0], k=1)
     a, b = SX[iu], SY[iu]
-    return ref_spearman(a, b) if compare == "spearman" else ref_pearson(a, b)
+    compare_with = {
+        "spearman": ref_spearman,
+        "pearson": ref_pearson,
+        "kendall_tau_a": ref_kendall_tau_a,
+        "cosine": ref_cosine,
+    }[compare]
+    return compare_with(a, b)
+
+
+def ref_kendall_tau_a(a, b) -> float:
+    """Kendall's tau-a of 4.1 by direct count over all pairs of entries: ``(C - D) / (N (N-1)
+    / 2)``, a pair tied in ``a`` or in ``b`` counting in neither. ``nan`` for a constant
+    vector (the RSA convention)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    N = a.size
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    total = 0
+    for i in range(1, N):  # pairs (j, i) with j < i, one row of the pair table at a time
+        total += int(np.sum(np.sign(a[i] - a[:i]) * np.sign(b[i] - b[:i])))
+    return total / (N * (N - 1) / 2)
+
+
+def ref_cosine(a, b) -> float:
+    """Cosine of the two triangles, not centred; ``nan`` for a constant vector (4.1)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 def ref_rsm_norm_diff(X, Y, norm: str = "fro") -> float:

@@ -267,14 +267,31 @@ class TestJSD:
         P, Q = _probs(rng, 30, 4), _probs(rng, 30, 4)
         _close(jsd(P, Q, base=math.e), jsd(P, Q) * LN2, 1e-12)
 
-    def test_clipping_as_specified(self):
-        # MEASURES.md 7.4 clips every JS_i to [0, 1]: with 1 < base < 2 a disjoint row
-        # (log_b 2 > 1) gives 1, and with base < 1 every JS_i <= 0 gives 0.
+    def test_clipping_to_the_true_range(self):
+        # Revision 2 of the definition: every JS_i is clipped to its true range, between 0
+        # and log_b 2 (formerly [0, 1], which cut the disjoint rows' log_b 2 > 1 for
+        # 1 < base < 2). A disjoint row has JS = ln 2 / ln b exactly, in any base.
         P, Q = [[1, 0], [1, 0]], [[0, 1], [0, 1]]
-        _close(jsd(P, Q, base=1.5), 1.0)  # ln 2 / ln 1.5 = 1.71 -> clipped
-        _close(jsd(P, Q, base=0.5), 0.0)  # -1 -> clipped
-        assert cg.get_measure("jsd").bounds(base=1.5) == (0.0, 1.0)
+        _close(jsd(P, Q, base=1.5), LN2 / math.log(1.5), 1e-14)  # 1.71: no longer cut to 1
+        _close(jsd(P, Q, base=0.5), -1.0, 1e-14)  # log_0.5 2 = -1: the range is [-1, 0]
+        assert cg.get_measure("jsd").bounds(base=1.5) == pytest.approx(
+            (0.0, LN2 / math.log(1.5)), abs=1e-15
+        )
+        assert cg.get_measure("jsd").bounds(base=0.5) == pytest.approx((-1.0, 0.0), abs=1e-15)
         assert cg.get_measure("jsd").bounds(base=4.0) == pytest.approx((0.0, 0.5), abs=1e-15)
+
+    def test_clip_removes_round_off_only(self):
+        # Identical rows have JS = 0 up to round-off: never negative after the clip, and no
+        # value inside the range is changed (the unclipped reference agrees to 1e-12).
+        rng = np.random.default_rng(5)
+        P = _probs(rng, 50, 6)
+        for base in (2.0, 1.5, 0.5, 10.0):
+            assert jsd(P, P.copy(), base=base) == 0.0
+            Q = _probs(rng, 50, 6)
+            top = LN2 / math.log(base)
+            v = jsd(P, Q, base=base)
+            assert min(0.0, top) <= v <= max(0.0, top)
+            _close(v, ref_jsd(P, Q, base), 1e-12)
 
 
 class TestSurrogateChurn:

@@ -593,7 +593,9 @@ def test_compiled_functions_reject_bad_input_without_crashing():
     ):
         _core.rsa(np.eye(3), np.eye(3), "cosine", "spearman")
     with pytest.raises(
-        ValueError, match=r"compare=\"kendall\" is invalid; expected 'spearman' or 'pearson'"
+        ValueError,
+        match=r"compare=\"kendall\" is invalid; expected 'spearman', 'pearson', "
+        r"'kendall_tau_a' or 'cosine'",
     ):
         _core.rsa(np.eye(3), np.eye(3), "euclidean", "kendall")
     with pytest.raises(ValueError, match=r"v contains 1 non-finite value"):

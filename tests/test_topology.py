@@ -199,13 +199,16 @@ def test_rtd_with_ties_matches_reference():
 def test_rtd_nan_when_a_quantile_is_zero():
     rng = np.random.default_rng(7)
     const = np.ones((5, 3))
-    assert math.isnan(cg.rtd(const, rng.standard_normal((5, 2))))
-    assert math.isnan(cg.rtd(rng.standard_normal((5, 2)), const))
+    with pytest.warns(cg.DegenerateDataWarning, match="X has zero variance: every row"):
+        assert math.isnan(cg.rtd(const, rng.standard_normal((5, 2))))
+    with pytest.warns(cg.DegenerateDataWarning, match="Y has zero variance: every row"):
+        assert math.isnan(cg.rtd(rng.standard_normal((5, 2)), const))
     # 19 of 20 rows equal: 362 of the 400 ordered pairs are at distance 0, more than 90%,
     # so the 0.9-quantile (position 0.9 * 399 = 359.1 of the sorted values) is 0.
     X = np.zeros((20, 2))
     X[0] = 1.0
-    assert math.isnan(cg.rtd(X, rng.standard_normal((20, 2))))
+    with pytest.warns(cg.DegenerateDataWarning, match="X has .* 0.9-quantile .* is 0"):
+        assert math.isnan(cg.rtd(X, rng.standard_normal((20, 2))))
     # 9 of 10 equal: 82 of 100 at 0, the quantile (position 89.1) is positive.
     X = np.zeros((10, 2))
     X[0] = 1.0
@@ -456,15 +459,18 @@ def test_geometry_score_seed_draws_shared_landmarks():
     )
 
 
-def test_geometry_score_constant_data_is_not_nan():
-    # alpha_max = 0: every interval has length 0, so RLT = (1, 0, ...) and GS is defined.
+def test_geometry_score_identical_rows_give_nan_with_a_warning():
+    # Revision 2 of the definition (degenerate data): identical rows give nan with a
+    # DegenerateDataWarning for the topology measures (formerly the formula's value: with
+    # alpha_max = 0 the RLT was (1, 0, ...)).
     const = np.ones((10, 3))
     C = _noisy_circle(10, seed=6)
     lm = [[0, 3, 5, 7], [1, 2, 8, 9]]
-    assert cg.geometry_score(const, const * 2, n_landmarks=4, n_samples=2, seed=0) == 0.0
-    got = cg.geometry_score(const, C, gamma=0.5, landmarks_x=lm, landmarks_y=lm)
-    assert math.isfinite(got)
-    assert math.isclose(got, ref_geometry_score(const, C, lm, lm, gamma=0.5), rel_tol=1e-12)
+    with pytest.warns(cg.DegenerateDataWarning, match="X has zero variance: every row"):
+        assert math.isnan(cg.geometry_score(const, const * 2, n_landmarks=4, n_samples=2))
+    with pytest.warns(cg.DegenerateDataWarning, match="Y has zero variance: every row"):
+        got = cg.geometry_score(C, const, gamma=0.5, landmarks_x=lm, landmarks_y=lm)
+    assert math.isnan(got)
 
 
 def test_geometry_score_large_n_uses_per_sample_distances(monkeypatch):

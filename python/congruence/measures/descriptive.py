@@ -3,6 +3,12 @@
 Each measure summarises every representation by one number and reports the absolute
 difference of the two summaries. They are cheap diagnostics rather than full comparisons: two
 unrelated representations with the same summary are at distance 0.
+
+Their formulas stay defined when every row of a representation is the same; the value is then
+returned with a :class:`~congruence.DegenerateDataWarning`. Data of any finite magnitude give
+the value of the formula: magnitudes and cosines are computed on inputs multiplied by a power
+of two (exact) and scaled back, and ``inf`` (with a warning) is returned only when the value
+itself exceeds the float64 range.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from scipy.spatial.distance import cdist
 
 from congruence._registry import register
 from congruence._validation import check_pair
+from congruence.measures.rsm import identical_rows, pow2_exponent, pow2_scaled, still_defined
+from congruence.errors import warn_degenerate
 
 __all__ = ["magnitude_diff", "concentricity_diff", "uniformity_diff"]
 
@@ -30,17 +38,25 @@ _REF_UNIFORMITY = (
 _BLOCK_ELEMENTS = 1 << 20
 
 
-def _pair64(X, Y) -> tuple[np.ndarray, np.ndarray]:
-    """Validate (MEASURES.md 0.1-0.2) and return float64 copies-or-views (never written to)."""
+def _pair64(X, Y, measure: str, value: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and return float64 copies-or-views (never written to); warn for each input
+    whose rows are all the same (``value`` says what the formula gives then)."""
     X, Y = check_pair(X, Y)
+    for name, Z in (("X", X), ("Y", Y)):
+        if identical_rows(Z):
+            still_defined(name, measure, value.format(name=name))
     return np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
 
 
 def _magnitude(X: np.ndarray) -> float:
+    """``||mean_i x_i||``, of data already at magnitude <= 1 (no overflow)."""
     return float(np.linalg.norm(X.mean(axis=0)))
 
 
 def _concentricity(X: np.ndarray) -> float:
+    # Scale-invariant: a power of two brings the data to magnitude about 1 (exact), so no
+    # sum or squared norm overflows or underflows.
+    X = pow2_scaled(X, pow2_exponent(X))
     xbar = X.mean(axis=0)
     norms = np.linalg.norm(X, axis=1) * np.linalg.norm(xbar)
     dots = X @ xbar
@@ -91,7 +107,10 @@ def magnitude_diff(X, Y) -> float:
     -------
     float
         Distance in ``[0, inf)``; invariant to orthogonal transformations and permutations
-        of the columns, not to translation or scaling. Never ``nan`` for valid input.
+        of the columns, not to translation or scaling (:math:`d(aX, aY) = |a|\, d(X, Y)`,
+        the law used for data of any magnitude). Never ``nan`` for valid input; ``inf``,
+        with a :class:`~congruence.DegenerateDataWarning`, only if the value exceeds the
+        float64 range.
 
     References
     ----------
@@ -101,12 +120,21 @@ def magnitude_diff(X, Y) -> float:
     --------
     >>> import congruence as cg
     >>> X = [[3.0, 0.0], [3.0, 8.0]]   # mean (3, 4): magnitude 5
-    >>> Y = [[1.0], [1.0]]             # mean (1,):   magnitude 1
+    >>> Y = [[0.0], [2.0]]             # mean (1,):   magnitude 1
     >>> cg.magnitude_diff(X, Y)
     4.0
     """
-    X, Y = _pair64(X, Y)
-    return abs(_magnitude(X) - _magnitude(Y))
+    X, Y = _pair64(X, Y, "magnitude_diff", "the norm of its one distinct row")
+    e = pow2_exponent(X, Y)  # one power of two for both: d(aX, aY) = a d(X, Y)
+    value = abs(_magnitude(pow2_scaled(X, e)) - _magnitude(pow2_scaled(Y, e)))
+    try:
+        return math.ldexp(value, e)
+    except OverflowError:
+        warn_degenerate(
+            "the value of magnitude_diff on these inputs exceeds the float64 range (about "
+            "1.8e308); returning inf (the inputs are finite but too large)"
+        )
+        return math.inf
 
 
 @register(
@@ -137,7 +165,9 @@ def concentricity_diff(X, Y) -> float:
     -------
     float
         Distance in ``[0, 2]``; invariant to orthogonal transformations, isotropic scaling
-        and column permutations, not to translation. Never ``nan`` for valid input.
+        and column permutations, not to translation. Never ``nan`` for valid input (rows all
+        the same give their defined value with a
+        :class:`~congruence.DegenerateDataWarning`).
 
     References
     ----------
@@ -146,12 +176,14 @@ def concentricity_diff(X, Y) -> float:
     Examples
     --------
     >>> import congruence as cg
-    >>> X = [[1.0, 0.0], [1.0, 0.0]]   # every instance along its mean: c = 1
+    >>> X = [[1.0, 0.0], [2.0, 0.0]]   # every instance along its mean: c = 1
     >>> Y = [[1.0, 0.0], [-1.0, 0.0]]  # mean is zero: every cosine is 0, c = 0
     >>> cg.concentricity_diff(X, Y)
     1.0
     """
-    X, Y = _pair64(X, Y)
+    X, Y = _pair64(
+        X, Y, "concentricity_diff", "c({name}) = 1, or 0 if that row is zero"
+    )
     return abs(_concentricity(X) - _concentricity(Y))
 
 
@@ -187,7 +219,10 @@ def uniformity_diff(X, Y) -> float:
     float
         Distance in ``[0, log n]`` (the registry records ``[0, inf)`` since the bound depends
         on ``n``); invariant to orthogonal transformations, translation and column
-        permutations, not to scaling. Never ``nan`` for valid input.
+        permutations, not to scaling. Never ``nan`` for valid input (rows all the same give
+        ``u = 0``, with a :class:`~congruence.DegenerateDataWarning`). Squared distances
+        beyond the float64 range give ``exp(-inf) = 0``, the float64 value of those terms,
+        so data of any magnitude are handled.
 
     References
     ----------
@@ -196,10 +231,10 @@ def uniformity_diff(X, Y) -> float:
     Examples
     --------
     >>> import math, congruence as cg
-    >>> X = [[0.0], [0.0]]        # one point twice: u = log(1) = 0
-    >>> Y = [[0.0], [100.0]]      # far apart: u = log(2 / 4) = -log 2
-    >>> math.isclose(cg.uniformity_diff(X, Y), math.log(2))
+    >>> X = [[0.0], [0.0], [100.0]]    # 5 of the 9 pairs at distance 0: u = log(5 / 9)
+    >>> Y = [[0.0], [100.0], [200.0]]  # only the diagonal: u = log(3 / 9)
+    >>> math.isclose(cg.uniformity_diff(X, Y), math.log(5 / 3))
     True
     """
-    X, Y = _pair64(X, Y)
+    X, Y = _pair64(X, Y, "uniformity_diff", "u({name}) = 0: every pair is at distance 0")
     return abs(_uniformity(X) - _uniformity(Y))

@@ -9,7 +9,9 @@ Measures on hard predictions take the ``argmax`` of a soft input over its classe
 maximal index on ties), so the two forms may be mixed. Measures on probabilities (:func:`jsd`,
 :func:`surrogate_churn`, :func:`prediction_difference`) need 2-D non-negative inputs of equal
 shape. The counting measures are computed with exact integer arithmetic, so their symmetries and
-their ``nan`` cases hold exactly.
+their ``nan`` cases hold exactly. Every ``nan`` (a zero denominator: a model without errors, a
+single predicted class, an all-zero output row) comes with a
+:class:`~congruence.DegenerateDataWarning` naming the argument and the cause.
 
 These measures compare outputs, not layers: ``congruence.compare_layers`` refuses them (their
 registry records have ``inputs="outputs"``).
@@ -24,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from congruence._registry import register
+from congruence.errors import warn_degenerate
 from congruence._validation import (
     as_labels,
     as_outputs,
@@ -107,18 +110,24 @@ def _check_base(base: Any) -> float:
     return base
 
 
+def _jsd_range(base: float) -> tuple[float, float]:
+    """The true range of one row's JSD in base ``b``: between 0 and ``log_b 2 = ln 2 / ln b``
+    (``[0, log_b 2]`` for ``b > 1``; ``[log_b 2, 0]`` for ``0 < b < 1``, where the logarithm
+    is negative and so is every divergence)."""
+    c = math.log(2.0) / math.log(base)
+    return (min(0.0, c), max(0.0, c))
+
+
 def _jsd_bounds(params) -> tuple[float, float]:
-    """``[0, min(1, ln 2 / ln base)]``: the JSD in base ``b`` is at most ``log_b 2``, clipped."""
-    base = params["base"]
     try:
-        log_base = math.log(base)
-    except (TypeError, ValueError):
+        return _jsd_range(float(params["base"]))
+    except (TypeError, ValueError, ZeroDivisionError):
         return (0.0, 1.0)  # invalid base: the call raises anyway
-    if log_base > 0:
-        return (0.0, min(1.0, math.log(2.0) / log_base))
-    if log_base < 0:
-        return (0.0, 0.0)  # 0 < base < 1: every JS_i is <= 0 and clipped to 0
-    return (0.0, 1.0)
+
+
+def _nan(message: str) -> float:
+    warn_degenerate(message)
+    return math.nan
 
 
 # --------------------------------------------------------------------------- measures
@@ -211,8 +220,9 @@ def error_corrected_disagreement(pred_a, pred_b, labels, mode: str = "error_rate
     Returns
     -------
     float
-        Distance; ``nan`` when the denominator is 0: ``e_a = 0`` for ``"error_rate"``;
-        for ``"min_max"`` whenever one model makes no error (the attainable range is a point).
+        Distance; ``nan``, with a :class:`~congruence.DegenerateDataWarning`, when the
+        denominator is 0: ``e_a = 0`` for ``"error_rate"``; for ``"min_max"`` whenever one
+        model makes no error (the attainable range is a point).
 
     References
     ----------
@@ -236,10 +246,23 @@ def error_corrected_disagreement(pred_a, pred_b, labels, mode: str = "error_rate
     err_a = int(np.count_nonzero(a != y))
     err_b = int(np.count_nonzero(b != y))
     if mode == "error_rate":
-        return dis / err_a if err_a else math.nan
+        if not err_a:
+            return _nan(
+                "pred_a makes no error on labels (error rate 0); "
+                "error_corrected_disagreement(mode='error_rate') divides by it and is "
+                "undefined (nan)"
+            )
+        return dis / err_a
     gap = abs(err_a - err_b)
     den = min(err_a + err_b, n) - gap  # in counts: the 1/n factors cancel
-    return (dis - gap) / den if den else math.nan
+    if not den:
+        who = "pred_a and pred_b" if not (err_a or err_b) else "pred_a" if not err_a else "pred_b"
+        return _nan(
+            f"{who} make(s) no error on labels, so the attainable range of the disagreement "
+            "is a single point; "
+            "error_corrected_disagreement(mode='min_max') is undefined (nan)"
+        )
+    return (dis - gap) / den
 
 
 @register(
@@ -275,8 +298,9 @@ def cohens_kappa(pred_a, pred_b) -> float:
     Returns
     -------
     float
-        Similarity in [-1, 1]; 1 for identical predictions, 0 at chance agreement. ``nan`` if
-        :math:`p_e = 1` (both models predict one and the same class everywhere).
+        Similarity in [-1, 1]; 1 for identical predictions, 0 at chance agreement. ``nan``,
+        with a :class:`~congruence.DegenerateDataWarning`, if :math:`p_e = 1` (both models
+        predict one and the same class everywhere).
 
     References
     ----------
@@ -298,7 +322,12 @@ def cohens_kappa(pred_a, pred_b) -> float:
     s = sum(int(x) * int(y) for x, y in zip(count_a, count_b) if x and y)
     agree = n - int(np.count_nonzero(a != b))
     den = n * n - s
-    return (n * agree - s) / den if den else math.nan
+    if not den:
+        return _nan(
+            "pred_a and pred_b predict one and the same class for every input, so the "
+            "chance agreement p_e is 1; cohens_kappa is undefined (nan)"
+        )
+    return (n * agree - s) / den
 
 
 @register(
@@ -323,7 +352,8 @@ def jsd(P, Q, base: float = 2.0) -> float:
         \mathrm{JS}_i = \frac{1}{2 \log b} \sum_c \Big[ P_{ic} \log\frac{P_{ic}}{M_c}
                         + Q_{ic} \log\frac{Q_{ic}}{M_c} \Big]
 
-    with :math:`0 \log 0 = 0`, clipped to [0, 1]; the result is the mean of
+    with :math:`0 \log 0 = 0`, clipped to its true range, between 0 and
+    :math:`\log_b 2` (only round-off can leave it); the result is the mean of
     :math:`\mathrm{JS}_i` over the rows.
 
     Parameters
@@ -333,14 +363,18 @@ def jsd(P, Q, base: float = 2.0) -> float:
         models. For raw logits apply a softmax first.
     base : float > 0, != 1
         Logarithm base: with the default 2 the range is [0, 1]; with ``math.e`` it is
-        [0, ln 2]. Values above 1 (possible for ``1 < base < 2``) are clipped to 1, and for
-        ``base < 1`` every term is <= 0 and clipped to 0 (MEASURES.md 7.4 as written).
+        [0, ln 2]; in general it is :math:`[0, \log_b 2]` (above 1 for ``1 < base < 2``).
+        For ``0 < base < 1`` the logarithm is negative, and so is every divergence: the
+        range is :math:`[\log_b 2, 0]`.
 
     Returns
     -------
     float
         Distance; 0 for identical distributions. Rows that are all-zero in either input are
-        ignored (their divergence is undefined); ``nan`` if every row is.
+        ignored (their divergence is undefined), with a
+        :class:`~congruence.DegenerateDataWarning`; ``nan`` with that warning if every row
+        is. Each row is first divided by a power of two near its largest entry (exact), so
+        outputs of any finite magnitude are renormalised without overflow.
 
     References
     ----------
@@ -358,10 +392,21 @@ def jsd(P, Q, base: float = 2.0) -> float:
     """
     base = _check_base(base)
     P, Q = check_probabilities([P, Q], ["P", "Q"], min_rows=_MIN_ROWS)
+    P, Q = _rows_to_unit_scale(P), _rows_to_unit_scale(Q)
     sp, sq = P.sum(axis=1), Q.sum(axis=1)
     valid = (sp > 0) & (sq > 0)
-    if not valid.any():
-        return math.nan
+    if not valid.all():
+        bad = [name for name, s_ in (("P", sp), ("Q", sq)) if not (s_ > 0).all()]
+        count = int(P.shape[0] - np.count_nonzero(valid))
+        if not valid.any():
+            return _nan(
+                f"every row is all zeros in {' or in '.join(bad)} (no pair of distributions "
+                "to compare); jsd is undefined (nan)"
+            )
+        warn_degenerate(
+            f"{count} of {P.shape[0]} rows are all zeros in {' or '.join(bad)}; their "
+            "divergence is undefined and jsd is the mean over the other rows"
+        )
     p = P[valid] / sp[valid, None]
     q = Q[valid] / sq[valid, None]
     m = 0.5 * (p + q)
@@ -370,7 +415,15 @@ def jsd(P, Q, base: float = 2.0) -> float:
         tp = np.where(p > 0, p * np.log(p / m), 0.0)
         tq = np.where(q > 0, q * np.log(q / m), 0.0)
     js = 0.5 * (tp.sum(axis=1) + tq.sum(axis=1)) / math.log(base)
-    return float(np.clip(js, 0.0, 1.0).mean()) + 0.0  # + 0.0: no negative zero
+    low, high = _jsd_range(base)
+    return float(np.clip(js, low, high).mean()) + 0.0  # + 0.0: no negative zero
+
+
+def _rows_to_unit_scale(A: np.ndarray) -> np.ndarray:
+    """Each row multiplied by the power of two that brings its largest entry into [0.5, 1)
+    (all-zero rows unchanged): exact, and the row sums can no longer overflow."""
+    e = np.frexp(A.max(axis=1))[1]
+    return np.ldexp(A, -e[:, None])
 
 
 @register(
@@ -405,7 +458,8 @@ def surrogate_churn(P, Q, alpha: float = 1.0) -> float:
     -------
     float
         Distance in [0, C/2] (the registry records [0, inf), the bound depending on ``C``).
-        ``nan`` if a row maximum of ``P`` or ``Q`` is 0 (an all-zero row).
+        ``nan``, with a :class:`~congruence.DegenerateDataWarning`, if a row maximum of ``P``
+        or ``Q`` is 0 (an all-zero row).
 
     References
     ----------
@@ -421,8 +475,13 @@ def surrogate_churn(P, Q, alpha: float = 1.0) -> float:
     alpha = check_number("alpha", alpha, low=0.0, low_open=True)
     P, Q = check_probabilities([P, Q], ["P", "Q"], min_rows=_MIN_ROWS)
     mp, mq = P.max(axis=1), Q.max(axis=1)
-    if not (mp > 0).all() or not (mq > 0).all():
-        return math.nan
+    for name, mx in (("P", mp), ("Q", mq)):
+        if not (mx > 0).all():
+            return _nan(
+                f"{name} has {int(np.count_nonzero(mx <= 0))} all-zero row(s) (row "
+                f"{int(np.flatnonzero(mx <= 0)[0])} first), which cannot be scaled by their "
+                "maximum; surrogate_churn is undefined (nan)"
+            )
     A = (P / mp[:, None]) ** alpha
     B = (Q / mq[:, None]) ** alpha
     return float(np.abs(A - B).sum() / (2 * P.shape[0]))
@@ -512,7 +571,11 @@ def prediction_difference(P, Q, *more, p: float = 1) -> float:
     Returns
     -------
     float
-        Distance in [0, inf), 0 when all models agree; symmetric in the models.
+        Distance in [0, inf), 0 when all models agree; symmetric in the models. Outputs of
+        any finite magnitude are first multiplied by one power of two (exact) and the result
+        scaled back (:math:`\mathrm{PD}(aO) = a\,\mathrm{PD}(O)`); ``inf``, with a
+        :class:`~congruence.DegenerateDataWarning`, only if the value exceeds the float64
+        range.
 
     References
     ----------
@@ -533,6 +596,10 @@ def prediction_difference(P, Q, *more, p: float = 1) -> float:
     arrays = [P, Q, *more]
     names = ["P", "Q"] + [f"more[{i}]" for i in range(len(more))]
     O = np.stack(check_probabilities(arrays, names, min_rows=_MIN_ROWS))  # (m, n, C)
+    # PD(aO) = a PD(O): one power of two for all models (exact) keeps every sum finite.
+    big = float(O.max())
+    e = math.frexp(big)[1] if big > 0.0 else 0
+    O = np.ldexp(O, -e)
     D = np.abs(O - O.mean(axis=0))
     if p == 1.0:
         norms = D.sum(axis=2)
@@ -543,7 +610,14 @@ def prediction_difference(P, Q, *more, p: float = 1) -> float:
         scale = D.max(axis=2, keepdims=True)
         safe = np.where(scale > 0, scale, 1.0)
         norms = ((D / safe) ** p).sum(axis=2) ** (1.0 / p) * safe[..., 0]
-    return float(norms.mean())
+    try:
+        return math.ldexp(float(norms.mean()), e)
+    except OverflowError:
+        warn_degenerate(
+            "the value of prediction_difference on these outputs exceeds the float64 range "
+            "(about 1.8e308); returning inf (the outputs are finite but too large)"
+        )
+        return math.inf
 
 
 @register(
@@ -582,8 +656,9 @@ def fleiss_kappa(preds) -> float:
     Returns
     -------
     float
-        Similarity in [-1, 1]; 1 when all models agree everywhere. ``nan`` if :math:`P_e = 1`
-        (every model predicts one and the same category everywhere).
+        Similarity in [-1, 1]; 1 when all models agree everywhere. ``nan``, with a
+        :class:`~congruence.DegenerateDataWarning`, if :math:`P_e = 1` (every model predicts
+        one and the same category everywhere).
 
     References
     ----------
@@ -618,4 +693,9 @@ def fleiss_kappa(preds) -> float:
     t2 = sum(int(t) * int(t) for t in totals)  # sum_c (sum_i n_ic)^2
     nm = n * m
     den = (m - 1) * (nm * nm - t2)
-    return ((s2 - nm) * nm - (m - 1) * t2) / den if den else math.nan
+    if not den:
+        return _nan(
+            "every model in preds predicts one and the same category for every input, so the "
+            "chance agreement P_e is 1; fleiss_kappa is undefined (nan)"
+        )
+    return ((s2 - nm) * nm - (m - 1) * t2) / den

@@ -6,7 +6,14 @@ RSM triangles and their Spearman ranks for :func:`rsa`, the streamed double cent
 :func:`distance_correlation` (no n x n matrix is held) and the Frobenius norm of
 :func:`rsm_norm_diff`. The spectral variant of ``rsm_norm_diff`` and the measures built on
 spectra (:func:`eigenspace_overlap`, :func:`gulp`, :func:`normalized_bures`,
-:func:`riemannian_distance`) use LAPACK through NumPy and SciPy.
+:func:`riemannian_distance`) use LAPACK through NumPy; long LAPACK calls run where Ctrl-C
+can interrupt them, and their ``n x n`` buffers are checked against the available memory.
+
+Data of any finite magnitude give the value of the formula: scale-invariant computations
+first multiply each input by a power of two (exact, so ties and orderings are unchanged),
+and the others use their scaling law. Degenerate data (every row the same, a constant row
+in a correlation RSM) give ``nan`` or the formula's defined value, always with a
+:class:`~congruence.DegenerateDataWarning` naming the argument and the cause.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.linalg
 
 from congruence import _core
+from congruence._interrupt import interruptible
+from congruence._memory import check_fits
 from congruence._registry import register
-from congruence._validation import check_choice, check_number, check_pair
+from congruence._validation import check_choice, check_number, check_pair, constant_columns
+from congruence.errors import warn_degenerate
 
 __all__ = [
     "distance_correlation",
@@ -45,12 +54,100 @@ def _float64(Z: np.ndarray) -> np.ndarray:
     return np.asarray(Z, dtype=np.float64)
 
 
+def _largest_magnitude(*arrays: np.ndarray) -> float:
+    """``max |a_ij|`` over all the arrays (no temporary copy of any of them)."""
+    return max(max(float(a.max()), -float(a.min())) for a in arrays)
+
+
+def pow2_exponent(*arrays: np.ndarray) -> int:
+    """The ``e`` with ``max |a_ij| * 2**-e`` in ``[0.5, 1)`` over all the arrays (0 if all
+    are zero)."""
+    big = _largest_magnitude(*arrays)
+    return math.frexp(big)[1] if big > 0.0 else 0
+
+
+def pow2_scaled(Z: np.ndarray, e: int) -> np.ndarray:
+    """``Z * 2**-e`` as a new float64 array.
+
+    Multiplying by a power of two is exact (only entries pushed below the normal range,
+    ``2**-1022``, lose bits), so every later rounding happens exactly as it would at the
+    original scale, with no overflow or underflow: values, ties and orderings are those of
+    the formula on the given numbers.
+    """
+    return np.ldexp(_float64(Z), -e)
+
+
+#: Range of ``max |x|`` in which the O(n^2) passes of the core neither overflow nor
+#: underflow (squared differences summed over up to ~1e9 features stay within float64).
+_SAFE_LOW, _SAFE_HIGH = 2.0**-200, 2.0**200
+
+
+def _for_core(Z: np.ndarray) -> np.ndarray:
+    """``Z`` for a scale-invariant computation of the core: itself when its magnitude is in
+    the safe range (always for float32, whose range is narrower), else :func:`pow2_scaled`
+    to magnitude about 1 (the same value: the measure is scale-invariant)."""
+    if Z.dtype == np.float32:
+        return Z
+    big = _largest_magnitude(Z)
+    if big == 0.0 or _SAFE_LOW <= big <= _SAFE_HIGH:
+        return Z
+    return pow2_scaled(Z, math.frexp(big)[1])
+
+
+def identical_rows(Z: np.ndarray) -> bool:
+    """Every row of ``Z`` is the same (all columns constant, by the one relative rule)."""
+    return bool(constant_columns(Z).all())
+
+
+def undefined(name: str, measure: str, cause: str = "every row is identical") -> float:
+    """Warn that ``measure`` is undefined on the data of ``name`` and return ``nan``."""
+    warn_degenerate(f"{name} has zero variance: {cause}; {measure} is undefined (nan)")
+    return math.nan
+
+
+def still_defined(name: str, measure: str, value: str) -> None:
+    warn_degenerate(
+        f"{name} has zero variance: every row is identical; {measure} is still defined "
+        f"({value})"
+    )
+
+
 def _centre(Z: np.ndarray) -> np.ndarray:
-    """Columns minus their means (a new float64 array); constant columns become exactly 0."""
-    Z = _float64(Z)
-    Zc = Z - Z.mean(axis=0)
-    Zc[:, np.ptp(Z, axis=0) == 0] = 0.0
+    """``Z`` scaled by a power of two to magnitude about 1, then column-centred (a new
+    float64 array); constant columns become exactly 0.
+
+    The power-of-two scaling is exact and the callers are scale-invariant; it keeps sums,
+    means and norms of data of any magnitude finite. The second centring pass removes the
+    rounding error of the first mean (offsets of 1e8 and more).
+    """
+    Zs = pow2_scaled(Z, pow2_exponent(Z))
+    Zc = Zs - Zs.mean(axis=0)
+    Zc -= Zc.mean(axis=0)
+    Zc[:, constant_columns(Zs)] = 0.0
     return Zc
+
+
+#: LAPACK calls below this many floating-point operations run directly; longer ones in a
+#: worker thread so that Ctrl-C reaches the caller (:func:`congruence._interrupt.interruptible`).
+_LONG_CALL_FLOPS = 2e8
+
+
+def _lapack(work: float, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, through :func:`interruptible` when it may take long.
+
+    Only NumPy's LAPACK routines are used for such calls: they release the GIL, so the
+    calling thread stays free to take the ``KeyboardInterrupt``; SciPy's LAPACK wrappers
+    (``scipy.linalg.eigh``) hold it for the whole call, which no thread could interrupt.
+    """
+    if work < _LONG_CALL_FLOPS:
+        return fn(*args, **kwargs)
+    return interruptible(fn, *args, **kwargs)
+
+
+def _svd(Z: np.ndarray, compute_uv: bool = True):
+    n, p = Z.shape
+    k = min(n, p)
+    return _lapack(10.0 * n * p * k, np.linalg.svd, Z, full_matrices=False, compute_uv=compute_uv)
 
 
 def _same_gram(Z: np.ndarray) -> np.ndarray:
@@ -63,7 +160,7 @@ def _same_gram(Z: np.ndarray) -> np.ndarray:
     n, p = Z.shape
     if p <= n:
         return Z
-    return np.linalg.qr(Z.T, mode="r").T
+    return _lapack(4.0 * p * n * n, np.linalg.qr, Z.T, mode="r").T
 
 
 # ------------------------------------------------------------------------------- rsa
@@ -90,6 +187,8 @@ def _same_gram(Z: np.ndarray) -> np.ndarray:
         {"rsm": "euclidean"},
         {"compare": "pearson"},
         {"rsm": "euclidean", "compare": "pearson"},
+        {"compare": "kendall_tau_a"},
+        {"rsm": "euclidean", "compare": "cosine"},
     ),
 )
 def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
@@ -108,8 +207,17 @@ def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
 
         \mathrm{RSA}(X, Y) = \rho\big(\{S^X_{ij}\}_{i<j},\ \{S^Y_{ij}\}_{i<j}\big),
 
-    with :math:`\rho` Spearman's rank correlation (``compare="spearman"``; tied values get
-    the average of their ranks) or Pearson's correlation (``compare="pearson"``).
+    with :math:`\rho` one of
+
+    * ``compare="spearman"``: Spearman's rank correlation (tied values get the average of
+      their ranks);
+    * ``compare="pearson"``: Pearson's correlation;
+    * ``compare="kendall_tau_a"``: Kendall's tau-a over all :math:`N(N-1)/2` pairs of the
+      :math:`N = n(n-1)/2` entries, :math:`(C - D) / (N(N-1)/2)` with :math:`C` and
+      :math:`D` the concordant and discordant pairs; a pair tied in either triangle counts
+      in neither (the comparator recommended by Nili et al. 2014 for RSMs with ties);
+    * ``compare="cosine"``: :math:`\langle a, b\rangle / (\lVert a\rVert\,\lVert b\rVert)`
+      of the two triangles, not centred.
 
     Parameters
     ----------
@@ -118,15 +226,16 @@ def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
         Row ``i`` of both is the same input example; ``n >= 3``.
     rsm : {"correlation", "euclidean"}
         How the RSMs are built.
-    compare : {"spearman", "pearson"}
+    compare : {"spearman", "pearson", "kendall_tau_a", "cosine"}
         How the two RSM triangles are compared.
 
     Returns
     -------
     float
-        Similarity in [-1, 1]. ``nan`` if a row has zero variance (``rsm="correlation"``) or
-        either triangle is constant (for example all rows equal, or ``n = 3`` points at the
-        corners of an equilateral triangle).
+        Similarity in [-1, 1]. ``nan``, with a :class:`~congruence.DegenerateDataWarning`,
+        if every row of ``X`` or ``Y`` is the same, if a row has zero variance
+        (``rsm="correlation"``: its correlations are undefined), or if either triangle is
+        constant (for example ``n = 3`` points at the corners of an equilateral triangle).
 
     Notes
     -----
@@ -134,12 +243,22 @@ def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
     and permutation of the features; with ``rsm="correlation"``, isotropic scaling,
     permutation, and adding a constant to all features of a row (not orthogonal maps, not
     general translations). The triangles take ``n(n-1)/2`` float64 values each, plus a sort
-    buffer of twice that size for Spearman ranks.
+    buffer of twice that size for Spearman ranks, or of four times that size for Kendall's
+    tau-a, whose concordance counts are exact integers from one sort and one merge-sort
+    inversion count (:math:`O(N \log N)`, Knight 1966). Inputs of any finite magnitude give
+    the value of the formula: data beyond about :math:`10^{\pm 60}` are first multiplied by
+    a power of two (exact, so no tie or order changes).
 
     References
     ----------
     Kriegeskorte, Mur, Bandettini (2008). Representational similarity analysis -- connecting
     the branches of systems neuroscience. Front. Syst. Neurosci. 2:4.
+
+    Nili, Wingfield, Walther, Su, Marslen-Wilson, Kriegeskorte (2014). A toolbox for
+    representational similarity analysis. PLoS Comput. Biol. 10(4): e1003553.
+
+    Knight (1966). A computer method for calculating Kendall's tau with ungrouped data.
+    J. Am. Stat. Assoc. 61(314), 436-439.
 
     Examples
     --------
@@ -149,11 +268,34 @@ def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
     1.0
     >>> cg.rsa(X, X[:, ::-1] ** 2, rsm="euclidean", compare="pearson") < 1
     True
+    >>> # Points 0, 1, 2 and 0, 1, 3 on a line: distances (1, 2, 1) and (1, 3, 2). Of the 3
+    >>> # pairs of entries two are concordant and one is tied in the first (counts in neither).
+    >>> a, b = np.array([[0.0], [1.0], [2.0]]), np.array([[0.0], [1.0], [3.0]])
+    >>> round(cg.rsa(a, b, rsm="euclidean", compare="kendall_tau_a"), 12)   # (2 - 0) / 3
+    0.666666666667
     """
     rsm = check_choice("rsm", rsm, ("correlation", "euclidean"))
-    compare = check_choice("compare", compare, ("spearman", "pearson"))
+    compare = check_choice("compare", compare, ("spearman", "pearson", "kendall_tau_a", "cosine"))
     X, Y = check_pair(X, Y, min_rows=3)
-    return float(_core.rsa(X, Y, rsm, compare))
+    for name, Z in (("X", X), ("Y", Y)):
+        if identical_rows(Z):
+            return undefined(name, "rsa")
+        if rsm == "correlation":
+            flat = constant_columns(Z.T)
+            if flat.any():
+                return undefined(
+                    name,
+                    "rsa",
+                    f"row {int(np.flatnonzero(flat)[0])} is constant ({int(flat.sum())} "
+                    "constant row(s)), so its correlation with the other rows is undefined",
+                )
+    value = float(_core.rsa(_for_core(X), _for_core(Y), rsm, compare))
+    if math.isnan(value):
+        warn_degenerate(
+            "the RSM triangle of X or Y is constant (all pairs of rows equally "
+            f"{'correlated' if rsm == 'correlation' else 'far apart'}); rsa is undefined (nan)"
+        )
+    return value
 
 
 # ------------------------------------------------------------------------------- rsm_norm_diff
@@ -193,14 +335,20 @@ def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
     Returns
     -------
     float
-        Distance in [0, inf); a pseudo-metric. Never ``nan`` for valid input.
+        Distance in [0, inf); a pseudo-metric. Never ``nan`` for valid input. If every row
+        of ``X`` (or ``Y``) is the same, :math:`D_X = 0` and the value is the norm of
+        :math:`D_Y`, returned with a :class:`~congruence.DegenerateDataWarning`. ``inf``,
+        with the same warning, when the value itself exceeds the float64 range.
 
     Notes
     -----
     Invariant to orthogonal maps, translation and permutation of the features; not to
-    scaling. ``"fro"`` is streamed by the Rust core (no ``n x n`` matrix is held);
-    ``"spectral"`` builds :math:`D_X - D_Y` (one ``n x n`` float64 matrix) and computes its
-    eigenvalues with LAPACK, which costs :math:`O(n^3)`.
+    scaling: :math:`d(aX, aY) = |a|\, d(X, Y)`, which is how data of any magnitude are
+    handled (both are multiplied by one power of two, exactly, and the result scaled back).
+    ``"fro"`` is streamed by the Rust core (no ``n x n`` matrix is held); ``"spectral"``
+    builds :math:`D_X - D_Y` (one ``n x n`` float64 matrix, checked against the available
+    memory first) and computes its eigenvalues with LAPACK, which costs :math:`O(n^3)`;
+    Ctrl-C interrupts it.
 
     References
     ----------
@@ -218,11 +366,44 @@ def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
     """
     norm = check_choice("norm", norm, ("fro", "spectral"))
     X, Y = check_pair(X, Y)
+    for name, other, Z in (("X", "Y", X), ("Y", "X", Y)):
+        if identical_rows(Z):
+            still_defined(name, "rsm_norm_diff", f"D_{name} = 0, the norm of D_{other}")
+    # Not scale-invariant, but d(aX, aY) = a d(X, Y): one common power of two for both.
+    e = 0
+    if X.dtype != np.float32 or Y.dtype != np.float32:
+        big = _largest_magnitude(X, Y)
+        if big > 0.0 and not _SAFE_LOW <= big <= _SAFE_HIGH:
+            e = math.frexp(big)[1]
+            X, Y = pow2_scaled(X, e), pow2_scaled(Y, e)
+    n = X.shape[0]
     if norm == "fro":
-        return float(_core.rsm_fro_diff(X, Y))
-    D = _core.distance_difference(X, Y)
-    ev = scipy.linalg.eigvalsh(D, overwrite_a=True, check_finite=False)
-    return float(max(abs(ev[0]), abs(ev[-1])))
+        value = float(_core.rsm_fro_diff(X, Y))
+    else:
+        check_fits(
+            24.0 * n * n,
+            f"the {n} x {n} matrix D_X - D_Y of rsm_norm_diff(norm='spectral') and its "
+            "eigenvalue workspace",
+            "use norm='fro' (streamed, no n x n matrix) or subsample the rows",
+        )
+        D = _core.distance_difference(X, Y)
+        ev = _lapack(4.0 * n**3, np.linalg.eigvalsh, D)
+        value = float(max(abs(ev[0]), abs(ev[-1])))
+    return _scaled_back(value, e, "rsm_norm_diff")
+
+
+def _scaled_back(value: float, e: int, measure: str) -> float:
+    """``value * 2**e``; ``inf`` with a warning when that exceeds the float64 range."""
+    try:
+        out = math.ldexp(value, e)
+    except OverflowError:
+        out = math.inf
+    if math.isinf(out):
+        warn_degenerate(
+            f"the value of {measure} on these inputs exceeds the float64 range (about "
+            f"1.8e308); returning inf (the inputs are finite but too large)"
+        )
+    return out
 
 
 # ------------------------------------------------------------------------------- dCor
@@ -266,8 +447,9 @@ def distance_correlation(X, Y) -> float:
     Returns
     -------
     float
-        Similarity in [0, 1]; ``nan`` if either representation is constant (all its rows
-        equal, so that :math:`A = 0` or :math:`B = 0`).
+        Similarity in [0, 1]; ``nan``, with a :class:`~congruence.DegenerateDataWarning`, if
+        either representation is constant (all its rows equal, so that :math:`A = 0` or
+        :math:`B = 0`).
 
     Notes
     -----
@@ -293,19 +475,30 @@ def distance_correlation(X, Y) -> float:
     0.1
     """
     X, Y = check_pair(X, Y)
-    return float(_core.distance_correlation(X, Y))
+    for name, Z in (("X", X), ("Y", Y)):
+        if identical_rows(Z):
+            return undefined(name, "distance_correlation")
+    value = float(_core.distance_correlation(_for_core(X), _for_core(Y)))
+    if math.isnan(value):
+        warn_degenerate(
+            "the distance covariance of X or Y with itself is 0; distance_correlation is "
+            "undefined (nan)"
+        )
+    return value
 
 
 # ------------------------------------------------------------------------------- EOS
 
 
 def _left_basis(Z: np.ndarray):
-    """Left singular vectors of ``Z`` for its numerically non-zero singular values."""
-    Z = _float64(Z)
+    """Left singular vectors of ``Z`` for its numerically non-zero singular values
+    (``None`` if ``Z`` is all zeros). ``Z`` is first multiplied by a power of two to
+    magnitude about 1 (exact; the basis does not depend on the scale)."""
     n, p = Z.shape
-    U, s, _ = np.linalg.svd(Z, full_matrices=False)
-    if s[0] == 0.0:
+    e = pow2_exponent(Z)
+    if _largest_magnitude(Z) == 0.0:
         return None
+    U, s, _ = _svd(pow2_scaled(Z, e))
     rank = int(np.count_nonzero(s > s[0] * max(n, p) * _EPS))
     return U[:, :rank]
 
@@ -347,7 +540,10 @@ def eigenspace_overlap(X, Y) -> float:
     Returns
     -------
     float
-        Similarity in [0, 1]; ``nan`` if either input is all zeros.
+        Similarity in [0, 1]; ``nan``, with a :class:`~congruence.DegenerateDataWarning`, if
+        either input is all zeros. If every row of an input is the same (and not zero), its
+        column space is the line of the all-ones vector and the value is defined; it comes
+        with the same warning.
 
     Notes
     -----
@@ -369,9 +565,19 @@ def eigenspace_overlap(X, Y) -> float:
     0.068965517241
     """
     X, Y = check_pair(X, Y)
+    n = X.shape[0]
+    k = min(n, X.shape[1]) + min(n, Y.shape[1])
+    check_fits(
+        16.0 * n * k,
+        f"the singular vectors ({n} x {k} in all) of eigenspace_overlap",
+        "subsample the rows",
+    )
+    for name, Z in (("X", X), ("Y", Y)):
+        if _largest_magnitude(Z) == 0.0:
+            return undefined(name, "eigenspace_overlap", "it is all zeros")
+        if identical_rows(Z):
+            still_defined(name, "eigenspace_overlap", "its column space is spanned by 1")
     Ux, Uy = _left_basis(X), _left_basis(Y)
-    if Ux is None or Uy is None:
-        return math.nan
     value = float(np.sum((Ux.T @ Uy) ** 2)) / max(X.shape[1], Y.shape[1])
     return min(max(value, 0.0), 1.0)
 
@@ -393,7 +599,7 @@ def _gulp_factor(Z: np.ndarray, lam: float):
     if scale == 0.0:
         return None
     A = Zc * (math.sqrt(n) / scale)
-    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    U, s, _ = _svd(A)
     mu = s**2 / n
     if lam > 0.0:
         f = mu / (mu + lam)
@@ -448,7 +654,9 @@ def gulp(X, Y, lam: float = 0.0) -> float:
     -------
     float
         The squared distance, in [0, inf) (in [0, rank(Xc) + rank(Yc)] for ``lam=0``); a
-        round-off negative is returned as 0. ``nan`` if a centred input is all zeros.
+        round-off negative is returned as 0. ``nan``, with a
+        :class:`~congruence.DegenerateDataWarning`, if a centred input is all zeros (every
+        row the same).
 
     Notes
     -----
@@ -471,9 +679,19 @@ def gulp(X, Y, lam: float = 0.0) -> float:
     """
     lam = check_number("lam", lam, low=0.0)
     X, Y = check_pair(X, Y)
+    for name, Z in (("X", X), ("Y", Y)):
+        if identical_rows(Z):
+            return undefined(name, "gulp")
+    n = X.shape[0]
+    k = min(n, X.shape[1]) + min(n, Y.shape[1])
+    check_fits(
+        16.0 * n * k + 8.0 * k * k,
+        f"the singular vectors ({n} x {k} in all) of gulp",
+        "subsample the rows",
+    )
     fx, fy = _gulp_factor(X, lam), _gulp_factor(Y, lam)
-    if fx is None or fy is None:
-        return math.nan
+    if fx is None or fy is None:  # pragma: no cover - constant columns are caught above
+        return undefined("X" if fx is None else "Y", "gulp")
     (Ux, ax), (Uy, ay) = fx, fy
     cross = (Ux * np.sqrt(ax)).T @ (Uy * np.sqrt(ay))
     value = float(np.sum(ax**2) + np.sum(ay**2) - 2.0 * np.sum(cross**2))
@@ -522,8 +740,9 @@ def normalized_bures(X, Y) -> float:
     Returns
     -------
     float
-        Similarity in [0, 1]; equals ``cos(angular_shape_metric(X, Y, alpha=1))``. ``nan`` if
-        a centred input is all zeros.
+        Similarity in [0, 1]; equals ``cos(angular_shape_metric(X, Y, alpha=1))``. ``nan``,
+        with a :class:`~congruence.DegenerateDataWarning`, if a centred input is all zeros
+        (every row the same).
 
     Notes
     -----
@@ -542,22 +761,43 @@ def normalized_bures(X, Y) -> float:
     0.707106781187
     """
     X, Y = check_pair(X, Y)
+    for name, Z in (("X", X), ("Y", Y)):
+        if identical_rows(Z):
+            return undefined(name, "normalized_bures")
+    n = X.shape[0]
+    k1, k2 = min(n, X.shape[1]), min(n, Y.shape[1])
+    check_fits(
+        8.0 * (2 * n * (k1 + k2) + k1 * k2),
+        f"the centred inputs and their {k1} x {k2} cross product in normalized_bures",
+        "subsample the rows",
+    )
     Xc, Yc = _centre(X), _centre(Y)
     nx, ny = np.linalg.norm(Xc), np.linalg.norm(Yc)
-    if nx == 0.0 or ny == 0.0:
-        return math.nan
+    if nx == 0.0 or ny == 0.0:  # pragma: no cover - constant columns are caught above
+        return undefined("X" if nx == 0.0 else "Y", "normalized_bures")
     M = _same_gram(Xc / nx).T @ _same_gram(Yc / ny)
-    value = float(np.sum(np.linalg.svd(M, compute_uv=False)))
+    value = float(np.sum(_svd(M, compute_uv=False)))
     return min(max(value, 0.0), 1.0)
 
 
 # ------------------------------------------------------------------------------- Riemannian
 
 
-def _positive_definite(S: np.ndarray) -> bool:
-    """Numerically positive definite: smallest eigenvalue above ``n eps`` times the largest."""
-    w = scipy.linalg.eigvalsh(S, check_finite=False)
-    return bool(w[-1] > 0.0 and w[0] > w[-1] * S.shape[0] * _EPS)
+def _spectrum_floor(w: np.ndarray, n: int) -> bool:
+    """Ascending eigenvalues ``w`` of an ``n x n`` symmetric matrix are numerically positive
+    definite: the smallest is above ``n eps`` times the largest."""
+    return bool(w[-1] > 0.0 and w[0] > w[-1] * n * _EPS)
+
+
+def _not_positive_definite(name: str, identical: bool) -> float:
+    if identical:
+        return undefined(name, "riemannian_distance")
+    warn_degenerate(
+        f"{name} {name}^T / p is not numerically positive definite (its smallest eigenvalue "
+        "is not above n * eps times its largest: the rows are linearly dependent up to "
+        "round-off); riemannian_distance is undefined (nan)"
+    )
+    return math.nan
 
 
 @register(
@@ -586,7 +826,9 @@ def riemannian_distance(X, Y) -> float:
         d(X, Y) = \sqrt{\sum_i \log^2 \lambda_i},
 
     :math:`\lambda_i` the eigenvalues of :math:`S_X^{-1}S_Y`, from the generalized symmetric
-    eigenproblem :math:`S_Y v = \lambda S_X v` (``scipy.linalg.eigh``).
+    eigenproblem :math:`S_Y v = \lambda S_X v`, solved as the eigenvalues of
+    :math:`W^T S_Y W` with :math:`W = V \mathrm{diag}(w)^{-1/2}` from the eigendecomposition
+    :math:`S_X = V \mathrm{diag}(w) V^T` (the same eigenvalues).
 
     Parameters
     ----------
@@ -598,15 +840,19 @@ def riemannian_distance(X, Y) -> float:
     Returns
     -------
     float
-        Distance in [0, inf), a metric on positive definite matrices. ``nan`` if ``S_X`` or
-        ``S_Y`` is not numerically positive definite: its smallest eigenvalue is not above
-        ``n * eps`` times its largest (for example rank-deficient rows), or the Cholesky
-        factorisation inside the generalized eigensolver fails.
+        Distance in [0, inf), a metric on positive definite matrices. ``nan``, with a
+        :class:`~congruence.DegenerateDataWarning`, if ``S_X`` or ``S_Y`` is not numerically
+        positive definite: its smallest eigenvalue is not above ``n * eps`` times its
+        largest (for example identical or linearly dependent rows).
 
     Notes
     -----
     Invariant to orthogonal maps and permutations of the features; not to translation, and
-    not to scaling (``X -> aX`` shifts every :math:`\log\lambda_i` by :math:`-2\log a`).
+    not to scaling: ``X -> aX`` shifts every :math:`\log\lambda_i` by :math:`-2\log a`.
+    That law makes inputs of any finite magnitude safe: each input is multiplied by a power
+    of two to magnitude about 1 (exact) and the logarithms shifted back, so ``1e300 * X``
+    gives the value of the formula, not an overflow. The ``n x n`` eigendecompositions
+    (``O(n^3)``) can be interrupted with Ctrl-C.
 
     References
     ----------
@@ -630,15 +876,30 @@ def riemannian_distance(X, Y) -> float:
                 f"columns as rows (p >= n = {n}), so that {name} {name}^T / p can be positive "
                 "definite"
             )
-    X, Y = _float64(X), _float64(Y)
-    Sx = (X @ X.T) / X.shape[1]
-    Sy = (Y @ Y.T) / Y.shape[1]
-    if not (_positive_definite(Sx) and _positive_definite(Sy)):
+    n = X.shape[0]
+    check_fits(
+        8.0 * (6 * n * n + n * (X.shape[1] + Y.shape[1])),
+        f"the {n} x {n} matrices X X^T / p1, Y Y^T / p2 and their eigendecompositions in "
+        "riemannian_distance",
+        "subsample the rows",
+    )
+    ex, ey = pow2_exponent(X), pow2_exponent(Y)
+    Xs, Ys = pow2_scaled(X, ex), pow2_scaled(Y, ey)
+    # The products are single long BLAS calls too (NumPy releases the GIL in them).
+    Sx = _lapack(2.0 * n * n * X.shape[1], np.matmul, Xs, Xs.T) / X.shape[1]
+    Sy = _lapack(2.0 * n * n * Y.shape[1], np.matmul, Ys, Ys.T) / Y.shape[1]
+    flops = 9.0 * n**3
+    w, V = _lapack(flops, np.linalg.eigh, Sx)
+    if not _spectrum_floor(w, n):
+        return _not_positive_definite("X", identical_rows(X))
+    if not _spectrum_floor(_lapack(flops, np.linalg.eigvalsh, Sy), n):
+        return _not_positive_definite("Y", identical_rows(Y))
+    W = V / np.sqrt(w)
+    C = _lapack(4.0 * n**3, np.linalg.multi_dot, [W.T, Sy, W])
+    lam = _lapack(flops, np.linalg.eigvalsh, (C + C.T) / 2.0)
+    if not lam[0] > 0.0:  # pragma: no cover - excluded by the two checks above
+        warn_degenerate("S_X^-1 S_Y has a non-positive eigenvalue; riemannian_distance is nan")
         return math.nan
-    try:
-        lam = scipy.linalg.eigh(Sy, Sx, eigvals_only=True, check_finite=False)
-    except np.linalg.LinAlgError:
-        return math.nan
-    if not lam[0] > 0.0:
-        return math.nan
-    return float(math.sqrt(float(np.sum(np.log(lam) ** 2))))
+    # S_X, S_Y were computed at the scales 2**-2ex, 2**-2ey: lambda = lambda' 2**(2(ey - ex)).
+    logs = np.log(lam) + 2.0 * (ey - ex) * math.log(2.0)
+    return float(math.sqrt(float(np.sum(logs**2))))

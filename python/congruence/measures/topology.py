@@ -10,6 +10,14 @@
 Pairwise distances always come from explicit coordinate differences
 (:func:`scipy.spatial.distance.pdist` / ``cdist``), never from ``|x|^2 + |y|^2 - 2 x.y``, so that
 neighbour rankings and filtration values do not move under translations of the data.
+
+All three measures are scale-invariant: each input is first multiplied by a power of two to
+magnitude about 1 (exact, so rankings, ties and filtrations are unchanged), and data of any
+finite magnitude give the value of the formula. Identical rows (every row the same) make the
+neighbour graph and the filtrations arbitrary or empty: the value is ``nan`` with a
+:class:`~congruence.DegenerateDataWarning`. The long single calls (the ``n x n``
+eigendecomposition of :func:`imd`, GUDHI's persistence in :func:`rtd`) can be interrupted
+with Ctrl-C, and the ``n x n`` buffers are checked against the available memory first.
 """
 
 from __future__ import annotations
@@ -20,11 +28,14 @@ import numbers
 from typing import Any, Optional
 
 import numpy as np
-from scipy.linalg import eigvalsh
 from scipy.spatial.distance import cdist, pdist, squareform
 
+from congruence._interrupt import interruptible
+from congruence._memory import check_fits
 from congruence._registry import register
 from congruence._validation import check_number, check_pair
+from congruence.errors import warn_degenerate
+from congruence.measures.rsm import identical_rows, pow2_exponent, pow2_scaled, undefined
 
 __all__ = ["imd", "rtd", "geometry_score"]
 
@@ -57,9 +68,16 @@ def _check_seed(seed: Any) -> Any:
     )
 
 
-def _pair64(X, Y, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _pair64(X, Y, min_rows: int, measure: str):
+    """Validated float64 inputs, each multiplied by a power of two to magnitude about 1
+    (exact; the measures are scale-invariant), or ``None`` after a warning when every row of
+    one of them is the same."""
     X, Y = check_pair(X, Y, min_rows=min_rows)
-    return np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    for name, Z in (("X", X), ("Y", Y)):
+        if identical_rows(Z):
+            undefined(name, measure)
+            return None
+    return pow2_scaled(X, pow2_exponent(X)), pow2_scaled(Y, pow2_exponent(Y))
 
 
 # ============================================================================ 6.1 IMD
@@ -84,10 +102,17 @@ def _knn_adjacency(X: np.ndarray, k: int = _IMD_K) -> np.ndarray:
 def _heat_trace(X: np.ndarray) -> np.ndarray:
     """``h(t) = sum_i exp(-t lambda_i)`` of the normalized Laplacian, on the 256 times."""
     A = _knn_adjacency(X).astype(np.float64)
+    n = A.shape[0]
     s = 1.0 / np.sqrt(A.sum(axis=1))  # every degree is >= k >= 1
-    L = np.eye(A.shape[0]) - s[:, None] * A * s[None, :]
-    lam = eigvalsh(L, overwrite_a=True, check_finite=False)
+    L = np.eye(n) - s[:, None] * A * s[None, :]
+    # NumPy's LAPACK releases the GIL, so Ctrl-C reaches the caller during a long call.
+    lam = np.linalg.eigvalsh(L) if n < _LONG_N else interruptible(np.linalg.eigvalsh, L)
     return np.exp(-np.outer(_IMD_T, lam)).sum(axis=1)
+
+
+#: From this ``n`` on, an ``n x n`` eigendecomposition (or a Rips persistence on ``n``
+#: points) may take long and runs where Ctrl-C can interrupt it.
+_LONG_N = 600
 
 
 @register(
@@ -131,7 +156,9 @@ def imd(X, Y) -> float:
     float
         Distance in ``[0, inf)``, 0 when the two graphs have the same Laplacian spectrum;
         invariant to orthogonal transformations, isotropic scaling, translation and column
-        permutations. Never ``nan`` for valid input.
+        permutations. ``nan``, with a :class:`~congruence.DegenerateDataWarning`, if every
+        row of ``X`` or ``Y`` is the same (all distances tie: the neighbours would be
+        arbitrary).
 
     References
     ----------
@@ -148,8 +175,16 @@ def imd(X, Y) -> float:
     >>> round(cg.imd(line, wheel), 6)
     58.338028
     """
-    X, Y = _pair64(X, Y, min_rows=6)
+    pair = _pair64(X, Y, min_rows=6, measure="imd")
+    if pair is None:
+        return math.nan
+    X, Y = pair
     n = X.shape[0]
+    check_fits(
+        40.0 * n * n,
+        f"the {n} x {n} distance, neighbour-order and Laplacian matrices of imd",
+        "subsample the rows",
+    )
     phi_x = 1e6 * _heat_trace(X) / n
     phi_y = 1e6 * _heat_trace(Y) / n
     return float(np.max(np.exp(-2.0 * (_IMD_T + 1.0 / _IMD_T)) * np.abs(phi_x - phi_y)))
@@ -173,7 +208,11 @@ def _rips_h1(M: np.ndarray) -> np.ndarray:
         homology_coeff_field=2,
         num_collapses=0,
     )
-    return np.asarray(rips.fit_transform([M])[0], dtype=np.float64).reshape(-1, 2)
+    # GUDHI releases the GIL, so a long persistence computation can be interrupted.
+    call = rips.fit_transform if M.shape[0] < _LONG_N else (
+        lambda ms: interruptible(rips.fit_transform, ms)
+    )
+    return np.asarray(call([M])[0], dtype=np.float64).reshape(-1, 2)
 
 
 def _rtd_r(DA: np.ndarray, DB: np.ndarray) -> float:
@@ -194,7 +233,12 @@ def _rtd_once(X: np.ndarray, Y: np.ndarray) -> float:
     DY = squareform(pdist(Y))
     qx, qy = np.quantile(DX, 0.9), np.quantile(DY, 0.9)
     if qx == 0.0 or qy == 0.0:
-        return math.nan  # about 90% or more of the n^2 distances are 0: no scale
+        # About 90% or more of the n^2 distances are 0: no scale to normalise by.
+        warn_degenerate(
+            f"{'X' if qx == 0.0 else 'Y'} has (nearly) no spread: the 0.9-quantile of its "
+            f"{X.shape[0]}^2 pairwise distances is 0 (duplicated rows); rtd is undefined (nan)"
+        )
+        return math.nan
     DX /= qx
     DY /= qy
     return (_rtd_r(DX, DY) + _rtd_r(DY, DX)) / 2.0
@@ -247,9 +291,9 @@ def rtd(X, Y, max_points: int = 500, trials: int = 10, seed: Optional[Any] = Non
     float
         Distance in ``[0, inf)``, 0 for identical inputs; invariant to orthogonal
         transformations, isotropic scaling, translation and column permutations.
-        ``nan`` if a 0.9-quantile of distances is 0 (about 90% or more of a
-        representation's ``n^2`` ordered pairs, diagonal included, at distance 0; e.g.
-        constant data).
+        ``nan``, with a :class:`~congruence.DegenerateDataWarning`, if a 0.9-quantile of
+        distances is 0 (about 90% or more of a representation's ``n^2`` ordered pairs,
+        diagonal included, at distance 0; e.g. every row the same).
 
     Raises
     ------
@@ -274,8 +318,17 @@ def rtd(X, Y, max_points: int = 500, trials: int = 10, seed: Optional[Any] = Non
     max_points = check_number("max_points", max_points, low=3, integer=True)
     trials = check_number("trials", trials, low=1, integer=True)
     seed = _check_seed(seed)
-    X, Y = _pair64(X, Y, min_rows=3)
+    pair = _pair64(X, Y, min_rows=3, measure="rtd")
+    if pair is None:
+        return math.nan
+    X, Y = pair
     n = X.shape[0]
+    m = min(n, max_points)
+    check_fits(
+        80.0 * m * m,
+        f"the {m} x {m} distance matrices and the {2 * m} x {2 * m} cross-barcode matrix of rtd",
+        "lower max_points (RTD then averages over random subsets of rows)",
+    )
     if n <= max_points:
         return float(_rtd_once(X, Y))
     rng = np.random.default_rng(seed)
@@ -539,7 +592,14 @@ _FULL_DISTANCES_MAX_N = 4096
 
 def _mrlt(R: np.ndarray, landmarks: np.ndarray, gamma: float, i_max: int) -> np.ndarray:
     """Mean relative living times over the landmark sets (rows of ``landmarks``)."""
-    full = squareform(pdist(R)) if R.shape[0] <= _FULL_DISTANCES_MAX_N else None
+    n = R.shape[0]
+    full = None
+    if n <= _FULL_DISTANCES_MAX_N:
+        try:
+            check_fits(12.0 * n * n, "the full distance matrix of geometry_score", "")
+            full = squareform(pdist(R))
+        except MemoryError:
+            full = None  # a cache that does not fit: compute each landmark set's distances
     total = np.zeros(i_max)
     for idx in landmarks:
         Dw = full[:, idx] if full is not None else cdist(R, R[idx])
@@ -643,8 +703,8 @@ def geometry_score(
     float
         Distance in ``[0, 2]``; invariant to orthogonal transformations, isotropic scaling,
         translation and column permutations. Stochastic unless ``seed`` or the landmarks are
-        given. Never ``nan`` for valid input (constant data has ``alpha_max = 0`` and no
-        interval, so RLT ``= (1, 0, ..., 0)``).
+        given. ``nan``, with a :class:`~congruence.DegenerateDataWarning`, if every row of
+        ``X`` or ``Y`` is the same (``alpha_max = 0``: the filtration is empty).
 
     References
     ----------
@@ -668,7 +728,7 @@ def geometry_score(
     i_max = check_number("i_max", i_max, low=1, integer=True)
     n_samples = check_number("n_samples", n_samples, low=1, integer=True)
     seed = _check_seed(seed)
-    X, Y = _pair64(X, Y, min_rows=2)
+    X, Y = check_pair(X, Y)
     n = X.shape[0]
     if (landmarks_x is None) != (landmarks_y is None):
         given = "landmarks_x" if landmarks_y is None else "landmarks_y"
@@ -683,5 +743,9 @@ def geometry_score(
         idx_y = _check_landmarks("landmarks_y", landmarks_y, n)
     if gamma is None:
         gamma = n / (128 * 5000)
+    pair = _pair64(X, Y, min_rows=2, measure="geometry_score")
+    if pair is None:
+        return math.nan
+    X, Y = pair
     diff = _mrlt(X, idx_x, gamma, i_max) - _mrlt(Y, idx_y, gamma, i_max)
     return float(np.sum(diff * diff))

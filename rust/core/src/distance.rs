@@ -19,7 +19,8 @@
 //! * [`rsa`] builds the strict lower triangle of each RSM (Euclidean distances or Pearson
 //!   correlations between rows) as a packed vector, row by row (`(i, j)`, `j < i`, at index
 //!   `i (i - 1) / 2 + j`), and compares the two vectors with Pearson's correlation or with
-//!   Spearman's (average ranks of ties, from one parallel sort per vector).
+//!   Spearman's (average ranks of ties, from one parallel sort per vector), Kendall's tau-a
+//!   (exact pair counts by a merge sort, [`kendall_tau_a`]) or their cosine.
 //!
 //! Determinism: the work is split into fixed row blocks and fixed chunks, and every partial
 //! result is combined in a fixed order, so results are identical for any `RAYON_NUM_THREADS`.
@@ -72,6 +73,10 @@ impl Rsm {
 pub enum Compare {
     Spearman,
     Pearson,
+    /// Kendall's tau-a: `(C - D) / (N (N - 1) / 2)`, tied pairs counting in neither.
+    KendallTauA,
+    /// Cosine of the two (uncentred) vectors.
+    Cosine,
 }
 
 impl Compare {
@@ -79,11 +84,23 @@ impl Compare {
         match s {
             "spearman" => Ok(Compare::Spearman),
             "pearson" => Ok(Compare::Pearson),
+            "kendall_tau_a" => Ok(Compare::KendallTauA),
+            "cosine" => Ok(Compare::Cosine),
             other => Err(CoreError::Parameter {
                 name: "compare",
                 value: format!("{other:?}"),
-                expected: "'spearman' or 'pearson'".into(),
+                expected: "'spearman', 'pearson', 'kendall_tau_a' or 'cosine'".into(),
             }),
+        }
+    }
+
+    /// Bytes per triangle entry held at the peak of [`rsa`]: the two triangles, plus the
+    /// sort buffer of the ranks (Spearman) or the key pairs and merge buffer (Kendall).
+    pub fn bytes_per_value(self) -> f64 {
+        match self {
+            Compare::Pearson | Compare::Cosine => 16.0,
+            Compare::Spearman => 32.0,
+            Compare::KendallTauA => 48.0,
         }
     }
 }
@@ -1006,6 +1023,161 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     pearson(&ra, &rb)
 }
 
+/// Number of unordered pairs among the members of each run of equal values in `keys`
+/// (already sorted): `sum t (t - 1) / 2` over the tie groups of sizes `t`.
+fn tied_pairs<T: PartialEq>(keys: impl Iterator<Item = T>) -> u128 {
+    let mut total: u128 = 0;
+    let mut run: u128 = 0;
+    let mut prev: Option<T> = None;
+    for k in keys {
+        if prev.as_ref() == Some(&k) {
+            total += run;
+            run += 1;
+        } else {
+            run = 1;
+            prev = Some(k);
+        }
+    }
+    total
+}
+
+/// Below this length the halves of [`sort_counting_inversions`] are sorted on one thread.
+const MERGE_PAR_MIN: usize = 1 << 14;
+
+/// Sort `v` ascending and return the number of strict inversions, the pairs `i < j` with
+/// `v[i] > v[j]` (equal values are not inversions). Merge sort, `O(m log m)`; `buf` is
+/// scratch of the same length. The count is an integer, so it does not depend on threads.
+fn sort_counting_inversions(v: &mut [u64], buf: &mut [u64]) -> u128 {
+    let m = v.len();
+    if m <= 32 {
+        // Insertion sort: each element moves past exactly the earlier, strictly larger ones.
+        let mut count: u128 = 0;
+        for i in 1..m {
+            let x = v[i];
+            let mut j = i;
+            while j > 0 && v[j - 1] > x {
+                v[j] = v[j - 1];
+                j -= 1;
+            }
+            v[j] = x;
+            count += (i - j) as u128;
+        }
+        return count;
+    }
+    let mid = m / 2;
+    let (left, right) = {
+        let (vl, vr) = v.split_at_mut(mid);
+        let (bl, br) = buf.split_at_mut(mid);
+        if m >= MERGE_PAR_MIN {
+            rayon::join(
+                || sort_counting_inversions(vl, bl),
+                || sort_counting_inversions(vr, br),
+            )
+        } else {
+            (
+                sort_counting_inversions(vl, bl),
+                sort_counting_inversions(vr, br),
+            )
+        }
+    };
+    if m >= 4096 {
+        crate::interrupt::checkpoint(); // once per merge of a large block
+    }
+    let mut count = left + right;
+    let (mut i, mut j, mut k) = (0, mid, 0);
+    while i < mid && j < m {
+        if v[j] < v[i] {
+            // v[j] is smaller than every remaining left element: mid - i inversions.
+            buf[k] = v[j];
+            j += 1;
+            count += (mid - i) as u128;
+        } else {
+            buf[k] = v[i];
+            i += 1;
+        }
+        k += 1;
+    }
+    buf[k..k + (mid - i)].copy_from_slice(&v[i..mid]);
+    k += mid - i;
+    buf[k..].copy_from_slice(&v[j..]);
+    v.copy_from_slice(buf);
+    count
+}
+
+/// Kendall's tau-a of two equally long vectors of length `N` (Nili et al. 2014):
+/// `(C - D) / (N (N - 1) / 2)` with `C` / `D` the concordant / discordant pairs, a pair tied
+/// in either vector counting in neither. NaN when either vector is constant (or `N < 2`).
+///
+/// Exact counts in `O(N log N)` (Knight 1966): sort the pairs by `(a, b)`; the discordant
+/// pairs are then the strict inversions of the `b` sequence (pairs tied in `a` are in `b`
+/// order, so they give none), and with `n0 = N (N - 1) / 2`, `n1` / `n2` the pairs tied in
+/// `a` / `b` and `n3` the pairs tied in both, `C + D = n0 - n1 - n2 + n3`.
+pub fn kendall_tau_a(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "kendall_tau_a: lengths differ");
+    let m = a.len();
+    if m < 2 || is_constant(a) || is_constant(b) {
+        return f64::NAN;
+    }
+    let mut pairs: Vec<(u64, u64)> = a
+        .par_iter()
+        .zip(b.par_iter())
+        .map(|(&u, &v)| (sort_key(u), sort_key(v)))
+        .collect();
+    // Equal pairs are indistinguishable, so the unstable sort's result is unique.
+    pairs.par_sort_unstable();
+    let n1 = tied_pairs(pairs.iter().map(|p| p.0));
+    let n3 = tied_pairs(pairs.iter().copied());
+    let mut keys: Vec<u64> = pairs.iter().map(|p| p.1).collect();
+    drop(pairs);
+    let mut buf = vec![0u64; m];
+    let discordant = sort_counting_inversions(&mut keys, &mut buf);
+    let n2 = tied_pairs(keys.iter());
+    let n0 = (m as u128) * (m as u128 - 1) / 2;
+    let untied = (n0 + n3 - n1 - n2) as i128;
+    let diff = untied - 2 * discordant as i128;
+    (diff as f64 / n0 as f64).clamp(-1.0, 1.0)
+}
+
+/// Cosine `<a, b> / (||a|| ||b||)` of two equally long vectors, not centred. Each vector is
+/// divided by its largest magnitude first, so no square overflows or underflows. NaN when
+/// either vector is constant (the RSA convention, which covers the all-zero vector).
+pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "cosine: lengths differ");
+    let m = a.len();
+    if m < 2 || is_constant(a) || is_constant(b) {
+        return f64::NAN;
+    }
+    let big = |v: &[f64]| {
+        v.par_chunks(CHUNK)
+            .map(|c| c.iter().fold(0.0f64, |t, x| t.max(x.abs())))
+            .collect::<Vec<f64>>()
+            .into_iter()
+            .fold(0.0f64, f64::max)
+    };
+    let (sa, sb) = (1.0 / big(a), 1.0 / big(b));
+    let c = chunked_sum(m, |i0, i1| {
+        let mut t = [0.0; 3];
+        for (&u, &v) in a[i0..i1].iter().zip(&b[i0..i1]) {
+            let (u, v) = (u * sa, v * sb);
+            t[0] += u * v;
+            t[1] += u * u;
+            t[2] += v * v;
+        }
+        t
+    });
+    (c[0] / (c[1].sqrt() * c[2].sqrt())).clamp(-1.0, 1.0)
+}
+
+/// The comparison of the two RSM triangles that `compare` names (for Spearman, the triangles
+/// already hold their ranks).
+pub fn compare_triangles(a: &[f64], b: &[f64], compare: Compare) -> f64 {
+    match compare {
+        Compare::Spearman | Compare::Pearson => pearson(a, b),
+        Compare::KendallTauA => kendall_tau_a(a, b),
+        Compare::Cosine => cosine(a, b),
+    }
+}
+
 /// Representational similarity analysis (Kriegeskorte et al. 2008): the Pearson or Spearman
 /// correlation of the strict lower triangles of the two RSMs. NaN when a row has zero
 /// variance (correlation RSM) or when either triangle is constant.
@@ -1013,11 +1185,7 @@ pub fn rsa(x: Input, y: Input, rsm: Rsm, compare: Compare) -> Result<f64> {
     let (rx, ry) = (Rows::new(x, "X")?, Rows::new(y, "Y")?);
     check_pair(&rx, &ry, 3)?;
     let m = tri(rx.n) as f64;
-    let per_value = if compare == Compare::Spearman {
-        32.0
-    } else {
-        16.0
-    };
+    let per_value = compare.bytes_per_value();
     crate::memory::check_fits(
         per_value * m,
         &format!("rsa at n = {} (two RSM triangles of {m} values each)", rx.n),
@@ -1035,7 +1203,7 @@ pub fn rsa(x: Input, y: Input, rsm: Rsm, compare: Compare) -> Result<f64> {
     if compare == Compare::Spearman {
         rank_in_place(&mut vy);
     }
-    Ok(pearson(&vx, &vy))
+    Ok(compare_triangles(&vx, &vy, compare))
 }
 
 /// What to do when the RSM triangles do not fit.
@@ -1370,6 +1538,74 @@ mod tests {
         ));
     }
 
+    /// Kendall's tau-a from the definition: every pair of positions, O(m^2).
+    fn brute_tau_a(a: &[f64], b: &[f64]) -> f64 {
+        let m = a.len();
+        let mut s: i64 = 0;
+        for i in 0..m {
+            for j in 0..i {
+                let prod = (a[i] - a[j]).signum() * (b[i] - b[j]).signum();
+                if a[i] != a[j] && b[i] != b[j] {
+                    s += prod as i64;
+                }
+            }
+        }
+        s as f64 / (m * (m - 1) / 2) as f64
+    }
+
+    #[test]
+    fn kendall_tau_a_matches_the_pair_count() {
+        // Hand case: a = (1, 2, 3), b = (1, 3, 2): pairs (0,1) C, (0,2) C, (1,2) D -> 1/3.
+        let t = kendall_tau_a(&[1.0, 2.0, 3.0], &[1.0, 3.0, 2.0]);
+        assert!((t - 1.0 / 3.0).abs() < 1e-15);
+        // Ties in a, in b, and in both count in neither: a = (0,0,1,1), b = (0,1,1,1):
+        // pairs (0,2) C, (0,3) C, (1,2) tie b, (1,3) tie b, (0,1) tie a, (2,3) tie both.
+        let t = kendall_tau_a(&[0.0, 0.0, 1.0, 1.0], &[0.0, 1.0, 1.0, 1.0]);
+        assert!((t - 2.0 / 6.0).abs() < 1e-15);
+        assert!(kendall_tau_a(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_nan());
+        // -0.0 and 0.0 are one value (a tie).
+        let t = kendall_tau_a(&[0.0, -0.0, 1.0], &[0.0, 1.0, 2.0]);
+        assert!((t - 2.0 / 3.0).abs() < 1e-15);
+        for (m, levels, seed) in [(40, 3, 1), (257, 7, 2), (1000, 1000, 3), (2000, 5, 4)] {
+            let x = pseudo(m, 2, seed);
+            let a: Vec<f64> = x
+                .column(0)
+                .iter()
+                .map(|v| (v * levels as f64).floor())
+                .collect();
+            let b: Vec<f64> = x
+                .column(1)
+                .iter()
+                .map(|v| (v * levels as f64).floor())
+                .collect();
+            let want = brute_tau_a(&a, &b);
+            assert!((kendall_tau_a(&a, &b) - want).abs() < 1e-14, "m={m}");
+        }
+        // Long enough for the parallel merge (m >= MERGE_PAR_MIN), b descending in ties of 3.
+        let m = 3 * MERGE_PAR_MIN + 5;
+        let a: Vec<f64> = (0..m).map(|i| i as f64).collect();
+        let b: Vec<f64> = (0..m).map(|i| -((i / 3) as f64)).collect();
+        // Every pair not tied in b is discordant: C - D = -(n0 - ties in b).
+        let n0 = (m * (m - 1) / 2) as f64;
+        let ties_b = ((m / 3) * 3 + (m % 3) * (m % 3 - 1) / 2) as f64;
+        let want = -(n0 - ties_b) / n0;
+        assert!((kendall_tau_a(&a, &b) - want).abs() < 1e-15);
+    }
+
+    #[test]
+    fn cosine_of_triangles() {
+        let c = cosine(&[1.0, 0.0, 1.0], &[1.0, 1.0, 0.0]);
+        assert!((c - 0.5).abs() < 1e-15);
+        let c = cosine(&[1e300, 2e300, 0.0], &[1e-300, 2e-300, 0.0]);
+        assert!((c - 1.0).abs() < 1e-15);
+        assert!(cosine(&[2.0, 2.0, 2.0], &[1.0, 2.0, 3.0]).is_nan());
+        assert!(matches!(
+            Compare::parse("kendall_tau_a"),
+            Ok(Compare::KendallTauA)
+        ));
+        assert!(matches!(Compare::parse("cosine"), Ok(Compare::Cosine)));
+    }
+
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
         let x = pseudo(300, 40, 11);
@@ -1382,6 +1618,8 @@ mod tests {
                 rsa(xi, yi, Rsm::Euclidean, Compare::Spearman).unwrap(),
                 rsa(xi, yi, Rsm::Correlation, Compare::Pearson).unwrap(),
                 distance_matrix(xi).unwrap(),
+                rsa(xi, yi, Rsm::Euclidean, Compare::KendallTauA).unwrap(),
+                rsa(xi, yi, Rsm::Correlation, Compare::Cosine).unwrap(),
             )
         };
         let one = in_pool(1, run);
@@ -1391,5 +1629,7 @@ mod tests {
         assert_eq!(one.2.to_bits(), three.2.to_bits());
         assert_eq!(one.3.to_bits(), three.3.to_bits());
         assert_eq!(one.4, three.4);
+        assert_eq!(one.5.to_bits(), three.5.to_bits());
+        assert_eq!(one.6.to_bits(), three.6.to_bits());
     }
 }
