@@ -351,7 +351,7 @@ def test_core_errors_map_to_python_classes():
     with pytest.raises(ValueError, match="k=20 is invalid"):
         _core.knn(x, 20)
     with pytest.raises(MemoryError):
-        _core.check_fits(1e30, "x", "y")
+        _core.check_fits(1e30, "x", "y", 2**40)
 
 
 @pytest.mark.parametrize("where", ["main", "worker"])

@@ -46,8 +46,14 @@ __all__ = [
     "eigh",
     "cholesky",
     "qr",
+    "largest_magnitude",
+    "pow2_exponent",
+    "pow2_scaled",
     "pow2_scale",
     "scale_back",
+    "identical_rows",
+    "undefined",
+    "still_defined",
     "check_matrix_fits",
     "drop_dead_units",
     "warn_identical",
@@ -158,21 +164,34 @@ def qr(A: np.ndarray, mode: str = "economic"):
     return run(flops, scipy.linalg.qr, A, mode=mode, check_finite=False)
 
 
-def pow2_scale(A: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(A * 2**-k, k)`` as a new float64 array, ``2**(k-1) <= max|A| < 2**k`` (``k = 0``
-    for an all-zero ``A``).
+def largest_magnitude(*arrays: np.ndarray) -> float:
+    """``max |a_ij|`` over all the arrays (no temporary copy of any of them)."""
+    return max(max(float(a.max()), -float(a.min())) for a in arrays)
 
-    Multiplying by a power of two is exact (unless an entry falls below ``2**-1022`` relative
-    to the largest, where it is negligible for every measure here), so the scaled array holds
-    the same numbers, with largest magnitude in ``[0.5, 1)``.
+
+def pow2_exponent(*arrays: np.ndarray) -> int:
+    """The ``k`` with ``max |a_ij| * 2**-k`` in ``[0.5, 1)`` over all the arrays (0 if all
+    are zero)."""
+    big = largest_magnitude(*arrays)
+    return math.frexp(big)[1] if big > 0.0 else 0
+
+
+def pow2_scaled(A: np.ndarray, k: int) -> np.ndarray:
+    """``A * 2**-k`` as a new float64 array.
+
+    Multiplying by a power of two is exact (only entries pushed below the normal range,
+    ``2**-1022`` relative to the largest, lose bits, negligible for every measure here), so
+    every later rounding happens exactly as it would at the original scale, with no overflow
+    or underflow: values, ties and orderings are those of the formula on the given numbers.
     """
-    hi = float(A.max())
-    lo = float(A.min())
-    amax = max(hi, -lo)
-    k = math.frexp(amax)[1] if amax > 0.0 else 0
-    if k == 0:
-        return np.array(A, dtype=np.float64), 0
-    return np.ldexp(A.astype(np.float64, copy=False), -k), k
+    return np.ldexp(np.asarray(A, dtype=np.float64), -k)
+
+
+def pow2_scale(A: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(A * 2**-k, k)`` with ``2**(k-1) <= max|A| < 2**k`` (``k = 0`` for an all-zero
+    ``A``): :func:`pow2_scaled` by :func:`pow2_exponent`."""
+    k = pow2_exponent(A)
+    return pow2_scaled(A, k), k
 
 
 def scale_back(value: float, k: int, what: str) -> float:
@@ -182,8 +201,9 @@ def scale_back(value: float, k: int, what: str) -> float:
         return math.ldexp(value, k)
     except OverflowError:
         warn_degenerate(
-            f"{what} is about 2**{math.frexp(value)[1] + k}, beyond the float64 range "
-            "(overflow): returning inf; rescale the inputs to compare them"
+            f"{what} exceeds the float64 range (overflow: about 2**{math.frexp(value)[1] + k}; "
+            "the largest float64 is about 1.8e308): returning inf (the inputs are finite but "
+            "too large; rescale them to compare them)"
         )
         return math.inf
 
@@ -198,6 +218,25 @@ def check_matrix_fits(rows: int, cols: int, what: str, alternative: str) -> None
     nbytes = 8.0 * rows * cols
     if nbytes >= _SMALL_BYTES:
         check_fits(nbytes, what, alternative)
+
+
+def identical_rows(Z: np.ndarray) -> bool:
+    """Every row of ``Z`` is the same (all columns constant, by the one relative rule of
+    :func:`congruence._validation.constant_columns`)."""
+    return bool(constant_columns(Z).all())
+
+
+def undefined(name: str, measure: str, cause: str = "every row is identical") -> float:
+    """Warn that ``measure`` is undefined on the data of ``name`` and return ``nan``."""
+    warn_degenerate(f"{name} has zero variance: {cause}; {measure} is undefined (nan)")
+    return math.nan
+
+
+def still_defined(name: str, measure: str, value: str) -> None:
+    """Warn that ``name``'s rows are identical while ``measure`` stays defined (``value``)."""
+    warn_degenerate(
+        f"{name} has zero variance: every row is identical; {measure} is still defined ({value})"
+    )
 
 
 def warn_identical(names: Sequence[str], measure: str, outcome: str) -> None:

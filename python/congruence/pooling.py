@@ -32,7 +32,7 @@ floats) under every policy, so one policy can be given for all layers of a model
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 

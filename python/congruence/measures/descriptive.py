@@ -20,8 +20,7 @@ from scipy.spatial.distance import cdist
 
 from congruence._registry import register
 from congruence._validation import check_pair
-from congruence.measures.rsm import identical_rows, pow2_exponent, pow2_scaled, still_defined
-from congruence.errors import warn_degenerate
+from congruence._linalg import scale_back, identical_rows, pow2_exponent, pow2_scaled, still_defined
 
 __all__ = ["magnitude_diff", "concentricity_diff", "uniformity_diff"]
 
@@ -127,14 +126,7 @@ def magnitude_diff(X, Y) -> float:
     X, Y = _pair64(X, Y, "magnitude_diff", "the norm of its one distinct row")
     e = pow2_exponent(X, Y)  # one power of two for both: d(aX, aY) = a d(X, Y)
     value = abs(_magnitude(pow2_scaled(X, e)) - _magnitude(pow2_scaled(Y, e)))
-    try:
-        return math.ldexp(value, e)
-    except OverflowError:
-        warn_degenerate(
-            "the value of magnitude_diff on these inputs exceeds the float64 range (about "
-            "1.8e308); returning inf (the inputs are finite but too large)"
-        )
-        return math.inf
+    return scale_back(value, e, "the value of magnitude_diff on these inputs")
 
 
 @register(

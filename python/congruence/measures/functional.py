@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from congruence._registry import register
+from congruence._linalg import scale_back
 from congruence.errors import warn_degenerate
 from congruence._validation import (
     as_labels,
@@ -610,14 +611,7 @@ def prediction_difference(P, Q, *more, p: float = 1) -> float:
         scale = D.max(axis=2, keepdims=True)
         safe = np.where(scale > 0, scale, 1.0)
         norms = ((D / safe) ** p).sum(axis=2) ** (1.0 / p) * safe[..., 0]
-    try:
-        return math.ldexp(float(norms.mean()), e)
-    except OverflowError:
-        warn_degenerate(
-            "the value of prediction_difference on these outputs exceeds the float64 range "
-            "(about 1.8e308); returning inf (the outputs are finite but too large)"
-        )
-        return math.inf
+    return scale_back(float(norms.mean()), e, "the value of prediction_difference on these outputs")
 
 
 @register(

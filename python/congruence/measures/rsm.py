@@ -23,7 +23,18 @@ import math
 import numpy as np
 
 from congruence import _core
-from congruence._interrupt import interruptible
+from congruence._linalg import (
+    eigh,
+    identical_rows,
+    largest_magnitude,
+    pow2_exponent,
+    pow2_scaled,
+    run,
+    scale_back,
+    still_defined,
+    svd,
+    undefined,
+)
 from congruence._memory import check_fits
 from congruence._registry import register
 from congruence._validation import check_choice, check_number, check_pair, constant_columns
@@ -50,33 +61,6 @@ _SURVEY = (
 # ------------------------------------------------------------------------------- helpers
 
 
-def _float64(Z: np.ndarray) -> np.ndarray:
-    return np.asarray(Z, dtype=np.float64)
-
-
-def _largest_magnitude(*arrays: np.ndarray) -> float:
-    """``max |a_ij|`` over all the arrays (no temporary copy of any of them)."""
-    return max(max(float(a.max()), -float(a.min())) for a in arrays)
-
-
-def pow2_exponent(*arrays: np.ndarray) -> int:
-    """The ``e`` with ``max |a_ij| * 2**-e`` in ``[0.5, 1)`` over all the arrays (0 if all
-    are zero)."""
-    big = _largest_magnitude(*arrays)
-    return math.frexp(big)[1] if big > 0.0 else 0
-
-
-def pow2_scaled(Z: np.ndarray, e: int) -> np.ndarray:
-    """``Z * 2**-e`` as a new float64 array.
-
-    Multiplying by a power of two is exact (only entries pushed below the normal range,
-    ``2**-1022``, lose bits), so every later rounding happens exactly as it would at the
-    original scale, with no overflow or underflow: values, ties and orderings are those of
-    the formula on the given numbers.
-    """
-    return np.ldexp(_float64(Z), -e)
-
-
 #: Range of ``max |x|`` in which the O(n^2) passes of the core neither overflow nor
 #: underflow (squared differences summed over up to ~1e9 features stay within float64).
 _SAFE_LOW, _SAFE_HIGH = 2.0**-200, 2.0**200
@@ -88,28 +72,10 @@ def _for_core(Z: np.ndarray) -> np.ndarray:
     to magnitude about 1 (the same value: the measure is scale-invariant)."""
     if Z.dtype == np.float32:
         return Z
-    big = _largest_magnitude(Z)
+    big = largest_magnitude(Z)
     if big == 0.0 or _SAFE_LOW <= big <= _SAFE_HIGH:
         return Z
     return pow2_scaled(Z, math.frexp(big)[1])
-
-
-def identical_rows(Z: np.ndarray) -> bool:
-    """Every row of ``Z`` is the same (all columns constant, by the one relative rule)."""
-    return bool(constant_columns(Z).all())
-
-
-def undefined(name: str, measure: str, cause: str = "every row is identical") -> float:
-    """Warn that ``measure`` is undefined on the data of ``name`` and return ``nan``."""
-    warn_degenerate(f"{name} has zero variance: {cause}; {measure} is undefined (nan)")
-    return math.nan
-
-
-def still_defined(name: str, measure: str, value: str) -> None:
-    warn_degenerate(
-        f"{name} has zero variance: every row is identical; {measure} is still defined "
-        f"({value})"
-    )
 
 
 def _centre(Z: np.ndarray) -> np.ndarray:
@@ -127,27 +93,9 @@ def _centre(Z: np.ndarray) -> np.ndarray:
     return Zc
 
 
-#: LAPACK calls below this many floating-point operations run directly; longer ones in a
-#: worker thread so that Ctrl-C reaches the caller (:func:`congruence._interrupt.interruptible`).
-_LONG_CALL_FLOPS = 2e8
-
-
-def _lapack(work: float, fn, *args, **kwargs):
-    """``fn(*args, **kwargs)``, through :func:`interruptible` when it may take long.
-
-    Only NumPy's LAPACK routines are used for such calls: they release the GIL, so the
-    calling thread stays free to take the ``KeyboardInterrupt``; SciPy's LAPACK wrappers
-    (``scipy.linalg.eigh``) hold it for the whole call, which no thread could interrupt.
-    """
-    if work < _LONG_CALL_FLOPS:
-        return fn(*args, **kwargs)
-    return interruptible(fn, *args, **kwargs)
-
-
-def _svd(Z: np.ndarray, compute_uv: bool = True):
-    n, p = Z.shape
-    k = min(n, p)
-    return _lapack(10.0 * n * p * k, np.linalg.svd, Z, full_matrices=False, compute_uv=compute_uv)
+def _svd(Z: np.ndarray, measure: str, argument: str, compute_uv: bool = True):
+    """Thin SVD with the package's one retry rule (:func:`congruence._linalg.svd`)."""
+    return svd(Z, measure=measure, argument=argument, compute_uv=compute_uv)
 
 
 def _same_gram(Z: np.ndarray) -> np.ndarray:
@@ -160,7 +108,7 @@ def _same_gram(Z: np.ndarray) -> np.ndarray:
     n, p = Z.shape
     if p <= n:
         return Z
-    return _lapack(4.0 * p * n * n, np.linalg.qr, Z.T, mode="r").T
+    return run(4.0 * p * n * n, np.linalg.qr, Z.T, mode="r").T
 
 
 # ------------------------------------------------------------------------------- rsa
@@ -372,7 +320,7 @@ def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
     # Not scale-invariant, but d(aX, aY) = a d(X, Y): one common power of two for both.
     e = 0
     if X.dtype != np.float32 or Y.dtype != np.float32:
-        big = _largest_magnitude(X, Y)
+        big = largest_magnitude(X, Y)
         if big > 0.0 and not _SAFE_LOW <= big <= _SAFE_HIGH:
             e = math.frexp(big)[1]
             X, Y = pow2_scaled(X, e), pow2_scaled(Y, e)
@@ -387,23 +335,9 @@ def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
             "use norm='fro' (streamed, no n x n matrix) or subsample the rows",
         )
         D = _core.distance_difference(X, Y)
-        ev = _lapack(4.0 * n**3, np.linalg.eigvalsh, D)
+        ev = eigh(D, measure="rsm_norm_diff", argument="D_X - D_Y", eigvals_only=True)
         value = float(max(abs(ev[0]), abs(ev[-1])))
-    return _scaled_back(value, e, "rsm_norm_diff")
-
-
-def _scaled_back(value: float, e: int, measure: str) -> float:
-    """``value * 2**e``; ``inf`` with a warning when that exceeds the float64 range."""
-    try:
-        out = math.ldexp(value, e)
-    except OverflowError:
-        out = math.inf
-    if math.isinf(out):
-        warn_degenerate(
-            f"the value of {measure} on these inputs exceeds the float64 range (about "
-            f"1.8e308); returning inf (the inputs are finite but too large)"
-        )
-    return out
+    return scale_back(value, e, "the value of rsm_norm_diff on these inputs")
 
 
 # ------------------------------------------------------------------------------- dCor
@@ -496,9 +430,9 @@ def _left_basis(Z: np.ndarray):
     magnitude about 1 (exact; the basis does not depend on the scale)."""
     n, p = Z.shape
     e = pow2_exponent(Z)
-    if _largest_magnitude(Z) == 0.0:
+    if largest_magnitude(Z) == 0.0:
         return None
-    U, s, _ = _svd(pow2_scaled(Z, e))
+    U, s, _ = _svd(pow2_scaled(Z, e), "eigenspace_overlap", "a representation")
     rank = int(np.count_nonzero(s > s[0] * max(n, p) * _EPS))
     return U[:, :rank]
 
@@ -573,7 +507,7 @@ def eigenspace_overlap(X, Y) -> float:
         "subsample the rows",
     )
     for name, Z in (("X", X), ("Y", Y)):
-        if _largest_magnitude(Z) == 0.0:
+        if largest_magnitude(Z) == 0.0:
             return undefined(name, "eigenspace_overlap", "it is all zeros")
         if identical_rows(Z):
             still_defined(name, "eigenspace_overlap", "its column space is spanned by 1")
@@ -599,7 +533,7 @@ def _gulp_factor(Z: np.ndarray, lam: float):
     if scale == 0.0:
         return None
     A = Zc * (math.sqrt(n) / scale)
-    U, s, _ = _svd(A)
+    U, s, _ = _svd(A, "gulp", "a centred representation")
     mu = s**2 / n
     if lam > 0.0:
         f = mu / (mu + lam)
@@ -776,7 +710,7 @@ def normalized_bures(X, Y) -> float:
     if nx == 0.0 or ny == 0.0:  # pragma: no cover - constant columns are caught above
         return undefined("X" if nx == 0.0 else "Y", "normalized_bures")
     M = _same_gram(Xc / nx).T @ _same_gram(Yc / ny)
-    value = float(np.sum(_svd(M, compute_uv=False)))
+    value = float(np.sum(_svd(M, "normalized_bures", "Xc^T Yc", compute_uv=False)))
     return min(max(value, 0.0), 1.0)
 
 
@@ -886,17 +820,16 @@ def riemannian_distance(X, Y) -> float:
     ex, ey = pow2_exponent(X), pow2_exponent(Y)
     Xs, Ys = pow2_scaled(X, ex), pow2_scaled(Y, ey)
     # The products are single long BLAS calls too (NumPy releases the GIL in them).
-    Sx = _lapack(2.0 * n * n * X.shape[1], np.matmul, Xs, Xs.T) / X.shape[1]
-    Sy = _lapack(2.0 * n * n * Y.shape[1], np.matmul, Ys, Ys.T) / Y.shape[1]
-    flops = 9.0 * n**3
-    w, V = _lapack(flops, np.linalg.eigh, Sx)
+    Sx = run(2.0 * n * n * X.shape[1], np.matmul, Xs, Xs.T) / X.shape[1]
+    Sy = run(2.0 * n * n * Y.shape[1], np.matmul, Ys, Ys.T) / Y.shape[1]
+    w, V = eigh(Sx, measure="riemannian_distance", argument="S_X")
     if not _spectrum_floor(w, n):
         return _not_positive_definite("X", identical_rows(X))
-    if not _spectrum_floor(_lapack(flops, np.linalg.eigvalsh, Sy), n):
+    if not _spectrum_floor(eigh(Sy, measure="riemannian_distance", argument="S_Y", eigvals_only=True), n):
         return _not_positive_definite("Y", identical_rows(Y))
     W = V / np.sqrt(w)
-    C = _lapack(4.0 * n**3, np.linalg.multi_dot, [W.T, Sy, W])
-    lam = _lapack(flops, np.linalg.eigvalsh, (C + C.T) / 2.0)
+    C = run(4.0 * n**3, np.linalg.multi_dot, [W.T, Sy, W])
+    lam = eigh((C + C.T) / 2.0, measure="riemannian_distance", argument="S_X^-1/2 S_Y S_X^-1/2", eigvals_only=True)
     if not lam[0] > 0.0:  # pragma: no cover - excluded by the two checks above
         warn_degenerate("S_X^-1 S_Y has a non-positive eigenvalue; riemannian_distance is nan")
         return math.nan

@@ -35,7 +35,7 @@ from congruence._memory import check_fits
 from congruence._registry import register
 from congruence._validation import check_number, check_pair
 from congruence.errors import warn_degenerate
-from congruence.measures.rsm import identical_rows, pow2_exponent, pow2_scaled, undefined
+from congruence._linalg import identical_rows, pow2_exponent, pow2_scaled, undefined
 
 __all__ = ["imd", "rtd", "geometry_score"]
 
