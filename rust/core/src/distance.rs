@@ -1240,15 +1240,7 @@ pub fn naive_distances(x: ArrayView2<f64>) -> Array2<f64> {
 mod tests {
     use super::*;
 
-    fn pseudo(n: usize, p: usize, seed: u64) -> Array2<f64> {
-        let mut s = seed;
-        Array2::from_shape_fn((n, p), |_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
-        })
-    }
+    use crate::testutil::pseudo;
 
     fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
         rayon::ThreadPoolBuilder::new()

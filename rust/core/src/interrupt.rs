@@ -194,18 +194,9 @@ pub fn shared() -> Option<&'static Watched> {
 mod tests {
     use super::*;
     use crate::linalg::Input;
-    use ndarray::Array2;
     use std::time::Instant;
 
-    fn pseudo(n: usize, p: usize, seed: u64) -> Array2<f64> {
-        let mut s = seed;
-        Array2::from_shape_fn((n, p), |_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
-        })
-    }
+    use crate::testutil::pseudo;
 
     #[test]
     fn checkpoints_are_no_ops_outside_a_watched_pool() {

@@ -26,5 +26,7 @@ pub mod linalg;
 pub mod memory;
 pub mod neighbors;
 pub mod simd;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{CoreError, Result};
