@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import functools
 import importlib
 import json
 import os
@@ -245,17 +246,39 @@ def test_missing_optional_packages(tmp_path, monkeypatch, layers):
     (tmp_path / "z.zarr").mkdir()
     with pytest.raises(ImportError, match=r"pip install 'congruence\[zarr\]'"):
         open_layers(tmp_path / "z.zarr")
-    with pytest.raises(ImportError, match=r"progress=True needs the optional package 'tqdm': pip install 'congruence\[progress\]'"):
-        stream_layers(layers, progress=True)
-    stream_layers(layers, progress=False)  # no bar, no tqdm needed
+    # progress=True never needs tqdm: a plain counter replaces it
+    _check(stream_layers(layers, progress=True), _want(layers))
+    stream_layers(layers, progress=False)
 
 
-def test_progress_bar(layers, capsys):
+def _no_delay(monkeypatch):
+    """Show the progress display at once (it waits for work lasting over a second)."""
+    from congruence import _progress
+    from congruence.streaming import drive
+
+    monkeypatch.setattr(drive, "Progress", functools.partial(_progress.Progress, delay=0.0))
+
+
+def test_progress_bar(layers, capsys, monkeypatch):
     pytest.importorskip("tqdm")
+    res = stream_layers(layers, batch_size=100)  # short work: nothing shown
+    assert capsys.readouterr().err == ""
+    _no_delay(monkeypatch)
     res = stream_layers(layers, batch_size=100, progress=True)
     _check(res, _want(layers))
     err = capsys.readouterr().err
     assert "congruence" in err and "230" in err
+    stream_layers(layers, batch_size=100, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_counter_without_tqdm(layers, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    _no_delay(monkeypatch)
+    _check(stream_layers(layers, batch_size=100), _want(layers))
+    err = capsys.readouterr().err
+    assert "congruence: 230/230 rows" in err and err.endswith("\n")
 
 
 def test_rowsource_blocks_and_close(layers):
