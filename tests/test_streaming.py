@@ -892,3 +892,35 @@ def test_doctests(modname):
     module = importlib.import_module(modname)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- one parser of layer sets
+
+
+def test_every_layer_api_reads_layer_sets_the_same_way():
+    """compare_layers, the accumulators, stream_layers and Dask share one parser: the same
+    names for lists, the same refusals."""
+    pytest.importorskip("dask")
+    from congruence.distributed import dask_compare_layers
+    from congruence.io import stream_layers
+
+    x = _model(40, seed=70)
+    listed = list(x.values())
+    apis = {
+        "compare_layers": lambda a, b=None: cg.compare_layers(a, b),
+        "LayerAccumulator": lambda a, b=None: LayerAccumulator().update(a, b).result(),
+        "MinibatchCKA": lambda a, b=None: MinibatchCKA().update(a, b).result(),
+        "stream_layers": lambda a, b=None: stream_layers(a, b, batch_size=16),
+        "dask": lambda a, b=None: dask_compare_layers(a, b, compute=True),
+    }
+    for name, api in apis.items():
+        res = api(listed, {"z": listed[0]})
+        assert res.rows == tuple(str(i) for i in range(len(listed))) and res.cols == ("z",), name
+        with pytest.raises(ValueError, match=r"^a must map layer names to .* \(a dict\) or be a list of them"):
+            api(listed[0])
+        with pytest.raises(ValueError, match=r"^b holds no layers$"):
+            api(x, {})
+        with pytest.raises(ValueError, match=r"^a names layer\(s\) \['1'\] twice"):
+            api({1: listed[0], "1": listed[1]})
+        with pytest.raises(ValueError, match=r"b\['short'\] .* but a\['l0'\] has 40 rows"):
+            api(x, {"short": listed[0][:-3]})

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -99,6 +100,16 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _print_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+    """Each distinct warning as one line on stderr (not Python's file:line format)."""
+    seen = set()
+    for w in caught:
+        text = _one_line(w.message) if isinstance(w.message, BaseException) else str(w.message)
+        if text not in seen:
+            seen.add(text)
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+
 def _formatted(result: Any, digits: int) -> str:
     header = str(result).split("\n", 1)[0]
     return f"{header}\n{result.format(digits)}"
@@ -114,14 +125,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise CLIError("--layers-b needs a second file B (without it, use --layers)")
     a = read_layers(args.a, keys_a, args.pooling)
     b = read_layers(args.b, keys_b, args.pooling) if args.b is not None else None
-    result = congruence.compare_layers(
-        a,
-        b,
-        measure=measure.name,
-        progress=not args.no_progress,
-        on_error=args.on_error,
-        **params,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        result = congruence.compare_layers(
+            a,
+            b,
+            measure=measure.name,
+            progress=not args.no_progress,
+            on_error=args.on_error,
+            **params,
+        )
+    _print_warnings(caught)
     if args.out is not None:
         try:
             result.to_csv(args.out)
