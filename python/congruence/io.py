@@ -870,7 +870,8 @@ def open_source(
             "open_source opens one layer: pass one pooling policy (a str), not a dict"
         )
     if isinstance(source, RowSource):
-        if policy is not None and policy != source.pooling:
+        # a policy changes nothing for 2-D data; for more dimensions it is fixed at opening
+        if policy is not None and len(source.raw_shape) > 2 and policy != source.pooling:
             raise ValueError(
                 f"{source.name} is already open with pooling={source.pooling!r}; pass "
                 f"pooling={policy!r} when opening it"

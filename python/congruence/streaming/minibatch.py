@@ -19,7 +19,7 @@ batches hold ``batch_size`` to ``2 batch_size - 1`` rows (one batch of all ``n``
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
