@@ -124,10 +124,6 @@ def test_in_memory_sources_and_lists(layers):
     src = open_source(layers["h3"])
     assert src.read(0, 3).base is not None  # a view of an in-memory array, no copy
     assert open_source(src) is src
-    flat_src = open_source(flat)  # 2-D: a policy given later changes nothing
-    assert open_source(flat_src, pooling="mean") is flat_src
-    res = stream_layers({"f": flat_src}, {"t": tok}, pooling="mean")
-    _check(res, cg.compare_layers({"f": flat}, {"t": tok.mean(axis=1)}))
 
 
 def test_prefetch_off_and_batch_of_one_row(layers):
