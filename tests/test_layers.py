@@ -500,3 +500,12 @@ def test_progress_with_tqdm(monkeypatch, capsys):
     cg.compare_layers(_layers(23), measure="rsa")
     err = capsys.readouterr().err
     assert "congruence" in err and re.search(r"10(\.0)?/10(\.0)?", err)
+
+
+def test_results_doctests():
+    """The examples of the layer-name lookup and of the one parser of layer sets."""
+    import doctest
+
+    module = importlib.import_module("congruence.results")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
