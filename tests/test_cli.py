@@ -334,3 +334,73 @@ def test_demo_smoke():
     for h in hidden:  # each hidden layer is closer to its counterpart than to others, on average
         assert m[h, h] > np.mean([m[h, c] for c in rows if c != h]), res.stdout
     assert "on the diagonal" in res.stdout.strip().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------- cells, pooling, progress
+
+
+@pytest.fixture()
+def collinear(tmp_path, layers):
+    a, _ = layers
+    dup = np.repeat(a["l1"][:, :1], 3, axis=1) * np.array([1.0, 2.0, -1.0])
+    path = tmp_path / "dup.npz"
+    np.savez(path, l1=a["l1"], dup=dup, l2=a["l2"])
+    return path, {"l1": a["l1"], "dup": dup, "l2": a["l2"]}
+
+
+def test_failing_cell_names_the_layer(collinear, capsys):
+    path, _ = collinear
+    assert main(["compare", str(path), "--measure", "cca"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_line_error(captured.err, "cca(a['l1'], a['dup']): a['dup'] of shape (40, 3)", "rank")
+
+
+def test_on_error_nan_prints_nan_and_one_warning_line(collinear, capsys):
+    path, arrays = collinear
+    assert main(["compare", str(path), "--measure", "cca", "--on-error", "nan", "--digits", "6"]) == 0
+    captured = capsys.readouterr()
+    got = parse_matrix(captured.out, ["l1", "dup", "l2"])
+    assert all(np.isnan(v) == ("dup" in key) for key, v in got.items())
+    assert got["l1", "l2"] == pytest.approx(cg.cca(arrays["l1"], arrays["l2"]), abs=1e-6)
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("congruence: warning: cca(") and "a['dup']" in lines[0]
+    assert main(["compare", str(path), "--on-error", "skip"]) == 2
+    assert "invalid choice: 'skip'" in capsys.readouterr().err
+
+
+def test_pooling_option(tmp_path, capsys):
+    rng = np.random.default_rng(9)
+    tok = rng.standard_normal((N, 5, 4))
+    conv = rng.standard_normal((N, 3, 2, 2))
+    path = tmp_path / "acts.npz"
+    np.savez(path, tok=tok, conv=conv)
+    assert main(["compare", str(path)]) == 2  # 3-D layers need a policy
+    assert_one_line_error(capsys.readouterr().err, "tok", "3-D")
+    assert main(["compare", str(path), "--pooling", "mean", "--digits", "10"]) == 0
+    got = parse_matrix(capsys.readouterr().out, ["tok", "conv"])
+    want = cg.compare_layers({"tok": tok.mean(axis=1), "conv": conv.mean(axis=(2, 3))})
+    for (r, c), v in got.items():
+        assert v == pytest.approx(want[r, c], abs=1e-9)
+    assert main(["compare", str(path), "--pooling", "tokens"]) == 2  # no tokens for 4-D
+    assert_one_line_error(capsys.readouterr().err, "pooling='tokens' is invalid for the 4-D")
+
+
+def test_progress_on_stderr_unless_no_progress(files, capsys, monkeypatch):
+    import functools
+    import importlib
+
+    from congruence._progress import Progress
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    pa, _ = files
+    assert main(["compare", str(pa), "--measure", "rsa"]) == 0
+    assert capsys.readouterr().err == ""  # under a second: nothing shown
+    compare_mod = importlib.import_module("congruence.compare")
+    monkeypatch.setattr(compare_mod, "Progress", functools.partial(Progress, delay=0.0))
+    assert main(["compare", str(pa), "--measure", "rsa"]) == 0
+    captured = capsys.readouterr()
+    assert "congruence: 6/6 cells" in captured.err and "l1" in captured.out
+    assert main(["compare", str(pa), "--measure", "rsa", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""

@@ -110,6 +110,6 @@ def test_dask_missing_is_a_clear_import_error(monkeypatch):
 
 
 def test_doctests(client):
-    module = importlib.import_module("congruence.distributed")
+    module = importlib.import_module("congruence.streaming.dask")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

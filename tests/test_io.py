@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import functools
 import importlib
 import json
 import os
@@ -146,6 +147,166 @@ def test_flatten_trailing_dimensions(tmp_path):
     _check(res, cg.compare_layers({"conv": conv.reshape(50, -1)}, {"o": other}))
 
 
+# --------------------------------------------------------------------------- pooling
+
+
+def _tokens_and_maps(n=60, seed=3):
+    rng = np.random.default_rng(seed)
+    tok = rng.standard_normal((n, 5, 4)) + np.linspace(0, 2, 5)[None, :, None]
+    conv = rng.standard_normal((n, 3, 2, 4)).astype(np.float32)
+    flat = np.tanh(tok[:, 0, :] @ rng.standard_normal((4, 6)))
+    return tok, conv, flat
+
+
+def test_pooling_policies_as_rows_are_read(tmp_path):
+    tok, conv, flat = _tokens_and_maps()
+    np.save(tmp_path / "tok.npy", tok)
+    np.save(tmp_path / "conv.npy", conv)
+    # NumPy references written from the definitions (one row per input, or per token/position)
+    refs = {
+        ("tok", "mean"): tok.mean(axis=1),
+        ("tok", "first"): tok[:, 0, :],
+        ("tok", "last"): tok[:, -1, :],
+        ("tok", "max"): tok.max(axis=1),
+        ("tok", "flatten"): tok.reshape(60, 20),
+        ("tok", "tokens"): np.concatenate([tok[i] for i in range(60)]),
+        ("conv", "mean"): conv.astype(np.float64).mean(axis=(2, 3)),
+        ("conv", "flatten"): conv.reshape(60, 24),
+        ("conv", "spatial"): np.stack(
+            [conv[i, :, u, v] for i in range(60) for u in range(2) for v in range(4)]
+        ),
+    }
+    for (key, policy), want in refs.items():
+        src = open_layers(tmp_path, [key], pooling=policy)[key]
+        assert src.shape == want.shape and src.pooling == policy
+        # blocks that cut inputs in the middle (7 rows: tokens 5 and positions 8 per input)
+        got = np.concatenate([src.read(s, min(src.n, s + 7)) for s in range(0, src.n, 7)])
+        np.testing.assert_allclose(got, want, rtol=1e-6 if key == "conv" else 1e-12, atol=1e-6)
+        np.testing.assert_allclose(src.view(3, 11), want[3:11], rtol=1e-6, atol=1e-6)
+        loaded = load_layers(tmp_path, [key], pooling=policy)[key]
+        np.testing.assert_allclose(loaded, want, rtol=1e-6, atol=1e-6)
+    # float32 data pools to float32 (as cg.pool), flatten keeps the dtype
+    assert open_source(tmp_path / "conv.npy", pooling="mean").dtype == np.float32
+    assert open_source(tmp_path / "tok.npy", pooling="tokens").dtype == np.float64
+    assert open_source(tmp_path / "tok.npy", pooling="tokens").inputs == 60
+    # per-layer policies, and 2-D layers read as they are under any policy
+    np.save(tmp_path / "flat.npy", flat)
+    both = open_layers(tmp_path, pooling={"tok": "last", "conv": "spatial"})
+    assert {k: s.shape for k, s in both.items()} == {"conv": (480, 3), "flat": (60, 6), "tok": (60, 4)}
+    np.testing.assert_array_equal(open_source(tmp_path / "flat.npy", pooling="max").read(0, 60), flat)
+
+
+def test_pooling_in_hdf5_zarr_and_npz(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    zarr = pytest.importorskip("zarr")
+    tok, conv, _ = _tokens_and_maps(seed=4)
+    with h5py.File(tmp_path / "acts.h5", "w") as f:
+        f["tok"] = tok
+        f["conv"] = conv
+    z = zarr.open_group(str(tmp_path / "acts.zarr"), mode="w")
+    z.create_array("tok", shape=tok.shape, dtype=tok.dtype)[:] = tok
+    np.savez(tmp_path / "acts.npz", tok=tok, conv=conv)
+    want_tok = tok.mean(axis=1)
+    for path in ("acts.h5", "acts.zarr", "acts.npz"):
+        got = load_layers(tmp_path / path, ["tok"], pooling="mean")["tok"]
+        np.testing.assert_allclose(got, want_tok, rtol=1e-12, atol=1e-12)
+    src = open_layers(tmp_path / "acts.h5", ["conv"], pooling="spatial")["conv"]
+    np.testing.assert_allclose(
+        src.read(5, 21), conv.transpose(0, 2, 3, 1).reshape(-1, 3)[5:21], rtol=1e-6
+    )
+    # .npz without a policy: the arrays as they are (compare_layers then asks for pooling)
+    assert load_layers(tmp_path / "acts.npz")["tok"].shape == (60, 5, 4)
+    assert load_layers(tmp_path / "acts.npz", flatten=True)["conv"].shape == (60, 24)
+
+
+def test_stream_layers_pooling_equals_compare_layers_on_pooled_arrays(tmp_path):
+    tok, conv, flat = _tokens_and_maps(seed=5)
+    tok2 = np.tanh(tok @ np.random.default_rng(6).standard_normal((4, 3)))
+    np.save(tmp_path / "tok.npy", tok)
+    np.save(tmp_path / "conv.npy", conv)
+    # mean over tokens and positions, against compare_layers on NumPy-pooled arrays (float32
+    # data pools to float32, as cg.pool: the float64 mean rounded once)
+    res = stream_layers(tmp_path, {"flat": flat}, pooling="mean", batch_size=16, debiased=True)
+    conv_mean = conv.astype(np.float64).mean(axis=(2, 3)).astype(np.float32).astype(np.float64)
+    want = cg.compare_layers(
+        {"conv": conv_mean, "tok": tok.mean(axis=1)},
+        {"flat": flat}, debiased=True,
+    )
+    _check(res, want)
+    # one row per token on both sides: the same rows
+    res = stream_layers({"t": tok}, {"u": tok2}, pooling="tokens", batch_size=13)
+    _check(res, cg.compare_layers({"t": tok.reshape(-1, 4)}, {"u": tok2.reshape(-1, 3)}))
+    # minibatch CKA over pooled rows
+    res = stream_layers({"t": tok}, {"u": tok2}, pooling="tokens", estimator="minibatch",
+                        batch_size=50)
+    x, y = tok.reshape(-1, 4), tok2.reshape(-1, 3)
+    bounds = [(s, s + 50) for s in range(0, 300, 50)]
+    want = ref_minibatch_cka([x[s:e] for s, e in bounds], [y[s:e] for s, e in bounds])
+    assert res["t", "u"] == pytest.approx(want, abs=1e-10)
+    # a dict of policies names the layers of a and b
+    res = stream_layers({"t": tok}, {"c": conv}, pooling={"t": "first", "c": "flatten"})
+    _check(res, cg.compare_layers({"t": tok[:, 0, :]}, {"c": conv.reshape(60, -1).astype(np.float64)}))
+
+
+def test_flatten_is_pooling_flatten_in_stream_layers(tmp_path):
+    tok, conv, flat = _tokens_and_maps(seed=7)
+    np.save(tmp_path / "conv.npy", conv)
+    # the reported failure: "unexpected parameter(s) ['flatten']"
+    res = stream_layers({"conv": tmp_path / "conv.npy"}, {"flat": flat}, flatten=True, batch_size=16)
+    want = cg.compare_layers({"conv": conv.reshape(60, -1).astype(np.float64)}, {"flat": flat})
+    _check(res, want)
+    same = stream_layers({"conv": tmp_path / "conv.npy"}, {"flat": flat}, pooling="flatten", batch_size=16)
+    np.testing.assert_array_equal(same.values, res.values)
+    assert load_layers(tmp_path, flatten=True)["conv"].shape == (60, 24)
+
+
+def test_pooling_errors(tmp_path):
+    tok, conv, flat = _tokens_and_maps(seed=8)
+    np.save(tmp_path / "tok.npy", tok)
+    np.save(tmp_path / "conv.npy", conv)
+    # tokens on one side, one row per input on the other: refused, saying why
+    with pytest.raises(
+        ValueError,
+        match=r"b\['f'\] \(array\(60, 6\)\) has 60 rows but a\['t'\] has 300 rows; every layer "
+        r"must hold the same n inputs; pooling='tokens' gives one row per token or position",
+    ):
+        stream_layers({"t": tok}, {"f": flat}, pooling="tokens")
+    with pytest.raises(ValueError, match=r"60 inputs x 5 tokens\) has 300 rows but a\['f'\] has 60"):
+        stream_layers({"f": flat, "t": tok}, pooling={"t": "tokens"})
+    # 3-D and 4-D without a policy: the policies listed, flatten=True named
+    with pytest.raises(ValueError, match=r"\(3-D\); expected 2-D .*'mean', 'first', 'last', 'max', 'flatten', 'tokens'.*flatten=True"):
+        open_source(tmp_path / "tok.npy")
+    with pytest.raises(ValueError, match=r"\(4-D\); expected 2-D .*'spatial'"):
+        stream_layers({"c": conv})
+    with pytest.raises(ValueError, match=r"pooling='tokens' is invalid for the 4-D \(n, c, h, w\)"):
+        open_source(tmp_path / "conv.npy", pooling="tokens")
+    with pytest.raises(ValueError, match=r"pooling='spatial' is invalid for the 3-D"):
+        open_layers(tmp_path, pooling="spatial")
+    with pytest.raises(ValueError, match=r"pooling='avg' is invalid; expected one of"):
+        open_source(flat, pooling="avg")
+    with pytest.raises(ValueError, match=r"flatten=True is pooling='flatten' but pooling='mean'"):
+        stream_layers({"c": conv}, pooling="mean", flatten=True)
+    with pytest.raises(ValueError, match=r"pooling must be a policy name or a dict"):
+        open_layers(tmp_path, pooling=3)
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'tokk' .*pooling=.*did you mean 'tok'"):
+        open_layers(tmp_path, pooling={"tokk": "mean", "conv": "mean"})
+    with pytest.raises(LayerNotFoundError, match=r"no layer named 'x' in the layers of a and b"):
+        stream_layers({"t": tok}, {"f": flat}, pooling={"t": "mean", "x": "mean"})
+    # 5-D arrays: flatten only
+    five = np.ones((4, 2, 2, 2, 2))
+    assert open_source(five, pooling="flatten").shape == (4, 16)
+    with pytest.raises(ValueError, match=r"pooling='mean' is invalid for the 5-D"):
+        open_source(five, pooling="mean")
+    src = open_source(tok, pooling="mean")
+    with pytest.raises(ValueError, match=r"already open with pooling='mean'"):
+        open_source(src, pooling="first")
+    assert open_source(src) is src
+    flat_src = open_source(flat)  # 2-D: a policy given later changes nothing
+    assert open_source(flat_src, pooling="mean") is flat_src
+    res = stream_layers({"f": flat_src}, {"t": tok}, pooling="mean")
+    _check(res, cg.compare_layers({"f": flat}, {"t": tok.mean(axis=1)}))
+
+
 # --------------------------------------------------------------------------- minibatch
 
 
@@ -245,17 +406,39 @@ def test_missing_optional_packages(tmp_path, monkeypatch, layers):
     (tmp_path / "z.zarr").mkdir()
     with pytest.raises(ImportError, match=r"pip install 'congruence\[zarr\]'"):
         open_layers(tmp_path / "z.zarr")
-    with pytest.raises(ImportError, match=r"progress=True needs the optional package 'tqdm': pip install 'congruence\[progress\]'"):
-        stream_layers(layers, progress=True)
-    stream_layers(layers, progress=False)  # no bar, no tqdm needed
+    # progress=True never needs tqdm: a plain counter replaces it
+    _check(stream_layers(layers, progress=True), _want(layers))
+    stream_layers(layers, progress=False)
 
 
-def test_progress_bar(layers, capsys):
+def _no_delay(monkeypatch):
+    """Show the progress display at once (it waits for work lasting over a second)."""
+    from congruence import _progress
+    from congruence.streaming import drive
+
+    monkeypatch.setattr(drive, "Progress", functools.partial(_progress.Progress, delay=0.0))
+
+
+def test_progress_bar(layers, capsys, monkeypatch):
     pytest.importorskip("tqdm")
+    res = stream_layers(layers, batch_size=100)  # short work: nothing shown
+    assert capsys.readouterr().err == ""
+    _no_delay(monkeypatch)
     res = stream_layers(layers, batch_size=100, progress=True)
     _check(res, _want(layers))
     err = capsys.readouterr().err
     assert "congruence" in err and "230" in err
+    stream_layers(layers, batch_size=100, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_counter_without_tqdm(layers, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    _no_delay(monkeypatch)
+    _check(stream_layers(layers, batch_size=100), _want(layers))
+    err = capsys.readouterr().err
+    assert "congruence: 230/230 rows" in err and err.endswith("\n")
 
 
 def test_rowsource_blocks_and_close(layers):

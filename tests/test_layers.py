@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
 
 import congruence as cg
 from congruence.compare import _pairwise
-from congruence.errors import LayerNotFoundError
+from congruence.errors import DegenerateDataWarning, LayerNotFoundError
 from congruence.results import LayerComparison, find_layer, layer_not_found
 
 N = 80
@@ -345,3 +348,164 @@ def test_to_pandas(cross):
     assert list(df.columns) == list(res.cols)
     np.testing.assert_array_equal(df.to_numpy(), res.values)
     assert df.loc["h1", "copy_h1"] == res["h1", "copy_h1"]
+
+
+# --------------------------------------------------------------------------- cells that fail
+
+
+def _with_bad_layers(seed: int = 20, n: int = N) -> dict[str, np.ndarray]:
+    """Good layers plus two that no CCA-family measure accepts: collinear columns (rank 1 of
+    3 after centring) and more columns than ``n - 1``."""
+    rng = np.random.default_rng(seed)
+    h1 = rng.standard_normal((n, 4))
+    h2 = np.tanh(h1 @ rng.standard_normal((4, 5))) + 0.1 * rng.standard_normal((n, 5))
+    dup = np.repeat(rng.standard_normal((n, 1)), 3, axis=1) * np.array([1.0, -2.0, 0.5])
+    wide = rng.standard_normal((n, n + 5))
+    return {"h1": h1, "dup": dup, "h2": h2, "wide": wide}
+
+
+def _no_batch(monkeypatch, name):
+    """Make ``compare_layers`` see ``name`` without its whole-matrix route (cell by cell)."""
+    import dataclasses
+
+    compare_mod = importlib.import_module("congruence.compare")  # the attribute is the function
+    m = dataclasses.replace(cg.get_measure(name), batch=None)
+    real = compare_mod.get_measure
+    monkeypatch.setattr(compare_mod, "get_measure", lambda n: m if n == name else real(n))
+
+
+@pytest.mark.parametrize("measure", ["cca", "pwcca", "linear_regression"])
+@pytest.mark.parametrize("route", ["batch", "cells"])
+def test_failing_cell_raises_with_the_layer_name(measure, route, monkeypatch):
+    if route == "cells":
+        _no_batch(monkeypatch, measure)
+    a = _with_bad_layers()
+    good = {"h1": a["h1"], "h2": a["h2"]}
+    # self matrix: the first failing cell is (h1, dup); the collinear layer is named, not a[1]
+    with pytest.raises(ValueError) as info:
+        cg.compare_layers(a, measure=measure)
+    msg = str(info.value)
+    assert msg.startswith(f"{measure}(a['h1'], a['dup']): a['dup'] ")
+    assert "rank" in msg and "a[1]" not in msg and " Y " not in msg
+    # cross matrix: b's layer is named b[...]
+    with pytest.raises(ValueError, match=rf"{measure}\(a\['h1'\], b\['wide'\]\): b\['wide'\] "):
+        cg.compare_layers(good, {"wide": a["wide"]}, measure=measure)
+
+
+@pytest.mark.parametrize("measure", ["cca", "pwcca", "svcca", "linear_regression"])
+def test_on_error_nan_fills_the_failing_cells_and_warns_once_per_layer(measure):
+    a = _with_bad_layers()
+    f = getattr(cg, measure)
+    names = list(a)
+
+    def direct(x, y):
+        try:
+            return f(a[x], a[y])
+        except ValueError:
+            return np.nan
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)  # svcca's over-fitting note
+        want = np.array([[direct(x, y) for y in names] for x in names])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = cg.compare_layers(a, measure=measure, on_error="nan")
+    assert res.rows == tuple(names)
+    np.testing.assert_array_equal(np.isnan(res.values), np.isnan(want))
+    _assert_close(np.nan_to_num(res.values, nan=-7.0), np.nan_to_num(want, nan=-7.0))
+    ours = [w for w in caught if "on_error='nan'" in str(w.message)]
+    assert all(issubclass(w.category, DegenerateDataWarning) for w in ours)
+    assert all(issubclass(w.category, RuntimeWarning) for w in ours)
+    blamed = sorted({m for w in ours for m in ("a['dup']", "a['wide']") if f"fails for {m}" in str(w.message)})
+    # a layer fails as X (its row), or as Y (its column: linear_regression's predictor)
+    failing = sorted({f"a[{names[i]!r}]" for i in range(4)
+                      if np.isnan(want[i]).all() or np.isnan(want[:, i]).all()})
+    assert len(ours) == len(failing) and blamed == failing
+    if measure in ("cca", "pwcca"):  # both bad layers fail, the good cells are numbers
+        assert failing == ["a['dup']", "a['wide']"]
+        assert np.isfinite(res["h1", "h2"]) and np.isfinite(res["h2", "h1"])
+    if measure == "svcca":  # defined for both layers: nothing to fill
+        assert not np.isnan(res.values).any() and ours == []
+
+
+def test_on_error_nan_on_the_cell_by_cell_path(monkeypatch):
+    """riemannian_distance has no whole-matrix route and needs p >= n: narrow layers fail."""
+    rng = np.random.default_rng(21)
+    n = 20
+    a = {"w1": rng.standard_normal((n, 30)), "narrow": rng.standard_normal((n, 5)),
+         "w2": rng.standard_normal((n, 25))}
+    with pytest.raises(ValueError, match=r"riemannian_distance\(a\['w1'\], a\['narrow'\]\): a\['narrow'\] has shape \(20, 5\)"):
+        cg.compare_layers(a, measure="riemannian_distance")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = cg.compare_layers(a, measure="riemannian_distance", on_error="nan")
+    assert [str(w.message).count("a['narrow']") > 0 for w in caught] == [True]
+    assert np.isnan(res.values[1]).all() and np.isnan(res.values[:, 1]).all()
+    assert res["w1", "w2"] == pytest.approx(cg.riemannian_distance(a["w1"], a["w2"]), rel=1e-12)
+    assert res["w2", "w1"] == res["w1", "w2"]  # symmetric: computed once
+
+
+def test_on_error_does_not_hide_other_errors():
+    a = _with_bad_layers()
+    with pytest.raises(ValueError, match="on_error='skip' is invalid"):
+        cg.compare_layers(a, measure="cca", on_error="skip")
+    with pytest.raises(TypeError, match="epsilom"):
+        cg.compare_layers(a, measure="cca", on_error="nan", epsilom=0.1)
+    with pytest.raises(ValueError, match="short"):
+        cg.compare_layers({**a, "short": a["h1"][:-1]}, measure="cca", on_error="nan")
+    with pytest.raises(ValueError, match="progress"):
+        cg.compare_layers(a, progress="yes")
+
+
+def test_on_error_nan_keeps_a_warning_filter_error_an_error():
+    a = _with_bad_layers()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateDataWarning)
+        with pytest.raises(DegenerateDataWarning, match="a\\['dup'\\]"):
+            cg.compare_layers(a, measure="cca", on_error="nan")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def _progress_at_once(monkeypatch):
+    import functools
+
+    from congruence._progress import Progress
+
+    compare_mod = importlib.import_module("congruence.compare")
+
+    monkeypatch.setattr(compare_mod, "Progress", functools.partial(Progress, delay=0.0))
+
+
+def test_progress_counts_cells(monkeypatch, capsys):
+    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # the plain counter
+    monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)
+    a = _layers(22)
+    cg.compare_layers(a, measure="rsa")  # under a second: nothing shown
+    assert capsys.readouterr().err == ""
+    _progress_at_once(monkeypatch)
+    cg.compare_layers(a, measure="rsa")  # 4 layers, symmetric: 10 cells computed
+    err = capsys.readouterr().err
+    assert "congruence: 10/10 cells" in err and err.endswith("\n")
+    cg.compare_layers(a, {"x": a["h1"], "y": a["h2"]}, measure="rsa")
+    assert "congruence: 8/8 cells" in capsys.readouterr().err
+    cg.compare_layers(a, measure="rsa", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_with_tqdm(monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    _progress_at_once(monkeypatch)
+    cg.compare_layers(_layers(23), measure="rsa")
+    err = capsys.readouterr().err
+    assert "congruence" in err and re.search(r"10(\.0)?/10(\.0)?", err)
+
+
+def test_results_doctests():
+    """The examples of the layer-name lookup and of the one parser of layer sets."""
+    import doctest
+
+    module = importlib.import_module("congruence.results")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

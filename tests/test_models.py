@@ -166,3 +166,24 @@ def test_cleanup_when_the_second_model_fails():
     assert hooks_left(a) == hooks_left(b) == 0
     with pytest.raises(ValueError, match="3-D|4-D"):
         cg.compare_models(cnn(0), cnn(1), digits(10)[0], ["0"])
+
+
+def test_on_error_on_the_gathering_path():
+    """CCA needs p <= n - 1: the 20-wide first layer cannot be compared on 16 inputs."""
+    import warnings
+
+    a, b = mlp(3), mlp(4)
+    x = torch.randn(16, 12)
+    with pytest.raises(ValueError, match=r"cca\(a\['0'\], b\['3'\]\): a\['0'\] has shape \(16, 20\)"):
+        cg.compare_models(a, b, x, ["0", "5"], ["3", "5"], measure="cca", batch_size=8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = cg.compare_models(a, b, x, ["0", "5"], ["3", "5"], measure="cca", batch_size=8,
+                                on_error="nan")
+    ours = [w for w in caught if "on_error='nan'" in str(w.message)]
+    assert len(ours) == 1 and "a['0']" in str(ours[0].message)
+    assert np.isnan(got.values[0]).all() and np.isfinite(got.values[1]).all()
+    acts_a, acts_b = cg.extract(a, x, ["5"]), cg.extract(b, x, ["3", "5"])
+    want = [cg.cca(acts_a["5"].astype(np.float64), acts_b[k].astype(np.float64)) for k in ("3", "5")]
+    np.testing.assert_allclose(got.values[1], want, rtol=0, atol=1e-10)
+    assert hooks_left(a) == hooks_left(b) == 0

@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import congruence as cg
-import congruence.streaming as streaming
+from congruence.streaming import minibatch as streaming_minibatch
+from congruence.streaming import moments as streaming_moments
 from congruence.errors import DegenerateDataWarning, LayerNotFoundError
 from congruence.results import LayerComparison
 from congruence.streaming import (
@@ -455,7 +456,7 @@ def test_minibatch_layers_equal_reference(with_b, widths, monkeypatch):
     )
     np.testing.assert_allclose(res.values, want, rtol=0, atol=1e-12)
     # the Gram route in several row blocks gives the same
-    monkeypatch.setattr(streaming, "_GRAM_BLOCK_BYTES", 8 * 64 * 5)
+    monkeypatch.setattr(streaming_minibatch, "_GRAM_BLOCK_BYTES", 8 * 64 * 5)
     acc2 = MinibatchCKA()
     for s, e in batches:
         acc2.update({k: v[s:e] for k, v in a.items()}, None if b is None else {k: v[s:e] for k, v in b.items()})
@@ -683,10 +684,10 @@ def test_accumulators_copy_and_pickle_with_their_lock():
 # --------------------------------------------------------------------------- interruption
 
 
-def _interrupt_once(monkeypatch, name):
-    """Make ``streaming.<name>`` raise KeyboardInterrupt on its next call (midway in an
+def _interrupt_once(monkeypatch, module, name):
+    """Make ``<module>.<name>`` raise KeyboardInterrupt on its next call (midway in an
     update: the batch's products are done, the combination with the state has begun)."""
-    real = getattr(streaming, name)
+    real = getattr(module, name)
     calls = {"n": 0}
 
     def boom(*args, **kwargs):
@@ -695,7 +696,7 @@ def _interrupt_once(monkeypatch, name):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(streaming, name, boom)
+    monkeypatch.setattr(module, name, boom)
     return calls
 
 
@@ -704,7 +705,7 @@ def test_interrupted_update_leaves_pair_accumulator_unchanged(monkeypatch, debia
     X, Y = _pair(300, 6, 4, seed=50, offset=3.0)
     acc = CKAAccumulator(debiased).update(X[:100], Y[:100])
     before = (acc.n, acc.value(), acc.hsic())
-    calls = _interrupt_once(monkeypatch, "_rank1")
+    calls = _interrupt_once(monkeypatch, streaming_moments, "_rank1")
     with pytest.raises(KeyboardInterrupt):
         acc.update(X[100:200], Y[100:200])
     assert calls["n"] == 1  # interrupted inside the combination
@@ -720,7 +721,7 @@ def test_interrupted_update_and_bad_batches_leave_layers_unchanged(monkeypatch):
     first = {k: v[:80] for k, v in a.items()}
     acc = LayerAccumulator("hsic", unbiased=True).update(first)
     before = acc.result().values.copy()
-    _interrupt_once(monkeypatch, "_rank1")
+    _interrupt_once(monkeypatch, streaming_moments, "_rank1")
     with pytest.raises(KeyboardInterrupt):
         acc.update({k: v[80:] for k, v in a.items()})
     np.testing.assert_array_equal(acc.result().values, before)
@@ -739,7 +740,7 @@ def test_interrupted_minibatch_update_leaves_it_unchanged(monkeypatch):
     X, Y = _pair(120, seed=52)
     acc = MinibatchCKA().update({"x": X[:40]}, {"y": Y[:40]})
     before = acc.result().values.copy()
-    _interrupt_once(monkeypatch, "_add_sums")
+    _interrupt_once(monkeypatch, streaming_minibatch, "_add_sums")
     with pytest.raises(KeyboardInterrupt):
         acc.update({"x": X[40:80]}, {"y": Y[40:80]})
     assert (acc.n, acc.batches) == (40, 1)
@@ -882,7 +883,44 @@ def test_minibatch_ragged_batches_fed_by_hand():
 # --------------------------------------------------------------------------- docs
 
 
-def test_doctests():
-    module = importlib.import_module("congruence.streaming")
+@pytest.mark.parametrize(
+    "modname",
+    ["congruence.streaming", "congruence.streaming.exact", "congruence.streaming.minibatch",
+     "congruence.streaming.drive"],
+)
+def test_doctests(modname):
+    module = importlib.import_module(modname)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- one parser of layer sets
+
+
+def test_every_layer_api_reads_layer_sets_the_same_way():
+    """compare_layers, the accumulators, stream_layers and Dask share one parser: the same
+    names for lists, the same refusals."""
+    pytest.importorskip("dask")
+    from congruence.distributed import dask_compare_layers
+    from congruence.io import stream_layers
+
+    x = _model(40, seed=70)
+    listed = list(x.values())
+    apis = {
+        "compare_layers": lambda a, b=None: cg.compare_layers(a, b),
+        "LayerAccumulator": lambda a, b=None: LayerAccumulator().update(a, b).result(),
+        "MinibatchCKA": lambda a, b=None: MinibatchCKA().update(a, b).result(),
+        "stream_layers": lambda a, b=None: stream_layers(a, b, batch_size=16),
+        "dask": lambda a, b=None: dask_compare_layers(a, b, compute=True),
+    }
+    for name, api in apis.items():
+        res = api(listed, {"z": listed[0]})
+        assert res.rows == tuple(str(i) for i in range(len(listed))) and res.cols == ("z",), name
+        with pytest.raises(ValueError, match=r"^a must map layer names to .* \(a dict\) or be a list of them"):
+            api(listed[0])
+        with pytest.raises(ValueError, match=r"^b holds no layers$"):
+            api(x, {})
+        with pytest.raises(ValueError, match=r"^a names layer\(s\) \['1'\] twice"):
+            api({1: listed[0], "1": listed[1]})
+        with pytest.raises(ValueError, match=r"b\['short'\] .* but a\['l0'\] has 40 rows"):
+            api(x, {"short": listed[0][:-3]})

@@ -21,7 +21,7 @@ from congruence.errors import (
     LayerNotFoundError,
     UnreadableFileError,
 )
-from congruence.io import open_layers, stream_layers
+from congruence.io import open_layers
 from congruence.measures.alignment import (
     aligned_cosine,
     angular_shape_metric,
@@ -71,6 +71,7 @@ from congruence.streaming import (
     LayerAccumulator,
     MinibatchCKA,
     minibatch_cka,
+    stream_layers,
 )
 
 try:

@@ -3,7 +3,8 @@
 ::
 
     congruence compare A.npz [B.npz] --measure cka [--param kernel=rbf ...] [--out result.csv]
-                       [--layers l1,l2] [--layers-b m1,m2]
+                       [--layers l1,l2] [--layers-b m1,m2] [--pooling mean]
+                       [--on-error nan] [--no-progress]
     congruence list
     congruence demo [--seed-a 0 --seed-b 1] [--measure cka]
     congruence --version
@@ -11,7 +12,14 @@
 Each ``.npz`` archive (``np.savez(path, layer1=..., layer2=...)``) maps layer names to
 ``(n, p)`` arrays of activations on the same ``n`` inputs; every format of
 :func:`congruence.io.load_layers` is read the same way (a ``.safetensors`` or HDF5 file, a
-``.npy`` file or a folder of them, a zarr group). Pickle-based files are refused.
+``.npy`` file or a folder of them, a zarr group). Pickle-based files are refused. Layers of
+3-D ``(n, tokens, d)`` or 4-D ``(n, c, h, w)`` activations need ``--pooling`` (the policies of
+:func:`congruence.pool`).
+
+A progress bar (tqdm when installed, else a one-line counter) is shown on stderr once the
+comparison lasts over a second (``--no-progress`` hides it). A cell that cannot be computed
+(e.g. CCA of a layer with collinear columns) is an error naming the layer; with
+``--on-error nan`` it is printed as ``nan`` with a warning on stderr instead.
 
 Exit codes and errors: ``0`` on success; ``2`` for bad input (a usage error, a missing or
 unreadable file, an unknown measure, parameter or layer name), reported as one line
@@ -25,6 +33,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -32,6 +41,7 @@ import numpy as np
 import congruence
 from congruence._registry import get_measure, list_measures
 from congruence.io import load_layers
+from congruence.pooling import policies_text
 
 __all__ = ["main"]
 
@@ -77,15 +87,27 @@ def _layer_names(text: Optional[str], option: str) -> Optional[list[str]]:
     return names
 
 
-def read_layers(path: str, keys: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
+def read_layers(
+    path: str, keys: Optional[Sequence[str]] = None, pooling: Optional[str] = None
+) -> dict[str, np.ndarray]:
     """The layers of a file, by name, in the file's order (:func:`congruence.io.load_layers`)."""
-    return load_layers(path, keys)
+    return load_layers(path, keys, pooling=pooling)
 
 
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _print_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+    """Each distinct warning as one line on stderr (not Python's file:line format)."""
+    seen = set()
+    for w in caught:
+        text = _one_line(w.message) if isinstance(w.message, BaseException) else str(w.message)
+        if text not in seen:
+            seen.add(text)
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
 
 
 def _formatted(result: Any, digits: int) -> str:
@@ -101,9 +123,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     keys_b = _layer_names(args.layers_b, "--layers-b")
     if args.b is None and keys_b is not None:
         raise CLIError("--layers-b needs a second file B (without it, use --layers)")
-    a = read_layers(args.a, keys_a)
-    b = read_layers(args.b, keys_b) if args.b is not None else None
-    result = congruence.compare_layers(a, b, measure=measure.name, **params)
+    a = read_layers(args.a, keys_a, args.pooling)
+    b = read_layers(args.b, keys_b, args.pooling) if args.b is not None else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        result = congruence.compare_layers(
+            a,
+            b,
+            measure=measure.name,
+            progress=not args.no_progress,
+            on_error=args.on_error,
+            **params,
+        )
+    _print_warnings(caught)
     if args.out is not None:
         try:
             result.to_csv(args.out)
@@ -173,6 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--layers-b", metavar="NAMES",
         help="comma-separated layers of B to compare (default: all)",
+    )
+    c.add_argument(
+        "--pooling", metavar="POLICY",
+        help="pooling of 3-D (n, tokens, d) and 4-D (n, c, h, w) layers: " + policies_text(),
+    )
+    c.add_argument(
+        "--on-error", choices=("raise", "nan"), default="raise",
+        help="a cell that cannot be computed is an error (raise, the default) or nan with a "
+        "warning (nan)",
+    )
+    c.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bar (it is shown on stderr once the comparison lasts over a second)",
     )
     c.add_argument("--out", "-o", metavar="PATH", help="also write the matrix as CSV")
     c.add_argument("--digits", type=int, default=3, help=f"decimals printed, 0 to {_MAX_DIGITS} (default 3)")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from congruence._progress import Progress
 from congruence._registry import get_measure
-from congruence._validation import as_matrix
-from congruence.results import LayerComparison
+from congruence._validation import as_matrix, check_bool, check_choice
+from congruence.errors import warn_degenerate
+from congruence.results import LayerComparison, layer_set, same_rows
 
 __all__ = ["compare", "compare_layers"]
 
@@ -33,28 +36,14 @@ def compare(X, Y, measure: str = "cka", **params: Any) -> float:
     return m(X, Y, **params)
 
 
-def _layers(
-    layers: Layers, arg: str, min_rows: int, what: str = "(n, p) arrays"
-) -> tuple[list[str], list[np.ndarray]]:
-    """Layer names and validated arrays from a mapping or a list (shared by every layer API)."""
-    if isinstance(layers, Mapping):
-        items = [(str(k), v) for k, v in layers.items()]
-    elif isinstance(layers, (list, tuple)):
-        items = [(str(i), v) for i, v in enumerate(layers)]
-    else:
-        raise ValueError(
-            f"{arg} must map layer names to {what} (a dict) or be a list of arrays; "
-            f"got {type(layers).__name__}"
-        )
-    if not items:
-        raise ValueError(f"{arg} holds no layers")
-    names = [k for k, _ in items]
-    arrays = [as_matrix(v, f"{arg}[{k!r}]", min_rows=min_rows) for k, v in items]
-    return names, arrays
-
-
 def compare_layers(
-    a: Layers, b: Optional[Layers] = None, measure: str = "cka", **params: Any
+    a: Layers,
+    b: Optional[Layers] = None,
+    measure: str = "cka",
+    *,
+    progress: bool = True,
+    on_error: str = "raise",
+    **params: Any,
 ) -> LayerComparison:
     """Compare every layer of ``a`` with every layer of ``b`` (or of ``a`` itself).
 
@@ -63,9 +52,21 @@ def compare_layers(
     a, b : dict of str to array-like of shape (n, p_layer), or list of arrays
         Activations of each layer on the same ``n`` inputs (widths may differ). With
         ``b=None`` the result is the symmetric ``L x L`` matrix of ``a`` with itself, each
-        unordered pair computed once (for symmetric measures).
+        unordered pair computed once (for symmetric measures). A list's layers are named
+        ``"0"``, ``"1"``, ...
     measure : str
         A registered measure on representations (see :func:`congruence.list_measures`).
+    progress : bool
+        Show the cells done (tqdm when installed, else a one-line counter on stderr) once the
+        work lasts over a second; nothing is shown for shorter work. Cells are counted on the
+        cell-by-cell path; a measure's whole-matrix route is one call.
+    on_error : {"raise", "nan"}
+        What a cell that cannot be computed does (e.g. a CCA-family measure on a layer whose
+        columns are collinear, or that is wider than ``n - 1``): ``"raise"`` (default) raises
+        the measure's error, with the layers named (``a['conv2']``, not ``X``); ``"nan"``
+        makes that cell ``nan``, issues one
+        :class:`~congruence.errors.DegenerateDataWarning` (a ``RuntimeWarning``) per layer at
+        fault, and returns the rest of the matrix.
     **params
         The measure's parameters.
 
@@ -74,10 +75,19 @@ def compare_layers(
     LayerComparison
         ``values[i, j] = measure(a[rows[i]], b[cols[j]])`` with the layer names.
 
+    Raises
+    ------
+    ValueError
+        For layers that are not real 2-D arrays, different row counts, an unknown measure or
+        option; with ``on_error="raise"``, a cell that cannot be computed (its layers named).
+    TypeError
+        For an unknown parameter of the measure.
+
     Notes
     -----
-    For CKA and HSIC each layer is prepared once (centred features or centred Gram matrix)
-    and reused across all pairs: ``L1 + L2`` preparations, not ``L1 x L2``.
+    Measures with a whole-matrix route prepare each layer once and reuse it across all pairs
+    (for CKA and HSIC ``L1 + L2`` preparations, not ``L1 x L2``). When that route fails, the
+    matrix is computed cell by cell to find the cells that cannot be computed and name them.
 
     Examples
     --------
@@ -87,6 +97,20 @@ def compare_layers(
     >>> res = cg.compare_layers({"h1": h1, "h2": h2})
     >>> res.rows, round(res["h1", "h1"], 6)
     (('h1', 'h2'), 1.0)
+
+    A layer with collinear columns has no canonical correlations:
+
+    >>> dup = np.repeat(h1[:, :1], 2, axis=1)
+    >>> cg.compare_layers({"h1": h1, "dup": dup}, measure="cca")
+    Traceback (most recent call last):
+    ...
+    ValueError: cca(a['h1'], a['dup']): a['dup'] of shape (100, 2) does not have full column rank...
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     res = cg.compare_layers({"h1": h1, "dup": dup}, measure="cca", on_error="nan")
+    >>> res.values.round(6).tolist()
+    [[1.0, nan], [nan, nan]]
     """
     m = get_measure(measure)
     if m.inputs != "representations":
@@ -95,39 +119,101 @@ def compare_layers(
             "call it directly on the two models' outputs instead of compare_layers"
         )
     full = m.check_params(params)
+    progress = check_bool("progress", progress)
+    on_error = check_choice("on_error", on_error, ON_ERROR)
     min_rows = m.min_rows(**params)
-    rows, xa = _layers(a, "a", min_rows)
+
+    def convert(v: Any, label: str) -> np.ndarray:
+        return as_matrix(v, label, min_rows=min_rows)
+
+    rows, xa = layer_set(a, "a", convert)
     if b is None:
         cols, xb = rows, None
     else:
-        cols, xb = _layers(b, "b", min_rows)
-    n = xa[0].shape[0]
-    for name, arrs, labels in (("a", xa, rows), ("b", xb or [], cols)):
-        for lab, x in zip(labels, arrs):
-            if x.shape[0] != n:
-                raise ValueError(
-                    f"{name}[{lab!r}] has shape {x.shape} but a[{rows[0]!r}] has {n} rows; "
-                    "every layer must hold the same n inputs"
-                )
+        cols, xb = layer_set(b, "b", convert)
+    same_rows([("a", rows, xa)] + ([("b", cols, xb)] if xb is not None else []))
+    values = None
     if m.batch is not None:
-        values = np.asarray(m.batch(xa, xb, **params), dtype=np.float64)
-    else:
-        values = _pairwise(m, xa, xb, params)
+        try:
+            values = np.asarray(m.batch(xa, xb, **params), dtype=np.float64)
+        except CELL_ERRORS:
+            values = None  # find the cells that cannot be computed, and name them
+    if values is None:
+        values = _pairwise(
+            m, xa, xb, params, names=(rows, cols), on_error=on_error, progress=progress
+        )
     return LayerComparison(
         measure=m.name, params=full, kind=m.kind, rows=tuple(rows), cols=tuple(cols), values=values
     )
 
 
-def _pairwise(m, xa, xb, params) -> np.ndarray:
-    if xb is None:
-        L = len(xa)
-        out = np.empty((L, L))
-        sym = m.symmetric(**params)
-        for i in range(L):
-            for j in range(L):
+#: what a cell that cannot be computed raises (LinAlgError is a ValueError); MemoryError,
+#: TypeError (a bad parameter) and KeyboardInterrupt are never turned into nan
+CELL_ERRORS = (ValueError, ArithmeticError)
+ON_ERROR = ("raise", "nan")
+
+#: an argument name of a measure (``X`` or ``Y``) standing alone in its message
+_ARG = re.compile(r"(?<![\w'\"\[])([XY])(?![\w'\"\]])")
+
+
+def _cell_error(exc: BaseException, measure: str, lx: str, ly: str) -> tuple[BaseException, Any]:
+    """The error of a cell with the layers named, and whom it blames (a layer label, or the
+    reason when the message names neither argument)."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    found = _ARG.search(reason)
+    blame: Any = reason if found is None else (lx if found.group(1) == "X" else ly)
+    named = _ARG.sub(lambda mt: lx if mt.group(1) == "X" else ly, reason)
+    text = f"{measure}({lx}, {ly}): {named}"
+    try:
+        err = type(exc)(text)
+    except Exception:  # an exception class with another signature
+        err = ValueError(text)
+    return err, blame
+
+
+def _pairwise(
+    m,
+    xa: Sequence[np.ndarray],
+    xb: Optional[Sequence[np.ndarray]],
+    params: dict,
+    names: Optional[tuple[Sequence[str], Sequence[str]]] = None,
+    on_error: str = "raise",
+    progress: bool = False,
+) -> np.ndarray:
+    """The layer matrix one cell at a time (the path of measures without a whole-matrix
+    route, and the fallback that names the cells a whole-matrix route could not compute)."""
+    cross = xb is not None
+    ys = xb if cross else xa
+    rows, cols = names if names is not None else (
+        [str(i) for i in range(len(xa))],
+        [str(j) for j in range(len(ys))],
+    )
+    other = "b" if cross else "a"
+    sym = not cross and m.symmetric(**params)
+    La, Lb = len(xa), len(ys)
+    out = np.empty((La, Lb))
+    warned: set = set()
+    cells = La * (La + 1) // 2 if sym else La * Lb
+    with Progress(progress, total=cells, unit="cell") as bar:
+        for i in range(La):
+            for j in range(Lb):
                 if sym and j < i:
                     out[i, j] = out[j, i]
-                else:
-                    out[i, j] = m(xa[i], xa[j], **params)
-        return out
-    return np.array([[m(x, y, **params) for y in xb] for x in xa], dtype=np.float64)
+                    continue
+                try:
+                    out[i, j] = m(xa[i], ys[j], **params)
+                except CELL_ERRORS as exc:
+                    lx, ly = f"a[{rows[i]!r}]", f"{other}[{cols[j]!r}]"
+                    err, blame = _cell_error(exc, m.name, lx, ly)
+                    if on_error == "raise":
+                        raise err from exc
+                    out[i, j] = np.nan
+                    if blame not in warned:
+                        warned.add(blame)
+                        warn_degenerate(
+                            f"{err}; the cell is nan (on_error='nan'), as is every other cell "
+                            f"that fails for {blame if blame in (lx, ly) else 'this reason'} "
+                            "(warned once)"
+                        )
+                bar.update(1)
+    return out

@@ -1,4 +1,4 @@
-"""Out-of-core inputs: layers read in row blocks from files, and the driver that streams them.
+"""Out-of-core inputs: layers read in row blocks from files and arrays.
 
 A layer that does not fit in memory is read a block of rows at a time, never whole:
 
@@ -11,6 +11,12 @@ A layer that does not fit in memory is read a block of rows at a time, never who
 * zarr arrays and groups (``congruence[zarr]``).
 * Already open objects: numpy arrays and memmaps, h5py datasets, zarr arrays (anything with
   ``.shape``, ``.dtype`` and row slicing).
+
+Activations of more than two dimensions are pooled as they are read: ``pooling=`` takes the
+policies of :func:`congruence.pool` (3-D ``(n, tokens, d)``: ``"mean"``, ``"first"``, ``"last"``,
+``"max"``, ``"flatten"``, ``"tokens"``; 4-D ``(n, c, h, w)``: ``"flatten"``, ``"mean"``,
+``"spatial"``), one for every layer or a dict of layer names to policies; ``flatten=True`` is
+``pooling="flatten"``. Files hold no padding mask: every token counts.
 
 Pickle-based formats (``.pkl``, ``.pt``, ``.pth``, ``.ckpt``, ``.joblib``, object arrays) are
 refused: loading them can run arbitrary code. There is no option to unpickle.
@@ -36,9 +42,9 @@ Every reader reports a bad file the same way, whichever library reads it:
 Sources are only read: read-only arrays, ``np.memmap`` files and safetensors memory maps are
 never written to, and streaming copies one block of rows at a time, never a whole layer.
 
-:func:`stream_layers` drives the exact accumulators of :mod:`congruence.streaming` (or minibatch
-CKA) over such sources and returns the same :class:`~congruence.results.LayerComparison` as
-:func:`congruence.compare_layers`.
+:func:`congruence.streaming.drive.stream_layers` (also importable from here) drives the
+accumulators of :mod:`congruence.streaming` over such sources. This module depends on nothing
+above it: it reads, the streaming package computes.
 """
 
 from __future__ import annotations
@@ -47,17 +53,16 @@ import errno
 import mmap
 import os
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
 from congruence._memory import check_fits
-from congruence._validation import check_bool, check_choice, check_number
+from congruence._validation import check_bool, check_number
 from congruence.errors import UnreadableFileError
-from congruence.results import LayerComparison, find_layer
-from congruence.streaming import LayerAccumulator, MinibatchCKA, batch_bounds
+from congruence.pooling import POLICIES_3D, POLICIES_4D, _float, policies_text, pool
+from congruence.results import find_layer
 
 __all__ = [
     "RowSource",
@@ -73,7 +78,7 @@ SAFE_FORMATS = ".npy (memory-mapped), .safetensors, HDF5 (.h5, .hdf5) and zarr"
 
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".joblib")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
-_DEFAULT_EXACT_BATCH = 4096
+_ALL_POLICIES = tuple(dict.fromkeys(POLICIES_3D + POLICIES_4D))
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -124,19 +129,66 @@ def _check_dtype(dtype: Any, what: str) -> np.dtype:
 # ------------------------------------------------------------------------------ sources
 
 
+Pooling = Union[None, str, Mapping[str, str]]
+
+
+def reader_pooling(pooling: Any, flatten: Any) -> Pooling:
+    """The pooling of the readers' ``pooling=`` and ``flatten=`` (``flatten=True`` is an alias
+    of ``pooling="flatten"``): ``None``, a policy name, or a mapping of layer names to policies.
+    """
+    flatten = check_bool("flatten", flatten)
+    if pooling is not None and not isinstance(pooling, (str, Mapping)):
+        raise ValueError(
+            f"pooling must be a policy name or a dict of layer names to policy names; got "
+            f"{type(pooling).__name__}. The policies: {policies_text()}"
+        )
+    if flatten:
+        if pooling is not None and pooling != "flatten":
+            raise ValueError(
+                f"flatten=True is pooling='flatten' but pooling={pooling!r} was passed too; "
+                "pass only one of them"
+            )
+        return "flatten"
+    return pooling
+
+
+def _policy_of(pooling: Pooling, key: str) -> Optional[str]:
+    """The policy of layer ``key`` (a mapping's keys are checked by :func:`_check_keys`)."""
+    if isinstance(pooling, Mapping):
+        return pooling.get(key)
+    return pooling
+
+
+def _check_keys(pooling: Pooling, chosen: Sequence[str], where: str) -> None:
+    if isinstance(pooling, Mapping):
+        for key in pooling:
+            find_layer(key, list(chosen), f"{where} (a key of pooling=)")
+
+
 class RowSource:
     """One layer's activations, ``(n, p)``, readable a block of rows at a time.
 
     Made by :func:`open_source` / :func:`open_layers`; pass it (or anything
-    :func:`open_source` accepts) to :func:`stream_layers`.
+    :func:`open_source` accepts) to :func:`congruence.io.stream_layers`.
+
+    3-D ``(n, tokens, d)`` and 4-D ``(n, c, h, w)`` arrays need a ``pooling`` policy (those
+    of :func:`congruence.pool`; arrays of more dimensions take ``"flatten"`` only), applied to
+    each block of rows as it is read. ``"tokens"`` and ``"spatial"`` make one row per token or
+    position: row ``r`` of the source is token (position) ``r mod T`` of input ``r // T``.
 
     Attributes
     ----------
     name : str
         Where it comes from (file and key), for messages.
     shape : tuple of int
-        ``(n, p)`` (trailing dimensions flattened into ``p`` when ``flatten=True``).
+        ``(rows, p)`` after pooling.
     dtype : numpy.dtype
+        Of the rows read (pooling other than ``"flatten"`` gives float32 for float32 and
+        float16 data, float64 otherwise, as :func:`congruence.pool`).
+    pooling : str or None
+        The policy applied (``None`` for 2-D data read as it is).
+    inputs : int
+        The number of inputs (rows of the array before pooling).
     """
 
     def __init__(
@@ -144,57 +196,90 @@ class RowSource:
         obj: Any,
         name: str,
         *,
+        pooling: Optional[str] = None,
         flatten: bool = False,
         handle: Any = None,
         path: Optional[str] = None,
     ):
         #: the file behind the source (None for arrays in memory), named in read errors
         self.path = path
-        shape = tuple(int(s) for s in obj.shape)
-        self.dtype = _check_dtype(obj.dtype, name)
-        if len(shape) != 2:
-            if len(shape) > 2 and flatten:
-                shape = (shape[0], int(np.prod(shape[1:])))
-            elif len(shape) > 2:
-                raise ValueError(
-                    f"{name} has shape {shape} ({len(shape)}-D); expected 2-D (n_samples, "
-                    "n_features). Pass flatten=True to flatten the trailing dimensions of each row"
-                )
-            else:
-                raise ValueError(
-                    f"{name} has shape {shape} ({len(shape)}-D); expected 2-D (n_samples, "
-                    "n_features)"
-                )
-        if shape[0] == 0 or shape[1] == 0:
-            raise ValueError(f"{name} has shape {shape}; expected at least one row and one column")
+        policy = reader_pooling(pooling, flatten)
+        if isinstance(policy, Mapping):
+            raise ValueError("RowSource takes one pooling policy (a str), not a dict")
+        raw = tuple(int(s) for s in obj.shape)
+        raw_dtype = _check_dtype(obj.dtype, name)
+        if len(raw) < 2:
+            raise ValueError(
+                f"{name} has shape {raw} ({len(raw)}-D); expected 2-D (n_samples, n_features)"
+            )
+        if 0 in raw:
+            raise ValueError(f"{name} has shape {raw}; expected at least one row and one column")
+        shape, mult, policy = _pooled_geometry(raw, policy, name)
         self.name = name
+        self.raw_shape = raw
         self.shape = shape
+        self.pooling = policy
+        #: rows per input (tokens or positions for "tokens" / "spatial", else 1)
+        self.per_input = mult
+        #: pooling that computes (not a reshape): rows are pooled as they are read
+        self._computes = policy is not None and policy != "flatten" and len(raw) > 2
+        self.dtype = _float(np.empty(0, raw_dtype)).dtype if self._computes else raw_dtype
+        self._raw_dtype = raw_dtype
         self._obj = obj
         self._handle = handle
         self._mmap, self._data_pos, self._row_bytes = _mmap_geometry(obj)
 
     @property
     def n(self) -> int:
-        """The number of rows."""
+        """The number of rows (after pooling)."""
         return self.shape[0]
+
+    @property
+    def inputs(self) -> int:
+        """The number of inputs (rows before pooling)."""
+        return self.raw_shape[0]
+
+    def describe(self) -> str:
+        """`` (name) has r rows`` and how pooling made them, for row-count messages."""
+        if self.per_input > 1:
+            what = "tokens" if len(self.raw_shape) == 3 else "positions"
+            return (
+                f" ({self.name}, pooling={self.pooling!r}: {self.inputs} inputs x "
+                f"{self.per_input} {what}) has {self.n} rows"
+            )
+        return f" ({self.name}) has {self.n} rows"
+
+    def _inputs_of(self, start: int, stop: int) -> tuple[int, int]:
+        """The inputs (rows before pooling) that hold rows ``start:stop``."""
+        k = self.per_input
+        start, stop = max(0, start), min(stop, self.n)
+        if stop <= start:
+            return start // k, start // k
+        return start // k, -(-stop // k)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` as an in-memory ``(stop - start, p)`` array.
 
         A copy for memory-mapped files (whose pages are then released), a view for an
-        in-memory numpy array, what the reader returns otherwise.
+        in-memory numpy array, what the reader returns otherwise; pooled as it is read.
         """
         if self._obj is None:
             raise ValueError(f"{self.name} is closed")
-        if isinstance(self._obj, np.memmap):
-            # a copy, so that the pages are read here and can be released at once
-            block = self._rows(start, stop, copy=True)
-        else:
-            block = self._rows(start, stop)
-        if block.ndim != 2:
-            block = block.reshape(block.shape[0], -1)
+        # a copy of memory maps, so that the pages are read here and can be released at once
+        block = self._pooled(start, stop, copy=isinstance(self._obj, np.memmap))
         self.release(start, stop)
         return block
+
+    def _pooled(self, start: int, stop: int, copy: bool = False) -> np.ndarray:
+        i0, i1 = self._inputs_of(start, stop)
+        raw = self._rows(i0, i1, copy=copy)
+        if not self._computes:
+            return raw if raw.ndim == 2 else raw.reshape(raw.shape[0], -1)
+        out = pool(raw, self.pooling, name=self.name)
+        if self.per_input > 1:
+            k0 = i0 * self.per_input
+            out = out[max(0, start) - k0 : min(stop, self.n) - k0]
+        return out
 
     @property
     def mapped(self) -> bool:
@@ -206,25 +291,27 @@ class RowSource:
         self._advise(getattr(mmap, "MADV_WILLNEED", None), start, stop)
 
     def view(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` without a copy where the reader allows it (memory maps).
+        """Rows ``start:stop`` without a copy where the reader allows it (memory maps of 2-D
+        or flattened data; pooled rows are computed).
 
         Pair it with :meth:`release` once the rows have been used.
         """
         if self._obj is None:
             raise ValueError(f"{self.name} is closed")
-        block = self._rows(start, stop)
-        return block if block.ndim == 2 else block.reshape(block.shape[0], -1)
+        return self._pooled(start, stop)
 
     def _rows(self, start: int, stop: int, copy: bool = False) -> np.ndarray:
-        """``obj[start:stop]`` as numpy; a reader's failure becomes UnreadableFileError.
+        """``obj[start:stop]`` (inputs, before pooling) as numpy; a reader's failure becomes
+        UnreadableFileError.
 
         Reads that allocate (every reader but an in-memory array) are checked against the
         memory left first, so a file declaring a huge shape gets a MemoryError, not an abort.
         """
         if copy or not isinstance(self._obj, np.ndarray):
-            rows = max(0, min(stop, self.n) - max(start, 0))
+            rows = max(0, min(stop, self.inputs) - max(start, 0))
+            per_row = int(np.prod(self.raw_shape[1:], dtype=object)) * self._raw_dtype.itemsize
             check_fits(
-                rows * self.shape[1] * self.dtype.itemsize,
+                rows * per_row,
                 f"rows {start}:{stop} of {self.name}",
                 "read fewer rows at a time (a smaller batch_size)",
             )
@@ -245,6 +332,7 @@ class RowSource:
     def _advise(self, advice: Optional[int], start: int, stop: int) -> None:
         if self._mmap is None or advice is None or stop <= start:
             return
+        start, stop = self._inputs_of(start, stop)
         b0 = self._data_pos + start * self._row_bytes
         b1 = self._data_pos + stop * self._row_bytes
         a0 = b0 - b0 % mmap.PAGESIZE
@@ -270,7 +358,56 @@ class RowSource:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RowSource({self.name!r}, shape={self.shape}, dtype={self.dtype})"
+        pooled = f", pooling={self.pooling!r}" if self.pooling is not None else ""
+        return f"RowSource({self.name!r}, shape={self.shape}, dtype={self.dtype}{pooled})"
+
+
+def _pooled_geometry(
+    raw: tuple[int, ...], policy: Optional[str], name: str
+) -> tuple[tuple[int, int], int, Optional[str]]:
+    """``(shape after pooling, rows per input, policy)`` of an array of shape ``raw``."""
+    nd = len(raw)
+    if policy is not None and (not isinstance(policy, str) or policy not in _ALL_POLICIES):
+        raise ValueError(f"pooling={policy!r} is invalid; expected one of: {policies_text()}")
+    if nd == 2:
+        return (raw[0], raw[1]), 1, policy
+    if policy is None:
+        raise ValueError(
+            f"{name} has shape {raw} ({nd}-D); expected 2-D (n_samples, n_features). Pass "
+            f"pooling= to make rows of it ({policies_text()}); flatten=True is "
+            "pooling='flatten', which flattens the trailing dimensions of each row"
+        )
+    n = raw[0]
+    if policy == "flatten":
+        return (n, int(np.prod(raw[1:], dtype=object))), 1, policy
+    allowed = POLICIES_3D if nd == 3 else POLICIES_4D if nd == 4 else ("flatten",)
+    if policy not in allowed:
+        kind = {3: "3-D (n, tokens, d)", 4: "4-D (n, c, h, w)"}.get(nd, f"{nd}-D")
+        listed = ", ".join(repr(p) for p in allowed)
+        raise ValueError(
+            f"pooling={policy!r} is invalid for the {kind} {name} of shape {raw}; expected one "
+            f"of {listed}"
+        )
+    if nd == 3:
+        if policy == "tokens":
+            return (n * raw[1], raw[2]), raw[1], policy
+        return (n, raw[2]), 1, policy
+    if policy == "spatial":
+        return (n * raw[2] * raw[3], raw[1]), raw[2] * raw[3], policy
+    return (n, raw[1]), 1, policy
+
+
+def rows_explanation(source: "RowSource", reference: "RowSource") -> str:
+    """Why two sources' row counts differ, when a pooling policy multiplies the rows."""
+    pooled = [s for s in (source, reference) if s.per_input > 1]
+    if not pooled:
+        return ""
+    return (
+        f"; pooling={pooled[0].pooling!r} gives one row per token or position, so every "
+        "layer compared must then yield the same rows (the same tokens or positions per "
+        "input, pooled the same way); pool per input ('mean', 'first', ...) to compare "
+        "layers of different shapes"
+    )
 
 
 def _mmap_geometry(obj: Any) -> tuple[Any, int, int]:
@@ -368,7 +505,7 @@ def _npy_header(f: Any, path: Any, what: str = "", fortran: bool = False) -> tup
     return (shape, dtype, nbytes, bool(order_f)) if fortran else (shape, dtype, nbytes)
 
 
-def _open_npy(path: Path, flatten: bool) -> RowSource:
+def _open_npy(path: Path, pooling: Optional[str]) -> RowSource:
     try:
         with open(path, "rb") as f:
             shape, dtype, nbytes = _npy_header(f, path)
@@ -393,7 +530,7 @@ def _open_npy(path: Path, flatten: bool) -> RowSource:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise _unreadable(path, exc) from None
-    return RowSource(arr, str(path), flatten=flatten, path=str(path))
+    return RowSource(arr, str(path), pooling=pooling, path=str(path))
 
 
 def _is_zarr_dir(path: Path) -> bool:
@@ -438,7 +575,11 @@ def _pick(available: Sequence[str], keys: Optional[Sequence[str]], where: str) -
 
 
 def open_layers(
-    path: PathLike, keys: Optional[Sequence[str]] = None, *, flatten: bool = False
+    path: PathLike,
+    keys: Optional[Sequence[str]] = None,
+    *,
+    pooling: Pooling = None,
+    flatten: bool = False,
 ) -> dict[str, RowSource]:
     """Open every layer (or the named ``keys``) of a file or folder as row sources.
 
@@ -450,8 +591,13 @@ def open_layers(
         by their stems, in sorted order).
     keys : sequence of str, optional
         The layers to open, in this order (default: all, in the file's order).
+    pooling : str or dict of str to str, optional
+        The pooling policy of 3-D and 4-D layers (:func:`congruence.pool`; no mask), for
+        every layer or per layer name; applied to each block of rows as it is read. 2-D layers
+        are read as they are. ``"tokens"`` / ``"spatial"`` give one row per token / position.
     flatten : bool
-        Flatten trailing dimensions (e.g. ``(n, C, H, W)`` to ``(n, C*H*W)``).
+        ``pooling="flatten"``: flatten trailing dimensions (e.g. ``(n, C, H, W)`` to
+        ``(n, C*H*W)``).
 
     Returns
     -------
@@ -469,7 +615,8 @@ def open_layers(
         (a ``KeyError`` and a ``ValueError``) for a key that is not in the file; the message
         lists the close names.
     ValueError
-        For an unknown format, a non-numeric or non-2-D array.
+        For an unknown format, a non-numeric array, an array of more than 2 dimensions
+        without ``pooling`` (listing the policies), or a policy not defined for it.
     ImportError
         If the optional reader is not installed.
 
@@ -482,20 +629,37 @@ def open_layers(
     >>> np.save(os.path.join(d, "h2.npy"), np.zeros((10, 2), dtype=np.float32))
     >>> {k: s.shape for k, s in open_layers(d).items()}
     {'h1': (10, 3), 'h2': (10, 2)}
+    >>> np.save(os.path.join(d, "tok.npy"), np.ones((10, 4, 3)))   # 10 inputs, 4 tokens
+    >>> {k: s.shape for k, s in open_layers(d, ["tok"], pooling="tokens").items()}
+    {'tok': (40, 3)}
     """
-    flatten = check_bool("flatten", flatten)
-    p = Path(path)
+    return _open(Path(path), keys, reader_pooling(pooling, flatten), strict=True)
+
+
+def _open(
+    p: Path, keys: Optional[Sequence[str]], pooling: Pooling, strict: bool
+) -> dict[str, RowSource]:
+    """:func:`open_layers`; with ``strict=False`` a pooling dict may name layers of other files
+    (the caller checks its keys)."""
+
+    def _check_pooling_keys(pooling: Pooling, chosen: Sequence[str], where: str) -> None:
+        if strict:
+            _check_keys(pooling, chosen, where)
+
     _must_exist(p)
     _refuse_unsafe_path(p)
     if p.is_dir() and not _is_zarr_dir(p) and _suffix(p) != ".zarr":
         files = sorted(p.glob("*.npy"))
         names = [f.stem for f in files]
-        chosen = _pick(names, keys, f"folder {str(p)!r} (.npy files)")
-        return {k: _open_npy(p / f"{k}.npy", flatten) for k in chosen}
+        where = f"folder {str(p)!r} (.npy files)"
+        chosen = _pick(names, keys, where)
+        _check_pooling_keys(pooling, chosen, where)
+        return {k: _open_npy(p / f"{k}.npy", _policy_of(pooling, k)) for k in chosen}
     suffix = _suffix(p)
     if suffix == ".npy":
         chosen = _pick([p.stem], keys, repr(str(p)))
-        return {chosen[0]: _open_npy(p, flatten)}
+        _check_pooling_keys(pooling, chosen, repr(str(p)))
+        return {chosen[0]: _open_npy(p, _policy_of(pooling, chosen[0]))}
     if suffix == ".safetensors":
         safe_open = _import_safetensors()
         try:  # the header is parsed and checked here, before any tensor is read
@@ -504,10 +668,11 @@ def open_layers(
         except Exception as exc:  # SafetensorError and friends, not ValueErrors
             raise _unreadable(p, exc, "not a valid .safetensors file") from None
         chosen = _pick(names, keys, repr(str(p)))
+        _check_pooling_keys(pooling, chosen, repr(str(p)))
         return {
             k: RowSource(
-                _SafetensorsRows(handle, k, p), f"{p}::{k}", flatten=flatten, handle=handle,
-                path=str(p),
+                _SafetensorsRows(handle, k, p), f"{p}::{k}", pooling=_policy_of(pooling, k),
+                handle=handle, path=str(p),
             )
             for k in chosen
         }
@@ -522,6 +687,7 @@ def open_layers(
         except Exception as exc:
             raise _unreadable(p, exc, "not a readable HDF5 file") from None
         chosen = _pick(found, keys, repr(str(p)))
+        _check_pooling_keys(pooling, chosen, repr(str(p)))
         out = {}
         for k in chosen:
             try:
@@ -531,7 +697,9 @@ def open_layers(
                 raise _unreadable(p, exc, f"dataset {k!r}") from None
             if shape is None:
                 raise UnreadableFileError(p, f"dataset {k!r} is empty (no shape)")
-            out[k] = RowSource(ds, f"{p}::{k}", flatten=flatten, handle=handle, path=str(p))
+            out[k] = RowSource(
+                ds, f"{p}::{k}", pooling=_policy_of(pooling, k), handle=handle, path=str(p)
+            )
         return out
     if p.is_dir() or suffix == ".zarr":
         zarr = _import_zarr()
@@ -543,12 +711,15 @@ def open_layers(
             raise _unreadable(p, exc, "not a readable zarr array or group") from None
         where = f"zarr group {str(p)!r}" if group else repr(str(p))
         chosen = _pick(names, keys, where)
+        _check_pooling_keys(pooling, chosen, where)
         try:
             arrays = {k: node[k] for k in chosen} if group else {chosen[0]: node}
         except Exception as exc:
             raise _unreadable(p, exc, "zarr array") from None
         return {
-            k: RowSource(a, f"{p}::{k}" if group else str(p), flatten=flatten, path=str(p))
+            k: RowSource(
+                a, f"{p}::{k}" if group else str(p), pooling=_policy_of(pooling, k), path=str(p)
+            )
             for k, a in arrays.items()
         }
     raise ValueError(f"{str(p)!r} has an unknown format ({suffix or 'no suffix'}); expected {SAFE_FORMATS}")
@@ -600,14 +771,20 @@ def _load_npz(p: Path, keys: Optional[Sequence[str]]) -> dict[str, np.ndarray]:
 
 
 def load_layers(
-    path: PathLike, keys: Optional[Sequence[str]] = None, *, flatten: bool = False
+    path: PathLike,
+    keys: Optional[Sequence[str]] = None,
+    *,
+    pooling: Pooling = None,
+    flatten: bool = False,
 ) -> dict[str, np.ndarray]:
     """Read every layer (or the named ``keys``) of a file or folder into memory.
 
     The formats of :func:`open_layers`, plus ``.npz`` archives of numeric arrays
     (``np.savez(path, layer=array, ...)``; never unpickled). ``.npy`` files come back as
-    read-only memory maps (not copied); other formats are read whole, after a check that
-    they fit in the memory left.
+    read-only memory maps (not copied) unless a pooling policy computes new rows; other
+    formats are read whole, after a check that they fit in the memory left. ``pooling`` and
+    ``flatten`` as for :func:`open_layers` (without a policy, arrays of ``.npz`` archives come
+    back as they are, whatever their dimension).
 
     Raises
     ------
@@ -626,20 +803,25 @@ def load_layers(
     >>> {k: v.shape for k, v in load_layers(path).items()}
     {'h1': (10, 3), 'h2': (10, 2)}
     """
-    flatten = check_bool("flatten", flatten)
+    pooling = reader_pooling(pooling, flatten)
     p = Path(path)
     _must_exist(p)
     _refuse_unsafe_path(p, npz=True)
     if _suffix(p) == ".npz":
         arrays = _load_npz(p, keys)
-        if flatten:
-            arrays = {
-                k: a.reshape(a.shape[0], -1) if a.ndim > 2 else a for k, a in arrays.items()
-            }
-        return arrays
+        _check_keys(pooling, list(arrays), repr(str(p)))
+        out_npz = {}
+        for k, a in arrays.items():
+            policy = _policy_of(pooling, k)
+            if policy is None or a.ndim < 2:
+                out_npz[k] = a
+            else:  # the readers' rule: a RowSource over the array in memory
+                src = RowSource(a, f"{str(p)!r} member {k!r}", pooling=policy)
+                out_npz[k] = src.read(0, src.n)
+        return out_npz
     out: dict[str, np.ndarray] = {}
-    for k, src in open_layers(p, keys, flatten=flatten).items():
-        if src.mapped:
+    for k, src in open_layers(p, keys, pooling=pooling).items():
+        if src.mapped and not src._computes:
             out[k] = src.view(0, src.n)
             continue
         check_fits(
@@ -651,13 +833,20 @@ def load_layers(
     return out
 
 
-def open_source(source: Any, key: Optional[str] = None, *, flatten: bool = False) -> RowSource:
+def open_source(
+    source: Any,
+    key: Optional[str] = None,
+    *,
+    pooling: Optional[str] = None,
+    flatten: bool = False,
+) -> RowSource:
     """One layer as a :class:`RowSource`.
 
     ``source`` is a :class:`RowSource`; a path (``.npy``, or with ``key`` a tensor of a
     ``.safetensors`` file, a dataset of an HDF5 file or an array of a zarr group; a file with a
     single array needs no ``key``); or an open array: numpy array or memmap, h5py dataset,
-    zarr array (anything with ``.shape``, ``.dtype`` and row slicing).
+    zarr array (anything with ``.shape``, ``.dtype`` and row slicing). ``pooling`` and
+    ``flatten`` as for :func:`open_layers` (one policy; a :class:`RowSource` keeps its own).
 
     Raises
     ------
@@ -675,16 +864,26 @@ def open_source(source: Any, key: Optional[str] = None, *, flatten: bool = False
     >>> src.shape, src.read(4, 6).tolist()
     ((6, 2), [[8.0, 9.0], [10.0, 11.0]])
     """
-    flatten = check_bool("flatten", flatten)
+    policy = reader_pooling(pooling, flatten)
+    if isinstance(policy, Mapping):
+        raise ValueError(
+            "open_source opens one layer: pass one pooling policy (a str), not a dict"
+        )
     if isinstance(source, RowSource):
+        # a policy changes nothing for 2-D data; for more dimensions it is fixed at opening
+        if policy is not None and len(source.raw_shape) > 2 and policy != source.pooling:
+            raise ValueError(
+                f"{source.name} is already open with pooling={source.pooling!r}; pass "
+                f"pooling={policy!r} when opening it"
+            )
         return source
     if isinstance(source, (str, os.PathLike)):
         p = Path(source)
         _must_exist(p)
         _refuse_unsafe_path(p)
         if key is None and _suffix(p) == ".npy":
-            return _open_npy(p, flatten)
-        layers = open_layers(p, None if key is None else [key], flatten=flatten)
+            return _open_npy(p, policy)
+        layers = open_layers(p, None if key is None else [key], pooling=policy)
         if len(layers) != 1:
             raise ValueError(
                 f"{str(p)!r} holds {len(layers)} arrays ({', '.join(map(repr, layers))}); "
@@ -692,204 +891,22 @@ def open_source(source: Any, key: Optional[str] = None, *, flatten: bool = False
             )
         return next(iter(layers.values()))
     if isinstance(source, np.ndarray):
-        return RowSource(source, f"array{source.shape}", flatten=flatten)
+        return RowSource(source, f"array{source.shape}", pooling=policy)
     if hasattr(source, "shape") and hasattr(source, "dtype") and hasattr(source, "__getitem__"):
-        return RowSource(source, f"{type(source).__name__}{tuple(source.shape)}", flatten=flatten)
+        return RowSource(
+            source, f"{type(source).__name__}{tuple(source.shape)}", pooling=policy
+        )
     raise ValueError(
         f"cannot read rows from a {type(source).__name__}; expected a path ({SAFE_FORMATS}), a "
         "numpy array or memmap, an h5py dataset or a zarr array"
     )
 
 
-def _sources(layers: Any, arg: str) -> tuple[list[str], list[RowSource]]:
-    if isinstance(layers, (str, os.PathLike)):
-        opened = open_layers(layers)
-        return list(opened), list(opened.values())
-    if isinstance(layers, Mapping):
-        items = [(str(k), v) for k, v in layers.items()]
-    elif isinstance(layers, (list, tuple)):
-        items = [(str(i), v) for i, v in enumerate(layers)]
-    else:
-        raise ValueError(
-            f"{arg} must map layer names to sources (a dict), be a list of sources, or a path "
-            f"to a file of layers; got {type(layers).__name__}"
-        )
-    if not items:
-        raise ValueError(f"{arg} holds no layers")
-    return [k for k, _ in items], [open_source(v) for _, v in items]
+def __getattr__(name: str) -> Any:
+    # the driver lives with the accumulators (congruence.streaming.drive), above the readers;
+    # it stays importable from here without the readers importing it
+    if name == "stream_layers":
+        from congruence.streaming.drive import stream_layers
 
-
-def _progress_bar(progress: bool, total: int):
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        raise ImportError(
-            "progress=True needs the optional package 'tqdm': pip install 'congruence[progress]' "
-            "(or pass progress=False)"
-        ) from None
-    return tqdm(total=total, unit="row", unit_scale=True, desc="congruence")
-
-
-_ESTIMATORS = ("exact", "minibatch")
-
-
-def stream_layers(
-    a: Any,
-    b: Any = None,
-    *,
-    measure: str = "cka",
-    estimator: str = "exact",
-    batch_size: Optional[int] = None,
-    ragged: str = "merge",
-    progress: bool = False,
-    prefetch: bool = True,
-    **params: Any,
-) -> LayerComparison:
-    """Compare every layer of ``a`` with every layer of ``b`` (or ``a``), reading row blocks.
-
-    No layer is loaded whole: the rows are read ``batch_size`` at a time from every source,
-    fed to an accumulator and released. The exact estimator gives the same result as
-    ``cg.compare_layers(a, b, measure, **params)`` on the full arrays, with memory that does
-    not grow with ``n``.
-
-    Parameters
-    ----------
-    a, b : dict of str to source, list of sources, or a path
-        Layers of each model on the same ``n`` inputs. A source is anything
-        :func:`open_source` accepts (a ``.npy`` path, a numpy array or memmap, an h5py
-        dataset, a zarr array, a :class:`RowSource`); a path to a multi-layer file or folder
-        is opened with :func:`open_layers`. ``b=None`` compares ``a`` with itself.
-    measure : {"cka", "hsic"}
-        Linear kernel only (the exact streaming estimators).
-    estimator : {"exact", "minibatch"}
-        ``"exact"``: :class:`~congruence.streaming.LayerAccumulator`, the exact value on all
-        rows. ``"minibatch"``: minibatch CKA (:class:`~congruence.streaming.MinibatchCKA`;
-        ``measure="cka"`` only, no ``params``), whose value depends on ``batch_size``.
-    batch_size : int, optional
-        Rows per block. Exact: any ``>= 1``, it does not change the value (default 4096).
-        Minibatch: required, ``>= 4``.
-    ragged : {"merge", "drop"}
-        Minibatch only: the left-over ``n mod batch_size`` rows join the last batch
-        (``"merge"``) or are left out (``"drop"``).
-    progress : bool
-        Show a tqdm progress bar (ImportError naming the ``progress`` extra if tqdm is not
-        installed).
-    prefetch : bool
-        Read ahead while the current block is computed: the next block of HDF5, zarr and
-        safetensors sources is read in a background thread, memory-mapped ``.npy`` files get
-        a read-ahead hint (``MADV_WILLNEED``). The computation stays on the calling thread.
-    **params
-        The measure's parameters (``debiased`` for cka, ``unbiased`` for hsic).
-
-    Returns
-    -------
-    LayerComparison
-
-    Raises
-    ------
-    FileNotFoundError, UnreadableFileError, LayerNotFoundError
-        For paths and files, as :func:`open_layers` (a file that fails midway, e.g. a
-        corrupted HDF5 chunk, raises UnreadableFileError naming it).
-    ValueError
-        For unknown options, sources with different row counts, fewer rows than the
-        estimator needs.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os, congruence as cg
-    >>> from congruence.io import stream_layers
-    >>> rng = np.random.default_rng(0)
-    >>> h1 = rng.standard_normal((1000, 8)); h2 = np.tanh(h1 @ rng.standard_normal((8, 4)))
-    >>> d = tempfile.mkdtemp()
-    >>> np.save(os.path.join(d, "h1.npy"), h1); np.save(os.path.join(d, "h2.npy"), h2)
-    >>> res = stream_layers(d, batch_size=256)           # every .npy file in the folder
-    >>> want = cg.compare_layers({"h1": h1, "h2": h2})
-    >>> bool(np.allclose(res.values, want.values, rtol=0, atol=1e-12))
-    True
-    """
-    estimator = check_choice("estimator", estimator, _ESTIMATORS)
-    progress = check_bool("progress", progress)
-    prefetch = check_bool("prefetch", prefetch)
-    if estimator == "minibatch":
-        check_choice("measure", measure, ("cka",))
-        if params:
-            raise ValueError(
-                f"estimator='minibatch' takes no measure parameters (got {sorted(params)}); it "
-                "always uses the unbiased HSIC of each batch"
-            )
-        if batch_size is None:
-            raise ValueError(
-                "estimator='minibatch' needs batch_size (an int >= 4): the minibatch CKA "
-                "value depends on it"
-            )
-        batch_size = check_number("batch_size", batch_size, low=4, integer=True)
-        ragged = check_choice("ragged", ragged, ("merge", "drop"))
-        acc: Any = MinibatchCKA()
-    else:
-        acc = LayerAccumulator(measure, **params)
-        batch_size = _DEFAULT_EXACT_BATCH if batch_size is None else batch_size
-        batch_size = check_number("batch_size", batch_size, low=1, integer=True)
-    names_a, src_a = _sources(a, "a")
-    names_b, src_b = ([], []) if b is None else _sources(b, "b")
-    n = src_a[0].n
-    for arg, names, srcs in (("a", names_a, src_a), ("b", names_b, src_b)):
-        for name, s in zip(names, srcs):
-            if s.n != n:
-                raise ValueError(
-                    f"{arg}[{name!r}] ({s.name}) has {s.n} rows but a[{names_a[0]!r}] has {n}; "
-                    "every layer must hold the same n inputs"
-                )
-    if estimator == "minibatch":
-        bounds = batch_bounds(n, batch_size, ragged)
-    else:
-        bounds = [(s, min(n, s + batch_size)) for s in range(0, n, batch_size)]
-    everything = src_a + src_b
-
-    la = len(src_a)
-
-    def fetch(bound: tuple[int, int]) -> list[Optional[np.ndarray]]:
-        """I/O only (runs ahead in a thread): memory maps get a read-ahead hint and are
-        viewed later; other readers (HDF5, zarr, safetensors) read their block here."""
-        out: list[Optional[np.ndarray]] = []
-        for s in everything:
-            if s.mapped:
-                s.will_need(*bound)
-                out.append(None)
-            else:
-                out.append(s.read(*bound))
-        return out
-
-    def consume(bound: tuple[int, int], fetched: list[Optional[np.ndarray]]) -> None:
-        # the centring and the products run here, on the caller's thread: on a machine whose
-        # cores are all busy with BLAS, a second compute thread only slows BLAS down
-        blocks = [s.view(*bound) if f is None else f for s, f in zip(everything, fetched)]
-        try:
-            acc.update(
-                dict(zip(names_a, blocks[:la])),
-                None if b is None else dict(zip(names_b, blocks[la:])),
-            )
-        finally:
-            del blocks
-            for s in everything:
-                s.release(*bound)
-
-    bar = _progress_bar(progress, bounds[-1][1] - bounds[0][0] if bounds else 0)
-    pool = ThreadPoolExecutor(max_workers=1) if prefetch and len(bounds) > 1 else None
-    try:
-        pending = pool.submit(fetch, bounds[0]) if pool else None
-        for k, bound in enumerate(bounds):
-            fetched = pending.result() if pool else fetch(bound)
-            if pool and k + 1 < len(bounds):
-                pending = pool.submit(fetch, bounds[k + 1])
-            consume(bound, fetched)
-            del fetched
-            if bar is not None:
-                bar.update(bound[1] - bound[0])
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if bar is not None:
-            bar.close()
-    return acc.result()
+        return stream_layers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,54 +25,11 @@ import numpy as np
 
 from congruence._registry import get_measure
 from congruence._validation import check_choice, check_number
-from congruence.compare import compare_layers
+from congruence.compare import ON_ERROR, compare_layers
 from congruence.results import LayerComparison
-from congruence.streaming import LayerAccumulator, MinibatchCKA
+from congruence.streaming.drive import ESTIMATORS, Feed, check_minibatch, streams
 
 __all__ = ["compare_models"]
-
-_ESTIMATORS = ("exact", "minibatch")
-_ON_ERROR = ("raise", "nan")
-
-
-class _Regroup:
-    """Rows of consecutive forward batches regrouped into minibatches of exactly ``size`` rows;
-    the ``n mod size`` rows left at the end join the last minibatch (one minibatch of all rows
-    when ``n < size``), as :func:`congruence.streaming.batch_bounds` with ``ragged="merge"``."""
-
-    def __init__(self, size: Optional[int], emit: Callable[[dict, Optional[dict]], None]):
-        self.size = size
-        self.emit = emit
-        self.pending: list[tuple[dict, Optional[dict]]] = []
-        self.rows = 0
-
-    def push(self, a: dict, b: Optional[dict]) -> None:
-        m = next(iter(a.values())).shape[0]
-        if self.size is None:  # the first forward batch sets the minibatch size
-            self.size = m
-        self.pending.append((a, b))
-        self.rows += m
-        # a minibatch leaves only once size more rows follow it, so the last one can take
-        # the remainder
-        while self.rows >= 2 * self.size:
-            self._emit(self.size)
-
-    def _emit(self, k: int) -> None:
-        a = {key: np.concatenate([p[0][key] for p in self.pending]) for key in self.pending[0][0]}
-        b = None
-        if self.pending[0][1] is not None:
-            b = {key: np.concatenate([p[1][key] for p in self.pending]) for key in self.pending[0][1]}
-        self.emit({k_: v[:k] for k_, v in a.items()}, None if b is None else {k_: v[:k] for k_, v in b.items()})
-        self.rows -= k
-        self.pending = []
-        if self.rows:
-            self.pending = [
-                ({k_: v[k:] for k_, v in a.items()}, None if b is None else {k_: v[k:] for k_, v in b.items()})
-            ]
-
-    def finish(self) -> None:
-        if self.rows:
-            self._emit(self.rows)
 
 
 def compare_models(
@@ -182,17 +139,12 @@ def compare_models(
             f"measure {measure!r} compares model outputs, not layer representations; call it "
             "on the two models' outputs instead of compare_models"
         )
-    full = m.check_params(params)
-    estimator = check_choice("estimator", estimator, _ESTIMATORS)
-    on_error = check_choice("on_error", on_error, _ON_ERROR)
-    streaming = m.name in ("cka", "hsic") and full.get("kernel") == "linear"
+    m.check_params(params)
+    estimator = check_choice("estimator", estimator, ESTIMATORS)
+    on_error = check_choice("on_error", on_error, ON_ERROR)
+    streaming = streams(m.name, params)
     if estimator == "minibatch":
-        if m.name != "cka" or params:
-            raise ValueError(
-                "estimator='minibatch' is minibatch CKA: measure='cka' without parameters (it "
-                f"uses the unbiased HSIC of each minibatch); got measure={measure!r}"
-                + (f" with {sorted(params)}" if params else "")
-            )
+        check_minibatch(m.name, params)
         if batch_size is not None:
             batch_size = check_number("batch_size", batch_size, low=4, integer=True)
     if out is not None and streaming:
@@ -246,22 +198,14 @@ def compare_models(
             first[0] = False
 
     if streaming:
-        if estimator == "exact":
-            acc: Any = LayerAccumulator(m.name, **params)
-            sink = acc.update
-        else:
-            acc = MinibatchCKA()
-            regroup = _Regroup(batch_size, acc.update)
-            sink = regroup.push
+        feed = Feed(m.name, params, estimator, minibatch=batch_size, regroup=True)
 
         def consume(results: list[dict], inputs: int, total: Optional[int]) -> None:
             check_first()
-            sink(*split(results))
+            feed.push(*split(results))
 
         ct._drive(taps, data, consume, **drive)
-        if estimator == "minibatch":
-            regroup.finish()
-        return acc.result()
+        return feed.result()
 
     if estimator == "minibatch":  # pragma: no cover - excluded above (minibatch is cka only)
         raise AssertionError
@@ -294,7 +238,4 @@ def compare_models(
     finally:
         for s in sinks:
             s.close()
-    kwargs = dict(params)
-    if on_error != "raise":
-        kwargs["on_error"] = on_error
-    return compare_layers(xa, xb, m.name, **kwargs)
+    return compare_layers(xa, xb, m.name, progress=progress, on_error=on_error, **params)

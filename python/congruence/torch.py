@@ -23,7 +23,6 @@ Guarantees
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import os
 import re
@@ -37,6 +36,7 @@ from congruence._memory import check_fits
 from congruence._progress import Progress
 from congruence._validation import _to_numpy, check_bool, check_choice, check_number
 from congruence.errors import LayerNotFoundError
+from congruence.results import find_layer, layer_not_found
 from congruence.pooling import POLICIES_3D, POLICIES_4D, policies_text, pool
 
 __all__ = ["extract"]
@@ -45,7 +45,6 @@ __all__ = ["extract"]
 DEFAULT_BATCH_SIZE = 256
 _HIDDEN = "hidden_states"
 _REUSE = ("first", "last", "stack")
-_SHOWN = 20
 
 
 def _torch():
@@ -60,19 +59,6 @@ def _torch():
 
 
 # ------------------------------------------------------------------------------ layer names
-
-
-def _not_found(name: str, available: Sequence[str], where: str) -> LayerNotFoundError:
-    close = difflib.get_close_matches(name, list(available), n=3, cutoff=0.5)
-    if close:
-        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
-    elif available:
-        shown = ", ".join(repr(a) for a in available[:_SHOWN])
-        more = f" and {len(available) - _SHOWN} more" if len(available) > _SHOWN else ""
-        hint = f"the modules are: {shown}{more}"
-    else:
-        hint = "it has no submodules"
-    return LayerNotFoundError(f"no module named {name!r} in {where}; {hint}")
 
 
 def _glob_regex(pattern: str) -> "re.Pattern[str]":
@@ -146,12 +132,14 @@ def _resolve(model: Any, layers: Any, where: str) -> list[Any]:
                     raise LayerNotFoundError(
                         f"the pattern {item!r} matches no module of {where} ('*' stays within "
                         f"one dotted name, '**' crosses dots); "
-                        + str(_not_found(item.replace("*", ""), names, where)).split("; ", 1)[1]
+                        + str(
+                            layer_not_found(item.replace("*", ""), names, where, kind="module")
+                        ).split("; ", 1)[1]
                     )
                 for hit in hits:
                     add(hit)
             else:
-                raise _not_found(item, names, where)
+                raise layer_not_found(item, names, where, kind="module")
         elif isinstance(item, torch.nn.Module):
             name = next((n for n, m in named if m is item), None)
             if name is None:
@@ -879,5 +867,4 @@ def _check_pooling_keys(pooling: Any, taps: Sequence[_Tap]) -> None:
     for t in taps:
         labels += _labels(t.entries, t.n_hidden or 0)
     for key in pooling:
-        if key not in labels:
-            raise _not_found(str(key), labels, "the requested layers (a key of pooling=)")
+        find_layer(key, labels, "the requested layers (a key of pooling=)")
