@@ -526,9 +526,9 @@ def test_linear_regression_errors_in_compare_layers_name_the_layer():
     rng = np.random.default_rng(38)
     ok = rng.standard_normal((8, 2))
     wide = rng.standard_normal((8, 9))
-    with pytest.raises(ValueError, match=r"layer 1 of b \(the predictor\).*p2 <= n - 1"):
+    with pytest.raises(ValueError, match=r"b\['1'\] \(the predictor\).*p2 <= n - 1"):
         cg.compare_layers([ok], [ok, wide], measure="linear_regression")
-    with pytest.raises(ValueError, match=r"layer 0 of a \(the predictor\).*rank deficient"):
+    with pytest.raises(ValueError, match=r"a\['0'\] \(the predictor\).*rank deficient"):
         cg.compare_layers([np.hstack([ok, ok])], measure="linear_regression")
 
 

@@ -535,11 +535,11 @@ def test_compare_layers_prepares_each_layer_once(monkeypatch, measure, params):
 def test_compare_layers_errors_name_the_layer():
     a = _layers()
     a["wide"] = np.random.default_rng(141).standard_normal((70, 80))
-    with pytest.raises(ValueError, match=r"a\[5\] has shape \(70, 80\).*p <= n-1 = 69"):
+    with pytest.raises(ValueError, match=r"a\['wide'\] has shape \(70, 80\).*p <= n-1 = 69"):
         cg.compare_layers(a, None, "cca")
     a = _layers()
     b = {"dup": np.column_stack([a["h1"], a["h1"][:, 0]])}
-    with pytest.raises(ValueError, match=r"b\[0\] of shape \(70, 7\).*numerical rank 6 < 7"):
+    with pytest.raises(ValueError, match=r"b\['dup'\] of shape \(70, 7\).*numerical rank 6 < 7"):
         cg.compare_layers(a, b, "pwcca")
     with pytest.raises(ValueError, match=r"statistic='max' is invalid"):
         cg.compare_layers(_layers(), None, "cca", statistic="max")
