@@ -114,6 +114,8 @@ def _data(n: int, p: int, q: int, seed: int):
 # Each long call would run for several seconds (more on a loaded machine); the small call
 # that follows is checked against a reference written from the formula.
 LONG_AND_NEXT = {
+    # the feature-space route: float64 products checked between blocks of rows
+    "linear_cka": (lambda X, Y: cg.cka(X, Y), (100000, 512, 512), lambda X, Y: ref_cka(X, Y)),
     "rbf_cka": (
         lambda X, Y: cg.cka(X, Y, kernel="rbf"),
         (12000, 64, 32),

@@ -274,6 +274,10 @@ pub fn product_f64<T: Real>(lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, part: Part) 
     out
 }
 
+/// Floating-point operations per block of the inner dimension in float64 products (about
+/// 0.01 s here): the granularity at which a product checks for Ctrl-C.
+const F64_BLOCK_FLOPS: usize = 1 << 30;
+
 /// [`product_f64`] into a caller's row-major `m x n` buffer; `scratch` is reused between
 /// calls for the lower-precision partial products.
 pub fn product_into<T: Real>(
@@ -318,17 +322,31 @@ pub fn product_into<T: Real>(
                 ),
             )
         };
-        triangular::matmul(
-            dst(),
-            structure,
-            Accum::Replace,
-            l,
-            BlockStructure::Rectangular,
-            r,
-            BlockStructure::Rectangular,
-            1.0,
-            par(),
-        );
+        // Blocks of the inner dimension of about F64_BLOCK_FLOPS each, accumulated in place,
+        // with a Ctrl-C checkpoint between them (one product at n = 1e5, p = 512 would
+        // otherwise run for seconds without one). The blocks depend on the shapes only, so the
+        // result does not depend on the thread count.
+        let kb = (F64_BLOCK_FLOPS / (2 * m * n).max(1)).max(256).min(k.max(1));
+        let mut k0 = 0;
+        while k0 < k || k0 == 0 {
+            let b = (k - k0).min(kb);
+            crate::interrupt::checkpoint();
+            triangular::matmul(
+                dst(),
+                structure,
+                if k0 == 0 { Accum::Replace } else { Accum::Add },
+                l.subcols(k0, b),
+                BlockStructure::Rectangular,
+                r.subrows(k0, b),
+                BlockStructure::Rectangular,
+                1.0,
+                par(),
+            );
+            k0 += b;
+            if b == 0 {
+                break;
+            }
+        }
         return;
     }
     if k > T::REDUCTION_BLOCK {
