@@ -418,7 +418,6 @@ def test_correlation_match_by_hand():
 
 
 def test_correlation_match_per_neuron_scaling_and_sign():
-    rng = np.random.default_rng(32)
     X, Y = _pair(30, 4, 3, seed=32)
     for soft in (False, True):
         base = correlation_match(X, Y, soft=soft)

@@ -29,7 +29,6 @@ import json
 import os
 import struct
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np

@@ -25,8 +25,6 @@ import scipy.linalg
 import congruence as cg
 import congruence._memory as memory
 from congruence import DegenerateDataWarning
-from congruence.measures import alignment as al
-from congruence.measures import cca as cc
 
 sys.path.insert(0, os.path.dirname(__file__))
 from reference_alignment import (  # noqa: E402

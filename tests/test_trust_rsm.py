@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg
-from scipy.spatial.distance import pdist, squareform
+from scipy.spatial.distance import pdist
 from scipy.stats import kendalltau
 
 import congruence as cg

@@ -692,7 +692,7 @@ def _open(
         for k in chosen:
             try:
                 ds = handle[k]
-                shape, dtype = ds.shape, ds.dtype
+                shape = ds.shape
             except Exception as exc:
                 raise _unreadable(p, exc, f"dataset {k!r}") from None
             if shape is None:
