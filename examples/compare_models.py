@@ -18,56 +18,22 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
 import congruence as cg
+import congruence.digits as cgd
 
 
-def digits():
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
-    X_train, X_test, y_train, y_test = train_test_split(
-        X, y, test_size=0.3, random_state=0, stratify=y
-    )
-    return (torch.from_numpy(X_train), torch.from_numpy(y_train),
-            torch.from_numpy(X_test), torch.from_numpy(y_test))
-
-
-def small_cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),            # conv1: 8 x 8 x 8
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),           # conv2: 16 x 8 x 8
-        nn.MaxPool2d(2),                                     # 16 x 4 x 4
-        nn.Flatten(),
-        nn.Linear(16 * 4 * 4, 64), nn.ReLU(),                # fc: 64
-        nn.Linear(64, 10),                                   # logits
-    )
+def digits_tensors():
+    """The digits split of :mod:`congruence.digits` as ``(n, 1, 8, 8)`` image tensors."""
+    X_train, X_test, y_train, y_test = cgd.split()
+    return (cgd.as_images(X_train), torch.from_numpy(y_train),
+            cgd.as_images(X_test), torch.from_numpy(y_test))
 
 
 #: readable names for the modules compared (Sequential names them by position)
-LAYERS = {"1": "conv1", "3": "conv2", "7": "fc", "8": "logits"}
-
-
-def train(seed: int, X: torch.Tensor, y: torch.Tensor, epochs: int = 10) -> nn.Module:
-    torch.manual_seed(seed)
-    net = small_cnn()
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(X, y), batch_size=64, shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-    )
-    net.train()
-    for _ in range(epochs):
-        for xb, yb in loader:
-            opt.zero_grad()
-            nn.functional.cross_entropy(net(xb), yb).backward()
-            opt.step()
-    return net.eval()
+LAYERS = cgd.CNN_LAYERS
 
 
 def accuracy(net: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
@@ -86,9 +52,9 @@ def renamed(res: cg.LayerComparison) -> str:
 
 
 def two_cnns() -> None:
-    X_train, y_train, X_test, y_test = digits()
+    X_train, y_train, X_test, y_test = digits_tensors()
     t0 = time.perf_counter()
-    nets = [train(seed, X_train, y_train) for seed in (0, 1)]
+    nets = [cgd.train_cnn(seed, X_train, y_train) for seed in (0, 1)]
     print(f"Two CNNs trained on the digits in {time.perf_counter() - t0:.1f} s "
           f"({len(X_train)} training images), seeds 0 and 1:")
     for seed, net in zip((0, 1), nets):

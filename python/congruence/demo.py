@@ -17,72 +17,18 @@ Needs scikit-learn: ``pip install "congruence[demo]"``. Runs in a few seconds::
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Any, Sequence, TextIO
 
 import numpy as np
 
+from congruence import digits
 from congruence.compare import compare_layers
 from congruence.results import LayerComparison
 
 __all__ = ["load_activations", "run"]
 
-#: The fixed train/test split (same for every seed, so both networks see the same test inputs).
-_SPLIT_SEED = 0
-_TEST_SIZE = 0.3
 _HIDDEN = (128, 64, 32)
 _MAX_ITER = 300
-
-
-def _sklearn():
-    try:
-        import sklearn  # noqa: F401
-        from sklearn.datasets import load_digits
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.model_selection import train_test_split
-        from sklearn.neural_network import MLPClassifier
-    except ImportError as exc:
-        raise ImportError(
-            "the congruence demo trains small networks with scikit-learn, which is not "
-            'installed: pip install "congruence[demo]"'
-        ) from exc
-    return load_digits, ConvergenceWarning, train_test_split, MLPClassifier
-
-
-def _data():
-    load_digits, _, train_test_split, _ = _sklearn()
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0  # pixel intensities 0..16 -> [0, 1]
-    return train_test_split(X, y, test_size=_TEST_SIZE, random_state=_SPLIT_SEED, stratify=y)
-
-
-def _train(seed: int, hidden: Sequence[int], max_iter: int, X_train, y_train):
-    _, ConvergenceWarning, _, MLPClassifier = _sklearn()
-    net = MLPClassifier(
-        hidden_layer_sizes=tuple(hidden),
-        activation="relu",
-        max_iter=max_iter,
-        random_state=seed,
-    )
-    # The products are tiny (minibatches of 200 x 64): BLAS threads only add overhead, and
-    # on a busy machine oversubscription makes training several times slower.
-    from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
-
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        net.fit(X_train, y_train)
-    return net
-
-
-def _activations(net: Any, X: np.ndarray) -> dict[str, np.ndarray]:
-    """Forward pass through the hidden layers of a fitted ReLU ``MLPClassifier``."""
-    out = {"input": X}
-    h = X
-    # coefs_[-1] maps the last hidden layer to the output layer: stop before it.
-    for i, (W, b) in enumerate(zip(net.coefs_[:-1], net.intercepts_[:-1]), start=1):
-        h = np.maximum(h @ W + b, 0.0)
-        out[f"hidden{i}"] = h
-    return out
 
 
 def load_activations(
@@ -106,9 +52,9 @@ def load_activations(
         ``{"input": X_test, "hidden1": ..., "hidden2": ..., ...}``: the test inputs and the
         post-ReLU activations of each hidden layer on them (``n_test = 540``).
     """
-    X_train, X_test, y_train, _ = _data()
-    net = _train(seed, hidden, max_iter, X_train, y_train)
-    return _activations(net, X_test)
+    X_train, X_test, y_train, _ = digits.split()
+    net = digits.train_mlp(seed, hidden, max_iter, X_train, y_train)
+    return digits.mlp_activations(net, X_test)
 
 
 def _reading(result: LayerComparison) -> str:
@@ -157,8 +103,8 @@ def run(
     -------
     LayerComparison
     """
-    X_train, X_test, y_train, y_test = _data()
-    nets = [_train(s, _HIDDEN, _MAX_ITER, X_train, y_train) for s in (seed_a, seed_b)]
+    X_train, X_test, y_train, y_test = digits.split()
+    nets = [digits.train_mlp(s, _HIDDEN, _MAX_ITER, X_train, y_train) for s in (seed_a, seed_b)]
     widths = "-".join(map(str, _HIDDEN))
     print(
         f"Two ReLU MLPs ({widths}) trained on the scikit-learn digits ({len(X_train)} train, "
@@ -168,7 +114,7 @@ def run(
     for label, seed, net in (("A", seed_a, nets[0]), ("B", seed_b, nets[1])):
         acc = net.score(X_test, y_test)
         print(f"  net {label} (seed {seed}): test accuracy {acc:.3f}", file=file)
-    acts = [_activations(net, X_test) for net in nets]
+    acts = [digits.mlp_activations(net, X_test) for net in nets]
     result = compare_layers(acts[0], acts[1], measure=measure, **params)
     print(f"\nRows: layers of net A; columns: layers of net B.\n{result}\n", file=file)
     print(_reading(result), file=file)
