@@ -426,7 +426,8 @@ def _whitening(lam: np.ndarray, k: int, alpha: float) -> np.ndarray:
     float64 they are formed from logarithms instead.
     """
     lam = np.maximum(lam, 0.0)
-    true_lam = np.ldexp(lam, 2 * k)
+    with np.errstate(over="ignore"):  # an overflow is detected just below
+        true_lam = np.ldexp(lam, 2 * k)
     if np.all(np.isfinite(true_lam)):
         d = alpha + (1.0 - alpha) / np.sqrt(np.maximum(true_lam, _EIG_CLIP))
         return d / d.max()
