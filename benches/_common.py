@@ -38,6 +38,16 @@ def select_cases(only: str | None, cases) -> list:
     return names
 
 
+def add_mem_child_args(ap) -> None:
+    """The hidden options of a peak-memory child run: case, implementation, n and p."""
+    import argparse
+
+    ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_impl", dest="impl", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_n", dest="n", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_p", dest="p", type=int, default=None, help=argparse.SUPPRESS)
+
+
 def finish_args(ap, args, cases, *, check_repeat: bool = True, check_threads: bool = False):
     """Replace ``args.only`` by the list of selected cases and check ``--repeat`` (and
     ``--threads`` if asked) are >= 1; errors go through ``ap.error`` (usage, exit 2)."""

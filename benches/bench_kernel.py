@@ -78,10 +78,7 @@ def _parse_args(argv=None):
                          "$RAYON_NUM_THREADS if set, else os.cpu_count()")
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best is kept (default 3)")
     # Internal: peak-memory measurement in a fresh interpreter.
-    ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_impl", dest="impl", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_n", dest="n", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_p", dest="p", type=int, default=None, help=argparse.SUPPRESS)
+    _common.add_mem_child_args(ap)
     return _common.finish_args(ap, ap.parse_args(argv), CASES, check_threads=True)
 
 

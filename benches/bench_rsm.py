@@ -54,10 +54,7 @@ def _parse_args(argv=None):
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept (3)")
     ap.add_argument("--json", metavar="OUT", help="also write environment and rows as JSON")
     ap.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
-    ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_impl", dest="impl", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_n", dest="n", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_p", dest="p", type=int, default=None, help=argparse.SUPPRESS)
+    _common.add_mem_child_args(ap)
     return _common.finish_args(ap, ap.parse_args(argv), CASES, check_threads=True)
 
 
