@@ -29,13 +29,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import math
 import os
 import platform
 import sys
 import time
+
+import _common
 
 CASES = {
     "op_5000x768": dict(n=5000, p=768),
@@ -57,38 +57,15 @@ def _parse_args(argv=None):
                          "or $RAYON_NUM_THREADS if set, else os.cpu_count())")
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept (default 3)")
     ap.add_argument("--json", metavar="OUT", help="also write environment and rows as JSON")
-    args = ap.parse_args(argv)
-    names = list(CASES) if not args.only else [s.strip() for s in args.only.split(",") if s.strip()]
-    bad = [s for s in names if s not in CASES]
-    if bad:
-        ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
-    args.only = names
-    if args.repeat < 1:
-        ap.error("--repeat must be >= 1")
-    if args.threads is not None and args.threads < 1:
-        ap.error("--threads must be >= 1")
-    return args
+    return _common.finish_args(ap, ap.parse_args(argv), CASES, check_threads=True)
 
 
 ARGS = _parse_args()
-
-
-def _threads() -> int:
-    if ARGS.threads is not None:
-        return ARGS.threads
-    for var in ("OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"):
-        v = os.environ.get(var, "")
-        if v.strip().isdigit() and int(v) > 0:
-            return int(v)
-    return os.cpu_count() or 1
-
-
-THREADS = _threads()
-_CALLER_ENV = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                               "MKL_NUM_THREADS", "RAYON_NUM_THREADS")}
+THREADS = _common.resolve_threads(ARGS.threads, ("OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"))
 # Same thread count everywhere; BLAS libraries read these when they are loaded.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+_BEFORE = _common.set_thread_env(THREADS)
+_CALLER_ENV = {k: _BEFORE[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                       "MKL_NUM_THREADS", "RAYON_NUM_THREADS")}
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
@@ -97,11 +74,7 @@ import scipy.linalg  # noqa: E402
 import congruence as cg  # noqa: E402
 from congruence.measures.alignment import orthogonal_procrustes  # noqa: E402
 
-try:  # noqa: E402
-    import threadpoolctl
-except ImportError:  # pragma: no cover - optional
-    threadpoolctl = None
-_LIMITER = threadpoolctl.threadpool_limits(limits=THREADS, user_api="blas") if threadpoolctl else None
+threadpoolctl, _LIMITER = _common.limit_blas(THREADS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,33 +115,12 @@ def scipy_orthogonal_procrustes(X, Y) -> float:
     return float(np.linalg.norm(A @ R - B))
 
 
-# --------------------------------------------------------------------------------------------
-# Timing
-# --------------------------------------------------------------------------------------------
-
-
-def timed(fns: dict, k: int):
-    """Best-of-k seconds and last value per callable; one warm-up each, repetitions interleaved."""
-    values = {}
-    for name, fn in fns.items():
-        gc.collect()
-        values[name] = fn()
-    best = {name: math.inf for name in fns}
-    for _ in range(k):
-        for name, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            values[name] = fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best, values
-
-
 def run_case(name: str) -> list:
     n, p = CASES[name]["n"], CASES[name]["p"]
     if ARGS.quick:
         n, p = n // QUICK_N_DIV, p // QUICK_P_DIV
     X, Y = make_pair(n, p)
-    t, v = timed(
+    t, v = _common.timed(
         {
             "ours": lambda: orthogonal_procrustes(X, Y),
             "svd": lambda: scipy_svd(X, Y),
@@ -201,21 +153,15 @@ def environment() -> dict:
         "scipy": scipy.__version__,
         "congruence": getattr(cg, "__version__", "?"),
         "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "affinity": _common.affinity(),
+        "loadavg": _common.loadavg(),
         "threads": THREADS,
         "caller_thread_env": _CALLER_ENV,
         "quick": ARGS.quick,
         "repeat": ARGS.repeat,
     }
-    if threadpoolctl is not None:
-        env["blas"] = [
-            {k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            | {"file": os.path.basename(info.get("filepath", ""))}
-            for info in threadpoolctl.threadpool_info()
-        ]
-    else:
-        env["blas"] = None
+    env["blas"] = _common.blas_info(
+        threadpoolctl, ("internal_api", "version", "architecture", "num_threads"), with_file=True)
     return env
 
 
@@ -247,13 +193,7 @@ def table_lines(rows) -> list:
     body = [[r["case"], r["vs"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]),
              f"{r['ours_s']:.4f}", f"{r['ref_s']:.4f}", f"{r['ratio']:.2f}",
              f"{r['abs_diff']:.2e}", r["target"], "yes" if r["ok"] else "NO"] for r in rows]
-    widths = [max([len(c)] + [len(b[i]) for b in body]) for i, c in enumerate(cols)]
-    num = {2, 3, 5, 6, 7, 8, 9}
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if i in num else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    out = [line(cols), line(["-" * w for w in widths])] + [line(b) for b in body]
+    out = _common.format_table(cols, body, numeric={2, 3, 5, 6, 7, 8, 9})
     out.append("  ref/ours: speed-up of congruence (higher is better); |diff|: absolute difference "
                "of the distances")
     return out
@@ -264,30 +204,9 @@ def main() -> int:
     for ln in header_lines(env):
         print(ln)
     print(flush=True)
-    rows, failed = [], []
     t_all = time.perf_counter()
-    for name in ARGS.only:
-        print(f"[{name}] running ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            rows.extend(run_case(name))
-        except Exception as exc:  # keep going; report at the end
-            failed.append((name, f"{type(exc).__name__}: {exc}"))
-            continue
-        print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        gc.collect()
-    for ln in table_lines(rows):
-        print(ln)
-    for name, msg in failed:
-        print(f"  FAILED [{name}]: {msg}")
-    total = time.perf_counter() - t_all
-    print(f"\ntotal wall time {total:.1f} s")
-    if ARGS.json:
-        with open(ARGS.json, "w", encoding="utf-8") as f:
-            json.dump({"environment": env, "rows": rows, "failed": failed, "total_seconds": total},
-                      f, indent=2, default=float)
-        print(f"wrote {ARGS.json}")
-    return 1 if failed else 0
+    rows, failed = _common.run_cases(ARGS.only, run_case)
+    return _common.finish_report(table_lines(rows), failed, t_all, ARGS.json, env, rows)
 
 
 if __name__ == "__main__":

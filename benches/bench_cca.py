@@ -32,7 +32,8 @@ import argparse
 import os
 import platform
 import sys
-import time
+
+import _common
 
 MEASURES = ("cca", "svcca", "pwcca")
 SIZES = ((5000, 768), (20000, 1024))
@@ -56,9 +57,8 @@ def _parse_args(argv=None):
 
 ARGS = _parse_args()
 REPEAT = ARGS.repeat if ARGS.repeat is not None else (1 if ARGS.quick else 3)
-THREADS = ARGS.threads or int(os.environ.get("OPENBLAS_NUM_THREADS") or 0) or os.cpu_count() or 1
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+THREADS = _common.resolve_threads(ARGS.threads or None, ("OPENBLAS_NUM_THREADS",))
+_common.set_thread_env(THREADS)
 
 import numpy as np  # noqa: E402  (after the thread variables)
 import scipy  # noqa: E402
@@ -67,12 +67,7 @@ import scipy.linalg as la  # noqa: E402
 import congruence  # noqa: E402
 from congruence.measures.cca import cca, pwcca, svcca  # noqa: E402
 
-try:
-    from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
-
-    threadpool_limits(THREADS)
-except ImportError:  # pragma: no cover - optional
-    threadpool_info = None
+threadpoolctl, _LIMITER = _common.limit_blas(THREADS, user_api=None)
 
 
 # ------------------------------------------------------------------------------ references
@@ -115,6 +110,7 @@ def ref_pwcca(X, Y):
     return float(np.dot(a / a.sum(), rho[: len(a)]))
 
 
+BLAS_KEYS = ("internal_api", "version", "architecture", "num_threads")
 REFS = {"cca": ref_cca, "svcca": ref_svcca, "pwcca": ref_pwcca}
 OURS = {"cca": cca, "svcca": svcca, "pwcca": pwcca}
 
@@ -129,32 +125,18 @@ def _data(n, p):
     return X, Y
 
 
-def _best(fa, fb, repeat):
-    va, vb = fa(), fb()  # warm-up, and the values
-    ta = tb = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fa()
-        ta = min(ta, time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        fb()
-        tb = min(tb, time.perf_counter() - t0)
-    return va, vb, ta, tb
-
-
 def main():
-    names = MEASURES if not ARGS.only else tuple(s.strip() for s in ARGS.only.split(","))
-    unknown = set(names) - set(MEASURES)
-    if unknown:
-        sys.exit(f"unknown case(s) {sorted(unknown)}; choose from {', '.join(MEASURES)}")
+    try:
+        names = _common.select_cases(ARGS.only, MEASURES)
+    except ValueError as exc:
+        sys.exit(str(exc))
     print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
           f"congruence {getattr(congruence, '__version__', '?')}")
     print(f"cpu_count {os.cpu_count()}, threads {THREADS}, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    if threadpool_info is not None:
-        for info in threadpool_info():
-            print(f"  {info.get('internal_api')} {info.get('version')} "
-                  f"({info.get('architecture')}), {info.get('num_threads')} threads")
+    for info in _common.blas_info(threadpoolctl, BLAS_KEYS) or ():
+        print(f"  {info['internal_api']} {info['version']} "
+              f"({info['architecture']}), {info['num_threads']} threads")
     if ARGS.quick:
         print(f"--quick: n / {QUICK_N_DIV}, p / {QUICK_P_DIV} (the target is meant for full sizes)")
     head = (f"{'case':7} {'n':>6} {'p':>5} {'dtype':>7} {'thr':>3} {'ours s':>8} {'ref s':>8} "
@@ -168,8 +150,9 @@ def main():
         X, Y = _data(n, p)
         for name in names:
             try:
-                va, vb, ta, tb = _best(lambda: OURS[name](X, Y), lambda: REFS[name](X, Y),
-                                       REPEAT)
+                t, v = _common.timed({"ours": lambda: OURS[name](X, Y),
+                                      "ref": lambda: REFS[name](X, Y)}, REPEAT)
+                va, vb, ta, tb = v["ours"], v["ref"], t["ours"], t["ref"]
             except Exception as exc:  # report and continue with the other cases
                 failed = True
                 print(f"{name:7} {n:>6} {p:>5} float64 {THREADS:>3}  ERROR {exc!r}")

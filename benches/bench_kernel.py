@@ -25,9 +25,10 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
+
+import _common
 
 CASES = ("linear_cka_f64", "linear_cka_f32", "debiased_linear_cka", "rbf_cka", "layers_12x12")
 
@@ -77,72 +78,27 @@ def _parse_args(argv=None):
                          "$RAYON_NUM_THREADS if set, else os.cpu_count()")
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best is kept (default 3)")
     # Internal: peak-memory measurement in a fresh interpreter.
-    ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_impl", dest="impl", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_n", dest="n", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_p", dest="p", type=int, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.only:
-        names = [s.strip() for s in args.only.split(",") if s.strip()]
-        bad = [s for s in names if s not in CASES]
-        if bad:
-            ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
-        args.only = names
-    else:
-        args.only = list(CASES)
-    if args.repeat < 1:
-        ap.error("--repeat must be >= 1")
-    return args
-
-
-def _resolve_threads(args) -> int:
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit("--threads must be >= 1")
-        return args.threads
-    env = os.environ.get("RAYON_NUM_THREADS")
-    if env and env.strip().isdigit() and int(env) > 0:
-        return int(env)
-    return os.cpu_count() or 1
+    _common.add_mem_child_args(ap)
+    return _common.finish_args(ap, ap.parse_args(argv), CASES, check_threads=True)
 
 
 ARGS = _parse_args()
-THREADS = _resolve_threads(ARGS)
+THREADS = _common.resolve_threads(ARGS.threads)
 
-# Peak-memory subprocesses must not be forked from this process once it has grown: on Linux
-# a child's ru_maxrss starts at the RSS of the process it was forked (or vforked) from, which
-# survives exec. So a tiny launcher is started now, while this interpreter holds only the
-# standard library, and every measurement subprocess is started by it. It exits on EOF.
-_LAUNCHER_SRC = r"""
-import json, subprocess, sys
-for line in sys.stdin:
-    req = json.loads(line)
-    p = subprocess.run(req["argv"], capture_output=True, text=True, env=req["env"])
-    sys.stdout.write(json.dumps({"rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}) + "\n")
-    sys.stdout.flush()
-"""
+# Peak-memory subprocesses are started by a launcher created now, while this interpreter holds
+# only the standard library (see _common.Launcher).
 _LAUNCHER = None
 if ARGS.mem_child is None and "rbf_cka" in ARGS.only:
-    _LAUNCHER = subprocess.Popen([sys.executable, "-c", _LAUNCHER_SRC], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
+    _LAUNCHER = _common.Launcher()
 # Same thread count for both sides. Rayon reads RAYON_NUM_THREADS when its global pool is
 # built; BLAS libraries read theirs when loaded (threadpoolctl enforces it again below).
-for _var in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+_common.set_thread_env(THREADS)
 
 import numpy as np  # noqa: E402
 
 import congruence as cg  # noqa: E402
 
-try:  # noqa: E402
-    import threadpoolctl
-except ImportError:  # pragma: no cover - optional
-    threadpoolctl = None
-
-if threadpoolctl is not None:
-    _LIMITER = threadpoolctl.threadpool_limits(limits=THREADS, user_api="blas")
-else:
-    _LIMITER = None
+threadpoolctl, _LIMITER = _common.limit_blas(THREADS)
 
 
 # --------------------------------------------------------------------------------------
@@ -278,47 +234,6 @@ def np_pair_gram(X, Y):
 # --------------------------------------------------------------------------------------
 
 
-def timed(fns: dict, k: int):
-    """Best-of-k seconds and last value for each callable.
-
-    Each callable is warmed up once, then the k timed repetitions are interleaved
-    (ours, ref, ours, ref, ...) so that both sides see the same machine load.
-    """
-    values = {}
-    for name, fn in fns.items():
-        gc.collect()
-        values[name] = fn()
-    best = {name: math.inf for name in fns}
-    for _ in range(k):
-        for name, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            v = fn()
-            dt = time.perf_counter() - t0
-            values[name] = v
-            best[name] = min(best[name], dt)
-    return best, values
-
-
-def _maxrss_kib() -> int:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r // 1024 if sys.platform == "darwin" else r  # bytes on macOS, KiB on Linux
-
-
-def _vmhwm_kib():
-    """Peak RSS of this process image only (Linux /proc), a cross-check of ru_maxrss."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def mem_child(args) -> None:
     """Run one RBF implementation once in this fresh interpreter; print a JSON line."""
     n, p = args.n, args.p
@@ -332,12 +247,12 @@ def mem_child(args) -> None:
     del t
     X, Y = make_pair(n, p)
     gc.collect()
-    base, base_hwm = _maxrss_kib(), _vmhwm_kib()
+    base, base_hwm = _common.maxrss_kib(), _common.vmhwm_kib()
     fn = {"congruence": lambda: cg.cka(X, Y, kernel="rbf"), "numpy": lambda: np_rbf_cka(X, Y)}[args.impl]
     t0 = time.perf_counter()
     v = float(fn())
     dt = time.perf_counter() - t0
-    peak, peak_hwm = _maxrss_kib(), _vmhwm_kib()
+    peak, peak_hwm = _common.maxrss_kib(), _common.vmhwm_kib()
     print(json.dumps({"impl": args.impl, "n": n, "p": p, "baseline_kib": base, "peak_kib": peak,
                       "baseline_hwm_kib": base_hwm, "peak_hwm_kib": peak_hwm,
                       "value": v, "seconds": dt}))
@@ -346,19 +261,9 @@ def mem_child(args) -> None:
 def measure_peak(case: str, impl: str, n: int, p: int) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--_mem-child", case, "--_impl", impl,
            "--_n", str(n), "--_p", str(p), "--threads", str(THREADS)]
-    if _LAUNCHER is None or _LAUNCHER.poll() is not None:
+    if _LAUNCHER is None:
         raise RuntimeError("the memory-measurement launcher is not running")
-    _LAUNCHER.stdin.write(json.dumps({"argv": cmd, "env": dict(os.environ)}) + "\n")
-    _LAUNCHER.stdin.flush()
-    reply = _LAUNCHER.stdout.readline()
-    if not reply:
-        raise RuntimeError("the memory-measurement launcher exited unexpectedly")
-    proc = json.loads(reply)
-    if proc["rc"] != 0:
-        raise RuntimeError(f"memory subprocess for {impl} failed (rc={proc['rc']}):\n"
-                           f"{proc['stderr'].strip()[-2000:]}")
-    line = [ln for ln in proc["stdout"].splitlines() if ln.startswith("{")][-1]
-    out = json.loads(line)
+    out = _LAUNCHER.run(cmd, f"for {impl}")
     nxn_kib = n * n * 8 / 1024
     out["nxn"] = (out["peak_kib"] - out["baseline_kib"]) / nxn_kib
     if out.get("peak_hwm_kib") is not None:
@@ -367,13 +272,8 @@ def measure_peak(case: str, impl: str, n: int, p: int) -> dict:
 
 
 def _close_launcher():
-    if _LAUNCHER is not None and _LAUNCHER.poll() is None:
-        _LAUNCHER.stdin.close()
-        try:
-            _LAUNCHER.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            _LAUNCHER.kill()
-            _LAUNCHER.wait()
+    if _LAUNCHER is not None:
+        _LAUNCHER.close(timeout=30)
 
 
 # --------------------------------------------------------------------------------------
@@ -399,7 +299,7 @@ def _scale(n, p):
 def case_linear_cka_f64(k):
     n, p = _scale(**SIZES["linear"])
     X, Y = make_pair(n, p)
-    t, v = timed({"ours": lambda: cg.cka(X, Y), "ref": lambda: np_linear_cka(X, Y)}, k)
+    t, v = _common.timed({"ours": lambda: cg.cka(X, Y), "ref": lambda: np_linear_cka(X, Y)}, k)
     diff = abs(v["ours"] - v["ref"])
     return [_row("linear_cka_f64", "numpy f64 feature-space", n, p, "float64", t["ours"], t["ref"],
                  diff, target=f"values agree (<={AGREE_F64:g})", ok=diff <= AGREE_F64)]
@@ -413,7 +313,7 @@ def case_linear_cka_f32(k):
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     del X, Y
     X64, Y64 = X32.astype(np.float64), Y32.astype(np.float64)
-    t, v = timed({
+    t, v = _common.timed({
         "ours": lambda: cg.cka(X32, Y32),
         "ref64": lambda: np_linear_cka(X64, Y64),
         "ref32": lambda: np_linear_cka(X32, Y32),
@@ -432,7 +332,7 @@ def case_linear_cka_f32(k):
 def case_debiased_linear_cka(k):
     n, p = _scale(**SIZES["linear"])
     X, Y = make_pair(n, p)
-    t, v = timed({
+    t, v = _common.timed({
         "ours": lambda: cg.cka(X, Y, debiased=True),
         "biased": lambda: cg.cka(X, Y),
         "ref": lambda: np_linear_cka_debiased(X, Y),
@@ -450,7 +350,7 @@ def case_debiased_linear_cka(k):
 def case_rbf_cka(k):
     n, p = _scale(**SIZES["rbf"])
     X, Y = make_pair(n, p)
-    t, v = timed({"ours": lambda: cg.cka(X, Y, kernel="rbf"), "ref": lambda: np_rbf_cka(X, Y)}, k)
+    t, v = _common.timed({"ours": lambda: cg.cka(X, Y, kernel="rbf"), "ref": lambda: np_rbf_cka(X, Y)}, k)
     diff = abs(v["ours"] - v["ref"])
     del X, Y
     gc.collect()
@@ -475,7 +375,7 @@ def case_layers_12x12(k):
     L = SIZES["layers"]["layers"]
     a, b = make_layers(n, p, L)
     npairs = L * L
-    t, v = timed({
+    t, v = _common.timed({
         "ours": lambda: cg.compare_layers(a, b, "cka").values,
         "ref": lambda: np_layers_cached(a, b),
     }, k)
@@ -483,7 +383,7 @@ def case_layers_12x12(k):
     diff_c = float(np.max(np.abs(ours_m - v["ref"])))
     # (ii) Gram matrices recomputed per pair: time GRAM_PAIRS_TIMED pairs, extrapolate.
     pairs = [(i, (5 * i + 1) % L) for i in range(0, L, max(L // GRAM_PAIRS_TIMED, 1))][:GRAM_PAIRS_TIMED]
-    tg, vg = timed({"gram": lambda: [np_pair_gram(a[i], b[j]) for i, j in pairs]}, k)
+    tg, vg = _common.timed({"gram": lambda: [np_pair_gram(a[i], b[j]) for i, j in pairs]}, k)
     t_gram = tg["gram"] * npairs / len(pairs)
     diff_g = max(abs(ours_m[i, j] - g) for (i, j), g in zip(pairs, vg["gram"]))
     r_c = t["ref"] / t["ours"]
@@ -522,8 +422,8 @@ def environment() -> dict:
         "numpy": np.__version__,
         "congruence": getattr(cg, "__version__", "?"),
         "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "affinity": _common.affinity(),
+        "loadavg": _common.loadavg(),
         "threads": THREADS,
         "rayon_num_threads_env": _ENV_SNAPSHOT["RAYON_NUM_THREADS"],
         "openblas_coretype": _ENV_SNAPSHOT["OPENBLAS_CORETYPE"],
@@ -536,12 +436,9 @@ def environment() -> dict:
     }
     if threadpoolctl is not None:
         env["threadpoolctl"] = threadpoolctl.__version__
-        env["blas"] = [
-            {k: info.get(k) for k in ("user_api", "internal_api", "version", "architecture",
-                                      "threading_layer", "num_threads")}
-            | {"file": os.path.basename(info.get("filepath", ""))}
-            for info in threadpoolctl.threadpool_info()
-        ]
+        env["blas"] = _common.blas_info(
+            threadpoolctl, ("user_api", "internal_api", "version", "architecture", "threading_layer",
+                            "num_threads"), with_file=True)
     else:
         env["threadpoolctl"] = None
         env["blas"] = None
@@ -578,10 +475,6 @@ def header_lines(env) -> list:
     return lines
 
 
-def _fmt(v, spec, none="-"):
-    return none if v is None else format(v, spec)
-
-
 def table_lines(rows) -> list:
     cols = ["case", "reference", "n", "p", "dtype", "thr", "ours s", "ref s", "ref/ours",
             "|diff|", "mem ours", "mem ref", "target", "ok"]
@@ -589,20 +482,13 @@ def table_lines(rows) -> list:
     for r in rows:
         body.append([
             r["case"], r["vs"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]),
-            _fmt(r["ours_s"], ".4f"), _fmt(r["ref_s"], ".4f"), _fmt(r["ratio"], ".2f"),
-            _fmt(r["abs_diff"], ".2e"),
-            _fmt(r["mem_ours_nxn"], ".2f"), _fmt(r["mem_ref_nxn"], ".2f"),
+            _common.fmt(r["ours_s"], ".4f"), _common.fmt(r["ref_s"], ".4f"), _common.fmt(r["ratio"], ".2f"),
+            _common.fmt(r["abs_diff"], ".2e"),
+            _common.fmt(r["mem_ours_nxn"], ".2f"), _common.fmt(r["mem_ref_nxn"], ".2f"),
             r["target"] or "-",
             "-" if r["ok"] is None else ("yes" if r["ok"] else "NO"),
         ])
-    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
-    num = {2, 3, 5, 6, 7, 8, 9, 10, 11}
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if i in num else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    out = [line(cols), line(["-" * w for w in widths])]
-    out += [line(b) for b in body]
+    out = _common.format_table(cols, body, numeric={2, 3, 5, 6, 7, 8, 9, 10, 11})
     out.append("  ours/ref s: best-of-k seconds; ref/ours: speed-up of congruence (higher is better); "
                "mem: peak above baseline, in n x n float64 matrices")
     notes = [f"  note [{r['case']}]: {r['note']}" for r in rows if r.get("note")]
@@ -624,32 +510,10 @@ def _run() -> int:
     for ln in header_lines(env):
         print(ln)
     print(flush=True)
-    rows, failed = [], []
     t_all = time.perf_counter()
-    for name in ARGS.only:
-        print(f"[{name}] running ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            new = RUNNERS[name](ARGS.repeat)
-        except Exception as exc:  # keep going; report at the end
-            failed.append((name, f"{type(exc).__name__}: {exc}"))
-            print(f"[{name}] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            continue
-        rows.extend(new)
-        print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        gc.collect()
-    for ln in table_lines(rows):
-        print(ln)
-    for name, msg in failed:
-        print(f"  FAILED [{name}]: {msg}")
-    total = time.perf_counter() - t_all
-    print(f"\ntotal wall time {total:.1f} s")
-    if ARGS.json:
-        with open(ARGS.json, "w", encoding="utf-8") as f:
-            json.dump({"environment": env, "rows": rows, "failed": failed, "total_seconds": total},
-                      f, indent=2, default=float)
-        print(f"wrote {ARGS.json}")
-    return 1 if failed else 0
+    rows, failed = _common.run_cases(ARGS.only, lambda name: RUNNERS[name](ARGS.repeat),
+                                     report_failures=True)
+    return _common.finish_report(table_lines(rows), failed, t_all, ARGS.json, env, rows)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,10 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
+
+import _common
 
 CASES = ("overhead", "memory")
 FULL = {"overhead": dict(n=20_000, batch=256), "memory": dict(n_big=100_000, n_small=10_000, batch=256)}
@@ -54,24 +55,12 @@ def _parse_args(argv=None):
     ap.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_args", dest="child_args", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    names = [s.strip() for s in (args.only or ",".join(CASES)).split(",") if s.strip()]
-    bad = [s for s in names if s not in CASES]
-    if bad:
-        ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
-    args.only = names
-    if args.repeat < 1:
-        ap.error("--repeat must be >= 1")
-    return args
+    return _common.finish_args(ap, args, CASES)
 
 
 ARGS = _parse_args()
-if ARGS.threads is not None:
-    THREADS = ARGS.threads
-else:
-    _env = os.environ.get("RAYON_NUM_THREADS", "")
-    THREADS = int(_env) if _env.strip().isdigit() and int(_env) > 0 else (os.cpu_count() or 1)
-for _var in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+THREADS = _common.resolve_threads(ARGS.threads)
+_common.set_thread_env(THREADS)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -85,14 +74,7 @@ LAYERS = ["1", "3", "7", "8"]
 
 def hwm_kib() -> int:
     """Peak resident memory of this process so far (VmHWM, KiB; 0 where unavailable)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _common.vmhwm_kib(0)
 
 
 def small_cnn(seed: int) -> nn.Module:
@@ -174,12 +156,7 @@ def _child_memory(opts: dict) -> dict:
 
 
 def _run_child(case: str, opts: dict) -> dict:
-    argv = [sys.executable, os.path.abspath(__file__), "--_child", case, "--_args", json.dumps(opts),
-            "--threads", str(THREADS)]
-    p = subprocess.run(argv, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"{case} child failed:\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return _common.run_child(__file__, case, opts, THREADS)
 
 
 def case_memory(opts: dict, repeat: int) -> dict:

@@ -29,9 +29,10 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
+
+import _common
 
 MEASURES = ("knn_jaccard", "mutual_knn")
 DTYPES = ("float32", "float64")
@@ -55,51 +56,23 @@ def _parse_args(argv=None):
     # Internal: one peak-memory measurement in a fresh interpreter.
     ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    names = [s.strip() for s in (args.only or ",".join(CASES)).split(",") if s.strip()]
-    bad = [s for s in names if s not in CASES]
-    if bad:
-        ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
-    args.only = names
     if args.repeat is None:
         args.repeat = 3 if args.quick else 1
-    if args.repeat < 1:
-        ap.error("--repeat must be >= 1")
-    return args
-
-
-def _threads(args) -> int:
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit("--threads must be >= 1")
-        return args.threads
-    env = os.environ.get("RAYON_NUM_THREADS", "")
-    return int(env) if env.strip().isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    return _common.finish_args(ap, args, CASES, check_threads=True)
 
 
 ARGS = _parse_args()
-THREADS = _threads(ARGS)
+THREADS = _common.resolve_threads(ARGS.threads)
 SIZES = QUICK if ARGS.quick else FULL
 
-# Peak memory is measured in fresh interpreters started by a tiny launcher that is itself
-# started now, before NumPy is imported: on Linux a child's ru_maxrss starts from the RSS of
-# the process it was forked from (and survives exec), so children must not be forked from
-# this process once it holds the data.
-_LAUNCHER_SRC = r"""
-import json, subprocess, sys
-for line in sys.stdin:
-    req = json.loads(line)
-    p = subprocess.run(req["argv"], capture_output=True, text=True, env=req["env"])
-    sys.stdout.write(json.dumps({"rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}) + "\n")
-    sys.stdout.flush()
-"""
+# Peak memory is measured in fresh interpreters started by a launcher that is itself started
+# now, before NumPy is imported (see _common.Launcher).
 _LAUNCHER = None
 if ARGS.mem_child is None and not ARGS.no_memory:
-    _LAUNCHER = subprocess.Popen([sys.executable, "-c", _LAUNCHER_SRC], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
+    _LAUNCHER = _common.Launcher()
 
 # The same number of threads for both sides, set before the libraries are loaded.
-for _var in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+_common.set_thread_env(THREADS)
 
 import numpy as np  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
@@ -107,12 +80,7 @@ from sklearn.neighbors import NearestNeighbors  # noqa: E402
 import congruence  # noqa: E402
 from congruence.measures.neighbors import knn_jaccard, mutual_knn  # noqa: E402
 
-try:  # noqa: E402
-    import threadpoolctl
-
-    threadpoolctl.threadpool_limits(THREADS)
-except ImportError:  # pragma: no cover - optional
-    threadpoolctl = None
+threadpoolctl, _LIMITER = _common.limit_blas(THREADS, user_api=None)
 
 
 # --------------------------------------------------------------------------------------
@@ -173,42 +141,9 @@ def warm_up():
             run("sklearn", measure, t, t[:, ::-1], 5)
 
 
-def timed(fns: dict, k: int):
-    """Best-of-k wall seconds (with the process CPU seconds of that run) and the last value of
-    each callable; the repetitions are interleaved (ours, ref, ours, ref, ...)."""
-    best = {name: (math.inf, math.inf) for name in fns}
-    values = {}
-    for _ in range(k):
-        for name, fn in fns.items():
-            gc.collect()
-            t0, c0 = time.perf_counter(), time.process_time()
-            values[name] = fn()
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            if wall < best[name][0]:
-                best[name] = (wall, cpu)
-    return best, values
-
-
 # --------------------------------------------------------------------------------------
 # Peak memory
 # --------------------------------------------------------------------------------------
-
-
-def _maxrss_kib() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-
-
-def _vmhwm_kib():
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def mem_child(spec: str) -> None:
@@ -216,23 +151,18 @@ def mem_child(spec: str) -> None:
     warm_up()
     X, Y = make_pair(SIZES["n"], SIZES["p"], dtype)
     gc.collect()
-    base, base_hwm = _maxrss_kib(), _vmhwm_kib()
+    base, base_hwm = _common.maxrss_kib(), _common.vmhwm_kib()
     t0 = time.perf_counter()
     v = run(impl, measure, X, Y, SIZES["k"])
     dt = time.perf_counter() - t0
-    print(json.dumps({"baseline_kib": base, "peak_kib": _maxrss_kib(), "baseline_hwm_kib": base_hwm,
-                      "peak_hwm_kib": _vmhwm_kib(), "value": v, "seconds": dt}))
+    print(json.dumps({"baseline_kib": base, "peak_kib": _common.maxrss_kib(), "baseline_hwm_kib": base_hwm,
+                      "peak_hwm_kib": _common.vmhwm_kib(), "value": v, "seconds": dt}))
 
 
 def measure_peak(impl: str, measure: str, dtype: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--_mem-child", f"{impl}:{measure}:{dtype}",
            "--threads", str(THREADS)] + (["--quick"] if ARGS.quick else [])
-    _LAUNCHER.stdin.write(json.dumps({"argv": cmd, "env": dict(os.environ)}) + "\n")
-    _LAUNCHER.stdin.flush()
-    proc = json.loads(_LAUNCHER.stdout.readline())
-    if proc["rc"] != 0:
-        raise RuntimeError(f"memory subprocess {impl} failed:\n{proc['stderr'][-2000:]}")
-    out = json.loads([ln for ln in proc["stdout"].splitlines() if ln.startswith("{")][-1])
+    out = _LAUNCHER.run(cmd, impl)
     out["mib"] = (out["peak_kib"] - out["baseline_kib"]) / 1024
     if out["peak_hwm_kib"] is not None:
         out["mib_hwm"] = (out["peak_hwm_kib"] - out["baseline_hwm_kib"]) / 1024
@@ -240,9 +170,8 @@ def measure_peak(impl: str, measure: str, dtype: str) -> dict:
 
 
 def _close_launcher():
-    if _LAUNCHER is not None and _LAUNCHER.poll() is None:
-        _LAUNCHER.stdin.close()
-        _LAUNCHER.wait(timeout=60)
+    if _LAUNCHER is not None:
+        _LAUNCHER.close(timeout=60)
 
 
 # --------------------------------------------------------------------------------------
@@ -260,13 +189,13 @@ def main() -> int:
     print(f"  python {platform.python_version()}, numpy {np.__version__}, scikit-learn "
           f"{__import__('sklearn').__version__}, congruence {getattr(congruence, '__version__', '?')}, "
           f"{platform.platform()}")
-    load = "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    load = "/".join(f"{x:.2f}" for x in _common.loadavg()) if hasattr(os, "getloadavg") else "?"
     print(f"  os.cpu_count()={os.cpu_count()}  loadavg={load}  threads (both sides)={THREADS}  "
           f"k={k}  best of {ARGS.repeat} after a warm-up on small inputs")
-    if threadpoolctl is not None:
-        for info in threadpoolctl.threadpool_info():
-            print(f"  BLAS: {info.get('internal_api')} {info.get('version')} "
-                  f"({info.get('architecture')}), num_threads={info.get('num_threads')}")
+    for info in _common.blas_info(threadpoolctl, ("internal_api", "version", "architecture",
+                                                  "num_threads")) or ():
+        print(f"  BLAS: {info['internal_api']} {info['version']} "
+              f"({info['architecture']}), num_threads={info['num_threads']}")
     print(flush=True)
     warm_up()
     rows = []
@@ -278,8 +207,9 @@ def main() -> int:
         X, Y = make_pair(n, p, dtype)
         for measure in todo:
             print(f"[{measure} {dtype}] timing ...", file=sys.stderr, flush=True)
-            t, v = timed({"ours": lambda m=measure, A=X, B=Y: run("congruence", m, A, B, k),
-                          "ref": lambda m=measure, A=X, B=Y: run("sklearn", m, A, B, k)}, ARGS.repeat)
+            t, v = _common.timed({"ours": lambda m=measure, A=X, B=Y: run("congruence", m, A, B, k),
+                          "ref": lambda m=measure, A=X, B=Y: run("sklearn", m, A, B, k)},
+                                 ARGS.repeat, warmup=False, cpu=True)
             row = dict(case=f"{measure}_{SUFFIX[dtype]}", n=n, p=p, dtype=dtype,
                        threads=THREADS, ours_s=t["ours"][0], ref_s=t["ref"][0],
                        ours_cpu=t["ours"][1], ref_cpu=t["ref"][1], ratio=t["ref"][0] / t["ours"][0],
@@ -308,11 +238,8 @@ def main() -> int:
              "-" if r["mem_ours_mib"] is None else f"{r['mem_ours_mib']:.0f}",
              "-" if r["mem_ref_mib"] is None else f"{r['mem_ref_mib']:.0f}",
              f">={TARGET_RATIO:.1f}x", "yes" if r["ok"] else "NO"] for r in rows]
-    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
-    print("  ".join("-" * w for w in widths))
-    for b in body:
-        print("  ".join(c.ljust(w) for c, w in zip(b, widths)))
+    for ln in _common.format_table(cols, body):
+        print(ln)
     print(f"  ours s / sklearn s: best-of-{ARGS.repeat} wall seconds; ratio = sklearn s / ours s "
           "(higher is better); cpu: process CPU seconds of that run, all threads (a load-independent "
           "cross-check on a busy machine).")

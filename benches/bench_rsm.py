@@ -34,9 +34,9 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
-import time
+
+import _common
 
 CASES = ("rsa_correlation", "rsa_euclidean", "rsa_euclidean_pearson", "dcor")
 TARGETS = {"rsa_correlation": 3.0, "rsa_euclidean": 3.0, "dcor": 3.0}
@@ -54,47 +54,21 @@ def _parse_args(argv=None):
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept (3)")
     ap.add_argument("--json", metavar="OUT", help="also write environment and rows as JSON")
     ap.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
-    ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_impl", dest="impl", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_n", dest="n", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_p", dest="p", type=int, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    names = [s.strip() for s in (args.only or ",".join(CASES)).split(",") if s.strip()]
-    bad = [s for s in names if s not in CASES]
-    if bad:
-        ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
-    args.only = names
-    if args.repeat < 1:
-        ap.error("--repeat must be >= 1")
-    if args.threads is None:
-        env = os.environ.get("RAYON_NUM_THREADS", "")
-        args.threads = int(env) if env.strip().isdigit() and int(env) > 0 else (os.cpu_count() or 1)
-    if args.threads < 1:
-        ap.error("--threads must be >= 1")
-    return args
+    _common.add_mem_child_args(ap)
+    return _common.finish_args(ap, ap.parse_args(argv), CASES, check_threads=True)
 
 
 ARGS = _parse_args()
-THREADS = ARGS.threads
+THREADS = _common.resolve_threads(ARGS.threads)
 _CALLER_RAYON = os.environ.get("RAYON_NUM_THREADS")
 
 # Memory subprocesses are started by a launcher created now, while this interpreter is small:
 # on Linux a child's ru_maxrss starts at the RSS of the process that forked it.
-_LAUNCHER_SRC = r"""
-import json, subprocess, sys
-for line in sys.stdin:
-    req = json.loads(line)
-    p = subprocess.run(req["argv"], capture_output=True, text=True, env=req["env"])
-    sys.stdout.write(json.dumps({"rc": p.returncode, "out": p.stdout, "err": p.stderr}) + "\n")
-    sys.stdout.flush()
-"""
 _LAUNCHER = None
 if ARGS.mem_child is None and not ARGS.no_memory:
-    _LAUNCHER = subprocess.Popen([sys.executable, "-c", _LAUNCHER_SRC], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
+    _LAUNCHER = _common.Launcher()
 
-for _var in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+_common.set_thread_env(THREADS)
 
 import numpy as np  # noqa: E402
 from scipy.spatial.distance import pdist, squareform  # noqa: E402
@@ -103,12 +77,7 @@ from scipy.stats import pearsonr, spearmanr  # noqa: E402
 import congruence as cg  # noqa: E402
 from congruence.measures import rsm as _rsm  # noqa: E402
 
-try:  # noqa: E402
-    import threadpoolctl
-
-    _LIMITER = threadpoolctl.threadpool_limits(limits=THREADS, user_api="blas")
-except ImportError:  # pragma: no cover - optional
-    threadpoolctl = None
+threadpoolctl, _LIMITER = _common.limit_blas(THREADS)
 
 rsa = getattr(cg, "rsa", _rsm.rsa)
 distance_correlation = getattr(cg, "distance_correlation", _rsm.distance_correlation)
@@ -173,26 +142,6 @@ IMPLS = {
 # --------------------------------------------------------------------------------------
 
 
-def timed(fns: dict, k: int):
-    """Warm up each callable once, then k interleaved timed runs; best seconds and values."""
-    values = {name: fn() for name, fn in fns.items()}
-    best = {name: math.inf for name in fns}
-    for _ in range(k):
-        for name, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            values[name] = fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best, values
-
-
-def _maxrss_kib() -> int:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r // 1024 if sys.platform == "darwin" else r
-
-
 def mem_child(args) -> None:
     """Run one implementation once in this fresh interpreter; print one JSON line."""
     ours, ref, _ = IMPLS[args.mem_child]
@@ -201,9 +150,9 @@ def mem_child(args) -> None:
     fn(t, t[:, ::-1] ** 2)  # warm-up: BLAS buffers, Rayon pool, lazy imports
     X, Y = make_pair(args.n, args.p)
     gc.collect()
-    base = _maxrss_kib()
+    base = _common.maxrss_kib()
     v = float(fn(X, Y))
-    peak = _maxrss_kib()
+    peak = _common.maxrss_kib()
     print(json.dumps({"baseline_kib": base, "peak_kib": peak, "value": v}))
 
 
@@ -211,12 +160,7 @@ def measure_peak(case: str, impl: str, n: int, p: int) -> float:
     """Peak memory above the inputs, in n x n float64 matrices."""
     cmd = [sys.executable, os.path.abspath(__file__), "--_mem-child", case, "--_impl", impl,
            "--_n", str(n), "--_p", str(p), "--threads", str(THREADS)]
-    _LAUNCHER.stdin.write(json.dumps({"argv": cmd, "env": dict(os.environ)}) + "\n")
-    _LAUNCHER.stdin.flush()
-    reply = json.loads(_LAUNCHER.stdout.readline())
-    if reply["rc"] != 0:
-        raise RuntimeError(f"memory subprocess ({case}, {impl}) failed:\n{reply['err'][-2000:]}")
-    out = json.loads([ln for ln in reply["out"].splitlines() if ln.startswith("{")][-1])
+    out = _LAUNCHER.run(cmd, f"({case}, {impl})")
     return (out["peak_kib"] - out["baseline_kib"]) / (n * n * 8 / 1024)
 
 
@@ -228,7 +172,7 @@ def measure_peak(case: str, impl: str, n: int, p: int) -> float:
 def run_case(case: str, n: int, p: int):
     ours, ref, ref_name = IMPLS[case]
     X, Y = make_pair(n, p)
-    t, v = timed({"ours": lambda: ours(X, Y), "ref": lambda: ref(X, Y)}, ARGS.repeat)
+    t, v = _common.timed({"ours": lambda: ours(X, Y), "ref": lambda: ref(X, Y)}, ARGS.repeat)
     row = dict(case=case, reference=ref_name, n=n, p=p, dtype="float64", threads=THREADS,
                ours_s=t["ours"], ref_s=t["ref"], ratio=t["ref"] / t["ours"],
                abs_diff=abs(v["ours"] - v["ref"]), value=v["ours"],
@@ -248,22 +192,16 @@ def header() -> dict:
         "numpy": np.__version__,
         "congruence": getattr(cg, "__version__", "?"),
         "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "affinity": _common.affinity(),
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "RAYON_NUM_THREADS (caller)": _CALLER_RAYON,
         "threads used": THREADS,
         "quick": ARGS.quick,
     }
     if threadpoolctl is not None:
-        env["blas"] = [
-            {k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for d in threadpoolctl.threadpool_info() if d.get("user_api") == "blas"
-        ]
+        env["blas"] = _common.blas_info(
+            threadpoolctl, ("internal_api", "version", "architecture", "num_threads"), blas_only=True)
     return env
-
-
-def _fmt(x, spec):
-    return "-" if x is None else format(x, spec)
 
 
 def main() -> int:
@@ -287,7 +225,7 @@ def main() -> int:
         print(" | ".join([
             r["case"], r["reference"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]),
             f"{r['ours_s']:.3f}", f"{r['ref_s']:.3f}", f"{r['ratio']:.2f}",
-            f"{r['abs_diff']:.1e}", _fmt(r["mem_ours"], ".2f"), _fmt(r["mem_ref"], ".2f"),
+            f"{r['abs_diff']:.1e}", _common.fmt(r["mem_ours"], ".2f"), _common.fmt(r["mem_ref"], ".2f"),
             "-" if r["target"] is None else f">= {r['target']:g}x", "yes" if r["ok"] else "no",
         ]))
     print("# mem: peak RSS above the inputs in one run, in n x n float64 matrices "
@@ -300,8 +238,7 @@ def main() -> int:
         with open(ARGS.json, "w", encoding="utf-8") as f:
             json.dump({"environment": env, "rows": rows, "errors": errors}, f, indent=2)
     if _LAUNCHER is not None:
-        _LAUNCHER.stdin.close()
-        _LAUNCHER.wait(timeout=30)
+        _LAUNCHER.close()
     return 1 if errors else 0
 
 

@@ -37,9 +37,11 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
+
+import _common
+from _common import fmt
 
 CASES = ("exact_stream", "minibatch_12x12", "rbf_large")
 FULL = {
@@ -71,47 +73,26 @@ def _parse_args(argv=None):
     ap.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_args", dest="child_args", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    names = [s.strip() for s in (args.only or ",".join(CASES)).split(",") if s.strip()]
-    bad = [s for s in names if s not in CASES]
-    if bad:
-        ap.error(f"unknown case(s) {bad}; choose from {', '.join(CASES)}")
-    args.only = names
+    _common.finish_args(ap, args, CASES, check_repeat=False)
     if args.repeat < 1 or args.ref_batches < 1:
         ap.error("--repeat and --ref-batches must be >= 1")
     return args
 
 
 ARGS = _parse_args()
-if ARGS.threads is not None:
-    THREADS = ARGS.threads
-else:
-    _env = os.environ.get("RAYON_NUM_THREADS", "")
-    THREADS = int(_env) if _env.strip().isdigit() and int(_env) > 0 else (os.cpu_count() or 1)
-for _var in ("RAYON_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = str(THREADS)
+THREADS = _common.resolve_threads(ARGS.threads)
+_common.set_thread_env(THREADS)
 
 import numpy as np  # noqa: E402
 
 import congruence as cg  # noqa: E402
 
-try:  # noqa: E402
-    import threadpoolctl
-
-    _LIMITER = threadpoolctl.threadpool_limits(limits=THREADS, user_api="blas")
-except ImportError:  # pragma: no cover - optional
-    threadpoolctl = None
+threadpoolctl, _LIMITER = _common.limit_blas(THREADS)
 
 
 def hwm_kib() -> int:
     """Peak resident memory of this process so far (VmHWM, KiB; 0 where unavailable)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return _common.vmhwm_kib(0)
 
 
 # --------------------------------------------------------------------------------------
@@ -184,12 +165,7 @@ def numpy_two_pass_cka(px: str, py: str, batch: int) -> float:
 
 
 def _run_child(case: str, opts: dict) -> dict:
-    argv = [sys.executable, os.path.abspath(__file__), "--_child", case, "--_args", json.dumps(opts),
-            "--threads", str(THREADS)]
-    p = subprocess.run(argv, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"{case} child failed:\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return _common.run_child(__file__, case, opts, THREADS)
 
 
 def gemm_gflops(size: int) -> float:
@@ -391,10 +367,6 @@ def case_rbf(sz: dict) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def _fmt(v, spec):
-    return "-" if v is None else format(v, spec)
-
-
 def main() -> int:
     if ARGS.child is not None:
         opts = json.loads(ARGS.child_args)
@@ -405,11 +377,10 @@ def main() -> int:
     print(f"congruence {cg.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
           f"cpu_count {os.cpu_count()}, threads {THREADS}, load {os.getloadavg()[0]:.2f}"
           f"{', QUICK sizes (targets are for full sizes)' if ARGS.quick else ''}")
-    if threadpoolctl is not None:
-        for info in threadpoolctl.threadpool_info():
-            if info.get("user_api") == "blas":
-                print(f"BLAS: {info.get('internal_api')} {info.get('version')} "
-                      f"{info.get('architecture')} threads={info.get('num_threads')}")
+    for info in _common.blas_info(threadpoolctl, ("internal_api", "version", "architecture",
+                                                  "num_threads"), blas_only=True) or ():
+        print(f"BLAS: {info['internal_api']} {info['version']} "
+              f"{info['architecture']} threads={info['num_threads']}")
     rows, failures = [], []
     runners = {"exact_stream": case_exact_stream, "minibatch_12x12": case_minibatch, "rbf_large": case_rbf}
     for case in ARGS.only:
@@ -423,8 +394,8 @@ def main() -> int:
     print("-" * len(head))
     for r in rows:
         print(f"{r['case']:<16} {r['n']:>9} {str(r['p']):>14} {r['dtype']:>12} {THREADS:>3} "
-              f"{_fmt(r['ours_s'], '9.2f')} {_fmt(r['ref_s'], '9.2f')} {_fmt(r['ratio'], '8.2f')} "
-              f"{_fmt(r['diff'], '9.1e')} {_fmt(r['peak_mb'], '8.0f')} {TARGETS[r['case']]:<26} "
+              f"{fmt(r['ours_s'], '9.2f')} {fmt(r['ref_s'], '9.2f')} {fmt(r['ratio'], '8.2f')} "
+              f"{fmt(r['diff'], '9.1e')} {fmt(r['peak_mb'], '8.0f')} {TARGETS[r['case']]:<26} "
               f"{'yes' if r['ok'] else 'no'}")
         print(f"    reference: {r['reference']}; {r['extra']}"
               + (f"; reference peak {r['ref_peak_mb']:.0f} MB" if r.get("ref_peak_mb") else ""))
