@@ -205,8 +205,12 @@ class Launcher:
     exits when its stdin is closed (:meth:`close`)."""
 
     def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER_SRC], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER_SRC],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def run(self, argv: list, what: str) -> dict:
         """Run ``argv`` with this process's environment; its last JSON line of output, parsed."""
@@ -219,8 +223,10 @@ class Launcher:
             raise RuntimeError("the memory-measurement launcher exited unexpectedly")
         out = json.loads(reply)
         if out["rc"] != 0:
-            raise RuntimeError(f"memory subprocess {what} failed (rc={out['rc']}):\n"
-                               f"{out['stderr'].strip()[-2000:]}")
+            raise RuntimeError(
+                f"memory subprocess {what} failed (rc={out['rc']}):\n"
+                f"{out['stderr'].strip()[-2000:]}"
+            )
         return last_json_line(out["stdout"])
 
     def close(self, timeout: float = 60) -> None:
@@ -236,8 +242,16 @@ class Launcher:
 def run_child(script: str, case: str, opts: dict, threads: int) -> dict:
     """Run ``script --_child case --_args <opts as JSON> --threads N`` in a fresh interpreter
     (forked from this process); its last line of output, parsed as JSON."""
-    argv = [sys.executable, os.path.abspath(script), "--_child", case, "--_args", json.dumps(opts),
-            "--threads", str(threads)]
+    argv = [
+        sys.executable,
+        os.path.abspath(script),
+        "--_child",
+        case,
+        "--_args",
+        json.dumps(opts),
+        "--threads",
+        str(threads),
+    ]
     p = subprocess.run(argv, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{case} child failed:\n{p.stderr[-3000:]}")
@@ -257,11 +271,15 @@ def fmt(x, spec, none="-"):
 def format_table(cols, body, numeric=()):
     """Header, dashes and body lines; columns two spaces apart, padded to the widest cell,
     right-aligned for the column indices in ``numeric`` and left-aligned otherwise."""
-    widths = [max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)]
+    widths = [
+        max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)
+    ]
 
     def line(cells):
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        )
 
     return [line(cols), line(["-" * w for w in widths])] + [line(b) for b in body]
 
@@ -297,7 +315,11 @@ def finish_report(lines, failed, t_all: float, json_path, env: dict, rows: list)
     print(f"\ntotal wall time {total:.1f} s")
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump({"environment": env, "rows": rows, "failed": failed, "total_seconds": total},
-                      f, indent=2, default=float)
+            json.dump(
+                {"environment": env, "rows": rows, "failed": failed, "total_seconds": total},
+                f,
+                indent=2,
+                default=float,
+            )
         print(f"wrote {json_path}")
     return 1 if failed else 0

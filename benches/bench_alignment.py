@@ -49,13 +49,22 @@ AGREE = 1e-9  # |value difference| expected between two float64 computations
 
 def _parse_args(argv=None):
     ap = argparse.ArgumentParser(description="congruence vs SciPy: orthogonal Procrustes benchmark")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"divide n by {QUICK_N_DIV} and p by {QUICK_P_DIV} (smoke test)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"divide n by {QUICK_N_DIV} and p by {QUICK_P_DIV} (smoke test)",
+    )
     ap.add_argument("--only", metavar="NAME", help="comma-separated cases: " + ", ".join(CASES))
-    ap.add_argument("--threads", type=int, default=None,
-                    help="BLAS threads for every implementation (default: $OPENBLAS_NUM_THREADS "
-                         "or $RAYON_NUM_THREADS if set, else os.cpu_count())")
-    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept (default 3)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads for every implementation (default: $OPENBLAS_NUM_THREADS "
+        "or $RAYON_NUM_THREADS if set, else os.cpu_count())",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="timed repetitions, best kept (default 3)"
+    )
     ap.add_argument("--json", metavar="OUT", help="also write environment and rows as JSON")
     return _common.finish_args(ap, ap.parse_args(argv), CASES, check_threads=True)
 
@@ -64,8 +73,10 @@ ARGS = _parse_args()
 THREADS = _common.resolve_threads(ARGS.threads, ("OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS"))
 # Same thread count everywhere; BLAS libraries read these when they are loaded.
 _BEFORE = _common.set_thread_env(THREADS)
-_CALLER_ENV = {k: _BEFORE[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-                                       "MKL_NUM_THREADS", "RAYON_NUM_THREADS")}
+_CALLER_ENV = {
+    k: _BEFORE[k]
+    for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+}
 
 import numpy as np  # noqa: E402
 import scipy  # noqa: E402
@@ -129,14 +140,29 @@ def run_case(name: str) -> list:
         ARGS.repeat,
     )
     rows = []
-    for ref, label in (("svd", "scipy svd(A^T B, compute_uv=False)"),
-                       ("procrustes", "scipy.linalg.orthogonal_procrustes + ||AR-B||")):
+    for ref, label in (
+        ("svd", "scipy svd(A^T B, compute_uv=False)"),
+        ("procrustes", "scipy.linalg.orthogonal_procrustes + ||AR-B||"),
+    ):
         ratio = t[ref] / t["ours"]
         diff = abs(v["ours"] - v[ref])
-        rows.append(dict(case=name, vs=label, n=n, p=p, dtype="float64", threads=THREADS,
-                         ours_s=t["ours"], ref_s=t[ref], ratio=ratio, abs_diff=diff,
-                         value=v["ours"], target=f">={TARGET:.2f}x; agree",
-                         ok=bool(ratio >= TARGET and diff <= AGREE)))
+        rows.append(
+            dict(
+                case=name,
+                vs=label,
+                n=n,
+                p=p,
+                dtype="float64",
+                threads=THREADS,
+                ours_s=t["ours"],
+                ref_s=t[ref],
+                ratio=ratio,
+                abs_diff=diff,
+                value=v["ours"],
+                target=f">={TARGET:.2f}x; agree",
+                ok=bool(ratio >= TARGET and diff <= AGREE),
+            )
+        )
     return rows
 
 
@@ -161,7 +187,8 @@ def environment() -> dict:
         "repeat": ARGS.repeat,
     }
     env["blas"] = _common.blas_info(
-        threadpoolctl, ("internal_api", "version", "architecture", "num_threads"), with_file=True)
+        threadpoolctl, ("internal_api", "version", "architecture", "num_threads"), with_file=True
+    )
     return env
 
 
@@ -174,28 +201,62 @@ def header_lines(env) -> list:
         f"  os.cpu_count()={env['cpu_count']}  affinity={env['affinity']}  loadavg="
         + ("/".join(f"{x:.2f}" for x in env["loadavg"]) if env["loadavg"] else "?"),
         f"  threads for every implementation: {env['threads']} (caller's env: "
-        + ", ".join(f"{k}={v if v is not None else 'unset'}" for k, v in env["caller_thread_env"].items())
+        + ", ".join(
+            f"{k}={v if v is not None else 'unset'}" for k, v in env["caller_thread_env"].items()
+        )
         + ")",
     ]
     if env["blas"] is None:
-        lines.append("  BLAS: threadpoolctl not installed (pip install threadpoolctl to report and limit it)")
+        lines.append(
+            "  BLAS: threadpoolctl not installed (pip install threadpoolctl to report and limit it)"
+        )
     else:
         for b in env["blas"]:
-            lines.append(f"  BLAS: {b['internal_api']} {b['version']} {b['architecture']}, "
-                         f"num_threads={b['num_threads']}, {b['file']}")
+            lines.append(
+                f"  BLAS: {b['internal_api']} {b['version']} {b['architecture']}, "
+                f"num_threads={b['num_threads']}, {b['file']}"
+            )
     lines.append(f"  timing: best of {env['repeat']} after 1 warm-up, repetitions interleaved")
     return lines
 
 
 def table_lines(rows) -> list:
-    cols = ["case", "reference", "n", "p", "dtype", "thr", "ours s", "ref s", "ref/ours",
-            "|diff|", "target", "ok"]
-    body = [[r["case"], r["vs"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]),
-             f"{r['ours_s']:.4f}", f"{r['ref_s']:.4f}", f"{r['ratio']:.2f}",
-             f"{r['abs_diff']:.2e}", r["target"], "yes" if r["ok"] else "NO"] for r in rows]
+    cols = [
+        "case",
+        "reference",
+        "n",
+        "p",
+        "dtype",
+        "thr",
+        "ours s",
+        "ref s",
+        "ref/ours",
+        "|diff|",
+        "target",
+        "ok",
+    ]
+    body = [
+        [
+            r["case"],
+            r["vs"],
+            str(r["n"]),
+            str(r["p"]),
+            r["dtype"],
+            str(r["threads"]),
+            f"{r['ours_s']:.4f}",
+            f"{r['ref_s']:.4f}",
+            f"{r['ratio']:.2f}",
+            f"{r['abs_diff']:.2e}",
+            r["target"],
+            "yes" if r["ok"] else "NO",
+        ]
+        for r in rows
+    ]
     out = _common.format_table(cols, body, numeric={2, 3, 5, 6, 7, 8, 9})
-    out.append("  ref/ours: speed-up of congruence (higher is better); |diff|: absolute difference "
-               "of the distances")
+    out.append(
+        "  ref/ours: speed-up of congruence (higher is better); |diff|: absolute difference "
+        "of the distances"
+    )
     return out
 
 

@@ -43,15 +43,26 @@ TARGET = 2.0
 
 def _parse_args(argv=None):
     ap = argparse.ArgumentParser(description="congruence vs SciPy: CCA measures benchmark")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"divide n by {QUICK_N_DIV} and p by {QUICK_P_DIV} (smoke test)")
-    ap.add_argument("--only", metavar="NAMES",
-                    help="comma-separated subset of: " + ", ".join(MEASURES))
-    ap.add_argument("--threads", type=int, default=None,
-                    help="BLAS threads for both sides (default: $OPENBLAS_NUM_THREADS, "
-                         "else os.cpu_count())")
-    ap.add_argument("--repeat", type=int, default=None,
-                    help="timed repetitions, best kept (default 3; 1 with --quick)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"divide n by {QUICK_N_DIV} and p by {QUICK_P_DIV} (smoke test)",
+    )
+    ap.add_argument(
+        "--only", metavar="NAMES", help="comma-separated subset of: " + ", ".join(MEASURES)
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads for both sides (default: $OPENBLAS_NUM_THREADS, else os.cpu_count())",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="timed repetitions, best kept (default 3; 1 with --quick)",
+    )
     return ap.parse_args(argv)
 
 
@@ -130,17 +141,25 @@ def main():
         names = _common.select_cases(ARGS.only, MEASURES)
     except ValueError as exc:
         sys.exit(str(exc))
-    print(f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
-          f"congruence {getattr(congruence, '__version__', '?')}")
-    print(f"cpu_count {os.cpu_count()}, threads {THREADS}, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"congruence {getattr(congruence, '__version__', '?')}"
+    )
+    print(
+        f"cpu_count {os.cpu_count()}, threads {THREADS}, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     for info in _common.blas_info(threadpoolctl, BLAS_KEYS) or ():
-        print(f"  {info['internal_api']} {info['version']} "
-              f"({info['architecture']}), {info['num_threads']} threads")
+        print(
+            f"  {info['internal_api']} {info['version']} "
+            f"({info['architecture']}), {info['num_threads']} threads"
+        )
     if ARGS.quick:
         print(f"--quick: n / {QUICK_N_DIV}, p / {QUICK_P_DIV} (the target is meant for full sizes)")
-    head = (f"{'case':7} {'n':>6} {'p':>5} {'dtype':>7} {'thr':>3} {'ours s':>8} {'ref s':>8} "
-            f"{'ref/ours':>8} {'|diff|':>9} {'target':>6} {'ok':>3}")
+    head = (
+        f"{'case':7} {'n':>6} {'p':>5} {'dtype':>7} {'thr':>3} {'ours s':>8} {'ref s':>8} "
+        f"{'ref/ours':>8} {'|diff|':>9} {'target':>6} {'ok':>3}"
+    )
     print(head)
     print("-" * len(head))
     failed = False
@@ -150,8 +169,9 @@ def main():
         X, Y = _data(n, p)
         for name in names:
             try:
-                t, v = _common.timed({"ours": lambda: OURS[name](X, Y),
-                                      "ref": lambda: REFS[name](X, Y)}, REPEAT)
+                t, v = _common.timed(
+                    {"ours": lambda: OURS[name](X, Y), "ref": lambda: REFS[name](X, Y)}, REPEAT
+                )
                 va, vb, ta, tb = v["ours"], v["ref"], t["ours"], t["ref"]
             except Exception as exc:  # report and continue with the other cases
                 failed = True
@@ -159,8 +179,10 @@ def main():
                 continue
             ratio = tb / ta
             ok = "yes" if ratio >= TARGET else "no"
-            print(f"{name:7} {n:>6} {p:>5} {'float64':>7} {THREADS:>3} {ta:8.3f} {tb:8.3f} "
-                  f"{ratio:8.2f} {abs(va - vb):9.2e} {TARGET:>5.1f}x {ok:>3}")
+            print(
+                f"{name:7} {n:>6} {p:>5} {'float64':>7} {THREADS:>3} {ta:8.3f} {tb:8.3f} "
+                f"{ratio:8.2f} {abs(va - vb):9.2e} {TARGET:>5.1f}x {ok:>3}"
+            )
             sys.stdout.flush()
     return 1 if failed else 0
 

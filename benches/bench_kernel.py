@@ -68,15 +68,25 @@ def _parse_args(argv=None):
     ap = argparse.ArgumentParser(
         description="congruence vs NumPy: kernel measures (CKA) benchmark",
     )
-    ap.add_argument("--quick", action="store_true",
-                    help=f"divide n by {QUICK_N_DIV} and p by {QUICK_P_DIV} (smoke test, < 30 s)")
-    ap.add_argument("--only", metavar="NAME",
-                    help="run only these cases (comma-separated): " + ", ".join(CASES))
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"divide n by {QUICK_N_DIV} and p by {QUICK_P_DIV} (smoke test, < 30 s)",
+    )
+    ap.add_argument(
+        "--only", metavar="NAME", help="run only these cases (comma-separated): " + ", ".join(CASES)
+    )
     ap.add_argument("--json", metavar="OUT", help="write environment and results to this JSON file")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for both congruence (Rayon) and NumPy (BLAS); default: "
-                         "$RAYON_NUM_THREADS if set, else os.cpu_count()")
-    ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best is kept (default 3)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both congruence (Rayon) and NumPy (BLAS); default: "
+        "$RAYON_NUM_THREADS if set, else os.cpu_count()",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="timed repetitions, best is kept (default 3)"
+    )
     # Internal: peak-memory measurement in a fresh interpreter.
     _common.add_mem_child_args(ap)
     return _common.finish_args(ap, ap.parse_args(argv), CASES, check_threads=True)
@@ -145,8 +155,7 @@ def np_linear_cka(X, Y):
     Xc = X - X.mean(0)
     Yc = Y - Y.mean(0)
     return float(
-        np.linalg.norm(Xc.T @ Yc) ** 2
-        / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
+        np.linalg.norm(Xc.T @ Yc) ** 2 / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
     )
 
 
@@ -180,8 +189,10 @@ def np_rbf_centred_gram(X):
     In place where NumPy allows it (the median needs its own copy of the n^2 entries).
     """
     if X.shape[0] >= RBF_REFERENCE_MAX_N:
-        raise RuntimeError(f"n={X.shape[0]} >= {RBF_REFERENCE_MAX_N}: NumPy's bundled OpenBLAS "
-                           "segfaults on X @ X.T at this size on the benchmark machine")
+        raise RuntimeError(
+            f"n={X.shape[0]} >= {RBF_REFERENCE_MAX_N}: NumPy's bundled OpenBLAS "
+            "segfaults on X @ X.T at this size on the benchmark machine"
+        )
     s = np.einsum("ij,ij->i", X, X)
     D2 = X @ X.T  # Gram G
     D2 *= -2.0
@@ -248,19 +259,45 @@ def mem_child(args) -> None:
     X, Y = make_pair(n, p)
     gc.collect()
     base, base_hwm = _common.maxrss_kib(), _common.vmhwm_kib()
-    fn = {"congruence": lambda: cg.cka(X, Y, kernel="rbf"), "numpy": lambda: np_rbf_cka(X, Y)}[args.impl]
+    fn = {"congruence": lambda: cg.cka(X, Y, kernel="rbf"), "numpy": lambda: np_rbf_cka(X, Y)}[
+        args.impl
+    ]
     t0 = time.perf_counter()
     v = float(fn())
     dt = time.perf_counter() - t0
     peak, peak_hwm = _common.maxrss_kib(), _common.vmhwm_kib()
-    print(json.dumps({"impl": args.impl, "n": n, "p": p, "baseline_kib": base, "peak_kib": peak,
-                      "baseline_hwm_kib": base_hwm, "peak_hwm_kib": peak_hwm,
-                      "value": v, "seconds": dt}))
+    print(
+        json.dumps(
+            {
+                "impl": args.impl,
+                "n": n,
+                "p": p,
+                "baseline_kib": base,
+                "peak_kib": peak,
+                "baseline_hwm_kib": base_hwm,
+                "peak_hwm_kib": peak_hwm,
+                "value": v,
+                "seconds": dt,
+            }
+        )
+    )
 
 
 def measure_peak(case: str, impl: str, n: int, p: int) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_mem-child", case, "--_impl", impl,
-           "--_n", str(n), "--_p", str(p), "--threads", str(THREADS)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--_mem-child",
+        case,
+        "--_impl",
+        impl,
+        "--_n",
+        str(n),
+        "--_p",
+        str(p),
+        "--threads",
+        str(THREADS),
+    ]
     if _LAUNCHER is None:
         raise RuntimeError("the memory-measurement launcher is not running")
     out = _LAUNCHER.run(cmd, f"for {impl}")
@@ -281,13 +318,38 @@ def _close_launcher():
 # --------------------------------------------------------------------------------------
 
 
-def _row(case, vs, n, p, dtype, ours, ref, diff=None, mem_ours=None, mem_ref=None,
-         target=None, ok=None, note=None):
-    return dict(case=case, vs=vs, n=n, p=p, dtype=dtype, threads=THREADS, ours_s=ours, ref_s=ref,
-                ratio=(ref / ours) if (ours and ref) else None,
-                abs_diff=None if diff is None else float(diff),
-                mem_ours_nxn=mem_ours, mem_ref_nxn=mem_ref, target=target,
-                ok=None if ok is None else bool(ok), note=note)
+def _row(
+    case,
+    vs,
+    n,
+    p,
+    dtype,
+    ours,
+    ref,
+    diff=None,
+    mem_ours=None,
+    mem_ref=None,
+    target=None,
+    ok=None,
+    note=None,
+):
+    return dict(
+        case=case,
+        vs=vs,
+        n=n,
+        p=p,
+        dtype=dtype,
+        threads=THREADS,
+        ours_s=ours,
+        ref_s=ref,
+        ratio=(ref / ours) if (ours and ref) else None,
+        abs_diff=None if diff is None else float(diff),
+        mem_ours_nxn=mem_ours,
+        mem_ref_nxn=mem_ref,
+        target=target,
+        ok=None if ok is None else bool(ok),
+        note=note,
+    )
 
 
 def _scale(n, p):
@@ -301,8 +363,20 @@ def case_linear_cka_f64(k):
     X, Y = make_pair(n, p)
     t, v = _common.timed({"ours": lambda: cg.cka(X, Y), "ref": lambda: np_linear_cka(X, Y)}, k)
     diff = abs(v["ours"] - v["ref"])
-    return [_row("linear_cka_f64", "numpy f64 feature-space", n, p, "float64", t["ours"], t["ref"],
-                 diff, target=f"values agree (<={AGREE_F64:g})", ok=diff <= AGREE_F64)]
+    return [
+        _row(
+            "linear_cka_f64",
+            "numpy f64 feature-space",
+            n,
+            p,
+            "float64",
+            t["ours"],
+            t["ref"],
+            diff,
+            target=f"values agree (<={AGREE_F64:g})",
+            ok=diff <= AGREE_F64,
+        )
+    ]
 
 
 def case_linear_cka_f32(k):
@@ -313,61 +387,126 @@ def case_linear_cka_f32(k):
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     del X, Y
     X64, Y64 = X32.astype(np.float64), Y32.astype(np.float64)
-    t, v = _common.timed({
-        "ours": lambda: cg.cka(X32, Y32),
-        "ref64": lambda: np_linear_cka(X64, Y64),
-        "ref32": lambda: np_linear_cka(X32, Y32),
-    }, k)
+    t, v = _common.timed(
+        {
+            "ours": lambda: cg.cka(X32, Y32),
+            "ref64": lambda: np_linear_cka(X64, Y64),
+            "ref32": lambda: np_linear_cka(X32, Y32),
+        },
+        k,
+    )
     d64 = abs(v["ours"] - v["ref64"])
     d32 = abs(v["ref32"] - v["ref64"])
     ratio = t["ref64"] / t["ours"]
     return [
-        _row("linear_cka_f32", "numpy f64 feature-space", n, p, "float32", t["ours"], t["ref64"], d64,
-             target=">=1.80x and |diff|<=1e-5", ok=(ratio >= 1.8 and d64 <= 1e-5)),
-        _row("linear_cka_f32", "numpy f32 (info; |diff| = numpy f32 vs f64)", n, p, "float32",
-             t["ours"], t["ref32"], d32, target="info"),
+        _row(
+            "linear_cka_f32",
+            "numpy f64 feature-space",
+            n,
+            p,
+            "float32",
+            t["ours"],
+            t["ref64"],
+            d64,
+            target=">=1.80x and |diff|<=1e-5",
+            ok=(ratio >= 1.8 and d64 <= 1e-5),
+        ),
+        _row(
+            "linear_cka_f32",
+            "numpy f32 (info; |diff| = numpy f32 vs f64)",
+            n,
+            p,
+            "float32",
+            t["ours"],
+            t["ref32"],
+            d32,
+            target="info",
+        ),
     ]
 
 
 def case_debiased_linear_cka(k):
     n, p = _scale(**SIZES["linear"])
     X, Y = make_pair(n, p)
-    t, v = _common.timed({
-        "ours": lambda: cg.cka(X, Y, debiased=True),
-        "biased": lambda: cg.cka(X, Y),
-        "ref": lambda: np_linear_cka_debiased(X, Y),
-    }, k)
+    t, v = _common.timed(
+        {
+            "ours": lambda: cg.cka(X, Y, debiased=True),
+            "biased": lambda: cg.cka(X, Y),
+            "ref": lambda: np_linear_cka_debiased(X, Y),
+        },
+        k,
+    )
     slow = t["ours"] / t["biased"]
     diff = abs(v["ours"] - v["ref"])
     return [
-        _row("debiased_linear_cka", "congruence biased (ref/ours = biased/debiased)", n, p, "float64",
-             t["ours"], t["biased"], None, target="debiased <= 1.10x biased time", ok=slow <= 1.1),
-        _row("debiased_linear_cka", "numpy f64 feature-space debiased", n, p, "float64",
-             t["ours"], t["ref"], diff, target=f"values agree (<={AGREE_F64:g})", ok=diff <= AGREE_F64),
+        _row(
+            "debiased_linear_cka",
+            "congruence biased (ref/ours = biased/debiased)",
+            n,
+            p,
+            "float64",
+            t["ours"],
+            t["biased"],
+            None,
+            target="debiased <= 1.10x biased time",
+            ok=slow <= 1.1,
+        ),
+        _row(
+            "debiased_linear_cka",
+            "numpy f64 feature-space debiased",
+            n,
+            p,
+            "float64",
+            t["ours"],
+            t["ref"],
+            diff,
+            target=f"values agree (<={AGREE_F64:g})",
+            ok=diff <= AGREE_F64,
+        ),
     ]
 
 
 def case_rbf_cka(k):
     n, p = _scale(**SIZES["rbf"])
     X, Y = make_pair(n, p)
-    t, v = _common.timed({"ours": lambda: cg.cka(X, Y, kernel="rbf"), "ref": lambda: np_rbf_cka(X, Y)}, k)
+    t, v = _common.timed(
+        {"ours": lambda: cg.cka(X, Y, kernel="rbf"), "ref": lambda: np_rbf_cka(X, Y)}, k
+    )
     diff = abs(v["ours"] - v["ref"])
-    del X, Y
+    X = Y = None  # free the inputs (the lambdas above hold the same cells)
     gc.collect()
     mo = measure_peak("rbf_cka", "congruence", n, p)
     mr = measure_peak("rbf_cka", "numpy", n, p)
     ok = diff <= AGREE_F64 and mo["nxn"] <= 2.0
     for m in (mo, mr):
         if m.get("nxn_hwm") is not None and abs(m["nxn_hwm"] - m["nxn"]) > 0.05:
-            print(f"WARNING [rbf_cka]: {m['impl']} ru_maxrss gives {m['nxn']:.2f} nxn but VmHWM "
-                  f"gives {m['nxn_hwm']:.2f} nxn", file=sys.stderr)
-    return [_row("rbf_cka", "numpy f64 Gram/median/exp/centre", n, p, "float64", t["ours"], t["ref"],
-                 diff, mem_ours=mo["nxn"], mem_ref=mr["nxn"],
-                 target=f"peak <= 2.00 nxn; agree (<={AGREE_F64:g})", ok=ok,
-                 note=(f"peak memory: fresh subprocess, ru_maxrss - baseline after imports, warm-up "
-                       f"and data; 1 nxn = {n * n * 8 / 2**20:.1f} MiB; congruence {mo['nxn']:.2f} nxn "
-                       f"({(mo['peak_kib'] - mo['baseline_kib']) / 1024:.0f} MiB), numpy {mr['nxn']:.2f} "
-                       f"nxn ({(mr['peak_kib'] - mr['baseline_kib']) / 1024:.0f} MiB)"))]
+            print(
+                f"WARNING [rbf_cka]: {m['impl']} ru_maxrss gives {m['nxn']:.2f} nxn but VmHWM "
+                f"gives {m['nxn_hwm']:.2f} nxn",
+                file=sys.stderr,
+            )
+    return [
+        _row(
+            "rbf_cka",
+            "numpy f64 Gram/median/exp/centre",
+            n,
+            p,
+            "float64",
+            t["ours"],
+            t["ref"],
+            diff,
+            mem_ours=mo["nxn"],
+            mem_ref=mr["nxn"],
+            target=f"peak <= 2.00 nxn; agree (<={AGREE_F64:g})",
+            ok=ok,
+            note=(
+                f"peak memory: fresh subprocess, ru_maxrss - baseline after imports, warm-up "
+                f"and data; 1 nxn = {n * n * 8 / 2**20:.1f} MiB; congruence {mo['nxn']:.2f} nxn "
+                f"({(mo['peak_kib'] - mo['baseline_kib']) / 1024:.0f} MiB), numpy {mr['nxn']:.2f} "
+                f"nxn ({(mr['peak_kib'] - mr['baseline_kib']) / 1024:.0f} MiB)"
+            ),
+        )
+    ]
 
 
 def case_layers_12x12(k):
@@ -375,28 +514,54 @@ def case_layers_12x12(k):
     L = SIZES["layers"]["layers"]
     a, b = make_layers(n, p, L)
     npairs = L * L
-    t, v = _common.timed({
-        "ours": lambda: cg.compare_layers(a, b, "cka").values,
-        "ref": lambda: np_layers_cached(a, b),
-    }, k)
+    t, v = _common.timed(
+        {
+            "ours": lambda: cg.compare_layers(a, b, "cka").values,
+            "ref": lambda: np_layers_cached(a, b),
+        },
+        k,
+    )
     ours_m = v["ours"]
     diff_c = float(np.max(np.abs(ours_m - v["ref"])))
     # (ii) Gram matrices recomputed per pair: time GRAM_PAIRS_TIMED pairs, extrapolate.
-    pairs = [(i, (5 * i + 1) % L) for i in range(0, L, max(L // GRAM_PAIRS_TIMED, 1))][:GRAM_PAIRS_TIMED]
+    pairs = [(i, (5 * i + 1) % L) for i in range(0, L, max(L // GRAM_PAIRS_TIMED, 1))][
+        :GRAM_PAIRS_TIMED
+    ]
     tg, vg = _common.timed({"gram": lambda: [np_pair_gram(a[i], b[j]) for i, j in pairs]}, k)
     t_gram = tg["gram"] * npairs / len(pairs)
     diff_g = max(abs(ours_m[i, j] - g) for (i, j), g in zip(pairs, vg["gram"]))
     r_c = t["ref"] / t["ours"]
     r_g = t_gram / t["ours"]
     return [
-        _row("layers_12x12", f"numpy cached self terms ({npairs} pairs)", n, p, "float64",
-             t["ours"], t["ref"], diff_c, target=">=1.50x; agree", ok=(r_c >= 1.5 and diff_c <= AGREE_F64)),
-        _row("layers_12x12", f"numpy Gram per pair (EXTRAPOLATED: {len(pairs)} pairs timed x{npairs // len(pairs)})",
-             n, p, "float64", t["ours"], t_gram, diff_g, target=">=10.00x; agree",
-             ok=(r_g >= 10.0 and diff_g <= AGREE_F64),
-             note=(f"Gram-per-pair reference timed on {len(pairs)} pairs {pairs} "
-                   f"({tg['gram']:.3f} s) and extrapolated to {npairs} pairs ({t_gram:.3f} s); "
-                   f"|diff| is the max over those {len(pairs)} pairs")),
+        _row(
+            "layers_12x12",
+            f"numpy cached self terms ({npairs} pairs)",
+            n,
+            p,
+            "float64",
+            t["ours"],
+            t["ref"],
+            diff_c,
+            target=">=1.50x; agree",
+            ok=(r_c >= 1.5 and diff_c <= AGREE_F64),
+        ),
+        _row(
+            "layers_12x12",
+            f"numpy Gram per pair (EXTRAPOLATED: {len(pairs)} pairs timed x{npairs // len(pairs)})",
+            n,
+            p,
+            "float64",
+            t["ours"],
+            t_gram,
+            diff_g,
+            target=">=10.00x; agree",
+            ok=(r_g >= 10.0 and diff_g <= AGREE_F64),
+            note=(
+                f"Gram-per-pair reference timed on {len(pairs)} pairs {pairs} "
+                f"({tg['gram']:.3f} s) and extrapolated to {npairs} pairs ({t_gram:.3f} s); "
+                f"|diff| is the max over those {len(pairs)} pairs"
+            ),
+        ),
     ]
 
 
@@ -428,8 +593,10 @@ def environment() -> dict:
         "rayon_num_threads_env": _ENV_SNAPSHOT["RAYON_NUM_THREADS"],
         "openblas_coretype": _ENV_SNAPSHOT["OPENBLAS_CORETYPE"],
         "openblas_l2_size": _ENV_SNAPSHOT["OPENBLAS_L2_SIZE"],
-        "blas_thread_env": {k: _ENV_SNAPSHOT[k] for k in
-                            ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+        "blas_thread_env": {
+            k: _ENV_SNAPSHOT[k]
+            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        },
         "quick": ARGS.quick,
         "repeat": ARGS.repeat,
         "warmup": 1,
@@ -437,8 +604,17 @@ def environment() -> dict:
     if threadpoolctl is not None:
         env["threadpoolctl"] = threadpoolctl.__version__
         env["blas"] = _common.blas_info(
-            threadpoolctl, ("user_api", "internal_api", "version", "architecture", "threading_layer",
-                            "num_threads"), with_file=True)
+            threadpoolctl,
+            (
+                "user_api",
+                "internal_api",
+                "version",
+                "architecture",
+                "threading_layer",
+                "num_threads",
+            ),
+            with_file=True,
+        )
     else:
         env["threadpoolctl"] = None
         env["blas"] = None
@@ -450,8 +626,12 @@ def header_lines(env) -> list:
         return "unset" if v is None else f"set ({v!r})"
 
     lines = [
-        "congruence kernel benchmark" + ("  [QUICK: smoke test, reduced sizes; targets are for full sizes]"
-                                         if env["quick"] else ""),
+        "congruence kernel benchmark"
+        + (
+            "  [QUICK: smoke test, reduced sizes; targets are for full sizes]"
+            if env["quick"]
+            else ""
+        ),
         f"  python {env['python']}, numpy {env['numpy']}, congruence {env['congruence']}, {env['platform']}",
         f"  os.cpu_count()={env['cpu_count']}  sched affinity={env['affinity']}  "
         f"loadavg={'/'.join(f'{x:.2f}' for x in env['loadavg']) if env['loadavg'] else '?'}",
@@ -459,38 +639,71 @@ def header_lines(env) -> list:
         f"{env['rayon_num_threads_env'] or 'unset'}; set to {env['threads']} for this run)",
         f"  OPENBLAS_CORETYPE: {setornot(env['openblas_coretype'])}  "
         f"OPENBLAS_L2_SIZE: {setornot(env['openblas_l2_size'])}",
-        "  BLAS thread env in caller's env: " + ", ".join(
-            f"{k}={v if v is not None else 'unset'}" for k, v in env["blas_thread_env"].items()),
+        "  BLAS thread env in caller's env: "
+        + ", ".join(
+            f"{k}={v if v is not None else 'unset'}" for k, v in env["blas_thread_env"].items()
+        ),
     ]
     if env["blas"] is None:
-        lines.append("  NumPy BLAS: threadpoolctl not installed (pip install threadpoolctl to report it)")
+        lines.append(
+            "  NumPy BLAS: threadpoolctl not installed (pip install threadpoolctl to report it)"
+        )
     else:
         for b in env["blas"]:
             lines.append(
                 f"  NumPy BLAS (threadpoolctl {env['threadpoolctl']}): {b['internal_api']} {b['version']}, "
                 f"kernel={b['architecture']}, threading={b['threading_layer']}, "
-                f"num_threads={b['num_threads']}, {b['file']}")
-    lines.append(f"  timing: best of {env['repeat']} (time.perf_counter) after 1 warm-up, "
-                 "repetitions interleaved between congruence and the reference")
+                f"num_threads={b['num_threads']}, {b['file']}"
+            )
+    lines.append(
+        f"  timing: best of {env['repeat']} (time.perf_counter) after 1 warm-up, "
+        "repetitions interleaved between congruence and the reference"
+    )
     return lines
 
 
 def table_lines(rows) -> list:
-    cols = ["case", "reference", "n", "p", "dtype", "thr", "ours s", "ref s", "ref/ours",
-            "|diff|", "mem ours", "mem ref", "target", "ok"]
+    cols = [
+        "case",
+        "reference",
+        "n",
+        "p",
+        "dtype",
+        "thr",
+        "ours s",
+        "ref s",
+        "ref/ours",
+        "|diff|",
+        "mem ours",
+        "mem ref",
+        "target",
+        "ok",
+    ]
     body = []
     for r in rows:
-        body.append([
-            r["case"], r["vs"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]),
-            _common.fmt(r["ours_s"], ".4f"), _common.fmt(r["ref_s"], ".4f"), _common.fmt(r["ratio"], ".2f"),
-            _common.fmt(r["abs_diff"], ".2e"),
-            _common.fmt(r["mem_ours_nxn"], ".2f"), _common.fmt(r["mem_ref_nxn"], ".2f"),
-            r["target"] or "-",
-            "-" if r["ok"] is None else ("yes" if r["ok"] else "NO"),
-        ])
+        body.append(
+            [
+                r["case"],
+                r["vs"],
+                str(r["n"]),
+                str(r["p"]),
+                r["dtype"],
+                str(r["threads"]),
+                _common.fmt(r["ours_s"], ".4f"),
+                _common.fmt(r["ref_s"], ".4f"),
+                _common.fmt(r["ratio"], ".2f"),
+                _common.fmt(r["abs_diff"], ".2e"),
+                _common.fmt(r["mem_ours_nxn"], ".2f"),
+                _common.fmt(r["mem_ref_nxn"], ".2f"),
+                r["target"] or "-",
+                "-" if r["ok"] is None else ("yes" if r["ok"] else "NO"),
+            ]
+        )
     out = _common.format_table(cols, body, numeric={2, 3, 5, 6, 7, 8, 9, 10, 11})
-    out.append("  ours/ref s: best-of-k seconds; ref/ours: speed-up of congruence (higher is better); "
-               "mem: peak above baseline, in n x n float64 matrices")
+    out.append(
+        "  ours/ref s: best-of-k seconds; ref/ours: speed-up of congruence (higher is better); "
+        "mem: peak above baseline, in n x n float64 matrices"
+    )
     notes = [f"  note [{r['case']}]: {r['note']}" for r in rows if r.get("note")]
     return out + notes
 
@@ -511,8 +724,9 @@ def _run() -> int:
         print(ln)
     print(flush=True)
     t_all = time.perf_counter()
-    rows, failed = _common.run_cases(ARGS.only, lambda name: RUNNERS[name](ARGS.repeat),
-                                     report_failures=True)
+    rows, failed = _common.run_cases(
+        ARGS.only, lambda name: RUNNERS[name](ARGS.repeat), report_failures=True
+    )
     return _common.finish_report(table_lines(rows), failed, t_all, ARGS.json, env, rows)
 
 

@@ -39,8 +39,14 @@ import time
 import _common
 
 CASES = ("overhead", "memory")
-FULL = {"overhead": dict(n=20_000, batch=256), "memory": dict(n_big=100_000, n_small=10_000, batch=256)}
-QUICK = {"overhead": dict(n=2_000, batch=256), "memory": dict(n_big=10_000, n_small=1_000, batch=256)}
+FULL = {
+    "overhead": dict(n=20_000, batch=256),
+    "memory": dict(n_big=100_000, n_small=10_000, batch=256),
+}
+QUICK = {
+    "overhead": dict(n=2_000, batch=256),
+    "memory": dict(n_big=10_000, n_small=1_000, batch=256),
+}
 TARGETS = {"overhead": "<= 1.15x bare forwards", "memory": "peak(big) - peak(small) <= 300 MB"}
 
 
@@ -48,8 +54,12 @@ def _parse_args(argv=None):
     ap = argparse.ArgumentParser(description="congruence compare_models benchmark")
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the script")
     ap.add_argument("--only", metavar="NAME", help="comma-separated cases: " + ", ".join(CASES))
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for both sides (default: $RAYON_NUM_THREADS or os.cpu_count())")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both sides (default: $RAYON_NUM_THREADS or os.cpu_count())",
+    )
     ap.add_argument("--repeat", type=int, default=5, help="alternating timed runs (median kept)")
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     ap.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
@@ -80,10 +90,14 @@ def hwm_kib() -> int:
 def small_cnn(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(32 * 16, 128), nn.ReLU(),
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 16, 128),
+        nn.ReLU(),
         nn.Linear(128, 10),
     ).eval()
 
@@ -131,13 +145,25 @@ def case_overhead(opts: dict, repeat: int) -> dict:
     ratios = [o / r for o, r in zip(t_ours, t_bare)]
     # correctness: the same matrix as compare_layers on float64 copies of the extracted arrays
     f64 = lambda acts: {k: v.astype(np.float64) for k, v in acts.items()}  # noqa: E731
-    ref = cg.compare_layers(f64(cg.extract(a, x, LAYERS, pooling="mean", batch_size=batch, progress=False)),
-                            f64(cg.extract(b, x, LAYERS, pooling="mean", batch_size=batch, progress=False)))
+    ref = cg.compare_layers(
+        f64(cg.extract(a, x, LAYERS, pooling="mean", batch_size=batch, progress=False)),
+        f64(cg.extract(b, x, LAYERS, pooling="mean", batch_size=batch, progress=False)),
+    )
     diff = float(np.max(np.abs(res.values - ref.values)))
     med = statistics.median(ratios)
-    return dict(case="overhead", n=n, batch=batch, ours_s=statistics.median(t_ours),
-                bare_s=statistics.median(t_bare), ratio=med, ratio_min=min(ratios),
-                ratio_max=max(ratios), diff=diff, target=TARGETS["overhead"], ok=med <= 1.15)
+    return dict(
+        case="overhead",
+        n=n,
+        batch=batch,
+        ours_s=statistics.median(t_ours),
+        bare_s=statistics.median(t_bare),
+        ratio=med,
+        ratio_min=min(ratios),
+        ratio_max=max(ratios),
+        diff=diff,
+        target=TARGETS["overhead"],
+        ok=med <= 1.15,
+    )
 
 
 # -------------------------------------------------------------------------------- memory
@@ -146,13 +172,21 @@ def case_overhead(opts: dict, repeat: int) -> dict:
 def _child_memory(opts: dict) -> dict:
     a, b = small_cnn(0), small_cnn(1)
     # warm up torch, NumPy and congruence on a few inputs first
-    cg.compare_models(a, b, batches(512, opts["batch"], seed=1), LAYERS, pooling="mean", progress=False)
+    cg.compare_models(
+        a, b, batches(512, opts["batch"], seed=1), LAYERS, pooling="mean", progress=False
+    )
     base = hwm_kib()
     t0 = time.perf_counter()
-    res = cg.compare_models(a, b, batches(opts["n"], opts["batch"]), LAYERS, pooling="mean",
-                            progress=False)
-    return dict(n=opts["n"], seconds=time.perf_counter() - t0, base_kib=base, peak_kib=hwm_kib(),
-                value=float(res.values[0, 0]))
+    res = cg.compare_models(
+        a, b, batches(opts["n"], opts["batch"]), LAYERS, pooling="mean", progress=False
+    )
+    return dict(
+        n=opts["n"],
+        seconds=time.perf_counter() - t0,
+        base_kib=base,
+        peak_kib=hwm_kib(),
+        value=float(res.values[0, 0]),
+    )
 
 
 def _run_child(case: str, opts: dict) -> dict:
@@ -163,10 +197,18 @@ def case_memory(opts: dict, repeat: int) -> dict:
     small = _run_child("memory", dict(n=opts["n_small"], batch=opts["batch"]))
     big = _run_child("memory", dict(n=opts["n_big"], batch=opts["batch"]))
     delta_mb = (big["peak_kib"] - small["peak_kib"]) * 1024 / 1e6
-    return dict(case="memory", n_small=small["n"], n_big=big["n"],
-                peak_small_mb=small["peak_kib"] * 1024 / 1e6, peak_big_mb=big["peak_kib"] * 1024 / 1e6,
-                delta_mb=delta_mb, seconds_small=small["seconds"], seconds_big=big["seconds"],
-                target=TARGETS["memory"], ok=delta_mb <= 300)
+    return dict(
+        case="memory",
+        n_small=small["n"],
+        n_big=big["n"],
+        peak_small_mb=small["peak_kib"] * 1024 / 1e6,
+        peak_big_mb=big["peak_kib"] * 1024 / 1e6,
+        delta_mb=delta_mb,
+        seconds_small=small["seconds"],
+        seconds_big=big["seconds"],
+        target=TARGETS["memory"],
+        ok=delta_mb <= 300,
+    )
 
 
 # -------------------------------------------------------------------------------- main
@@ -177,9 +219,11 @@ def main() -> int:
         print(json.dumps(_child_memory(json.loads(ARGS.child_args))))
         return 0
     sizes = QUICK if ARGS.quick else FULL
-    print(f"congruence {cg.__version__} | torch {torch.__version__} | numpy {np.__version__} | "
-          f"Python {platform.python_version()} | cpus {os.cpu_count()} | threads {THREADS} | "
-          f"load {os.getloadavg()[0]:.2f}" + (" | QUICK (sizes reduced)" if ARGS.quick else ""))
+    print(
+        f"congruence {cg.__version__} | torch {torch.__version__} | numpy {np.__version__} | "
+        f"Python {platform.python_version()} | cpus {os.cpu_count()} | threads {THREADS} | "
+        f"load {os.getloadavg()[0]:.2f}" + (" | QUICK (sizes reduced)" if ARGS.quick else "")
+    )
     rows, errors = [], []
     for case in ARGS.only:
         try:
@@ -189,20 +233,28 @@ def main() -> int:
             errors.append(f"{case}: {type(exc).__name__}: {exc}")
     for r in rows:
         if r["case"] == "overhead":
-            print(f"overhead  n={r['n']} batch={r['batch']}: compare_models {r['ours_s']:.3f} s, bare "
-                  f"forwards {r['bare_s']:.3f} s, ratio median {r['ratio']:.3f} (min {r['ratio_min']:.3f}, "
-                  f"max {r['ratio_max']:.3f}) over {ARGS.repeat} runs, |diff| vs compare_layers "
-                  f"{r['diff']:.1e}; target {r['target']}: {'yes' if r['ok'] else 'NO'}")
+            print(
+                f"overhead  n={r['n']} batch={r['batch']}: compare_models {r['ours_s']:.3f} s, bare "
+                f"forwards {r['bare_s']:.3f} s, ratio median {r['ratio']:.3f} (min {r['ratio_min']:.3f}, "
+                f"max {r['ratio_max']:.3f}) over {ARGS.repeat} runs, |diff| vs compare_layers "
+                f"{r['diff']:.1e}; target {r['target']}: {'yes' if r['ok'] else 'NO'}"
+            )
         else:
-            print(f"memory    peak RSS n={r['n_small']}: {r['peak_small_mb']:.0f} MB "
-                  f"({r['seconds_small']:.1f} s), n={r['n_big']}: {r['peak_big_mb']:.0f} MB "
-                  f"({r['seconds_big']:.1f} s), difference {r['delta_mb']:.1f} MB; target "
-                  f"{r['target']}: {'yes' if r['ok'] else 'NO'}")
+            print(
+                f"memory    peak RSS n={r['n_small']}: {r['peak_small_mb']:.0f} MB "
+                f"({r['seconds_small']:.1f} s), n={r['n_big']}: {r['peak_big_mb']:.0f} MB "
+                f"({r['seconds_big']:.1f} s), difference {r['delta_mb']:.1f} MB; target "
+                f"{r['target']}: {'yes' if r['ok'] else 'NO'}"
+            )
     for e in errors:
         print("ERROR", e)
     if ARGS.json:
         with open(ARGS.json, "w") as f:
-            json.dump({"threads": THREADS, "quick": ARGS.quick, "rows": rows, "errors": errors}, f, indent=1)
+            json.dump(
+                {"threads": THREADS, "quick": ARGS.quick, "rows": rows, "errors": errors},
+                f,
+                indent=1,
+            )
     return 1 if errors else 0
 
 

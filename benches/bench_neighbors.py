@@ -47,10 +47,18 @@ def _parse_args(argv=None):
     ap = argparse.ArgumentParser(description="congruence vs scikit-learn: kNN measures benchmark")
     ap.add_argument("--quick", action="store_true", help="n = 5000 instead of 50000 (smoke test)")
     ap.add_argument("--only", metavar="NAMES", help="comma-separated cases: " + ", ".join(CASES))
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for both sides; default $RAYON_NUM_THREADS, else os.cpu_count()")
-    ap.add_argument("--repeat", type=int, default=None,
-                    help="timed repetitions, best kept (default: 3 with --quick, 1 otherwise)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both sides; default $RAYON_NUM_THREADS, else os.cpu_count()",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="timed repetitions, best kept (default: 3 with --quick, 1 otherwise)",
+    )
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
     # Internal: one peak-memory measurement in a fresh interpreter.
@@ -98,8 +106,8 @@ def make_pair(n: int, p: int, dtype: str):
     X, Y = np.empty((n, p), dtype=dtype), np.empty((n, p), dtype=dtype)
     for i in range(0, n, 256):
         x = rng.standard_normal((min(256, n - i), p))
-        X[i:i + len(x)] = x
-        Y[i:i + len(x)] = x @ W + 0.5 * rng.standard_normal(x.shape)
+        X[i : i + len(x)] = x
+        Y[i : i + len(x)] = x @ W + 0.5 * rng.standard_normal(x.shape)
     return X, Y
 
 
@@ -155,13 +163,29 @@ def mem_child(spec: str) -> None:
     t0 = time.perf_counter()
     v = run(impl, measure, X, Y, SIZES["k"])
     dt = time.perf_counter() - t0
-    print(json.dumps({"baseline_kib": base, "peak_kib": _common.maxrss_kib(), "baseline_hwm_kib": base_hwm,
-                      "peak_hwm_kib": _common.vmhwm_kib(), "value": v, "seconds": dt}))
+    print(
+        json.dumps(
+            {
+                "baseline_kib": base,
+                "peak_kib": _common.maxrss_kib(),
+                "baseline_hwm_kib": base_hwm,
+                "peak_hwm_kib": _common.vmhwm_kib(),
+                "value": v,
+                "seconds": dt,
+            }
+        )
+    )
 
 
 def measure_peak(impl: str, measure: str, dtype: str) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_mem-child", f"{impl}:{measure}:{dtype}",
-           "--threads", str(THREADS)] + (["--quick"] if ARGS.quick else [])
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--_mem-child",
+        f"{impl}:{measure}:{dtype}",
+        "--threads",
+        str(THREADS),
+    ] + (["--quick"] if ARGS.quick else [])
     out = _LAUNCHER.run(cmd, impl)
     out["mib"] = (out["peak_kib"] - out["baseline_kib"]) / 1024
     if out["peak_hwm_kib"] is not None:
@@ -184,18 +208,28 @@ def main() -> int:
         mem_child(ARGS.mem_child)
         return 0
     n, p, k = SIZES["n"], SIZES["p"], SIZES["k"]
-    print("congruence neighbourhood benchmark" + ("  [QUICK: n = 5000; the target is for n = 50000]"
-                                                  if ARGS.quick else ""))
-    print(f"  python {platform.python_version()}, numpy {np.__version__}, scikit-learn "
-          f"{__import__('sklearn').__version__}, congruence {getattr(congruence, '__version__', '?')}, "
-          f"{platform.platform()}")
+    print(
+        "congruence neighbourhood benchmark"
+        + ("  [QUICK: n = 5000; the target is for n = 50000]" if ARGS.quick else "")
+    )
+    print(
+        f"  python {platform.python_version()}, numpy {np.__version__}, scikit-learn "
+        f"{__import__('sklearn').__version__}, congruence {getattr(congruence, '__version__', '?')}, "
+        f"{platform.platform()}"
+    )
     load = "/".join(f"{x:.2f}" for x in _common.loadavg()) if hasattr(os, "getloadavg") else "?"
-    print(f"  os.cpu_count()={os.cpu_count()}  loadavg={load}  threads (both sides)={THREADS}  "
-          f"k={k}  best of {ARGS.repeat} after a warm-up on small inputs")
-    for info in _common.blas_info(threadpoolctl, ("internal_api", "version", "architecture",
-                                                  "num_threads")) or ():
-        print(f"  BLAS: {info['internal_api']} {info['version']} "
-              f"({info['architecture']}), num_threads={info['num_threads']}")
+    print(
+        f"  os.cpu_count()={os.cpu_count()}  loadavg={load}  threads (both sides)={THREADS}  "
+        f"k={k}  best of {ARGS.repeat} after a warm-up on small inputs"
+    )
+    for info in (
+        _common.blas_info(threadpoolctl, ("internal_api", "version", "architecture", "num_threads"))
+        or ()
+    ):
+        print(
+            f"  BLAS: {info['internal_api']} {info['version']} "
+            f"({info['architecture']}), num_threads={info['num_threads']}"
+        )
     print(flush=True)
     warm_up()
     rows = []
@@ -207,46 +241,109 @@ def main() -> int:
         X, Y = make_pair(n, p, dtype)
         for measure in todo:
             print(f"[{measure} {dtype}] timing ...", file=sys.stderr, flush=True)
-            t, v = _common.timed({"ours": lambda m=measure, A=X, B=Y: run("congruence", m, A, B, k),
-                          "ref": lambda m=measure, A=X, B=Y: run("sklearn", m, A, B, k)},
-                                 ARGS.repeat, warmup=False, cpu=True)
-            row = dict(case=f"{measure}_{SUFFIX[dtype]}", n=n, p=p, dtype=dtype,
-                       threads=THREADS, ours_s=t["ours"][0], ref_s=t["ref"][0],
-                       ours_cpu=t["ours"][1], ref_cpu=t["ref"][1], ratio=t["ref"][0] / t["ours"][0],
-                       value=v["ours"], ref_value=v["ref"], abs_diff=abs(v["ours"] - v["ref"]),
-                       mem_ours_mib=None, mem_ref_mib=None)
+            t, v = _common.timed(
+                {
+                    "ours": lambda m=measure, A=X, B=Y: run("congruence", m, A, B, k),
+                    "ref": lambda m=measure, A=X, B=Y: run("sklearn", m, A, B, k),
+                },
+                ARGS.repeat,
+                warmup=False,
+                cpu=True,
+            )
+            row = dict(
+                case=f"{measure}_{SUFFIX[dtype]}",
+                n=n,
+                p=p,
+                dtype=dtype,
+                threads=THREADS,
+                ours_s=t["ours"][0],
+                ref_s=t["ref"][0],
+                ours_cpu=t["ours"][1],
+                ref_cpu=t["ref"][1],
+                ratio=t["ref"][0] / t["ours"][0],
+                value=v["ours"],
+                ref_value=v["ref"],
+                abs_diff=abs(v["ours"] - v["ref"]),
+                mem_ours_mib=None,
+                mem_ref_mib=None,
+            )
             if not ARGS.no_memory and measure == todo[0]:
-                print(f"[{measure} {dtype}] peak memory (fresh subprocesses) ...", file=sys.stderr,
-                      flush=True)
-                mo, mr = measure_peak("congruence", measure, dtype), measure_peak("sklearn", measure, dtype)
+                print(
+                    f"[{measure} {dtype}] peak memory (fresh subprocesses) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                mo, mr = (
+                    measure_peak("congruence", measure, dtype),
+                    measure_peak("sklearn", measure, dtype),
+                )
                 row["mem_ours_mib"], row["mem_ref_mib"] = mo["mib"], mr["mib"]
                 for m, who in ((mo, "congruence"), (mr, "sklearn")):
                     if m.get("mib_hwm") is not None and abs(m["mib_hwm"] - m["mib"]) > 64:
-                        print(f"  WARNING: {who} ru_maxrss {m['mib']:.0f} MiB vs VmHWM "
-                              f"{m['mib_hwm']:.0f} MiB", flush=True)
+                        print(
+                            f"  WARNING: {who} ru_maxrss {m['mib']:.0f} MiB vs VmHWM "
+                            f"{m['mib_hwm']:.0f} MiB",
+                            flush=True,
+                        )
             row["ok"] = row["ratio"] >= TARGET_RATIO
             rows.append(row)
         del X, Y
         gc.collect()
     input_mib = n * p * 4 / 2**20
-    cols = ["case", "n", "p", "dtype", "thr", "ours s", "sklearn s", "ratio", "cpu ours", "cpu sklearn",
-            "|diff|", "value",
-            "mem ours MiB", "mem sklearn MiB", "target", "ok"]
-    body = [[r["case"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]), f"{r['ours_s']:.3f}",
-             f"{r['ref_s']:.3f}", f"{r['ratio']:.2f}", f"{r['ours_cpu']:.2f}", f"{r['ref_cpu']:.2f}",
-             f"{r['abs_diff']:.2e}", f"{r['value']:.6f}",
-             "-" if r["mem_ours_mib"] is None else f"{r['mem_ours_mib']:.0f}",
-             "-" if r["mem_ref_mib"] is None else f"{r['mem_ref_mib']:.0f}",
-             f">={TARGET_RATIO:.1f}x", "yes" if r["ok"] else "NO"] for r in rows]
+    cols = [
+        "case",
+        "n",
+        "p",
+        "dtype",
+        "thr",
+        "ours s",
+        "sklearn s",
+        "ratio",
+        "cpu ours",
+        "cpu sklearn",
+        "|diff|",
+        "value",
+        "mem ours MiB",
+        "mem sklearn MiB",
+        "target",
+        "ok",
+    ]
+    body = [
+        [
+            r["case"],
+            str(r["n"]),
+            str(r["p"]),
+            r["dtype"],
+            str(r["threads"]),
+            f"{r['ours_s']:.3f}",
+            f"{r['ref_s']:.3f}",
+            f"{r['ratio']:.2f}",
+            f"{r['ours_cpu']:.2f}",
+            f"{r['ref_cpu']:.2f}",
+            f"{r['abs_diff']:.2e}",
+            f"{r['value']:.6f}",
+            "-" if r["mem_ours_mib"] is None else f"{r['mem_ours_mib']:.0f}",
+            "-" if r["mem_ref_mib"] is None else f"{r['mem_ref_mib']:.0f}",
+            f">={TARGET_RATIO:.1f}x",
+            "yes" if r["ok"] else "NO",
+        ]
+        for r in rows
+    ]
     for ln in _common.format_table(cols, body):
         print(ln)
-    print(f"  ours s / sklearn s: best-of-{ARGS.repeat} wall seconds; ratio = sklearn s / ours s "
-          "(higher is better); cpu: process CPU seconds of that run, all threads (a load-independent "
-          "cross-check on a busy machine).")
-    print(f"  mem: peak RSS (ru_maxrss) above the baseline with the data created, one run of the "
-          f"dtype's first measure in a fresh interpreter; one float32 input is {input_mib:.0f} MiB.")
-    print("  |diff|: |ours - sklearn|; float32 neighbours may differ where two distances agree to "
-          "float32 round-off.")
+    print(
+        f"  ours s / sklearn s: best-of-{ARGS.repeat} wall seconds; ratio = sklearn s / ours s "
+        "(higher is better); cpu: process CPU seconds of that run, all threads (a load-independent "
+        "cross-check on a busy machine)."
+    )
+    print(
+        f"  mem: peak RSS (ru_maxrss) above the baseline with the data created, one run of the "
+        f"dtype's first measure in a fresh interpreter; one float32 input is {input_mib:.0f} MiB."
+    )
+    print(
+        "  |diff|: |ours - sklearn|; float32 neighbours may differ where two distances agree to "
+        "float32 round-off."
+    )
     print(f"\ntotal wall time {time.perf_counter() - t_all:.1f} s")
     if ARGS.json:
         with open(ARGS.json, "w", encoding="utf-8") as f:

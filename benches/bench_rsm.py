@@ -49,8 +49,12 @@ def _parse_args(argv=None):
     ap = argparse.ArgumentParser(description="congruence vs NumPy/SciPy: RSM measures")
     ap.add_argument("--quick", action="store_true", help="n=1000, p=64 instead of n=5000, p=256")
     ap.add_argument("--only", metavar="NAMES", help="comma-separated cases: " + ", ".join(CASES))
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for both sides (default: $RAYON_NUM_THREADS, else cpu_count)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both sides (default: $RAYON_NUM_THREADS, else cpu_count)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="timed repetitions, best kept (3)")
     ap.add_argument("--json", metavar="OUT", help="also write environment and rows as JSON")
     ap.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
@@ -127,12 +131,17 @@ def ref_dcor(X, Y):
 
 
 IMPLS = {
-    "rsa_correlation": (lambda X, Y: rsa(X, Y), ref_rsa_correlation,
-                        "spearmanr(corrcoef[iu])"),
-    "rsa_euclidean": (lambda X, Y: rsa(X, Y, rsm="euclidean"), ref_rsa_euclidean,
-                      "spearmanr(pdist)"),
-    "rsa_euclidean_pearson": (lambda X, Y: rsa(X, Y, rsm="euclidean", compare="pearson"),
-                              ref_rsa_euclidean_pearson, "pearsonr(pdist)"),
+    "rsa_correlation": (lambda X, Y: rsa(X, Y), ref_rsa_correlation, "spearmanr(corrcoef[iu])"),
+    "rsa_euclidean": (
+        lambda X, Y: rsa(X, Y, rsm="euclidean"),
+        ref_rsa_euclidean,
+        "spearmanr(pdist)",
+    ),
+    "rsa_euclidean_pearson": (
+        lambda X, Y: rsa(X, Y, rsm="euclidean", compare="pearson"),
+        ref_rsa_euclidean_pearson,
+        "pearsonr(pdist)",
+    ),
     "dcor": (lambda X, Y: distance_correlation(X, Y), ref_dcor, "numpy H a H (squareform)"),
 }
 
@@ -158,8 +167,20 @@ def mem_child(args) -> None:
 
 def measure_peak(case: str, impl: str, n: int, p: int) -> float:
     """Peak memory above the inputs, in n x n float64 matrices."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--_mem-child", case, "--_impl", impl,
-           "--_n", str(n), "--_p", str(p), "--threads", str(THREADS)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--_mem-child",
+        case,
+        "--_impl",
+        impl,
+        "--_n",
+        str(n),
+        "--_p",
+        str(p),
+        "--threads",
+        str(THREADS),
+    ]
     out = _LAUNCHER.run(cmd, f"({case}, {impl})")
     return (out["peak_kib"] - out["baseline_kib"]) / (n * n * 8 / 1024)
 
@@ -173,10 +194,22 @@ def run_case(case: str, n: int, p: int):
     ours, ref, ref_name = IMPLS[case]
     X, Y = make_pair(n, p)
     t, v = _common.timed({"ours": lambda: ours(X, Y), "ref": lambda: ref(X, Y)}, ARGS.repeat)
-    row = dict(case=case, reference=ref_name, n=n, p=p, dtype="float64", threads=THREADS,
-               ours_s=t["ours"], ref_s=t["ref"], ratio=t["ref"] / t["ours"],
-               abs_diff=abs(v["ours"] - v["ref"]), value=v["ours"],
-               mem_ours=None, mem_ref=None, target=TARGETS.get(case))
+    row = dict(
+        case=case,
+        reference=ref_name,
+        n=n,
+        p=p,
+        dtype="float64",
+        threads=THREADS,
+        ours_s=t["ours"],
+        ref_s=t["ref"],
+        ratio=t["ref"] / t["ours"],
+        abs_diff=abs(v["ours"] - v["ref"]),
+        value=v["ours"],
+        mem_ours=None,
+        mem_ref=None,
+        target=TARGETS.get(case),
+    )
     if _LAUNCHER is not None:
         row["mem_ours"] = measure_peak(case, "congruence", n, p)
         row["mem_ref"] = measure_peak(case, "reference", n, p)
@@ -200,7 +233,10 @@ def header() -> dict:
     }
     if threadpoolctl is not None:
         env["blas"] = _common.blas_info(
-            threadpoolctl, ("internal_api", "version", "architecture", "num_threads"), blas_only=True)
+            threadpoolctl,
+            ("internal_api", "version", "architecture", "num_threads"),
+            blas_only=True,
+        )
     return env
 
 
@@ -218,18 +254,48 @@ def main() -> int:
             rows.append(run_case(case, size["n"], size["p"]))
         except Exception as exc:  # report and go on with the other cases
             errors.append((case, repr(exc)))
-    cols = ("case", "reference", "n", "p", "dtype", "thr", "ours s", "ref s", "ref/ours",
-            "|diff|", "mem ours", "mem ref", "target", "ok")
+    cols = (
+        "case",
+        "reference",
+        "n",
+        "p",
+        "dtype",
+        "thr",
+        "ours s",
+        "ref s",
+        "ref/ours",
+        "|diff|",
+        "mem ours",
+        "mem ref",
+        "target",
+        "ok",
+    )
     print(" | ".join(cols))
     for r in rows:
-        print(" | ".join([
-            r["case"], r["reference"], str(r["n"]), str(r["p"]), r["dtype"], str(r["threads"]),
-            f"{r['ours_s']:.3f}", f"{r['ref_s']:.3f}", f"{r['ratio']:.2f}",
-            f"{r['abs_diff']:.1e}", _common.fmt(r["mem_ours"], ".2f"), _common.fmt(r["mem_ref"], ".2f"),
-            "-" if r["target"] is None else f">= {r['target']:g}x", "yes" if r["ok"] else "no",
-        ]))
-    print("# mem: peak RSS above the inputs in one run, in n x n float64 matrices "
-          f"({size['n'] ** 2 * 8 / 1e6:.0f} MB each)")
+        print(
+            " | ".join(
+                [
+                    r["case"],
+                    r["reference"],
+                    str(r["n"]),
+                    str(r["p"]),
+                    r["dtype"],
+                    str(r["threads"]),
+                    f"{r['ours_s']:.3f}",
+                    f"{r['ref_s']:.3f}",
+                    f"{r['ratio']:.2f}",
+                    f"{r['abs_diff']:.1e}",
+                    _common.fmt(r["mem_ours"], ".2f"),
+                    _common.fmt(r["mem_ref"], ".2f"),
+                    "-" if r["target"] is None else f">= {r['target']:g}x",
+                    "yes" if r["ok"] else "no",
+                ]
+            )
+        )
+    print(
+        "# mem: peak RSS above the inputs in one run, in n x n float64 matrices "
+        f"({size['n'] ** 2 * 8 / 1e6:.0f} MB each)"
+    )
     if ARGS.quick:
         print("# --quick: sizes are reduced; targets are meant for the full sizes")
     for case, err in errors:

@@ -55,18 +55,34 @@ QUICK = {
     "rbf_large": dict(n=3_000, p=64),
 }
 NOMINAL_GEMM_GFLOPS = 99.0
-TARGETS = {"exact_stream": "GEMM >= 60%, peak < 1 GB", "minibatch_12x12": ">= 5x", "rbf_large": "peak < 2 GB"}
+TARGETS = {
+    "exact_stream": "GEMM >= 60%, peak < 1 GB",
+    "minibatch_12x12": ">= 5x",
+    "rbf_large": "peak < 2 GB",
+}
 
 
 def _parse_args(argv=None):
-    ap = argparse.ArgumentParser(description="congruence streaming / minibatch / large-n RBF benchmark")
+    ap = argparse.ArgumentParser(
+        description="congruence streaming / minibatch / large-n RBF benchmark"
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the script")
     ap.add_argument("--only", metavar="NAME", help="comma-separated cases: " + ", ".join(CASES))
-    ap.add_argument("--threads", type=int, default=None,
-                    help="threads for both sides (default: $RAYON_NUM_THREADS or os.cpu_count())")
-    ap.add_argument("--repeat", type=int, default=1, help="timed repetitions, best kept (default 1)")
-    ap.add_argument("--ref-batches", type=int, default=4,
-                    help="minibatch_12x12: batches the per-pair NumPy reference is timed on")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for both sides (default: $RAYON_NUM_THREADS or os.cpu_count())",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="timed repetitions, best kept (default 1)"
+    )
+    ap.add_argument(
+        "--ref-batches",
+        type=int,
+        default=4,
+        help="minibatch_12x12: batches the per-pair NumPy reference is timed on",
+    )
     ap.add_argument("--tmp", default="/tmp", help="folder for the exact_stream .npy files")
     ap.add_argument("--keep", action="store_true", help="keep the exact_stream .npy files")
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
@@ -104,9 +120,7 @@ def stream_files(n: int, p: int, folder: str) -> tuple[str, str]:
     """Two float32 .npy files (n, p): X with column offsets, Y = 0.6 X reversed + noise."""
     px = os.path.join(folder, f"congruence_bench_x_{n}x{p}.npy")
     py = os.path.join(folder, f"congruence_bench_y_{n}x{p}.npy")
-    ok = all(
-        os.path.exists(f) and np.load(f, mmap_mode="r").shape == (n, p) for f in (px, py)
-    )
+    ok = all(os.path.exists(f) and np.load(f, mmap_mode="r").shape == (n, p) for f in (px, py))
     if ok:
         return px, py
     rng = np.random.default_rng(0)
@@ -209,13 +223,22 @@ def case_exact_stream(sz: dict) -> dict:
     gf = flops / ours["seconds"] / 1e9
     peak_mb = ours["peak_kib"] / 1024
     return dict(
-        case="exact_stream", reference="NumPy two-pass over the memmaps", n=n, p=f"{p}+{p}",
-        dtype="float32 file", ours_s=ours["seconds"], ref_s=ref["seconds"],
-        ratio=ref["seconds"] / ours["seconds"], diff=abs(ours["value"] - ref["value"]),
-        peak_mb=peak_mb, ref_peak_mb=ref["peak_kib"] / 1024,
-        extra=(f"{gf:.1f} GFLOP/s = {100 * gf / peak_gemm:.0f}% of the measured GEMM "
-               f"{peak_gemm:.1f} GFLOP/s ({100 * gf / NOMINAL_GEMM_GFLOPS:.0f}% of nominal "
-               f"{NOMINAL_GEMM_GFLOPS:.0f}); batch {batch}"),
+        case="exact_stream",
+        reference="NumPy two-pass over the memmaps",
+        n=n,
+        p=f"{p}+{p}",
+        dtype="float32 file",
+        ours_s=ours["seconds"],
+        ref_s=ref["seconds"],
+        ratio=ref["seconds"] / ours["seconds"],
+        diff=abs(ours["value"] - ref["value"]),
+        peak_mb=peak_mb,
+        ref_peak_mb=ref["peak_kib"] / 1024,
+        extra=(
+            f"{gf:.1f} GFLOP/s = {100 * gf / peak_gemm:.0f}% of the measured GEMM "
+            f"{peak_gemm:.1f} GFLOP/s ({100 * gf / NOMINAL_GEMM_GFLOPS:.0f}% of nominal "
+            f"{NOMINAL_GEMM_GFLOPS:.0f}); batch {batch}"
+        ),
         ok=(gf >= 0.6 * peak_gemm) and (peak_mb < 1024),
     )
 
@@ -244,7 +267,11 @@ def _hsic_u(K: np.ndarray, L: np.ndarray) -> float:
     one_K = K.sum(axis=0)
     one_L = L.sum(axis=0)
     return float(
-        (np.sum(K * L) + one_K.sum() * one_L.sum() / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (one_K @ one_L))
+        (
+            np.sum(K * L)
+            + one_K.sum() * one_L.sum() / ((n - 1) * (n - 2))
+            - 2.0 / (n - 2) * (one_K @ one_L)
+        )
         / (n * (n - 3))
     )
 
@@ -290,12 +317,25 @@ def case_minibatch(sz: dict) -> dict:
         small = acc_small.result()
         for (i, j), (kl, kk, ll) in ref_acc.items():
             diff = max(diff, abs(small[i, j] - kl / np.sqrt(kk * ll)))
-    note = "" if ref_batches == len(bounds) else f"; ref timed on {ref_batches}/{len(bounds)} batches, scaled"
+    note = (
+        ""
+        if ref_batches == len(bounds)
+        else f"; ref timed on {ref_batches}/{len(bounds)} batches, scaled"
+    )
     return dict(
-        case="minibatch_12x12", reference="NumPy per-pair (2 Grams + 3 HSIC_u per pair)",
-        n=n, p=f"{L}x{p} vs {L}x{p}", dtype="float64", ours_s=best_ours, ref_s=best_ref,
-        ratio=best_ref / best_ours, diff=diff, peak_mb=None, ref_peak_mb=None,
-        extra=f"batch {m}, {len(bounds)} batches{note}", ok=best_ref / best_ours >= 5.0,
+        case="minibatch_12x12",
+        reference="NumPy per-pair (2 Grams + 3 HSIC_u per pair)",
+        n=n,
+        p=f"{L}x{p} vs {L}x{p}",
+        dtype="float64",
+        ours_s=best_ours,
+        ref_s=best_ref,
+        ratio=best_ref / best_ours,
+        diff=diff,
+        peak_mb=None,
+        ref_peak_mb=None,
+        extra=f"batch {m}, {len(bounds)} batches{note}",
+        ok=best_ref / best_ours >= 5.0,
     )
 
 
@@ -353,10 +393,17 @@ def case_rbf(sz: dict) -> dict:
     peak_mb = best["peak_kib"] / 1024
     grown_mb = (best["peak_kib"] - best["base_kib"]) / 1024
     return dict(
-        case="rbf_large", reference="NumPy full n x n" if ref_s else "none (n x n = "
-        f"{n * n * 8 / 2**30:.0f} GiB)", n=n, p=p, dtype="float64", ours_s=best["seconds"],
-        ref_s=ref_s, ratio=(ref_s / best["seconds"]) if ref_s else None, diff=diff,
-        peak_mb=peak_mb, ref_peak_mb=None,
+        case="rbf_large",
+        reference="NumPy full n x n" if ref_s else f"none (n x n = {n * n * 8 / 2**30:.0f} GiB)",
+        n=n,
+        p=p,
+        dtype="float64",
+        ours_s=best["seconds"],
+        ref_s=ref_s,
+        ratio=(ref_s / best["seconds"]) if ref_s else None,
+        diff=diff,
+        peak_mb=peak_mb,
+        ref_peak_mb=None,
         extra=f"{grown_mb:.0f} MB above the inputs; one n x n float64 = {n * n * 8 / 2**20:.0f} MB",
         ok=peak_mb < 2048,
     )
@@ -374,36 +421,60 @@ def main() -> int:
         print(json.dumps(out))
         return 0
     sizes = QUICK if ARGS.quick else FULL
-    print(f"congruence {cg.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
-          f"cpu_count {os.cpu_count()}, threads {THREADS}, load {os.getloadavg()[0]:.2f}"
-          f"{', QUICK sizes (targets are for full sizes)' if ARGS.quick else ''}")
-    for info in _common.blas_info(threadpoolctl, ("internal_api", "version", "architecture",
-                                                  "num_threads"), blas_only=True) or ():
-        print(f"BLAS: {info['internal_api']} {info['version']} "
-              f"{info['architecture']} threads={info['num_threads']}")
+    print(
+        f"congruence {cg.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
+        f"cpu_count {os.cpu_count()}, threads {THREADS}, load {os.getloadavg()[0]:.2f}"
+        f"{', QUICK sizes (targets are for full sizes)' if ARGS.quick else ''}"
+    )
+    for info in (
+        _common.blas_info(
+            threadpoolctl,
+            ("internal_api", "version", "architecture", "num_threads"),
+            blas_only=True,
+        )
+        or ()
+    ):
+        print(
+            f"BLAS: {info['internal_api']} {info['version']} "
+            f"{info['architecture']} threads={info['num_threads']}"
+        )
     rows, failures = [], []
-    runners = {"exact_stream": case_exact_stream, "minibatch_12x12": case_minibatch, "rbf_large": case_rbf}
+    runners = {
+        "exact_stream": case_exact_stream,
+        "minibatch_12x12": case_minibatch,
+        "rbf_large": case_rbf,
+    }
     for case in ARGS.only:
         try:
             rows.append(runners[case](sizes[case]))
         except Exception as exc:  # report and go on with the other cases
             failures.append(f"{case}: {type(exc).__name__}: {exc}")
-    head = f"{'case':<16} {'n':>9} {'p':>14} {'dtype':>12} {'thr':>3} {'ours s':>9} {'ref s':>9} " \
-           f"{'ref/ours':>8} {'|diff|':>9} {'peak MB':>8} {'target':<26} ok"
+    head = (
+        f"{'case':<16} {'n':>9} {'p':>14} {'dtype':>12} {'thr':>3} {'ours s':>9} {'ref s':>9} "
+        f"{'ref/ours':>8} {'|diff|':>9} {'peak MB':>8} {'target':<26} ok"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['case']:<16} {r['n']:>9} {str(r['p']):>14} {r['dtype']:>12} {THREADS:>3} "
-              f"{fmt(r['ours_s'], '9.2f')} {fmt(r['ref_s'], '9.2f')} {fmt(r['ratio'], '8.2f')} "
-              f"{fmt(r['diff'], '9.1e')} {fmt(r['peak_mb'], '8.0f')} {TARGETS[r['case']]:<26} "
-              f"{'yes' if r['ok'] else 'no'}")
-        print(f"    reference: {r['reference']}; {r['extra']}"
-              + (f"; reference peak {r['ref_peak_mb']:.0f} MB" if r.get("ref_peak_mb") else ""))
+        print(
+            f"{r['case']:<16} {r['n']:>9} {str(r['p']):>14} {r['dtype']:>12} {THREADS:>3} "
+            f"{fmt(r['ours_s'], '9.2f')} {fmt(r['ref_s'], '9.2f')} {fmt(r['ratio'], '8.2f')} "
+            f"{fmt(r['diff'], '9.1e')} {fmt(r['peak_mb'], '8.0f')} {TARGETS[r['case']]:<26} "
+            f"{'yes' if r['ok'] else 'no'}"
+        )
+        print(
+            f"    reference: {r['reference']}; {r['extra']}"
+            + (f"; reference peak {r['ref_peak_mb']:.0f} MB" if r.get("ref_peak_mb") else "")
+        )
     for f in failures:
         print("ERROR", f)
     if ARGS.json:
         with open(ARGS.json, "w") as fh:
-            json.dump({"threads": THREADS, "quick": ARGS.quick, "rows": rows, "errors": failures}, fh, indent=1)
+            json.dump(
+                {"threads": THREADS, "quick": ARGS.quick, "rows": rows, "errors": failures},
+                fh,
+                indent=1,
+            )
     return 1 if failures else 0
 
 

@@ -88,7 +88,9 @@ def ref_cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: boo
     return float(np.sum(Kt * Lt) / (nk * nl))
 
 
-def ref_hsic(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool = False) -> float:
+def ref_hsic(
+    X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool = False
+) -> float:
     """HSIC of MEASURES.md 1.3.
 
     Biased: ``tr(K H L H) / (n-1)^2``. Unbiased: the Song et al. (2012) trace formula with the

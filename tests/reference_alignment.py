@@ -114,7 +114,9 @@ def _eig_of_gram(Xc: np.ndarray, method: str):
     raise ValueError(method)
 
 
-def ref_whiten(Xc: np.ndarray, alpha: float, clip: float = 1e-7, method: str = "eigh") -> np.ndarray:
+def ref_whiten(
+    Xc: np.ndarray, alpha: float, clip: float = 1e-7, method: str = "eigh"
+) -> np.ndarray:
     """Partial whitening of 3.3 step 2, every line of the specification as written."""
     if alpha > 1 - 1e-7:
         return Xc
@@ -126,7 +128,9 @@ def ref_whiten(Xc: np.ndarray, alpha: float, clip: float = 1e-7, method: str = "
     return Xc @ V @ np.diag(d) @ V.T
 
 
-def ref_angular_shape_metric(X, Y, alpha: float = 1.0, clip: float = 1e-7, method: str = "eigh") -> float:
+def ref_angular_shape_metric(
+    X, Y, alpha: float = 1.0, clip: float = 1e-7, method: str = "eigh"
+) -> float:
     """3.3: pad, centre, whiten each side, ``arccos(||Xw^T Yw||_* / (||Xw||_F ||Yw||_F))``."""
     Xp, Yp = ref_pad(X, Y)
     Xc, Yc = ref_centre(Xp), ref_centre(Yp)
@@ -212,7 +216,10 @@ def ref_correlation_match(X, Y, soft: bool = False) -> float:
     C = ref_correlation_matrix(X, Y)
     p1, p2 = C.shape
     if soft:
-        return float((np.mean([C[j].max() for j in range(p1)]) + np.mean([C[:, k].max() for k in range(p2)])) / 2)
+        return float(
+            (np.mean([C[j].max() for j in range(p1)]) + np.mean([C[:, k].max() for k in range(p2)]))
+            / 2
+        )
     m = min(p1, p2)
     best = -math.inf
     if p1 <= p2:

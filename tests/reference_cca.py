@@ -112,8 +112,7 @@ def _reduced(X, variance: float) -> np.ndarray:
     return U[:, :k] * s[:k]
 
 
-def ref_svcca(X, Y, variance: float = 0.99, statistic: str = "mean",
-              epsilon: float = 0.0) -> float:
+def ref_svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float = 0.0) -> float:
     """Mean (``"r2"``: mean squared) of the ``min(kX, kY)`` canonical correlations of the
     PCA scores (ridge CCA of the scores if ``epsilon > 0``); nan if constant."""
     if not np.any(ref_centre(X)) or not np.any(ref_centre(Y)):

@@ -113,6 +113,7 @@ def ref_knn_exact(X, k: int, G: list[list[int]] | None = None) -> list[list[int]
         raise ValueError("k out of range")
     out = []
     for i in range(n):
+
         def key(j):
             s, nj = G[i][j], G[j][j]
             if G[i][i] == 0 or nj == 0:
@@ -178,9 +179,7 @@ def ref_rank_similarity(X, Y, k: int = 10) -> float:
 def ref_joint_rank_jaccard(X, Y, k: int = 10) -> float:
     """5.4: mean over rows of Jaccard times rank similarity."""
     NX, NY = _lists(X, Y, k)
-    vals = [
-        len(set(a) & set(b)) / len(set(a) | set(b)) * _rank_terms(a, b) for a, b in zip(NX, NY)
-    ]
+    vals = [len(set(a) & set(b)) / len(set(a) | set(b)) * _rank_terms(a, b) for a, b in zip(NX, NY)]
     return float(np.mean(vals))
 
 

@@ -60,7 +60,9 @@ def _pair(n, p1, p2, seed=0, offset=2.0):
     """``X`` with column offsets and a ``Y`` that depends on it nonlinearly, plus noise."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, p1)) + offset * rng.standard_normal(p1)
-    Y = np.tanh(X @ rng.standard_normal((p1, p2)) / math.sqrt(p1)) + 0.5 * rng.standard_normal((n, p2))
+    Y = np.tanh(X @ rng.standard_normal((p1, p2)) / math.sqrt(p1)) + 0.5 * rng.standard_normal(
+        (n, p2)
+    )
     return X, Y + offset
 
 
@@ -80,7 +82,11 @@ def _close(got, want, tol=TOL):
 # ---------------------------------------------------------------------------------------------
 
 ORTH, ISO, LIN, TRANS, PERM = (
-    "orthogonal", "isotropic_scaling", "invertible_linear", "translation", "permutation",
+    "orthogonal",
+    "isotropic_scaling",
+    "invertible_linear",
+    "translation",
+    "permutation",
 )
 META = {
     "orthogonal_procrustes": ("distance", (0.0, math.sqrt(2.0)), True, {ORTH, ISO, TRANS, PERM}),
@@ -156,10 +162,15 @@ def test_angular_shape_metric_matches_reference(shape, alpha):
     # The literal eigh of the reference is accurate for full-rank p <= n - 1; for rank-deficient
     # inputs the reference takes the same eigendecomposition from an SVD (see its docstring).
     method = "eigh" if max(p1, p2) <= n - 1 else "svd"
-    _close(angular_shape_metric(X, Y, alpha=alpha), ref_angular_shape_metric(X, Y, alpha, method=method))
+    _close(
+        angular_shape_metric(X, Y, alpha=alpha),
+        ref_angular_shape_metric(X, Y, alpha, method=method),
+    )
 
 
-@pytest.mark.parametrize("shape", [s for s in SHAPES if max(s[1:]) <= 5], ids=lambda s: f"n{s[0]}-p{s[1]}-p{s[2]}")
+@pytest.mark.parametrize(
+    "shape", [s for s in SHAPES if max(s[1:]) <= 5], ids=lambda s: f"n{s[0]}-p{s[1]}-p{s[2]}"
+)
 def test_permutation_procrustes_matches_brute_force(shape):
     X, Y = _pair(*shape, seed=sum(shape) + 3)
     _close(permutation_procrustes(X, Y), ref_permutation_procrustes(X, Y))
@@ -169,7 +180,9 @@ def test_permutation_procrustes_matches_brute_force(shape):
     _close(permutation_procrustes(X, Z), ref_permutation_procrustes(X, Z))
 
 
-@pytest.mark.parametrize("shape", [s for s in SHAPES if s[2] <= s[0] - 1], ids=lambda s: f"n{s[0]}-p{s[1]}-p{s[2]}")
+@pytest.mark.parametrize(
+    "shape", [s for s in SHAPES if s[2] <= s[0] - 1], ids=lambda s: f"n{s[0]}-p{s[1]}-p{s[2]}"
+)
 def test_linear_regression_matches_least_squares(shape):
     X, Y = _pair(*shape, seed=sum(shape) + 4)
     _close(linear_regression(X, Y), ref_linear_regression(X, Y))
@@ -184,7 +197,9 @@ def test_aligned_cosine_matches_reference(shape):
     _close(aligned_cosine(Y, X), ref_aligned_cosine(X, Y))
 
 
-@pytest.mark.parametrize("shape", [s for s in SHAPES if max(s[1:]) <= 7], ids=lambda s: f"n{s[0]}-p{s[1]}-p{s[2]}")
+@pytest.mark.parametrize(
+    "shape", [s for s in SHAPES if max(s[1:]) <= 7], ids=lambda s: f"n{s[0]}-p{s[1]}-p{s[2]}"
+)
 @pytest.mark.parametrize("soft", [False, True])
 def test_correlation_match_matches_reference(shape, soft):
     X, Y = _pair(*shape, seed=sum(shape) + 6)
@@ -234,8 +249,14 @@ def _triples(n=15, seeds=range(8)):
         ps = rng.integers(1, 7, size=3)
         X = rng.standard_normal((n, ps[0]))
         # some triples close together, where the triangle inequality is tightest
-        Y = np.hstack([X, rng.standard_normal((n, ps[1]))])[:, : ps[1]] + 0.3 * rng.standard_normal((n, ps[1]))
-        Z = rng.standard_normal((n, ps[2])) if seed % 2 else Y[:, ::-1] + 0.2 * rng.standard_normal((n, ps[1]))
+        Y = np.hstack([X, rng.standard_normal((n, ps[1]))])[:, : ps[1]] + 0.3 * rng.standard_normal(
+            (n, ps[1])
+        )
+        Z = (
+            rng.standard_normal((n, ps[2]))
+            if seed % 2
+            else Y[:, ::-1] + 0.2 * rng.standard_normal((n, ps[1]))
+        )
         yield seed, X, Y, Z
 
 
@@ -289,7 +310,9 @@ def test_angular_alpha_one_is_arccos_normalized_bures():
         _close(angular_shape_metric(X, Y, alpha=1.0), math.acos(min(1.0, nbs)))
         # and cos(theta) for alpha = 1 is exactly the nuclear-norm form of MEASURES.md 3.3
         Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-        direct = np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum() / (np.linalg.norm(Xc) * np.linalg.norm(Yc))
+        direct = np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum() / (
+            np.linalg.norm(Xc) * np.linalg.norm(Yc)
+        )
         _close(math.cos(angular_shape_metric(X, Y)), float(direct))
 
 
@@ -320,7 +343,9 @@ def test_angular_scaling_invariance_depends_on_alpha():
     """Documented deviation from the spec's property list: 0 < alpha < 1 is scale dependent."""
     X, Y = _pair(60, 7, 5, seed=23)
     for alpha in (0.0, 1.0):
-        _close(angular_shape_metric(3.7 * X, Y, alpha=alpha), angular_shape_metric(X, Y, alpha=alpha))
+        _close(
+            angular_shape_metric(3.7 * X, Y, alpha=alpha), angular_shape_metric(X, Y, alpha=alpha)
+        )
     for alpha in (0.25, 0.5):
         got = angular_shape_metric(3.7 * X, Y, alpha=alpha)
         _close(got, ref_angular_shape_metric(3.7 * X, Y, alpha))
@@ -344,7 +369,10 @@ def test_angular_clip_on_null_directions_and_padding():
     """p > n - 1 and padding: null directions are clipped but carry no data (reference by SVD)."""
     X, Y = _pair(10, 14, 6, seed=25)
     for alpha in (0.0, 0.3, 0.7):
-        _close(angular_shape_metric(X, Y, alpha=alpha), ref_angular_shape_metric(X, Y, alpha, method="svd"))
+        _close(
+            angular_shape_metric(X, Y, alpha=alpha),
+            ref_angular_shape_metric(X, Y, alpha, method="svd"),
+        )
     # the variance-preserving factor (padding dependent) cancels: same as without padding
     X, Y = _pair(30, 3, 6, seed=26)
     Xpad = np.hstack([X, np.zeros((30, 3))])
@@ -397,7 +425,10 @@ def test_permutation_procrustes_exact_zero_and_padding():
     assert permutation_procrustes(X, X[:, [3, 1, 0, 2]]) == 0.0
     # extra columns of Y are matched to padding: d = norm of the extra columns
     extra = rng.standard_normal((9, 2))
-    _close(permutation_procrustes(X, np.hstack([X, extra])[:, [4, 0, 1, 5, 2, 3]]), float(np.linalg.norm(extra)))
+    _close(
+        permutation_procrustes(X, np.hstack([X, extra])[:, [4, 0, 1, 5, 2, 3]]),
+        float(np.linalg.norm(extra)),
+    )
 
 
 def test_correlation_match_by_hand():
@@ -414,7 +445,9 @@ def test_correlation_match_by_hand():
     # without the constant column: hard = (-1/sqrt5 + 0) / 2 (x2-y1, x1-y2) vs (-1 + 0) / 2
     assert correlation_match(X[:, :2], Y) == pytest.approx(-c / 2, abs=1e-15)
     # soft: rows (max(-1, 0), max(-c, 0)) = (0, 0); columns (max(-1, -c), 0) = (-c, 0)
-    assert correlation_match(X[:, :2], Y, soft=True) == pytest.approx((0.0 + (-c + 0.0) / 2) / 2, abs=1e-15)
+    assert correlation_match(X[:, :2], Y, soft=True) == pytest.approx(
+        (0.0 + (-c + 0.0) / 2) / 2, abs=1e-15
+    )
 
 
 def test_correlation_match_per_neuron_scaling_and_sign():
@@ -503,7 +536,9 @@ def test_linear_regression_too_many_predictors():
         linear_regression(X, rng.standard_normal((5, 5)))
     # the limit itself is fine (an exact fit), and X may be wider than n
     _close(linear_regression(X, rng.standard_normal((5, 4))), 1.0, 1e-12)
-    assert math.isfinite(linear_regression(rng.standard_normal((5, 9)), rng.standard_normal((5, 2))))
+    assert math.isfinite(
+        linear_regression(rng.standard_normal((5, 9)), rng.standard_normal((5, 2)))
+    )
 
 
 # Revision 2 of the convention: constant predictor columns are dropped with a warning (see
@@ -517,7 +552,9 @@ def test_linear_regression_rank_deficient_predictor(case):
         Y[:, 2] = 2 * Y[:, 0] - Y[:, 1] + 1.0  # collinear only after centring
     else:
         Y[:, 2] = Y[:, 0]
-    with pytest.raises(ValueError, match=r"Y \(the predictor\).*rank deficient.*numerical rank \d < p2 = 3"):
+    with pytest.raises(
+        ValueError, match=r"Y \(the predictor\).*rank deficient.*numerical rank \d < p2 = 3"
+    ):
         linear_regression(X, Y)
 
 
@@ -586,7 +623,9 @@ def test_batch_equals_pairwise(name, params):
     # float32 layers are compared as float64 copies of the same values
     a32 = {k: v.astype(np.float32) for k, v in a.items()}
     a64 = {k: v.astype(np.float64) for k, v in a32.items()}
-    _assert_matrix_close(cg.compare_layers(a32, measure=name, **params).values, _direct(name, a64, a64, params))
+    _assert_matrix_close(
+        cg.compare_layers(a32, measure=name, **params).values, _direct(name, a64, a64, params)
+    )
 
 
 def test_batch_nan_entries():
@@ -692,4 +731,6 @@ def test_float32_input(name, params):
     X, Y = _pair(30, 4, 3, seed=53)
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     f = getattr(al, name)
-    _close(f(X32, Y32, **params), f(X32.astype(np.float64), Y32.astype(np.float64), **params), 1e-12)
+    _close(
+        f(X32, Y32, **params), f(X32.astype(np.float64), Y32.astype(np.float64), **params), 1e-12
+    )

@@ -57,8 +57,17 @@ def _close(got, want, tol=TOL, what=""):
 
 # (n, p1, p2): smallest n, one column, unequal widths both ways, equal widths, p1 + p2 > n-1,
 # p = n-1 on one side.
-SHAPES = [(2, 1, 1), (3, 1, 2), (5, 2, 2), (10, 3, 7), (40, 7, 5), (61, 5, 9), (120, 20, 30),
-          (30, 14, 17), (12, 11, 3)]
+SHAPES = [
+    (2, 1, 1),
+    (3, 1, 2),
+    (5, 2, 2),
+    (10, 3, 7),
+    (40, 7, 5),
+    (61, 5, 9),
+    (120, 20, 30),
+    (30, 14, 17),
+    (12, 11, 3),
+]
 
 
 @pytest.mark.parametrize("statistic", ["mean", "r2"])
@@ -81,8 +90,16 @@ def test_svcca_matches_reference(n, p1, p2, variance):
 
 
 # PWCCA: p1 + p2 <= n - 1, where the singular vectors are unique (Note 2 of the spec).
-PW_SHAPES = [(2, 1, 1), (4, 1, 2), (10, 3, 3), (10, 3, 6), (40, 7, 5), (61, 5, 9), (120, 20, 30),
-             (60, 25, 25)]
+PW_SHAPES = [
+    (2, 1, 1),
+    (4, 1, 2),
+    (10, 3, 3),
+    (10, 3, 6),
+    (40, 7, 5),
+    (61, 5, 9),
+    (120, 20, 30),
+    (60, 25, 25),
+]
 
 
 @pytest.mark.parametrize("n, p1, p2", PW_SHAPES)
@@ -253,8 +270,11 @@ def test_pwcca_weights_follow_the_seven_steps():
     reversed_qr = weighted(Xc @ U, order=np.arange(4)[::-1])  # Gram-Schmidt from the last
     raw_a = np.abs(Xc @ U).T @ np.abs(Xc)  # no orthonormalisation at all
     unnormalised = float((raw_a.sum(1) / raw_a.sum()) @ rho2)
-    for label, other in [("whitened", whitened), ("reversed QR", reversed_qr),
-                         ("no QR", unnormalised)]:
+    for label, other in [
+        ("whitened", whitened),
+        ("reversed QR", reversed_qr),
+        ("no QR", unnormalised),
+    ]:
         assert abs(other - value) > 1e-4, f"{label} reading indistinguishable: {other} vs {value}"
 
 
@@ -345,9 +365,20 @@ def test_gram_and_fallback_routes_agree(monkeypatch):
     wide = [_pair(n, p1, p2, seed=n) for n, p1, p2 in [(30, 50, 20), (25, 60, 40)]]
 
     def values():
-        return ([(cca(X, Y), cca(X, Y, statistic="r2"), svcca(X, Y), svcca(X, Y, variance=1.0),
-                  pwcca(X, Y), pwcca(Y, X)) for X, Y in cases],
-                [(svcca(X, Y), svcca(X, Y, variance=0.5)) for X, Y in wide])
+        return (
+            [
+                (
+                    cca(X, Y),
+                    cca(X, Y, statistic="r2"),
+                    svcca(X, Y),
+                    svcca(X, Y, variance=1.0),
+                    pwcca(X, Y),
+                    pwcca(Y, X),
+                )
+                for X, Y in cases
+            ],
+            [(svcca(X, Y), svcca(X, Y, variance=0.5)) for X, Y in wide],
+        )
 
     fast = values()
     monkeypatch.setattr(mod, "_COND_MAX", 1.0)  # no Gram block passes: QR / SVD everywhere
@@ -486,12 +517,17 @@ def _layers(n=70, seed=131):
     return {"h1": h1, "h2": h2, "h3": h3, "h4": h4, "ill": ill}
 
 
-BATCH_PARAMS = [("cca", {}), ("cca", {"statistic": "r2"}), ("svcca", {}),
-                ("svcca", {"variance": 0.5}), ("svcca", {"variance": 1.0}), ("pwcca", {})]
+BATCH_PARAMS = [
+    ("cca", {}),
+    ("cca", {"statistic": "r2"}),
+    ("svcca", {}),
+    ("svcca", {"variance": 0.5}),
+    ("svcca", {"variance": 1.0}),
+    ("pwcca", {}),
+]
 
 
-@pytest.mark.parametrize("measure, params", BATCH_PARAMS,
-                         ids=[f"{m}-{p}" for m, p in BATCH_PARAMS])
+@pytest.mark.parametrize("measure, params", BATCH_PARAMS, ids=[f"{m}-{p}" for m, p in BATCH_PARAMS])
 def test_compare_layers_equals_pairwise(measure, params):
     a = _layers()
     b = dict(list(_layers(seed=132).items())[:3])
@@ -511,8 +547,7 @@ def test_compare_layers_equals_pairwise(measure, params):
         assert abs(res["h1", "h4"] - res["h4", "h1"]) > 1e-6
 
 
-@pytest.mark.parametrize("measure, params", BATCH_PARAMS,
-                         ids=[f"{m}-{p}" for m, p in BATCH_PARAMS])
+@pytest.mark.parametrize("measure, params", BATCH_PARAMS, ids=[f"{m}-{p}" for m, p in BATCH_PARAMS])
 def test_compare_layers_prepares_each_layer_once(monkeypatch, measure, params):
     calls = []
     for name in ("_prepare_full", "_prepare_sv"):
@@ -559,12 +594,18 @@ def test_registry_metadata():
         assert m.batch is not None and m.min_rows() == 2
     assert dict(cg.get_measure("cca").params) == {"statistic": "mean", "epsilon": 0.0}
     assert dict(cg.get_measure("svcca").params) == {
-        "variance": 0.99, "statistic": "mean", "epsilon": 0.0}
+        "variance": 0.99,
+        "statistic": "mean",
+        "epsilon": 0.0,
+    }
     assert dict(cg.get_measure("pwcca").params) == {"epsilon": 0.0}
     assert "invertible_linear" in cg.get_measure("cca").invariances()
     assert "invertible_linear" not in cg.get_measure("svcca").invariances()
     assert "invertible_linear" in cg.get_measure("svcca").invariances(variance=1.0)
-    assert cg.get_measure("pwcca").invariances() == {"isotropic_scaling", "translation",
-                                                     "permutation"}
+    assert cg.get_measure("pwcca").invariances() == {
+        "isotropic_scaling",
+        "translation",
+        "permutation",
+    }
     assert cg.get_measure("cca").symmetric() and cg.get_measure("svcca").symmetric()
     assert not cg.get_measure("pwcca").symmetric()

@@ -74,8 +74,15 @@ def test_list_in_process(capsys):
     assert {"cka", "hsic"} <= set(names)
     assert set(names) == set(cg.list_measures())
     header = out.splitlines()[0].split()
-    assert header == ["measure", "family", "kind", "range", "symmetric", "invariances",
-                      "parameters"]
+    assert header == [
+        "measure",
+        "family",
+        "kind",
+        "range",
+        "symmetric",
+        "invariances",
+        "parameters",
+    ]
     cka_line = next(ln for ln in out.splitlines() if ln.startswith("cka "))
     assert "[0, 1]" in cka_line and "kernel='linear'" in cka_line and "debiased=False" in cka_line
 
@@ -119,13 +126,28 @@ def test_compare_self(files, layers, capsys):
 def test_compare_two_files_params_and_csv(files, layers, tmp_path, capsys):
     pa, pb = files
     out_csv = tmp_path / "result.csv"
-    argv = ["compare", str(pa), str(pb), "--measure", "cka", "--param", "kernel=rbf",
-            "--param", "sigma_frac=0.5", "--param", "debiased=True", "--out", str(out_csv),
-            "--digits", "5"]
+    argv = [
+        "compare",
+        str(pa),
+        str(pb),
+        "--measure",
+        "cka",
+        "--param",
+        "kernel=rbf",
+        "--param",
+        "sigma_frac=0.5",
+        "--param",
+        "debiased=True",
+        "--out",
+        str(out_csv),
+        "--digits",
+        "5",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    expected = cg.compare_layers(layers[0], layers[1], "cka", kernel="rbf", sigma_frac=0.5,
-                                 debiased=True)
+    expected = cg.compare_layers(
+        layers[0], layers[1], "cka", kernel="rbf", sigma_frac=0.5, debiased=True
+    )
     assert out.splitlines()[0] == "cka(kernel='rbf', sigma_frac=0.5, debiased=True) [similarity]"
     assert out.strip().endswith(expected.format(5))
     with open(out_csv, newline="") as f:
@@ -146,7 +168,10 @@ def test_compare_subprocess_hsic(files, layers):
 
 def test_parse_params():
     assert parse_params(["kernel=rbf", "sigma_frac=0.5", "debiased=True", "name='x y'"]) == {
-        "kernel": "rbf", "sigma_frac": 0.5, "debiased": True, "name": "x y"
+        "kernel": "rbf",
+        "sigma_frac": 0.5,
+        "debiased": True,
+        "name": "x y",
     }
     assert parse_params(["k=a=b"]) == {"k": "a=b"}
 
@@ -214,7 +239,9 @@ def test_error_subprocess_has_no_traceback(tmp_path):
 def test_unknown_layer_lists_close_names(files, capsys):
     pa, pb = files
     assert main(["compare", str(pa), "--layers", "l1,l_2"]) == 2
-    assert_one_line_error(capsys.readouterr().err, "no layer named 'l_2'", "a.npz", "did you mean 'l2'")
+    assert_one_line_error(
+        capsys.readouterr().err, "no layer named 'l_2'", "a.npz", "did you mean 'l2'"
+    )
     assert main(["compare", str(pa), str(pb), "--layers-b", "m3"]) == 2
     assert_one_line_error(capsys.readouterr().err, "no layer named 'm3'", "b.npz")
     assert main(["compare", str(pa), "--layers-b", "m1"]) == 2
@@ -242,7 +269,14 @@ def test_other_formats_are_read_through_io(tmp_path, layers, capsys):
 
 @pytest.mark.parametrize(
     "option",
-    [["--nope"], ["--digits", "x"], ["--digits", "-1"], ["--digits", "1000000000"], ["compare"], ["frobnicate"]],
+    [
+        ["--nope"],
+        ["--digits", "x"],
+        ["--digits", "-1"],
+        ["--digits", "1000000000"],
+        ["compare"],
+        ["frobnicate"],
+    ],
 )
 def test_bad_options(files, capsys, option):
     pa, _ = files
@@ -303,7 +337,9 @@ _SLOW_CHILD = textwrap.dedent(
 def test_ctrl_c_in_a_real_process(files):
     proc = subprocess.Popen(
         [sys.executable, "-c", _SLOW_CHILD, str(files[0])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout.readline().strip() == "started"
@@ -358,13 +394,19 @@ def test_failing_cell_names_the_layer(collinear, capsys):
 
 def test_on_error_nan_prints_nan_and_one_warning_line(collinear, capsys):
     path, arrays = collinear
-    assert main(["compare", str(path), "--measure", "cca", "--on-error", "nan", "--digits", "6"]) == 0
+    assert (
+        main(["compare", str(path), "--measure", "cca", "--on-error", "nan", "--digits", "6"]) == 0
+    )
     captured = capsys.readouterr()
     got = parse_matrix(captured.out, ["l1", "dup", "l2"])
     assert all(np.isnan(v) == ("dup" in key) for key, v in got.items())
     assert got["l1", "l2"] == pytest.approx(cg.cca(arrays["l1"], arrays["l2"]), abs=1e-6)
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("congruence: warning: cca(") and "a['dup']" in lines[0]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("congruence: warning: cca(")
+        and "a['dup']" in lines[0]
+    )
     assert main(["compare", str(path), "--on-error", "skip"]) == 2
     assert "invalid choice: 'skip'" in capsys.readouterr().err
 

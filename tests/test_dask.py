@@ -63,7 +63,10 @@ def test_dask_equals_in_memory(client, measure, params):
     a, b = _models()
     # ragged, different row chunks per layer (re-chunked to the first layer's) and one row alone
     chunks = (1, 150, 149, 300)
-    da_a = {"h1": da.from_array(a["h1"], chunks=(chunks, 7)), "h2": da.from_array(a["h2"], chunks=(200, 5))}
+    da_a = {
+        "h1": da.from_array(a["h1"], chunks=(chunks, 7)),
+        "h2": da.from_array(a["h2"], chunks=(200, 5)),
+    }
     da_b = {"g1": da.from_array(b["g1"], chunks=(97, 3)), "g2": b["g2"]}  # numpy is wrapped
     with distributed.get_task_stream(client) as ts:
         res = dask_compare_layers(da_a, da_b, measure, split_every=2, **params)
@@ -80,7 +83,9 @@ def test_dask_float32_lazy_and_list(client):
     x32 = [da.from_array(v.astype(np.float32), chunks=(64, -1)) for v in a.values()]
     delayed = dask_compare_layers(x32, compute=False, debiased=True)
     res = delayed.compute()
-    want = cg.compare_layers([v.astype(np.float32).astype(np.float64) for v in a.values()], debiased=True)
+    want = cg.compare_layers(
+        [v.astype(np.float32).astype(np.float64) for v in a.values()], debiased=True
+    )
     assert res.rows == ("0", "1")
     np.testing.assert_allclose(res.values, want.values, rtol=0, atol=1e-10)
 
@@ -94,7 +99,9 @@ def test_dask_errors(client):
         dask_compare_layers({"x": x[:, :, None]})
     with pytest.raises(ValueError, match=r"kernel='rbf' cannot be accumulated"):
         dask_compare_layers({"x": x}, kernel="rbf")
-    with pytest.raises(ValueError, match=r"split_every=1 is out of range; expected a value in \[2, inf\)"):
+    with pytest.raises(
+        ValueError, match=r"split_every=1 is out of range; expected a value in \[2, inf\)"
+    ):
         dask_compare_layers({"x": x}, split_every=1)
     with pytest.raises(ValueError, match=r"a must map layer names to \(n, p\) dask arrays"):
         dask_compare_layers(x)

@@ -75,7 +75,10 @@ def test_row_01_non_finite_is_a_value_error_naming_array_and_count(m, bad):
 @pytest.mark.parametrize("m", REPR, ids=ids)
 def test_row_02_row_counts_differ(m):
     X, Y = _args(m, *_pair())
-    with pytest.raises(ValueError, match=r"X has shape \(40, \d+\) and Y has shape \(39, \d+\).*same number of rows"):
+    with pytest.raises(
+        ValueError,
+        match=r"X has shape \(40, \d+\) and Y has shape \(39, \d+\).*same number of rows",
+    ):
         m(X, Y[:-1], **CHEAP.get(m.name, {}))
 
 
@@ -85,15 +88,20 @@ def test_row_03_one_dimensional_input_says_how_to_reshape():
         cg.cka(X[:, 0], X)
 
 
-@pytest.mark.parametrize("shape,policies", [
-    ((20, 5, 3), ["'mean'", "'first'", "'last'", "'max'", "'flatten'", "'tokens'"]),
-    ((20, 3, 2, 2), ["'flatten'", "'mean'", "'spatial'"]),
-])
+@pytest.mark.parametrize(
+    "shape,policies",
+    [
+        ((20, 5, 3), ["'mean'", "'first'", "'last'", "'max'", "'flatten'", "'tokens'"]),
+        ((20, 3, 2, 2), ["'flatten'", "'mean'", "'spatial'"]),
+    ],
+)
 def test_row_04_three_and_four_d_list_the_pooling_policies(shape, policies):
     A = np.random.default_rng(0).standard_normal(shape)
     for f in (cg.cka, cg.rsa, cg.knn_jaccard):
         with pytest.raises(ValueError) as info:
-            f(A, A.reshape(shape[0], -1)) if f is not cg.knn_jaccard else f(A, A.reshape(20, -1), k=3)
+            f(A, A.reshape(shape[0], -1)) if f is not cg.knn_jaccard else f(
+                A, A.reshape(20, -1), k=3
+            )
         for p in policies:
             assert p in str(info.value)
 
@@ -128,8 +136,11 @@ def test_row_08_ragged_last_minibatch_is_weighted_as_defined():
         np.fill_diagonal(K, 0)
         np.fill_diagonal(L, 0)
         one = np.ones(n)
-        return (np.trace(K @ L) + (one @ K @ one) * (one @ L @ one) / ((n - 1) * (n - 2))
-                - 2 / (n - 2) * one @ K @ L @ one) / (n * (n - 3))
+        return (
+            np.trace(K @ L)
+            + (one @ K @ one) * (one @ L @ one) / ((n - 1) * (n - 2))
+            - 2 / (n - 2) * one @ K @ L @ one
+        ) / (n * (n - 3))
 
     batches = [slice(0, 15), slice(15, 30), slice(30, 45), slice(45, 50)]
     kl = kk = ll = 0.0
@@ -170,9 +181,16 @@ def test_row_09_constant_columns_among_others():
 #: Measures that return their defined value (with a warning) for identical rows; every other
 #: representational measure returns nan with a warning.
 DEFINED_FOR_IDENTICAL_ROWS = {
-    "hsic", "procrustes_size_and_shape", "permutation_procrustes",
-    "rsm_norm_diff", "aligned_cosine", "eigenspace_overlap", "correlation_match",
-    "magnitude_diff", "concentricity_diff", "uniformity_diff",
+    "hsic",
+    "procrustes_size_and_shape",
+    "permutation_procrustes",
+    "rsm_norm_diff",
+    "aligned_cosine",
+    "eigenspace_overlap",
+    "correlation_match",
+    "magnitude_diff",
+    "concentricity_diff",
+    "uniformity_diff",
 }
 
 
@@ -202,7 +220,9 @@ def test_row_11_near_constant_columns_use_a_relative_test():
 
 
 @pytest.mark.parametrize("offset", [1e3, 1e4])
-@pytest.mark.parametrize("name", ["cka", "hsic", "rsa", "knn_jaccard", "orthogonal_procrustes", "cca"])
+@pytest.mark.parametrize(
+    "name", ["cka", "hsic", "rsa", "knn_jaccard", "orthogonal_procrustes", "cca"]
+)
 def test_row_12_float32_offsets_match_float64_on_the_same_values(offset, name):
     rng = np.random.default_rng(3)
     Z = rng.standard_normal((300, 16))
@@ -213,7 +233,9 @@ def test_row_12_float32_offsets_match_float64_on_the_same_values(offset, name):
     assert abs(v32 - v64) <= 1e-6 * max(1.0, abs(v64))
 
 
-@pytest.mark.parametrize("name", ["cka", "rsa", "knn_jaccard", "orthogonal_procrustes", "cca", "distance_correlation"])
+@pytest.mark.parametrize(
+    "name", ["cka", "rsa", "knn_jaccard", "orthogonal_procrustes", "cca", "distance_correlation"]
+)
 def test_row_13_huge_float32_magnitudes_give_the_float64_value(name):
     rng = np.random.default_rng(4)
     X32 = (rng.standard_normal((200, 8)) * 1e30).astype(np.float32)
@@ -257,7 +279,12 @@ def test_row_16_layouts_give_the_contiguous_value(m):
     ref = m(X, Y, **CHEAP.get(m.name, {}))
     big = np.zeros((2 * X.shape[0], 3 * X.shape[1]))
     big[::2, ::3] = X
-    for Xv in (np.asfortranarray(X), big[::2, ::3], X[::-1][::-1], np.ascontiguousarray(X[::-1])[::-1]):
+    for Xv in (
+        np.asfortranarray(X),
+        big[::2, ::3],
+        X[::-1][::-1],
+        np.ascontiguousarray(X[::-1])[::-1],
+    ):
         v = m(Xv, Y, **CHEAP.get(m.name, {}))
         assert v == ref or abs(v - ref) <= 1e-12 * max(1.0, abs(ref)), m.name
 
@@ -318,7 +345,7 @@ def test_row_24_rbf_bandwidth_and_zero_median():
         with pytest.raises(ValueError, match="sigma_frac"):
             cg.cka(X, Y, kernel="rbf", sigma_frac=s)
     Xd = X.copy()
-    Xd[: 30] = Xd[0]  # over half of all ordered pairs are duplicates: median distance 0
+    Xd[:30] = Xd[0]  # over half of all ordered pairs are duplicates: median distance 0
     value, warned = _call(cg.cka, Xd, Y, kernel="rbf")
     assert math.isnan(value) and warned and "median" in str(warned[0].message)
 
@@ -368,8 +395,11 @@ def test_row_30_thread_counts_give_bitwise_identical_results():
     outs = []
     for threads in ("1", "2"):
         env = {**os.environ, "RAYON_NUM_THREADS": threads}
-        outs.append(subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                   capture_output=True, text=True).stdout)
+        outs.append(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+            ).stdout
+        )
     assert outs[0] == outs[1]
 
 

@@ -169,13 +169,9 @@ class TestErrorCorrectedDisagreement:
         _close(error_corrected_disagreement([1, 1, 0, 0], [0, 0, 1, 1], y, mode="min_max"), 1.0)
         # e_a + e_b > 1 is capped: a wrong on 0,1,2 (3/4), b wrong on 1,2,3 (3/4), all with
         # distinct wrong classes where both are wrong: Dis = 4/4; min(6/4, 1) - 0 = 1 -> 1
-        _close(
-            error_corrected_disagreement([1, 1, 1, 0], [0, 2, 2, 2], y, mode="min_max"), 1.0
-        )
+        _close(error_corrected_disagreement([1, 1, 1, 0], [0, 2, 2, 2], y, mode="min_max"), 1.0)
         # the same with b agreeing with a on input 1: Dis = 3/4 -> (3/4 - 0) / 1
-        _close(
-            error_corrected_disagreement([1, 1, 1, 0], [0, 1, 2, 2], y, mode="min_max"), 0.75
-        )
+        _close(error_corrected_disagreement([1, 1, 1, 0], [0, 1, 2, 2], y, mode="min_max"), 0.75)
 
     def test_error_rate_upper_bound_attained(self):
         # e_a = 1/4 (input 0), b always wrong (e_b = 1) and never agreeing with a:
@@ -370,8 +366,10 @@ class TestPredictionDifference:
     def test_large_p_is_accurate(self):
         # scaled norms: ||(1, -1, 0)||_p = 2^(1/p) even where |x|^p would underflow
         tiny = [[1e-200, 0.0], [0.0, 1e-200]]
-        _close(prediction_difference(tiny, [[0.0, 1e-200], [1e-200, 0.0]], p=500.0),
-               2 * 2 ** (1 / 500) * 1e-200 / 4)
+        _close(
+            prediction_difference(tiny, [[0.0, 1e-200], [1e-200, 0.0]], p=500.0),
+            2 * 2 ** (1 / 500) * 1e-200 / 4,
+        )
 
 
 class TestFleissKappa:
@@ -430,7 +428,7 @@ def test_two_model_label_measures_match_reference(n, C):
     rng = np.random.default_rng(100 * n + C)
     for form, (a, b) in _pair_forms(rng, n, C).items():
         y = _noisy_copy(rng, np.argmax(a, 1) if np.ndim(a) == 2 else a, C, flip=0.4)
-        for (f, ref, extra) in (
+        for f, ref, extra in (
             (disagreement, ref_disagreement, ()),
             (cohens_kappa, ref_cohens_kappa, ()),
             (accuracy_diff, ref_accuracy_diff, (y,)),
@@ -567,8 +565,9 @@ def test_invariance_to_consistent_relabelling():
         _close(fleiss_kappa([t(a), t(b), t(c)]), fleiss_kappa([a, b, c]))
         _close(jsd(t(P), t(Q)), jsd(P, Q), 1e-13)
         _close(surrogate_churn(t(P), t(Q), alpha=0.7), surrogate_churn(P, Q, alpha=0.7), 1e-13)
-        _close(prediction_difference(t(P), t(Q), t(R), p=3), prediction_difference(P, Q, R, p=3),
-               1e-13)
+        _close(
+            prediction_difference(t(P), t(Q), t(R), p=3), prediction_difference(P, Q, R, p=3), 1e-13
+        )
     # hard-only measures: any injective renaming of the labels, not just a permutation
     rename = lambda x: 1000 * np.asarray(x) - 17  # noqa: E731
     d = _hard(rng, n, C)
@@ -770,8 +769,11 @@ class TestErrors:
             assert type(f([0, 1], [1, 1])) is float  # n = 2 is accepted
 
     def test_bad_mode(self):
-        with pytest.raises(ValueError, match=r"mode='minmax' is invalid; expected one of "
-                           r"'error_rate', 'min_max'"):
+        with pytest.raises(
+            ValueError,
+            match=r"mode='minmax' is invalid; expected one of "
+            r"'error_rate', 'min_max'",
+        ):
             error_corrected_disagreement([0, 1], [0, 1], [0, 1], mode="minmax")
         with pytest.raises(ValueError, match=r"mode=None is invalid"):
             error_corrected_disagreement([0, 1], [0, 1], [0, 1], mode=None)
@@ -782,22 +784,31 @@ class TestErrors:
             jsd(np.ones((2, 2)), np.ones((2, 2)), base=base)
 
     def test_base_one_and_non_numbers(self):
-        with pytest.raises(ValueError, match=r"base=1 is invalid; expected a logarithm base > 0 "
-                           r"and != 1"):
+        with pytest.raises(
+            ValueError,
+            match=r"base=1 is invalid; expected a logarithm base > 0 "
+            r"and != 1",
+        ):
             jsd(np.ones((2, 2)), np.ones((2, 2)), base=1)
         with pytest.raises(ValueError, match=r"base='2' is invalid; expected a real number"):
             jsd(np.ones((2, 2)), np.ones((2, 2)), base="2")
 
     @pytest.mark.parametrize("alpha", [0, -1.0, math.nan, math.inf])
     def test_bad_alpha(self, alpha):
-        with pytest.raises(ValueError, match=r"alpha=.* is out of range; expected a value in "
-                           r"\(0, inf\)"):
+        with pytest.raises(
+            ValueError,
+            match=r"alpha=.* is out of range; expected a value in "
+            r"\(0, inf\)",
+        ):
             surrogate_churn(np.ones((2, 2)), np.ones((2, 2)), alpha=alpha)
 
     @pytest.mark.parametrize("p", [0, 0.5, -1, math.nan, -math.inf])
     def test_bad_p(self, p):
-        with pytest.raises(ValueError, match=r"p=.* is out of range; expected a value in \[1, inf\)"
-                           r" or math.inf"):
+        with pytest.raises(
+            ValueError,
+            match=r"p=.* is out of range; expected a value in \[1, inf\)"
+            r" or math.inf",
+        ):
             prediction_difference(np.ones((2, 2)), np.ones((2, 2)), p=p)
 
     @pytest.mark.parametrize("p", ["2", True, None])
@@ -808,8 +819,11 @@ class TestErrors:
     def test_fleiss_needs_a_list_of_two(self):
         with pytest.raises(ValueError, match=r"preds must be a list of m >= 2 .*got ndarray"):
             fleiss_kappa(np.array([[0, 1], [1, 0]]))
-        with pytest.raises(ValueError, match=r"preds holds 1 prediction array\(s\); expected a "
-                           r"list of m >= 2"):
+        with pytest.raises(
+            ValueError,
+            match=r"preds holds 1 prediction array\(s\); expected a "
+            r"list of m >= 2",
+        ):
             fleiss_kappa([[0, 1, 1]])
         with pytest.raises(ValueError, match=r"preds holds 0"):
             fleiss_kappa([])

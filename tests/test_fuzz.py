@@ -79,7 +79,9 @@ def _safetensors() -> bytes:
     from safetensors.numpy import save
 
     rng = np.random.default_rng(2)
-    return save({"h1": rng.standard_normal((12, 3)), "h2": rng.standard_normal((12, 2)).astype(np.float32)})
+    return save(
+        {"h1": rng.standard_normal((12, 3)), "h2": rng.standard_normal((12, 2)).astype(np.float32)}
+    )
 
 
 def _hdf5() -> bytes:
@@ -166,7 +168,9 @@ def mutated(draw):
         if op == "flip":
             data[pos] ^= 1 << draw(st.integers(0, 7))
         elif op == "set":
-            data[pos] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80, ord("9"), ord("("), ord(",")]))
+            data[pos] = draw(
+                st.sampled_from([0x00, 0xFF, 0x7F, 0x80, ord("9"), ord("("), ord(",")])
+            )
         elif op == "insert":
             data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
         elif op == "cut":
@@ -183,7 +187,23 @@ def test_mutated_valid_files(case):
     _write_and_check(suffix, content)
 
 
-_DTYPES = ["<f8", "<f4", ">f8", "<f2", "<i8", "|u1", "|b1", "|O", "<U3", "|V8", "<c16", "<M8[s]", "bogus", "", "<f8'"]
+_DTYPES = [
+    "<f8",
+    "<f4",
+    ">f8",
+    "<f2",
+    "<i8",
+    "|u1",
+    "|b1",
+    "|O",
+    "<U3",
+    "|V8",
+    "<c16",
+    "<M8[s]",
+    "bogus",
+    "",
+    "<f8'",
+]
 
 _dim = st.one_of(st.integers(0, 20), st.integers(-3, 2**63 + 5), st.just(2**31))
 
@@ -202,7 +222,13 @@ def test_npy_headers(shape, dtype, fortran, extra, payload, raw_shape):
     header = f"{{'descr': '{dtype}', 'fortran_order': {fortran}, 'shape': {shape_text}{extra}, }}"
     header = header.encode("latin1", "replace")
     pad = (-(10 + len(header) + 1)) % 64
-    blob = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header) + pad + 1) + header + b" " * pad + b"\n"
+    blob = (
+        b"\x93NUMPY\x01\x00"
+        + struct.pack("<H", len(header) + pad + 1)
+        + header
+        + b" " * pad
+        + b"\n"
+    )
     _write_and_check(".npy", blob + bytes(range(256)) * (payload // 256 + 1))
 
 
@@ -278,11 +304,51 @@ def cli_files(tmp_path_factory):
 
 
 _WORDS = [
-    "compare", "list", "demo", "--measure", "-m", "--param", "-p", "--out", "-o", "--digits",
-    "--layers", "-l", "--layers-b", "--seed-a", "--seed-b", "--help", "-h", "--version", "--",
-    "-", "cka", "hsic", "rsa", "ckaa", "", "kernel=rbf", "kernel=poly", "sigma_frac=0",
-    "sigma_frac=-1", "debiased=True", "unbiased=1", "k=[1,", "x", "=", "a=b=c", "l1", "l2",
-    "l1,l2", "l_1", "m1", ",", "3", "-1", "1e999", "99999999999999999999",
+    "compare",
+    "list",
+    "demo",
+    "--measure",
+    "-m",
+    "--param",
+    "-p",
+    "--out",
+    "-o",
+    "--digits",
+    "--layers",
+    "-l",
+    "--layers-b",
+    "--seed-a",
+    "--seed-b",
+    "--help",
+    "-h",
+    "--version",
+    "--",
+    "-",
+    "cka",
+    "hsic",
+    "rsa",
+    "ckaa",
+    "",
+    "kernel=rbf",
+    "kernel=poly",
+    "sigma_frac=0",
+    "sigma_frac=-1",
+    "debiased=True",
+    "unbiased=1",
+    "k=[1,",
+    "x",
+    "=",
+    "a=b=c",
+    "l1",
+    "l2",
+    "l1,l2",
+    "l_1",
+    "m1",
+    ",",
+    "3",
+    "-1",
+    "1e999",
+    "99999999999999999999",
 ]
 
 
@@ -309,4 +375,7 @@ def test_cli_arguments(cli_files, data):
         assert code in (1, 2), (argv, code, stderr)
         lines = stderr.strip().splitlines()
         assert lines, f"exit {code} without a message for {argv!r}"
-        assert lines[-1].startswith("congruence: error: ") or code == 2 and "usage:" in stderr, (argv, stderr)
+        assert lines[-1].startswith("congruence: error: ") or code == 2 and "usage:" in stderr, (
+            argv,
+            stderr,
+        )

@@ -15,11 +15,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from reference_streaming import ref_minibatch_cka
 
 import congruence as cg
 from congruence.errors import LayerNotFoundError, UnreadableFileError
 from congruence.io import RowSource, load_layers, open_layers, open_source, stream_layers
-from reference_streaming import ref_minibatch_cka
 
 N = 230
 
@@ -70,7 +70,10 @@ def test_safetensors(tmp_path, layers):
     np.testing.assert_array_equal(one.read(0, 7), layers["h2"][:7])
     with pytest.raises(ValueError, match=r"holds 3 arrays .*pass key= to choose one"):
         open_source(path)
-    with pytest.raises(LayerNotFoundError, match=r"no layer named 'h9' in '.*acts\.safetensors'; did you mean 'h3' or 'h2' or 'h1'\?"):
+    with pytest.raises(
+        LayerNotFoundError,
+        match=r"no layer named 'h9' in '.*acts\.safetensors'; did you mean 'h3' or 'h2' or 'h1'\?",
+    ):
         open_layers(path, keys=["h9"])
 
 
@@ -99,7 +102,9 @@ def test_hdf5(tmp_path, layers):
         f["h3"] = layers["h3"]
     res = stream_layers(path, batch_size=40, debiased=True)
     assert res.rows == ("h3", "model/h1", "model/h2")  # every dataset, by path
-    want = _want({"h3": layers["h3"], "model/h1": layers["h1"], "model/h2": layers["h2"]}, debiased=True)
+    want = _want(
+        {"h3": layers["h3"], "model/h1": layers["h1"], "model/h2": layers["h2"]}, debiased=True
+    )
     _check(res, want)
     with h5py.File(path, "r") as f:  # open datasets are sources too
         res = stream_layers({"h1": f["model/h1"]}, {"h3": f["h3"]}, batch_size=33)
@@ -112,9 +117,15 @@ def test_zarr(tmp_path, layers):
     for k, v in layers.items():
         group.create_array(k, data=v, chunks=(50, v.shape[1]))
     _check(stream_layers(tmp_path / "acts.zarr", batch_size=64), _want(layers))
-    arr = zarr.open_array(str(tmp_path / "one.zarr"), mode="w", shape=(N, 5), chunks=(60, 5), dtype="f8")
+    arr = zarr.open_array(
+        str(tmp_path / "one.zarr"), mode="w", shape=(N, 5), chunks=(60, 5), dtype="f8"
+    )
     arr[:] = layers["h3"]
-    res = stream_layers({"z": tmp_path / "one.zarr"}, {"h1": zarr.open(str(tmp_path / "acts.zarr"))["h1"]}, batch_size=64)
+    res = stream_layers(
+        {"z": tmp_path / "one.zarr"},
+        {"h1": zarr.open(str(tmp_path / "acts.zarr"))["h1"]},
+        batch_size=64,
+    )
     _check(res, _want({"z": layers["h3"]}, {"h1": layers["h1"]}))
 
 
@@ -139,7 +150,9 @@ def test_flatten_trailing_dimensions(tmp_path):
     conv = rng.standard_normal((50, 2, 3, 2))
     other = rng.standard_normal((50, 4))
     np.save(tmp_path / "conv.npy", conv)
-    with pytest.raises(ValueError, match=r"has shape \(50, 2, 3, 2\) \(4-D\); expected 2-D .*flatten=True"):
+    with pytest.raises(
+        ValueError, match=r"has shape \(50, 2, 3, 2\) \(4-D\); expected 2-D .*flatten=True"
+    ):
         open_source(tmp_path / "conv.npy")
     src = open_source(tmp_path / "conv.npy", flatten=True)
     assert src.shape == (50, 12)
@@ -192,8 +205,14 @@ def test_pooling_policies_as_rows_are_read(tmp_path):
     # per-layer policies, and 2-D layers read as they are under any policy
     np.save(tmp_path / "flat.npy", flat)
     both = open_layers(tmp_path, pooling={"tok": "last", "conv": "spatial"})
-    assert {k: s.shape for k, s in both.items()} == {"conv": (480, 3), "flat": (60, 6), "tok": (60, 4)}
-    np.testing.assert_array_equal(open_source(tmp_path / "flat.npy", pooling="max").read(0, 60), flat)
+    assert {k: s.shape for k, s in both.items()} == {
+        "conv": (480, 3),
+        "flat": (60, 6),
+        "tok": (60, 4),
+    }
+    np.testing.assert_array_equal(
+        open_source(tmp_path / "flat.npy", pooling="max").read(0, 60), flat
+    )
 
 
 def test_pooling_in_hdf5_zarr_and_npz(tmp_path):
@@ -230,32 +249,40 @@ def test_stream_layers_pooling_equals_compare_layers_on_pooled_arrays(tmp_path):
     conv_mean = conv.astype(np.float64).mean(axis=(2, 3)).astype(np.float32).astype(np.float64)
     want = cg.compare_layers(
         {"conv": conv_mean, "tok": tok.mean(axis=1)},
-        {"flat": flat}, debiased=True,
+        {"flat": flat},
+        debiased=True,
     )
     _check(res, want)
     # one row per token on both sides: the same rows
     res = stream_layers({"t": tok}, {"u": tok2}, pooling="tokens", batch_size=13)
     _check(res, cg.compare_layers({"t": tok.reshape(-1, 4)}, {"u": tok2.reshape(-1, 3)}))
     # minibatch CKA over pooled rows
-    res = stream_layers({"t": tok}, {"u": tok2}, pooling="tokens", estimator="minibatch",
-                        batch_size=50)
+    res = stream_layers(
+        {"t": tok}, {"u": tok2}, pooling="tokens", estimator="minibatch", batch_size=50
+    )
     x, y = tok.reshape(-1, 4), tok2.reshape(-1, 3)
     bounds = [(s, s + 50) for s in range(0, 300, 50)]
     want = ref_minibatch_cka([x[s:e] for s, e in bounds], [y[s:e] for s, e in bounds])
     assert res["t", "u"] == pytest.approx(want, abs=1e-10)
     # a dict of policies names the layers of a and b
     res = stream_layers({"t": tok}, {"c": conv}, pooling={"t": "first", "c": "flatten"})
-    _check(res, cg.compare_layers({"t": tok[:, 0, :]}, {"c": conv.reshape(60, -1).astype(np.float64)}))
+    _check(
+        res, cg.compare_layers({"t": tok[:, 0, :]}, {"c": conv.reshape(60, -1).astype(np.float64)})
+    )
 
 
 def test_flatten_is_pooling_flatten_in_stream_layers(tmp_path):
     tok, conv, flat = _tokens_and_maps(seed=7)
     np.save(tmp_path / "conv.npy", conv)
     # the reported failure: "unexpected parameter(s) ['flatten']"
-    res = stream_layers({"conv": tmp_path / "conv.npy"}, {"flat": flat}, flatten=True, batch_size=16)
+    res = stream_layers(
+        {"conv": tmp_path / "conv.npy"}, {"flat": flat}, flatten=True, batch_size=16
+    )
     want = cg.compare_layers({"conv": conv.reshape(60, -1).astype(np.float64)}, {"flat": flat})
     _check(res, want)
-    same = stream_layers({"conv": tmp_path / "conv.npy"}, {"flat": flat}, pooling="flatten", batch_size=16)
+    same = stream_layers(
+        {"conv": tmp_path / "conv.npy"}, {"flat": flat}, pooling="flatten", batch_size=16
+    )
     np.testing.assert_array_equal(same.values, res.values)
     assert load_layers(tmp_path, flatten=True)["conv"].shape == (60, 24)
 
@@ -271,10 +298,15 @@ def test_pooling_errors(tmp_path):
         r"must hold the same n inputs; pooling='tokens' gives one row per token or position",
     ):
         stream_layers({"t": tok}, {"f": flat}, pooling="tokens")
-    with pytest.raises(ValueError, match=r"60 inputs x 5 tokens\) has 300 rows but a\['f'\] has 60"):
+    with pytest.raises(
+        ValueError, match=r"60 inputs x 5 tokens\) has 300 rows but a\['f'\] has 60"
+    ):
         stream_layers({"f": flat, "t": tok}, pooling={"t": "tokens"})
     # 3-D and 4-D without a policy: the policies listed, flatten=True named
-    with pytest.raises(ValueError, match=r"\(3-D\); expected 2-D .*'mean', 'first', 'last', 'max', 'flatten', 'tokens'.*flatten=True"):
+    with pytest.raises(
+        ValueError,
+        match=r"\(3-D\); expected 2-D .*'mean', 'first', 'last', 'max', 'flatten', 'tokens'.*flatten=True",
+    ):
         open_source(tmp_path / "tok.npy")
     with pytest.raises(ValueError, match=r"\(4-D\); expected 2-D .*'spatial'"):
         stream_layers({"c": conv})
@@ -288,7 +320,9 @@ def test_pooling_errors(tmp_path):
         stream_layers({"c": conv}, pooling="mean", flatten=True)
     with pytest.raises(ValueError, match=r"pooling must be a policy name or a dict"):
         open_layers(tmp_path, pooling=3)
-    with pytest.raises(LayerNotFoundError, match=r"no layer named 'tokk' .*pooling=.*did you mean 'tok'"):
+    with pytest.raises(
+        LayerNotFoundError, match=r"no layer named 'tokk' .*pooling=.*did you mean 'tok'"
+    ):
         open_layers(tmp_path, pooling={"tokk": "mean", "conv": "mean"})
     with pytest.raises(LayerNotFoundError, match=r"no layer named 'x' in the layers of a and b"):
         stream_layers({"t": tok}, {"f": flat}, pooling={"t": "mean", "x": "mean"})
@@ -313,28 +347,44 @@ def test_pooling_errors(tmp_path):
 @pytest.mark.parametrize("ragged", ["merge", "drop"])
 def test_minibatch_over_files(tmp_path, layers, ragged):
     np.save(tmp_path / "h1.npy", layers["h1"])
-    res = stream_layers({"h1": tmp_path / "h1.npy"}, {"h3": layers["h3"]}, estimator="minibatch",
-                        batch_size=50, ragged=ragged)
+    res = stream_layers(
+        {"h1": tmp_path / "h1.npy"},
+        {"h3": layers["h3"]},
+        estimator="minibatch",
+        batch_size=50,
+        ragged=ragged,
+    )
     # 230 rows, batches of 50: the 30 left over join the last batch (merge) or are dropped
     bounds = [(0, 50), (50, 100), (100, 150), (150, 230 if ragged == "merge" else 200)]
     x, y = layers["h1"].astype(np.float64), layers["h3"]
     want = ref_minibatch_cka([x[s:e] for s, e in bounds], [y[s:e] for s, e in bounds])
     assert res.measure == "minibatch_cka"
-    assert res["h1", "h3"] == pytest.approx(want, abs=1e-10)  # the reference skips centring: offsets
+    assert res["h1", "h3"] == pytest.approx(
+        want, abs=1e-10
+    )  # the reference skips centring: offsets
 
 
 def test_minibatch_options_errors(layers):
     with pytest.raises(ValueError, match=r"estimator='minibatch' needs batch_size"):
         stream_layers(layers, estimator="minibatch")
-    with pytest.raises(ValueError, match=r"estimator='minibatch' takes no measure parameters \(got \['debiased'\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"estimator='minibatch' takes no measure parameters \(got \['debiased'\]\)",
+    ):
         stream_layers(layers, estimator="minibatch", batch_size=10, debiased=True)
     with pytest.raises(ValueError, match=r"measure='hsic' is invalid; expected one of 'cka'"):
         stream_layers(layers, estimator="minibatch", measure="hsic", batch_size=10)
-    with pytest.raises(ValueError, match=r"batch_size=2 is out of range; expected a value in \[4, inf\)"):
+    with pytest.raises(
+        ValueError, match=r"batch_size=2 is out of range; expected a value in \[4, inf\)"
+    ):
         stream_layers(layers, estimator="minibatch", batch_size=2)
-    with pytest.raises(ValueError, match=r"estimator='fast' is invalid; expected one of 'exact', 'minibatch'"):
+    with pytest.raises(
+        ValueError, match=r"estimator='fast' is invalid; expected one of 'exact', 'minibatch'"
+    ):
         stream_layers(layers, estimator="fast")
-    with pytest.raises(ValueError, match=r"batch_size=0 is out of range; expected a value in \[1, inf\)"):
+    with pytest.raises(
+        ValueError, match=r"batch_size=0 is out of range; expected a value in \[1, inf\)"
+    ):
         stream_layers(layers, batch_size=0)
 
 
@@ -345,7 +395,10 @@ def test_minibatch_options_errors(layers):
 def test_pickle_formats_refused(tmp_path, suffix):
     path = tmp_path / f"acts{suffix}"
     path.write_bytes(b"\x80\x04K\x01.")  # a pickle; never loaded
-    with pytest.raises(UnreadableFileError, match=r"pickle-based.*\.npy \(memory-mapped\), \.safetensors, HDF5 \(\.h5, \.hdf5\) and zarr") as info:
+    with pytest.raises(
+        UnreadableFileError,
+        match=r"pickle-based.*\.npy \(memory-mapped\), \.safetensors, HDF5 \(\.h5, \.hdf5\) and zarr",
+    ) as info:
         open_source(path)
     assert info.value.path == str(path) and str(path) in str(info.value)
     with pytest.raises(ValueError, match=r"pickle-based"):
@@ -355,15 +408,22 @@ def test_pickle_formats_refused(tmp_path, suffix):
 def test_object_arrays_refused(tmp_path):
     obj = np.empty((3, 2), dtype=object)
     np.save(tmp_path / "obj.npy", obj, allow_pickle=True)
-    with pytest.raises(UnreadableFileError, match=r"obj\.npy.*an object array \(pickled Python objects\) is pickle-based.*safetensors"):
+    with pytest.raises(
+        UnreadableFileError,
+        match=r"obj\.npy.*an object array \(pickled Python objects\) is pickle-based.*safetensors",
+    ):
         open_source(tmp_path / "obj.npy")
-    with pytest.raises(ValueError, match=r"holds Python objects \(dtype object\), which is pickle-based"):
+    with pytest.raises(
+        ValueError, match=r"holds Python objects \(dtype object\), which is pickle-based"
+    ):
         open_source(obj)
 
 
 def test_npz_and_unknown_formats_refused(tmp_path):
     np.savez(tmp_path / "a.npz", x=np.ones((3, 2)))
-    with pytest.raises(ValueError, match=r"is a \.npz archive, whose members cannot be read in row blocks"):
+    with pytest.raises(
+        ValueError, match=r"is a \.npz archive, whose members cannot be read in row blocks"
+    ):
         open_source(tmp_path / "a.npz")
     (tmp_path / "a.csv").write_text("1,2\n")
     with pytest.raises(ValueError, match=r"has an unknown format \(\.csv\); expected \.npy"):
@@ -382,7 +442,9 @@ def test_npz_and_unknown_formats_refused(tmp_path):
 
 
 def test_row_mismatch_and_bad_layers(layers):
-    with pytest.raises(ValueError, match=r"b\['x'\] \(array\(229, 6\)\) has 229 rows but a\['h1'\] has 230"):
+    with pytest.raises(
+        ValueError, match=r"b\['x'\] \(array\(229, 6\)\) has 229 rows but a\['h1'\] has 230"
+    ):
         stream_layers(layers, {"x": layers["h1"][:-1]})
     with pytest.raises(ValueError, match=r"a must map layer names to sources"):
         stream_layers(3)
@@ -399,7 +461,9 @@ def test_missing_optional_packages(tmp_path, monkeypatch, layers):
     (tmp_path / "a.safetensors").write_bytes(b"")
     for mod in ("h5py", "safetensors", "zarr", "tqdm", "tqdm.auto"):
         monkeypatch.setitem(sys.modules, mod, None)  # import fails as if not installed
-    with pytest.raises(ImportError, match=r"needs the optional package 'h5py': pip install 'congruence\[hdf5\]'"):
+    with pytest.raises(
+        ImportError, match=r"needs the optional package 'h5py': pip install 'congruence\[hdf5\]'"
+    ):
         open_layers(tmp_path / "a.h5")
     with pytest.raises(ImportError, match=r"pip install 'congruence\[safetensors\]'"):
         open_layers(tmp_path / "a.safetensors")
@@ -467,8 +531,15 @@ def test_truncated_npy_names_the_file(tmp_path):
     raw = _npy_bytes(np.arange(60.0).reshape(20, 3))
     path = tmp_path / "cut.npy"
     path.write_bytes(raw[:-10])
-    for call in (lambda: open_source(path), lambda: load_layers(path), lambda: stream_layers({"x": path})):
-        with pytest.raises(UnreadableFileError, match=r"cut\.npy.*truncated: the header declares shape \(20, 3\) of float64 \(480 bytes\), but the file holds only 470") as info:
+    for call in (
+        lambda: open_source(path),
+        lambda: load_layers(path),
+        lambda: stream_layers({"x": path}),
+    ):
+        with pytest.raises(
+            UnreadableFileError,
+            match=r"cut\.npy.*truncated: the header declares shape \(20, 3\) of float64 \(480 bytes\), but the file holds only 470",
+        ) as info:
             call()
         assert info.value.path == str(path) and isinstance(info.value, ValueError)
 
@@ -499,7 +570,9 @@ def test_npy_header_larger_than_the_file_is_refused_before_allocation(tmp_path):
     path.write_bytes(big)
     tracemalloc.start()
     try:
-        with pytest.raises(UnreadableFileError, match=r"truncated: the header declares shape \(9000000, 3000\)"):
+        with pytest.raises(
+            UnreadableFileError, match=r"truncated: the header declares shape \(9000000, 3000\)"
+        ):
             open_layers(path)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -515,13 +588,17 @@ def test_npz_members_are_checked(tmp_path):
     np.savez(good, h1=arr, h2=arr[:, :2])
     got = load_layers(good)
     assert list(got) == ["h1", "h2"] and np.array_equal(got["h1"], arr)
-    with pytest.raises(LayerNotFoundError, match=r"no layer named 'h3' .*did you mean 'h2' or 'h1'"):
+    with pytest.raises(
+        LayerNotFoundError, match=r"no layer named 'h3' .*did you mean 'h2' or 'h1'"
+    ):
         load_layers(good, ["h1", "h3"])
     # a member whose header declares more rows than it holds (same header length)
     liar = tmp_path / "liar.npz"
     with zipfile.ZipFile(liar, "w") as zf:
         zf.writestr("h.npy", _npy_bytes(arr).replace(b"(20, 3)", b"(99, 3)"))
-    with pytest.raises(UnreadableFileError, match=r"member 'h' is truncated: its header declares shape \(99, 3\)"):
+    with pytest.raises(
+        UnreadableFileError, match=r"member 'h' is truncated: its header declares shape \(99, 3\)"
+    ):
         load_layers(liar)
     # corrupted compressed data
     packed = tmp_path / "packed.npz"
@@ -540,7 +617,10 @@ def test_npz_members_are_checked(tmp_path):
 def test_object_npz_is_refused_naming_the_safe_formats(tmp_path):
     path = tmp_path / "obj.npz"
     np.savez(path, layer=np.array([{"a": 1}, None], dtype=object))
-    with pytest.raises(UnreadableFileError, match=r"obj\.npz.*object array \(pickled Python objects\) is pickle-based.*\.safetensors, HDF5"):
+    with pytest.raises(
+        UnreadableFileError,
+        match=r"obj\.npz.*object array \(pickled Python objects\) is pickle-based.*\.safetensors, HDF5",
+    ):
         load_layers(path)
 
 
@@ -577,7 +657,11 @@ def test_safetensors_bad_headers_name_the_file(tmp_path):
     for name, content in cases.items():
         path = tmp_path / f"{name}.safetensors"
         path.write_bytes(content)
-        for call in (lambda: open_layers(path), lambda: load_layers(path), lambda: stream_layers(path)):
+        for call in (
+            lambda: open_layers(path),
+            lambda: load_layers(path),
+            lambda: stream_layers(path),
+        ):
             with pytest.raises(UnreadableFileError, match=re.escape(str(path))) as info:
                 call()
             assert info.value.path == str(path), name
@@ -608,7 +692,10 @@ def test_a_read_that_fails_midway_names_the_file():
             return np.ones((rows.stop - rows.start, 3))
 
     src = RowSource(Flaky(), "acts.h5::x", path="acts.h5")
-    with pytest.raises(UnreadableFileError, match=r"'acts\.h5': reading rows 50:75 of acts\.h5::x: OSError: Can't read data") as info:
+    with pytest.raises(
+        UnreadableFileError,
+        match=r"'acts\.h5': reading rows 50:75 of acts\.h5::x: OSError: Can't read data",
+    ) as info:
         list(src.blocks(25))
     assert info.value.path == "acts.h5"
     # an in-memory source has no file to name: its error passes through unchanged
@@ -620,7 +707,9 @@ def test_a_read_that_fails_midway_names_the_file():
 def test_unknown_keys_list_close_names(tmp_path, layers):
     for k, v in layers.items():
         np.save(tmp_path / f"{k}.npy", v)
-    with pytest.raises(LayerNotFoundError, match=r"no layer named 'h4' in folder .*did you mean") as info:
+    with pytest.raises(
+        LayerNotFoundError, match=r"no layer named 'h4' in folder .*did you mean"
+    ) as info:
         open_layers(tmp_path, ["h1", "h4"])
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
     with pytest.raises(LayerNotFoundError, match=r"'hidden1'"):
@@ -654,7 +743,9 @@ def test_streaming_safetensors_copies_one_block_at_a_time(tmp_path):
     rng = np.random.default_rng(3)
     rows, p = 20_000, 100  # 16 MB per tensor
     path = tmp_path / "big.safetensors"
-    safetensors_numpy.save_file({"a": rng.standard_normal((rows, p)), "b": rng.standard_normal((rows, p))}, str(path))
+    safetensors_numpy.save_file(
+        {"a": rng.standard_normal((rows, p)), "b": rng.standard_normal((rows, p))}, str(path)
+    )
     tracemalloc.start()
     try:
         res = stream_layers(path, batch_size=1000, prefetch=False)
@@ -693,7 +784,9 @@ _NPY_CHILD = textwrap.dedent(
 def test_npy_memmap_pages_are_released(tmp_path):
     rows, p = 120_000, 128  # 117 MiB per file
     for name, seed in (("a", 0), ("b", 1)):
-        out = np.lib.format.open_memmap(tmp_path / f"{name}.npy", mode="w+", dtype=np.float64, shape=(rows, p))
+        out = np.lib.format.open_memmap(
+            tmp_path / f"{name}.npy", mode="w+", dtype=np.float64, shape=(rows, p)
+        )
         rng = np.random.default_rng(seed)
         for s in range(0, rows, 40_000):
             out[s : s + 40_000] = rng.random((40_000, p))
@@ -702,7 +795,11 @@ def test_npy_memmap_pages_are_released(tmp_path):
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-c", _NPY_CHILD, str(tmp_path / "a.npy"), str(tmp_path / "b.npy")],
-        capture_output=True, text=True, timeout=120, check=True, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
     )
     grown_kib, value = out.stdout.split()
     grown_mib = int(grown_kib) / 1024

@@ -41,7 +41,9 @@ def _assert_rel(got, want, rtol, what=""):
     assert isinstance(got, float), f"{what}: returned {type(got).__name__}, not float"
     assert np.isfinite(want), f"{what}: reference is {want}"
     err = abs(got - want)
-    assert err <= rtol * abs(want), f"{what}: got {got!r}, want {want!r}, rel err {err / abs(want):.3g}"
+    assert err <= rtol * abs(want), (
+        f"{what}: got {got!r}, want {want!r}, rel err {err / abs(want):.3g}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,7 +67,13 @@ KERNELS = [("linear", 1.0), ("rbf", 1.0), ("rbf", 0.5), ("rbf", 2.5)]
 
 # The unbiased estimators need n >= 4 (the error for smaller n is tested in test_validation.py).
 REF_CASES = [
-    pytest.param(shape, kernel, sigma_frac, flag, id=f"n{shape[0]}-p{shape[1]}-p{shape[2]}-{kernel}{sigma_frac}-{'unbiased' if flag else 'biased'}")
+    pytest.param(
+        shape,
+        kernel,
+        sigma_frac,
+        flag,
+        id=f"n{shape[0]}-p{shape[1]}-p{shape[2]}-{kernel}{sigma_frac}-{'unbiased' if flag else 'biased'}",
+    )
     for shape in SHAPES
     for kernel, sigma_frac in KERNELS
     for flag in (False, True)
@@ -271,7 +279,9 @@ def test_thread_count_does_not_change_results():
     two = _run_with_threads(2)
     assert len(one) == len(two) > 10
     diffs = [(i, a, b) for i, (a, b) in enumerate(zip(one, two)) if a != b]
-    assert not diffs, f"results differ between 1 and 2 threads (index, 1 thread, 2 threads): {diffs}"
+    assert not diffs, (
+        f"results differ between 1 and 2 threads (index, 1 thread, 2 threads): {diffs}"
+    )
     assert all(v != "nan" for v in one)
 
 
@@ -376,7 +386,9 @@ class FakeGradTensor:
         return DLPackOnly(self._a)
 
     def __array__(self, *args, **kwargs):
-        raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        raise RuntimeError(
+            "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
+        )
 
     def __dlpack__(self, *args, **kwargs):
         raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
@@ -532,7 +544,9 @@ def test_concurrent_calls_from_threads():
         assert results[i] == cg.cka(X, Y)
         # independent check through the Gram identity ||Xc^T Yc||^2 / (||Xc^T Xc|| ||Yc^T Yc||)
         Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-        want = np.linalg.norm(Xc.T @ Yc) ** 2 / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc))
+        want = np.linalg.norm(Xc.T @ Yc) ** 2 / (
+            np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc)
+        )
         assert results[i] == pytest.approx(want, rel=1e-10)
 
 

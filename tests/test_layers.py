@@ -141,8 +141,11 @@ def test_pairwise_fallback_matches_batch():
     a = _layers(8)
     b = {"p": a["h3"][:, ::-1], "q": a["h1"] ** 2}
     xa, xb = list(a.values()), list(b.values())
-    for name, params in (("cka", {}), ("cka", {"kernel": "rbf", "debiased": True}),
-                         ("hsic", {"unbiased": True})):
+    for name, params in (
+        ("cka", {}),
+        ("cka", {"kernel": "rbf", "debiased": True}),
+        ("hsic", {"unbiased": True}),
+    ):
         m = cg.get_measure(name)
         self_vals = _pairwise(m, xa, None, params)
         assert np.array_equal(self_vals, self_vals.T)
@@ -227,9 +230,11 @@ def test_output_measures_are_refused():
 def cross():
     a = _layers(15)
     rng = np.random.default_rng(16)
-    b = {"copy_h2": a["h2"] @ np.linalg.qr(rng.standard_normal((12, 12)))[0],
-         "noise": rng.standard_normal((N, 5)),
-         "copy_h1": 2.0 * a["h1"] + 1.0}
+    b = {
+        "copy_h2": a["h2"] @ np.linalg.qr(rng.standard_normal((12, 12)))[0],
+        "noise": rng.standard_normal((N, 5)),
+        "copy_h1": 2.0 * a["h1"] + 1.0,
+    }
     return a, b, cg.compare_layers(a, b)
 
 
@@ -246,13 +251,21 @@ def test_indexing(cross):
 
 def test_unknown_layer_names_list_close_names(cross):
     _, _, res = cross
-    with pytest.raises(LayerNotFoundError, match=r"^no layer named 'h_2' in the rows; did you mean 'h2'") as info:
+    with pytest.raises(
+        LayerNotFoundError, match=r"^no layer named 'h_2' in the rows; did you mean 'h2'"
+    ) as info:
         res["h_2", "copy_h2"]
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
-    with pytest.raises(LayerNotFoundError, match=r"no layer named 'copy_h3' in the columns; did you mean 'copy_h2' or 'copy_h1'\?"):
+    with pytest.raises(
+        LayerNotFoundError,
+        match=r"no layer named 'copy_h3' in the columns; did you mean 'copy_h2' or 'copy_h1'\?",
+    ):
         res["h2", "copy_h3"]
     # nothing close: every name is listed
-    with pytest.raises(LayerNotFoundError, match=r"no layer named 'zzz' in the columns; the layers are: 'copy_h2', 'noise', 'copy_h1'"):
+    with pytest.raises(
+        LayerNotFoundError,
+        match=r"no layer named 'zzz' in the columns; the layers are: 'copy_h2', 'noise', 'copy_h1'",
+    ):
         res["h1", "zzz"]
     with pytest.raises(KeyError, match=r"pair of layer names"):
         res["h1"]
@@ -284,13 +297,21 @@ def test_best_match(cross):
 def test_best_match_distance_and_nan():
     vals = np.array([[0.3, 0.1, 0.2], [np.nan, 0.5, 0.4], [np.nan, np.nan, np.nan]])
     res = LayerComparison(
-        measure="some_distance", params={}, kind="distance",
-        rows=("r0", "r1", "r2"), cols=("c0", "c1", "c2"), values=vals,
+        measure="some_distance",
+        params={},
+        kind="distance",
+        rows=("r0", "r1", "r2"),
+        cols=("c0", "c1", "c2"),
+        values=vals,
     )
     assert res.best_match() == {"r0": "c1", "r1": "c2", "r2": None}
     sim = LayerComparison(
-        measure="some_similarity", params={}, kind="similarity",
-        rows=("r0", "r1", "r2"), cols=("c0", "c1", "c2"), values=vals,
+        measure="some_similarity",
+        params={},
+        kind="similarity",
+        rows=("r0", "r1", "r2"),
+        cols=("c0", "c1", "c2"),
+        values=vals,
     )
     assert sim.best_match() == {"r0": "c0", "r1": "c1", "r2": None}
 
@@ -314,8 +335,12 @@ def test_to_csv_round_trip(cross, tmp_path):
 
 def test_to_csv_quotes_awkward_names_and_nan():
     res = LayerComparison(
-        measure="cka", params={}, kind="similarity",
-        rows=("a,b", 'say "hi"'), cols=("x",), values=np.array([[0.5], [np.nan]]),
+        measure="cka",
+        params={},
+        kind="similarity",
+        rows=("a,b", 'say "hi"'),
+        cols=("x",),
+        values=np.array([[0.5], [np.nan]]),
     )
     cols, rows, vals = _parse_csv(res.to_csv())
     assert rows == ["a,b", 'say "hi"'] and cols == ["x"]
@@ -416,10 +441,17 @@ def test_on_error_nan_fills_the_failing_cells_and_warns_once_per_layer(measure):
     ours = [w for w in caught if "on_error='nan'" in str(w.message)]
     assert all(issubclass(w.category, DegenerateDataWarning) for w in ours)
     assert all(issubclass(w.category, RuntimeWarning) for w in ours)
-    blamed = sorted({m for w in ours for m in ("a['dup']", "a['wide']") if f"fails for {m}" in str(w.message)})
+    blamed = sorted(
+        {m for w in ours for m in ("a['dup']", "a['wide']") if f"fails for {m}" in str(w.message)}
+    )
     # a layer fails as X (its row), or as Y (its column: linear_regression's predictor)
-    failing = sorted({f"a[{names[i]!r}]" for i in range(4)
-                      if np.isnan(want[i]).all() or np.isnan(want[:, i]).all()})
+    failing = sorted(
+        {
+            f"a[{names[i]!r}]"
+            for i in range(4)
+            if np.isnan(want[i]).all() or np.isnan(want[:, i]).all()
+        }
+    )
     assert len(ours) == len(failing) and blamed == failing
     if measure in ("cca", "pwcca"):  # both bad layers fail, the good cells are numbers
         assert failing == ["a['dup']", "a['wide']"]
@@ -432,9 +464,15 @@ def test_on_error_nan_on_the_cell_by_cell_path(monkeypatch):
     """riemannian_distance has no whole-matrix route and needs p >= n: narrow layers fail."""
     rng = np.random.default_rng(21)
     n = 20
-    a = {"w1": rng.standard_normal((n, 30)), "narrow": rng.standard_normal((n, 5)),
-         "w2": rng.standard_normal((n, 25))}
-    with pytest.raises(ValueError, match=r"riemannian_distance\(a\['w1'\], a\['narrow'\]\): a\['narrow'\] has shape \(20, 5\)"):
+    a = {
+        "w1": rng.standard_normal((n, 30)),
+        "narrow": rng.standard_normal((n, 5)),
+        "w2": rng.standard_normal((n, 25)),
+    }
+    with pytest.raises(
+        ValueError,
+        match=r"riemannian_distance\(a\['w1'\], a\['narrow'\]\): a\['narrow'\] has shape \(20, 5\)",
+    ):
         cg.compare_layers(a, measure="riemannian_distance")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from torch_models import bert, cnn, digits, hooks_left, mlp, token_batches
 
 import congruence as cg
 import congruence._memory
 from congruence.streaming import batch_bounds
-from torch_models import bert, cnn, digits, hooks_left, mlp, token_batches
 
 LAYERS = ["0", "3", "7", "9"]
 
@@ -57,24 +57,29 @@ def test_one_model_with_itself(two_cnns):
     np.testing.assert_allclose(np.diag(got.values), 1.0, rtol=0, atol=1e-12)
     # other layers as columns, the same model passed twice, and a gathering measure
     sub = cg.compare_models(a, a, loader, ["3", "7"], ["0", "9", "3"], pooling="mean")
-    want = cg.compare_layers(_f64({k: acts_a[k] for k in ("3", "7")}),
-                             _f64({k: acts_a[k] for k in ("0", "9", "3")}))
+    want = cg.compare_layers(
+        _f64({k: acts_a[k] for k in ("3", "7")}), _f64({k: acts_a[k] for k in ("0", "9", "3")})
+    )
     assert sub.rows == ("3", "7") and sub.cols == ("0", "9", "3")
     np.testing.assert_allclose(sub.values, want.values, rtol=0, atol=1e-10)
     rsa = cg.compare_models(a, None, loader, ["3", "7"], ["9"], "rsa", pooling="mean")
-    want = cg.compare_layers(_f64({k: acts_a[k] for k in ("3", "7")}), _f64({"9": acts_a["9"]}), "rsa")
+    want = cg.compare_layers(
+        _f64({k: acts_a[k] for k in ("3", "7")}), _f64({"9": acts_a["9"]}), "rsa"
+    )
     np.testing.assert_allclose(rsa.values, want.values, rtol=0, atol=1e-10)
 
 
 def test_minibatch_estimator_regroups_forward_batches(two_cnns):
     a, b, loader, acts_a, acts_b = two_cnns  # forward batches of 48 rows, n = 160
     for size in (32, 50, 200, None):
-        got = cg.compare_models(a, b, loader, LAYERS, pooling="mean", estimator="minibatch",
-                                batch_size=size)
+        got = cg.compare_models(
+            a, b, loader, LAYERS, pooling="mean", estimator="minibatch", batch_size=size
+        )
         by_hand = cg.MinibatchCKA()
         for s, e in batch_bounds(160, 48 if size is None else size, "merge"):
-            by_hand.update({k: v[s:e] for k, v in acts_a.items()},
-                           {k: v[s:e] for k, v in acts_b.items()})
+            by_hand.update(
+                {k: v[s:e] for k, v in acts_a.items()}, {k: v[s:e] for k, v in acts_b.items()}
+            )
         want = by_hand.result()
         assert got.measure == "minibatch_cka" and got.params == want.params
         np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-12)
@@ -88,8 +93,10 @@ def test_one_tensor_and_batch_size(two_cnns):
     a, b, _, _, _ = two_cnns
     x, _ = digits(160)
     got = cg.compare_models(a, b, x, ["3", "9"], pooling="mean", batch_size=40, max_rows=100)
-    want = cg.compare_layers(_f64(cg.extract(a, x[:100], ["3", "9"], pooling="mean", batch_size=40)),
-                             _f64(cg.extract(b, x[:100], ["3", "9"], pooling="mean", batch_size=40)))
+    want = cg.compare_layers(
+        _f64(cg.extract(a, x[:100], ["3", "9"], pooling="mean", batch_size=40)),
+        _f64(cg.extract(b, x[:100], ["3", "9"], pooling="mean", batch_size=40)),
+    )
     np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-10)
 
 
@@ -119,8 +126,10 @@ def test_transformers_tokens_and_masks():
     ma, mb, batches = bert(0), bert(1), token_batches(3)
     for pooling in ("mean", "tokens", "last"):
         got = cg.compare_models(ma, mb, batches, "hidden_states", pooling=pooling)
-        want = cg.compare_layers(_f64(cg.extract(ma, batches, "hidden_states", pooling=pooling)),
-                                 _f64(cg.extract(mb, batches, "hidden_states", pooling=pooling)))
+        want = cg.compare_layers(
+            _f64(cg.extract(ma, batches, "hidden_states", pooling=pooling)),
+            _f64(cg.extract(mb, batches, "hidden_states", pooling=pooling)),
+        )
         assert got.rows == ("hidden_states.0", "hidden_states.1", "hidden_states.2")
         np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-10)
     # the pooler gives one row per input, the tokens one per real token: refused, with why
@@ -174,16 +183,21 @@ def test_on_error_on_the_gathering_path():
 
     a, b = mlp(3), mlp(4)
     x = torch.randn(16, 12)
-    with pytest.raises(ValueError, match=r"cca\(a\['0'\], b\['3'\]\): a\['0'\] has shape \(16, 20\)"):
+    with pytest.raises(
+        ValueError, match=r"cca\(a\['0'\], b\['3'\]\): a\['0'\] has shape \(16, 20\)"
+    ):
         cg.compare_models(a, b, x, ["0", "5"], ["3", "5"], measure="cca", batch_size=8)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        got = cg.compare_models(a, b, x, ["0", "5"], ["3", "5"], measure="cca", batch_size=8,
-                                on_error="nan")
+        got = cg.compare_models(
+            a, b, x, ["0", "5"], ["3", "5"], measure="cca", batch_size=8, on_error="nan"
+        )
     ours = [w for w in caught if "on_error='nan'" in str(w.message)]
     assert len(ours) == 1 and "a['0']" in str(ours[0].message)
     assert np.isnan(got.values[0]).all() and np.isfinite(got.values[1]).all()
     acts_a, acts_b = cg.extract(a, x, ["5"]), cg.extract(b, x, ["3", "5"])
-    want = [cg.cca(acts_a["5"].astype(np.float64), acts_b[k].astype(np.float64)) for k in ("3", "5")]
+    want = [
+        cg.cca(acts_a["5"].astype(np.float64), acts_b[k].astype(np.float64)) for k in ("3", "5")
+    ]
     np.testing.assert_allclose(got.values[1], want, rtol=0, atol=1e-10)
     assert hooks_left(a) == hooks_left(b) == 0

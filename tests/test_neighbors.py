@@ -77,7 +77,9 @@ REF_CASES = [
 ]
 
 
-@pytest.mark.parametrize("n,p1,p2,k", REF_CASES, ids=[f"n{c[0]}-p{c[1]}-p{c[2]}-k{c[3]}" for c in REF_CASES])
+@pytest.mark.parametrize(
+    "n,p1,p2,k", REF_CASES, ids=[f"n{c[0]}-p{c[1]}-p{c[2]}-k{c[3]}" for c in REF_CASES]
+)
 def test_matches_reference(n, p1, p2, k):
     X, Y = _pair(n, p1, p2, seed=n * 100 + k)
     ref = ref_all(X, Y, k)
@@ -284,17 +286,24 @@ def test_k_out_of_range(name):
     f = MEASURES[name]
     X, Y = _pair(8, 3, 2)
     for k in (0, -1):
-        with pytest.raises(ValueError, match=rf"k={k} is out of range; expected a value in \[1, inf\)"):
+        with pytest.raises(
+            ValueError, match=rf"k={k} is out of range; expected a value in \[1, inf\)"
+        ):
             f(X, Y, k=k)
     for k in (8, 9, 100):
-        with pytest.raises(ValueError, match=rf"k={k} is out of range; expected an integer in \[1, n-1\] = \[1, 7\] for n = 8 rows"):
+        with pytest.raises(
+            ValueError,
+            match=rf"k={k} is out of range; expected an integer in \[1, n-1\] = \[1, 7\] for n = 8 rows",
+        ):
             f(X, Y, k=k)
     for k in (2.5, 3.0, "3", None, True, np.float64(2.0)):
         with pytest.raises(ValueError, match=r"k=.* is invalid; expected an integer"):
             f(X, Y, k=k)
     assert type(f(X, Y, k=np.int64(7))) is float  # k = n - 1, as a numpy integer
     # The default k = 10 needs 11 rows.
-    with pytest.raises(ValueError, match=r"k=10 is out of range; expected an integer in \[1, n-1\] = \[1, 7\]"):
+    with pytest.raises(
+        ValueError, match=r"k=10 is out of range; expected an integer in \[1, n-1\] = \[1, 7\]"
+    ):
         f(X, Y)
     assert cg.get_measure(name).min_rows() == 11
     assert cg.get_measure(name).min_rows(k=3) == 4
@@ -310,7 +319,9 @@ def test_core_rejects_invalid_arguments():
         _core.knn(X, 0)
     with pytest.raises(ValueError, match=r"k=-2 is invalid; expected an integer >= 1"):
         _core.knn(X, -2)
-    with pytest.raises(ValueError, match=r"k=5 is invalid; expected an integer in \[1, n-1\] = \[1, 4\]"):
+    with pytest.raises(
+        ValueError, match=r"k=5 is invalid; expected an integer in \[1, n-1\] = \[1, 4\]"
+    ):
         _core.knn(X, 5)
     nx = _core.knn(X, 2)[0]
     with pytest.raises(ValueError, match="shapes"):
@@ -442,7 +453,11 @@ _THREAD_SCRIPT = textwrap.dedent(
 def _run_with_threads(t):
     env = dict(os.environ, RAYON_NUM_THREADS=str(t))
     res = subprocess.run(
-        [sys.executable, "-c", _THREAD_SCRIPT], env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", _THREAD_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
     assert res.returncode == 0, res.stderr

@@ -92,14 +92,20 @@ def test_flatten_refuses_padding_but_accepts_a_full_mask():
 def test_4d_policies():
     x = np.random.default_rng(5).standard_normal((3, 4, 2, 5))
     n, c, h, w = x.shape
-    flat = np.array([[x[i, a, u, v] for a in range(c) for u in range(h) for v in range(w)]
-                     for i in range(n)])
+    flat = np.array(
+        [[x[i, a, u, v] for a in range(c) for u in range(h) for v in range(w)] for i in range(n)]
+    )
     np.testing.assert_array_equal(cg.pool(x, "flatten"), flat)
-    gap = np.array([[sum(x[i, a, u, v] for u in range(h) for v in range(w)) / (h * w)
-                     for a in range(c)] for i in range(n)])
+    gap = np.array(
+        [
+            [sum(x[i, a, u, v] for u in range(h) for v in range(w)) / (h * w) for a in range(c)]
+            for i in range(n)
+        ]
+    )
     np.testing.assert_allclose(cg.pool(x, "mean"), gap, rtol=0, atol=1e-14)
-    spatial = np.array([[x[i, a, u, v] for a in range(c)]
-                        for i in range(n) for u in range(h) for v in range(w)])
+    spatial = np.array(
+        [[x[i, a, u, v] for a in range(c)] for i in range(n) for u in range(h) for v in range(w)]
+    )
     np.testing.assert_array_equal(cg.pool(x, "spatial"), spatial)
 
 
@@ -132,7 +138,9 @@ def test_dtypes_and_tensors():
 def test_errors():
     x3 = np.zeros((2, 3, 4))
     x4 = np.zeros((2, 3, 4, 5))
-    with pytest.raises(ValueError, match="'spatial'.*3-D.*'mean', 'first', 'last', 'max', 'flatten', 'tokens'"):
+    with pytest.raises(
+        ValueError, match="'spatial'.*3-D.*'mean', 'first', 'last', 'max', 'flatten', 'tokens'"
+    ):
         cg.pool(x3, "spatial")
     with pytest.raises(ValueError, match="'tokens'.*4-D.*'flatten', 'mean', 'spatial'"):
         cg.pool(x4, "tokens")

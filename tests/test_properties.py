@@ -55,7 +55,9 @@ def _cases(inputs: str):
             continue
         variants = m.variants[-1:] if m.name in _CHEAP_ONLY else m.variants
         for params in variants:
-            pid = m.name + ("" if not params else "-" + ",".join(f"{k}={v}" for k, v in params.items()))
+            pid = m.name + (
+                "" if not params else "-" + ",".join(f"{k}={v}" for k, v in params.items())
+            )
             out.append(pytest.param(m, dict(params), id=pid))
     return out
 

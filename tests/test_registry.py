@@ -135,9 +135,9 @@ def test_metadata_well_formed(m):
     # The defaults come first, except for measures that are random by default (seed=None),
     # whose variants must all fix the seed so the common tests are deterministic.
     random_default = m.params.get("seed", 0) is None
-    assert dict(m.variants[0]) == {} or (
-        random_default and all("seed" in v for v in m.variants)
-    ), "the defaults come first"
+    assert dict(m.variants[0]) == {} or (random_default and all("seed" in v for v in m.variants)), (
+        "the defaults come first"
+    )
     for params in m.variants:
         assert set(params) <= set(m.params), f"variant {params} has unknown parameters"
         assert set(m.invariances(**params)) <= set(INVARIANCES)

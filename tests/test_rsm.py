@@ -18,13 +18,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import pdist, squareform
-from scipy.stats import rankdata, spearmanr
-
-import congruence as cg
-from congruence import _core
-from congruence.measures import rsm as rsm_module
-
 from reference_rsm import (
     ref_average_ranks,
     ref_dcov2,
@@ -37,6 +30,12 @@ from reference_rsm import (
     ref_rsa,
     ref_rsm_norm_diff,
 )
+from scipy.spatial.distance import pdist, squareform
+from scipy.stats import rankdata, spearmanr
+
+import congruence as cg
+from congruence import _core
+from congruence.measures import rsm as rsm_module
 
 RSA_VARIANTS = [
     {"rsm": r, "compare": c} for r in ("correlation", "euclidean") for c in ("spearman", "pearson")

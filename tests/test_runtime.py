@@ -26,18 +26,19 @@ import traceback
 
 import numpy as np
 import pytest
-
-import congruence as cg
-from congruence import _core, _memory
-
 from reference import ref_cka
 from reference_neighbors import ref_knn_jaccard
 from reference_rsm import ref_distance_correlation, ref_rsa
 
+import congruence as cg
+from congruence import _core, _memory
+
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(cg.__file__)))
 
 
-def _run_child(code: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def _run_child(
+    code: str, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = PYTHON_DIR + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.update(env or {})
@@ -351,11 +352,11 @@ def test_an_address_space_limit_lowers_the_budget_in_a_child():
 
 def test_core_errors_map_to_python_classes():
     x = np.random.default_rng(8).standard_normal((20, 3))
-    with pytest.raises(ValueError, match="kernel=\"poly\" is invalid"):
+    with pytest.raises(ValueError, match='kernel="poly" is invalid'):
         _core.kernel_pair(x, x, "poly", 1.0, False, "cka")
-    with pytest.raises(ValueError, match="route=\"fast\" is invalid"):
+    with pytest.raises(ValueError, match='route="fast" is invalid'):
         _core.kernel_pair(x, x, "linear", 1.0, False, "cka", "fast")
-    with pytest.raises(ValueError, match="statistic=\"hamming\" is invalid"):
+    with pytest.raises(ValueError, match='statistic="hamming" is invalid'):
         nx = _core.knn(x, 3)[0]
         _core.knn_statistic(nx, nx, "hamming")
     with pytest.raises(ValueError, match="k=-1 is invalid"):

@@ -23,10 +23,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reference_streaming import (
+    ref_linear_cka,
+    ref_linear_hsic,
+    ref_minibatch_cka,
+    ref_rbf_cka,
+)
 
 import congruence as cg
-from congruence.streaming import minibatch as streaming_minibatch
-from congruence.streaming import moments as streaming_moments
 from congruence.errors import DegenerateDataWarning, LayerNotFoundError
 from congruence.results import LayerComparison
 from congruence.streaming import (
@@ -37,12 +41,8 @@ from congruence.streaming import (
     batch_bounds,
     minibatch_cka,
 )
-from reference_streaming import (
-    ref_linear_cka,
-    ref_linear_hsic,
-    ref_minibatch_cka,
-    ref_rbf_cka,
-)
+from congruence.streaming import minibatch as streaming_minibatch
+from congruence.streaming import moments as streaming_moments
 
 
 def _pair(n, p1=5, p2=3, seed=0, offset=0.0):
@@ -208,8 +208,11 @@ def test_float32_with_large_offsets(debiased):
     rng = np.random.default_rng(4)
     n = 6000
     X = (rng.standard_normal((n, 12)) + 1e4).astype(np.float32)
-    Y = (np.tanh(X.astype(np.float64) - 1e4) @ rng.standard_normal((12, 5)) + 1e4
-         + 0.5 * rng.standard_normal((n, 5))).astype(np.float32)
+    Y = (
+        np.tanh(X.astype(np.float64) - 1e4) @ rng.standard_normal((12, 5))
+        + 1e4
+        + 0.5 * rng.standard_normal((n, 5))
+    ).astype(np.float32)
     want = cg.cka(X.astype(np.float64), Y.astype(np.float64), debiased=debiased)
     acc = CKAAccumulator(debiased=debiased)
     for s in range(0, n, 999):
@@ -255,9 +258,13 @@ def test_update_errors():
     with pytest.raises(ValueError, match=r"X has shape \(3, 2\) and Y has shape \(4, 2\)"):
         acc.update(np.ones((3, 2)), np.ones((4, 2)))
     acc.update(np.random.default_rng(0).standard_normal((5, 2)), np.ones((5, 3)))
-    with pytest.raises(ValueError, match=r"X has shape \(5, 4\) but earlier batches of X had 2 columns"):
+    with pytest.raises(
+        ValueError, match=r"X has shape \(5, 4\) but earlier batches of X had 2 columns"
+    ):
         acc.update(np.ones((5, 4)), np.ones((5, 3)))
-    with pytest.raises(ValueError, match=r"Y has shape \(5, 1\) but earlier batches of Y had 3 columns"):
+    with pytest.raises(
+        ValueError, match=r"Y has shape \(5, 1\) but earlier batches of Y had 3 columns"
+    ):
         acc.update(np.ones((5, 2)), np.ones((5, 1)))
     with pytest.raises(ValueError, match=r"X of shape \(2, 2\) contains 1 non-finite"):
         acc.update([[1.0, np.nan], [0.0, 1.0]], np.ones((2, 3)))
@@ -271,17 +278,27 @@ def test_update_errors():
 
 
 def test_too_few_rows_at_value_time():
-    with pytest.raises(ValueError, match=r"n=0 row\(s\); cka with debiased=False needs at least 2 rows"):
+    with pytest.raises(
+        ValueError, match=r"n=0 row\(s\); cka with debiased=False needs at least 2 rows"
+    ):
         CKAAccumulator().value()
     acc = CKAAccumulator().update([[1.0]], [[2.0]])
-    with pytest.raises(ValueError, match=r"n=1 row\(s\); cka with debiased=False needs at least 2 rows"):
+    with pytest.raises(
+        ValueError, match=r"n=1 row\(s\); cka with debiased=False needs at least 2 rows"
+    ):
         acc.value()
     acc.update([[2.0]], [[1.0]])
     assert acc.value() == pytest.approx(1.0)
-    deb = CKAAccumulator(debiased=True).update(np.arange(3.0)[:, None], np.arange(3.0)[:, None] ** 2)
-    with pytest.raises(ValueError, match=r"n=3 row\(s\); cka with debiased=True needs at least 4 rows"):
+    deb = CKAAccumulator(debiased=True).update(
+        np.arange(3.0)[:, None], np.arange(3.0)[:, None] ** 2
+    )
+    with pytest.raises(
+        ValueError, match=r"n=3 row\(s\); cka with debiased=True needs at least 4 rows"
+    ):
         deb.value()
-    with pytest.raises(ValueError, match=r"n=3 row\(s\); hsic with debiased=True needs at least 4 rows"):
+    with pytest.raises(
+        ValueError, match=r"n=3 row\(s\); hsic with debiased=True needs at least 4 rows"
+    ):
         deb.hsic()
     hs = HSICAccumulator(unbiased=True).update(np.ones((3, 1)), np.ones((3, 1)))
     with pytest.raises(ValueError, match=r"hsic with unbiased=True needs at least 4 rows"):
@@ -291,7 +308,10 @@ def test_too_few_rows_at_value_time():
 def test_merge_errors():
     X, Y = _pair(10)
     a = CKAAccumulator().update(X, Y)
-    with pytest.raises(ValueError, match=r"other has widths \(p1, p2\) = \(5, 2\) but this accumulator has \(5, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"other has widths \(p1, p2\) = \(5, 2\) but this accumulator has \(5, 3\)",
+    ):
         a.merge(CKAAccumulator().update(X, Y[:, :2]))
     with pytest.raises(ValueError, match=r"debiased=True into one with debiased=False"):
         a.merge(CKAAccumulator(debiased=True).update(X, Y))
@@ -307,7 +327,9 @@ def _model(n, seed, widths=(6, 3, 9)):
     h = rng.standard_normal((n, widths[0])) + 3.0
     out = {"l0": h}
     for i, w in enumerate(widths[1:], 1):
-        h = np.tanh(h @ rng.standard_normal((h.shape[1], w)) / 2) + 0.2 * rng.standard_normal((n, w))
+        h = np.tanh(h @ rng.standard_normal((h.shape[1], w)) / 2) + 0.2 * rng.standard_normal(
+            (n, w)
+        )
         out[f"l{i}"] = h
     return out
 
@@ -316,7 +338,10 @@ def _stream(acc, a, b, cuts):
     n = next(iter(a.values())).shape[0]
     bounds = [0, *cuts, n]
     for s, e in zip(bounds[:-1], bounds[1:]):
-        acc.update({k: v[s:e] for k, v in a.items()}, None if b is None else {k: v[s:e] for k, v in b.items()})
+        acc.update(
+            {k: v[s:e] for k, v in a.items()},
+            None if b is None else {k: v[s:e] for k, v in b.items()},
+        )
     return acc
 
 
@@ -330,7 +355,12 @@ def test_layers_equal_compare_layers(measure, flag, unbiased, with_b):
     got = acc.result()
     want = cg.compare_layers(a, b, measure, **{flag: unbiased})
     assert isinstance(got, LayerComparison)
-    assert (got.measure, got.kind, got.rows, got.cols) == (want.measure, want.kind, want.rows, want.cols)
+    assert (got.measure, got.kind, got.rows, got.cols) == (
+        want.measure,
+        want.kind,
+        want.rows,
+        want.cols,
+    )
     assert dict(got.params) == dict(want.params)
     scale = max(1.0, float(np.abs(want.values).max()))
     np.testing.assert_allclose(got.values, want.values, rtol=1e-10, atol=1e-10 * scale)
@@ -356,22 +386,34 @@ def test_layers_list_input_and_merge():
 
 def test_layers_errors():
     a = _model(20, 0)
-    with pytest.raises(ValueError, match=r"kernel='rbf' cannot be accumulated over batches: expected kernel='linear'"):
+    with pytest.raises(
+        ValueError,
+        match=r"kernel='rbf' cannot be accumulated over batches: expected kernel='linear'",
+    ):
         LayerAccumulator("cka", kernel="rbf")
-    with pytest.raises(ValueError, match=r"measure='cca' is invalid; expected one of 'cka', 'hsic'"):
+    with pytest.raises(
+        ValueError, match=r"measure='cca' is invalid; expected one of 'cka', 'hsic'"
+    ):
         LayerAccumulator("cca")
     with pytest.raises(TypeError, match="unexpected parameter"):
         LayerAccumulator("cka", unbiased=True)
     with pytest.raises(ValueError, match=r"debiased='no' is invalid"):
         LayerAccumulator("cka", debiased="no")
     acc = LayerAccumulator().update(a)
-    with pytest.raises(ValueError, match=r"a has layers \['l0', 'l1'\] but the first batch had \['l0', 'l1', 'l2'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"a has layers \['l0', 'l1'\] but the first batch had \['l0', 'l1', 'l2'\]",
+    ):
         acc.update({"l0": a["l0"], "l1": a["l1"]})
-    with pytest.raises(ValueError, match=r"a\['l1'\] has 4 columns but earlier batches of that layer had 3"):
+    with pytest.raises(
+        ValueError, match=r"a\['l1'\] has 4 columns but earlier batches of that layer had 3"
+    ):
         acc.update({"l0": a["l0"], "l1": np.ones((20, 4)), "l2": a["l2"]})
     with pytest.raises(ValueError, match=r"b was given in the first batch but not in this one"):
         acc.update(a, {"x": np.ones((20, 2))})
-    with pytest.raises(ValueError, match=r"a\['l1'\] has shape \(19, 3\) but a\['l0'\] has 20 rows"):
+    with pytest.raises(
+        ValueError, match=r"a\['l1'\] has shape \(19, 3\) but a\['l0'\] has 20 rows"
+    ):
         acc.update({"l0": a["l0"], "l1": a["l1"][:19], "l2": a["l2"]})
     with pytest.raises(ValueError, match=r"a must map layer names"):
         acc.update(np.ones((3, 3)))
@@ -379,13 +421,20 @@ def test_layers_errors():
         acc.update({})
     with pytest.raises(ValueError, match=r"other compares layers"):
         acc.merge(LayerAccumulator().update({"x": np.ones((3, 2))}))
-    with pytest.raises(ValueError, match=r"LayerAccumulator has seen n=3 row\(s\); cka with debiased=True needs at least 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"LayerAccumulator has seen n=3 row\(s\); cka with debiased=True needs at least 4",
+    ):
         LayerAccumulator(debiased=True).update({"x": np.arange(6.0).reshape(3, 2)}).result()
 
 
 def test_layers_constant_layer_nan():
     a = {"c": np.full((12, 2), 3.0), "v": np.arange(24.0).reshape(12, 2) ** 1.5}
-    acc = LayerAccumulator().update({k: v[:5] for k, v in a.items()}).update({k: v[5:] for k, v in a.items()})
+    acc = (
+        LayerAccumulator()
+        .update({k: v[:5] for k, v in a.items()})
+        .update({k: v[5:] for k, v in a.items()})
+    )
     with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance"):
         res = acc.result()
     with warnings.catch_warnings():
@@ -401,7 +450,9 @@ def test_layers_constant_layer_nan():
 
 def test_minibatch_equals_reference_pair():
     X, Y = _pair(300, 6, 4, seed=11, offset=5.0)
-    want = ref_minibatch_cka([X[s : s + 60] for s in range(0, 300, 60)], [Y[s : s + 60] for s in range(0, 300, 60)])
+    want = ref_minibatch_cka(
+        [X[s : s + 60] for s in range(0, 300, 60)], [Y[s : s + 60] for s in range(0, 300, 60)]
+    )
     assert minibatch_cka(X, Y, batch_size=60) == pytest.approx(want, abs=1e-12)
     # it is a different estimator than CKA
     assert abs(want - cg.cka(X, Y)) > 1e-3
@@ -427,16 +478,24 @@ def test_batch_bounds_edge_cases():
     assert batch_bounds(7, 10) == [(0, 7)]
     assert batch_bounds(20, 10) == [(0, 10), (10, 20)]
     assert batch_bounds(20, 10, ragged="drop") == [(0, 10), (10, 20)]
-    with pytest.raises(ValueError, match=r"ragged='drop' with batch_size=10 leaves no batch of the n=7 rows"):
+    with pytest.raises(
+        ValueError, match=r"ragged='drop' with batch_size=10 leaves no batch of the n=7 rows"
+    ):
         batch_bounds(7, 10, ragged="drop")
-    with pytest.raises(ValueError, match=r"ragged='keep' is invalid; expected one of 'merge', 'drop'"):
+    with pytest.raises(
+        ValueError, match=r"ragged='keep' is invalid; expected one of 'merge', 'drop'"
+    ):
         batch_bounds(7, 3, ragged="keep")
 
 
 def test_minibatch_single_batch_is_debiased_cka():
     X, Y = _pair(90, 4, 6, seed=13)
-    assert minibatch_cka(X, Y, batch_size=90) == pytest.approx(cg.cka(X, Y, debiased=True), abs=1e-12)
-    assert minibatch_cka(X, Y, batch_size=500) == pytest.approx(cg.cka(X, Y, debiased=True), abs=1e-12)
+    assert minibatch_cka(X, Y, batch_size=90) == pytest.approx(
+        cg.cka(X, Y, debiased=True), abs=1e-12
+    )
+    assert minibatch_cka(X, Y, batch_size=500) == pytest.approx(
+        cg.cka(X, Y, debiased=True), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("with_b", [False, True])
@@ -447,19 +506,31 @@ def test_minibatch_layers_equal_reference(with_b, widths, monkeypatch):
     batches = [(0, 32), (32, 64), (64, 120)]
     acc = MinibatchCKA()
     for s, e in batches:
-        acc.update({k: v[s:e] for k, v in a.items()}, None if b is None else {k: v[s:e] for k, v in b.items()})
+        acc.update(
+            {k: v[s:e] for k, v in a.items()},
+            None if b is None else {k: v[s:e] for k, v in b.items()},
+        )
     res = acc.result()
     cols = a if b is None else b
     assert res.rows == tuple(a) and res.cols == tuple(cols)
     want = np.array(
-        [[ref_minibatch_cka([x[s:e] for s, e in batches], [y[s:e] for s, e in batches]) for y in cols.values()] for x in a.values()]
+        [
+            [
+                ref_minibatch_cka([x[s:e] for s, e in batches], [y[s:e] for s, e in batches])
+                for y in cols.values()
+            ]
+            for x in a.values()
+        ]
     )
     np.testing.assert_allclose(res.values, want, rtol=0, atol=1e-12)
     # the Gram route in several row blocks gives the same
     monkeypatch.setattr(streaming_minibatch, "_GRAM_BLOCK_BYTES", 8 * 64 * 5)
     acc2 = MinibatchCKA()
     for s, e in batches:
-        acc2.update({k: v[s:e] for k, v in a.items()}, None if b is None else {k: v[s:e] for k, v in b.items()})
+        acc2.update(
+            {k: v[s:e] for k, v in a.items()},
+            None if b is None else {k: v[s:e] for k, v in b.items()},
+        )
     np.testing.assert_allclose(acc2.result().values, want, rtol=0, atol=1e-12)
 
 
@@ -467,8 +538,14 @@ def test_minibatch_merge_and_nan():
     a = {"c": np.ones((40, 2)), "v": np.random.default_rng(0).standard_normal((40, 3))}
     p = MinibatchCKA().update({k: v[:20] for k, v in a.items()})
     q = MinibatchCKA().update({k: v[20:] for k, v in a.items()})
-    whole = MinibatchCKA().update({k: v[:20] for k, v in a.items()}).update({k: v[20:] for k, v in a.items()})
-    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance within every batch"):
+    whole = (
+        MinibatchCKA()
+        .update({k: v[:20] for k, v in a.items()})
+        .update({k: v[20:] for k, v in a.items()})
+    )
+    with pytest.warns(
+        DegenerateDataWarning, match=r"a\['c'\] has zero variance within every batch"
+    ):
         merged = p.merge(q).result()
         np.testing.assert_array_equal(np.isnan(merged.values), np.isnan(whole.result().values))
     assert p.batches == 2 and p.n == 40
@@ -480,15 +557,22 @@ def test_minibatch_merge_and_nan():
 def test_minibatch_errors():
     X, Y = _pair(30)
     acc = MinibatchCKA()
-    with pytest.raises(ValueError, match=r"the batch has 3 row\(s\); minibatch CKA needs at least 4 rows per batch"):
+    with pytest.raises(
+        ValueError, match=r"the batch has 3 row\(s\); minibatch CKA needs at least 4 rows per batch"
+    ):
         acc.update({"x": X[:3]}, {"y": Y[:3]})
     with pytest.raises(ValueError, match=r"MinibatchCKA has no batch yet"):
         acc.result()
-    with pytest.raises(ValueError, match=r"batch_size=3 is out of range; expected a value in \[4, inf\)"):
+    with pytest.raises(
+        ValueError, match=r"batch_size=3 is out of range; expected a value in \[4, inf\)"
+    ):
         minibatch_cka(X, Y, batch_size=3)
     with pytest.raises(ValueError, match=r"batch_size=4.5 is invalid; expected an integer"):
         minibatch_cka(X, Y, batch_size=4.5)
-    with pytest.raises(ValueError, match=r"X has shape \(3, 5\): 3 row\(s\), but this measure needs at least 4 rows"):
+    with pytest.raises(
+        ValueError,
+        match=r"X has shape \(3, 5\): 3 row\(s\), but this measure needs at least 4 rows",
+    ):
         minibatch_cka(X[:3], Y[:3], batch_size=4)
     acc.update({"x": X[:4]}, {"y": Y[:4]})
     with pytest.raises(ValueError, match=r"b has layers \['z'\] but the first batch had \['y'\]"):
@@ -538,10 +622,19 @@ _MEMORY_CHILD = textwrap.dedent(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads VmHWM from /proc")
 def test_peak_memory_bounded_over_a_million_rows():
     # one BLAS thread: the products are tiny, and threads only add noise on a busy machine
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     out = subprocess.run(
-        [sys.executable, "-c", _MEMORY_CHILD], capture_output=True, text=True, timeout=120,
-        check=True, env=env,
+        [sys.executable, "-c", _MEMORY_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env=env,
     )
     n, grown_kib, value = out.stdout.split()
     assert int(n) == 10**6
@@ -633,7 +726,9 @@ def test_minibatch_shared_by_threads():
     for s, e in bounds:
         serial.update({"x": X[s:e]}, {"y": Y[s:e]})
     shared = MinibatchCKA()
-    _threaded(lambda k: [shared.update({"x": X[s:e]}, {"y": Y[s:e]}) for s, e in bounds[k::_THREADS]])
+    _threaded(
+        lambda k: [shared.update({"x": X[s:e]}, {"y": Y[s:e]}) for s, e in bounds[k::_THREADS]]
+    )
     assert (shared.n, shared.batches) == (serial.n, serial.batches) == (3000, len(bounds))
     # a sum of per-batch terms in another order: relative differences of a few eps per term
     np.testing.assert_allclose(shared.result().values, serial.result().values, rtol=1e-11, atol=0)
@@ -802,7 +897,9 @@ def test_float32_extremes_minibatch(kind):
 def test_overflowing_batch_is_refused_and_not_added():
     X, Y = _pair(20)
     acc = CKAAccumulator().update(X[:10], Y[:10])
-    with pytest.raises(ValueError, match=r"values up to 1e\+200 in magnitude, whose products overflow float64"):
+    with pytest.raises(
+        ValueError, match=r"values up to 1e\+200 in magnitude, whose products overflow float64"
+    ):
         acc.update(np.full((10, 5), 1e200) * np.arange(1, 11)[:, None] / 10, Y[10:])
     assert acc.n == 10 and math.isfinite(acc.value())
 
@@ -816,11 +913,17 @@ def test_constant_layer_warns_and_names_it():
     acc = LayerAccumulator("cka")
     for s in range(0, 30, 7):
         acc.update({k: v[s : s + 7] for k, v in a.items()})
-    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance: every row is identical; cka is undefined \(nan\)"):
+    with pytest.warns(
+        DegenerateDataWarning,
+        match=r"a\['c'\] has zero variance: every row is identical; cka is undefined \(nan\)",
+    ):
         res = acc.result()
     assert np.isnan(res.values[0]).all() and np.isnan(res.values[:, 0]).all()
     assert res["v", "v"] == pytest.approx(1.0, abs=1e-12)
-    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance: every row is identical; hsic is 0"):
+    with pytest.warns(
+        DegenerateDataWarning,
+        match=r"a\['c'\] has zero variance: every row is identical; hsic is 0",
+    ):
         h = acc.hsic()
     assert h["c", "v"] == 0.0 and h["c", "c"] == 0.0 and h["v", "v"] > 0
 
@@ -859,7 +962,9 @@ def test_minibatch_constant_in_every_batch_or_in_some():
     acc = MinibatchCKA()
     for s, e in bounds:
         acc.update({"c": np.ones((e - s, 2)), "part": part[s:e]}, {"w": w[s:e]})
-    with pytest.warns(DegenerateDataWarning, match=r"a\['c'\] has zero variance within every batch"):
+    with pytest.warns(
+        DegenerateDataWarning, match=r"a\['c'\] has zero variance within every batch"
+    ):
         res = acc.result()
     assert np.isnan(res["c", "w"])
     # a batch where the layer is constant adds 0 to every sum (K = 0 in that batch)
@@ -885,8 +990,12 @@ def test_minibatch_ragged_batches_fed_by_hand():
 
 @pytest.mark.parametrize(
     "modname",
-    ["congruence.streaming", "congruence.streaming.exact", "congruence.streaming.minibatch",
-     "congruence.streaming.drive"],
+    [
+        "congruence.streaming",
+        "congruence.streaming.exact",
+        "congruence.streaming.minibatch",
+        "congruence.streaming.drive",
+    ],
 )
 def test_doctests(modname):
     module = importlib.import_module(modname)
@@ -916,7 +1025,9 @@ def test_every_layer_api_reads_layer_sets_the_same_way():
     for name, api in apis.items():
         res = api(listed, {"z": listed[0]})
         assert res.rows == tuple(str(i) for i in range(len(listed))) and res.cols == ("z",), name
-        with pytest.raises(ValueError, match=r"^a must map layer names to .* \(a dict\) or be a list of them"):
+        with pytest.raises(
+            ValueError, match=r"^a must map layer names to .* \(a dict\) or be a list of them"
+        ):
             api(listed[0])
         with pytest.raises(ValueError, match=r"^b holds no layers$"):
             api(x, {})

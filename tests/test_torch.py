@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch_models import bert, cnn, digits, hand_hook, hooks_left, mlp, token_batches
 
 import congruence as cg
 import congruence._memory
 from congruence._progress import Progress
 from congruence.errors import LayerNotFoundError
-from torch_models import bert, cnn, digits, hand_hook, hooks_left, mlp, token_batches
 
 
 def _gap(t):
@@ -98,9 +98,13 @@ def test_glob_patterns_module_objects_and_unknown_names():
         "encoder.layer.1.attention.output.dense",
         "encoder.layer.1.output.dense",
     ]
-    objs = cg.extract(model, token_batches(1), [model.encoder.layer[1], model.pooler], pooling="last")
+    objs = cg.extract(
+        model, token_batches(1), [model.encoder.layer[1], model.pooler], pooling="last"
+    )
     assert list(objs) == ["encoder.layer.1", "pooler"] and objs["pooler"].shape == (5, 32)
-    with pytest.raises(LayerNotFoundError, match="'encoder.layr.0'.*did you mean 'encoder.layer.0'"):
+    with pytest.raises(
+        LayerNotFoundError, match="'encoder.layr.0'.*did you mean 'encoder.layer.0'"
+    ):
         cg.extract(model, token_batches(1), ["encoder.layr.0"], pooling="mean")
     with pytest.raises(KeyError):
         cg.extract(model, token_batches(1), "decoder.*", pooling="mean")
@@ -141,7 +145,9 @@ def test_3d_without_pooling_fails_in_the_first_batch():
             served.append(1)
             yield b
 
-    with pytest.raises(ValueError, match=r"'encoder.layer.0'.*\(5, 9, 32\).*'mean', 'first'.*'spatial'"):
+    with pytest.raises(
+        ValueError, match=r"'encoder.layer.0'.*\(5, 9, 32\).*'mean', 'first'.*'spatial'"
+    ):
         cg.extract(model, data(), "encoder.layer.0")
     assert len(served) == 1 and hooks_left(model) == 0
 
@@ -177,16 +183,21 @@ def test_tuple_dict_and_model_outputs():
     with torch.no_grad():
         h = net[0](x)
     np.testing.assert_array_equal(cg.extract(net, x, "1")["1"], (h * 2).numpy())
-    np.testing.assert_array_equal(cg.extract(net, x, "1", output=1)["1"], h.sum(1, keepdim=True).numpy())
     np.testing.assert_array_equal(
-        cg.extract(net, x, "1", output=lambda o: o[0] + o[1])["1"], (h * 2 + h.sum(1, keepdim=True)).numpy()
+        cg.extract(net, x, "1", output=1)["1"], h.sum(1, keepdim=True).numpy()
+    )
+    np.testing.assert_array_equal(
+        cg.extract(net, x, "1", output=lambda o: o[0] + o[1])["1"],
+        (h * 2 + h.sum(1, keepdim=True)).numpy(),
     )
     with pytest.raises(ValueError, match="output=5.*tuple.*2 item"):
         cg.extract(net, x, "1", output=5)
     dnet = nn.Sequential(nn.Linear(4, 3), _Dict())
     with pytest.raises(ValueError, match="dict with keys \\['double', 'neg'\\].*output="):
         cg.extract(dnet, x, "1")
-    np.testing.assert_array_equal(cg.extract(dnet, x, "1", output="neg")["1"], -dnet[0](x).detach().numpy())
+    np.testing.assert_array_equal(
+        cg.extract(dnet, x, "1", output="neg")["1"], -dnet[0](x).detach().numpy()
+    )
     with pytest.raises(ValueError, match="output='pos'.*keys \\['double', 'neg'\\]"):
         cg.extract(dnet, x, "1", output="pos")
     # a transformers ModelOutput: the encoder returns BaseModelOutput...

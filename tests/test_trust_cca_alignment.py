@@ -151,8 +151,12 @@ def test_compare_layers_with_a_dead_relu_unit(measure):
 # ---------------------------------------------------------------------------------------------
 
 NAN_FOR_IDENTICAL = [
-    ("cca", {}), ("svcca", {}), ("pwcca", {}), ("orthogonal_procrustes", {}),
-    ("angular_shape_metric", {}), ("angular_shape_metric", {"alpha": 0.5}),
+    ("cca", {}),
+    ("svcca", {}),
+    ("pwcca", {}),
+    ("orthogonal_procrustes", {}),
+    ("angular_shape_metric", {}),
+    ("angular_shape_metric", {"alpha": 0.5}),
 ]
 
 
@@ -163,8 +167,11 @@ def test_identical_rows_nan_with_warning(measure, params, const):
     C = np.full((30, 4), const)
     f = getattr(cg, measure)
     for args, name in (((C, Y), "X"), ((Y, C), "Y")):
-        with pytest.warns(DegenerateDataWarning, match=rf"{name} has zero variance: every row "
-                                                       rf"is identical.*{measure}"):
+        with pytest.warns(
+            DegenerateDataWarning,
+            match=rf"{name} has zero variance: every row "
+            rf"is identical.*{measure}",
+        ):
             assert math.isnan(f(*args, **params))
 
 
@@ -174,7 +181,9 @@ def test_identical_rows_linear_regression():
     with pytest.warns(DegenerateDataWarning, match=r"X \(the target\) has zero variance.*nan"):
         assert math.isnan(cg.linear_regression(C, Y))
     # A constant predictor explains nothing: the projector onto its column space {0} is 0.
-    with pytest.warns(DegenerateDataWarning, match=r"Y \(the predictor\) has zero variance.*R\^2 = 0"):
+    with pytest.warns(
+        DegenerateDataWarning, match=r"Y \(the predictor\) has zero variance.*R\^2 = 0"
+    ):
         assert cg.linear_regression(Y, C) == 0.0
 
 
@@ -239,8 +248,11 @@ def test_svcca_on_wide_noise_warns():
 @pytest.mark.parametrize("measure", ["cca", "pwcca"])
 def test_cca_overfitting_warns(measure):
     X, Y = _pair(n=20, p1=12, p2=12, seed=11)
-    with pytest.warns(DegenerateDataWarning, match=r"p1 \+ p2 = 12 \+ 12 = 24 > n - 1 = 19: "
-                                                   r"at least 5 canonical"):
+    with pytest.warns(
+        DegenerateDataWarning,
+        match=r"p1 \+ p2 = 12 \+ 12 = 24 > n - 1 = 19: "
+        r"at least 5 canonical",
+    ):
         getattr(cg, measure)(X, Y)
     _no_warning(getattr(cg, measure), X[:, :10], Y[:, :9])  # 19 = n - 1: no warning
 
@@ -255,16 +267,28 @@ def test_cca_overfitting_warns(measure):
 def test_epsilon_matches_reference(epsilon, shape):
     X, Y = _pair(*shape, seed=12)
     for statistic in ("mean", "r2"):
-        _close(cg.cca(X, Y, statistic=statistic, epsilon=epsilon),
-               ref_cca(X, Y, statistic, epsilon), 1e-10, f"cca {statistic}")
+        _close(
+            cg.cca(X, Y, statistic=statistic, epsilon=epsilon),
+            ref_cca(X, Y, statistic, epsilon),
+            1e-10,
+            f"cca {statistic}",
+        )
     _close(cg.pwcca(X, Y, epsilon=epsilon), ref_pwcca(X, Y, epsilon), 1e-9, "pwcca")
     _close(cg.pwcca(Y, X, epsilon=epsilon), ref_pwcca(Y, X, epsilon), 1e-9, "pwcca reversed")
     for variance in (0.5, 1.0):
         for statistic in ("mean", "r2"):
-            _close(cg.svcca(X, Y, variance=variance, statistic=statistic, epsilon=epsilon),
-                   ref_svcca(X, Y, variance, statistic, epsilon), 1e-9, "svcca")
-    _close(cg.linear_regression(X, Y, epsilon=epsilon),
-           ref_linear_regression_ridge(X, Y, epsilon), 1e-10, "linear_regression")
+            _close(
+                cg.svcca(X, Y, variance=variance, statistic=statistic, epsilon=epsilon),
+                ref_svcca(X, Y, variance, statistic, epsilon),
+                1e-9,
+                "svcca",
+            )
+    _close(
+        cg.linear_regression(X, Y, epsilon=epsilon),
+        ref_linear_regression_ridge(X, Y, epsilon),
+        1e-10,
+        "linear_regression",
+    )
 
 
 def test_epsilon_allows_collinear_and_wide_inputs():
@@ -274,15 +298,17 @@ def test_epsilon_allows_collinear_and_wide_inputs():
         cg.cca(dup, Y)
     _close(cg.cca(dup, Y, epsilon=1e-3), ref_cca(dup, Y, "mean", 1e-3), 1e-10)
     _close(cg.pwcca(dup, Y, epsilon=1e-3), ref_pwcca(dup, Y, 1e-3), 1e-9)
-    _close(cg.linear_regression(Y, dup, epsilon=1e-3),
-           ref_linear_regression_ridge(Y, dup, 1e-3), 1e-10)
+    _close(
+        cg.linear_regression(Y, dup, epsilon=1e-3), ref_linear_regression_ridge(Y, dup, 1e-3), 1e-10
+    )
     wide = np.random.default_rng(14).standard_normal((30, 40))
     with pytest.raises(ValueError, match="p <= n-1"):
         cg.cca(wide, Y)
     with pytest.warns(DegenerateDataWarning, match="over-fitting"):
         _close(cg.cca(wide, Y, epsilon=0.1), ref_cca(wide, Y, "mean", 0.1), 1e-10)
-    _close(cg.linear_regression(Y, wide, epsilon=0.1),
-           ref_linear_regression_ridge(Y, wide, 0.1), 1e-10)
+    _close(
+        cg.linear_regression(Y, wide, epsilon=0.1), ref_linear_regression_ridge(Y, wide, 0.1), 1e-10
+    )
     with pytest.raises(ValueError, match="narrower representation"):
         _quiet(cg.pwcca, wide, np.random.default_rng(15).standard_normal((30, 35)), epsilon=0.1)
 
@@ -337,11 +363,20 @@ def test_pwcca_docstring_documents_the_centring_departure():
 # ---------------------------------------------------------------------------------------------
 
 SCALE_INVARIANT = [
-    ("cca", {}), ("cca", {"statistic": "r2"}), ("svcca", {}), ("pwcca", {}),
-    ("cca", {"epsilon": 0.1}), ("svcca", {"epsilon": 0.1}), ("pwcca", {"epsilon": 0.1}),
-    ("orthogonal_procrustes", {}), ("angular_shape_metric", {}),
-    ("linear_regression", {}), ("linear_regression", {"epsilon": 0.1}),
-    ("aligned_cosine", {}), ("correlation_match", {}), ("correlation_match", {"soft": True}),
+    ("cca", {}),
+    ("cca", {"statistic": "r2"}),
+    ("svcca", {}),
+    ("pwcca", {}),
+    ("cca", {"epsilon": 0.1}),
+    ("svcca", {"epsilon": 0.1}),
+    ("pwcca", {"epsilon": 0.1}),
+    ("orthogonal_procrustes", {}),
+    ("angular_shape_metric", {}),
+    ("linear_regression", {}),
+    ("linear_regression", {"epsilon": 0.1}),
+    ("aligned_cosine", {}),
+    ("correlation_match", {}),
+    ("correlation_match", {"soft": True}),
 ]
 HOMOGENEOUS = [("procrustes_size_and_shape", {}), ("permutation_procrustes", {})]
 F64_SCALES = [1e-300, 1e-200, 1e-100, 1e100, 1e200, 1e300]
@@ -389,8 +424,11 @@ def test_overflowing_distance_is_inf_with_warning():
     with pytest.warns(DegenerateDataWarning, match="overflow"):
         assert cg.permutation_procrustes(X, Y) == math.inf
     # Still finite: computed without overflow although the squares are far beyond float64.
-    _close(cg.procrustes_size_and_shape(X[:, :1] * 1e-3, X[:, :1] * 0.0),
-           float(np.linalg.norm((X[:, :1] - X[:, :1].mean()) * 1e-3)), 1e-12)
+    _close(
+        cg.procrustes_size_and_shape(X[:, :1] * 1e-3, X[:, :1] * 0.0),
+        float(np.linalg.norm((X[:, :1] - X[:, :1].mean()) * 1e-3)),
+        1e-12,
+    )
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
@@ -407,8 +445,11 @@ def test_angular_partial_whitening_limits(alpha):
         _close(cg.angular_shape_metric(scale * X, scale * Y, alpha=alpha), no_whitening, 1e-10)
     # At moderate scales: the reference written from the definition.
     for scale in (1e-3, 1.0, 1e3):
-        _close(cg.angular_shape_metric(scale * X, scale * Y, alpha=alpha),
-               ref_angular_shape_metric(scale * X, scale * Y, alpha), 1e-9)
+        _close(
+            cg.angular_shape_metric(scale * X, scale * Y, alpha=alpha),
+            ref_angular_shape_metric(scale * X, scale * Y, alpha),
+            1e-9,
+        )
 
 
 @pytest.mark.parametrize("measure, params", SCALE_INVARIANT + HOMOGENEOUS)
@@ -433,8 +474,12 @@ def test_float32_near_its_largest_value():
     X64 = X32.astype(np.float64)
     for name in CCA_FAMILY + ALIGNMENT:
         f = getattr(cg, name)
-        _close(f(X32, Y), f(X64 / 1e38, Y) if name not in dict(HOMOGENEOUS)
-               else f(X64 / 1e38, Y / 1e38) * 1e38, 1e-9, name)
+        _close(
+            f(X32, Y),
+            f(X64 / 1e38, Y) if name not in dict(HOMOGENEOUS) else f(X64 / 1e38, Y / 1e38) * 1e38,
+            1e-9,
+            name,
+        )
 
 
 # ---------------------------------------------------------------------------------------------

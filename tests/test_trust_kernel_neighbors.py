@@ -113,7 +113,9 @@ F64_DECADES = [-300, -200, -100, -30, 30, 100, 200, 300]
 
 
 @pytest.mark.parametrize("dtype,decades", [(np.float32, F32_DECADES), (np.float64, F64_DECADES)])
-def test_cka_and_rbf_hsic_are_bitwise_invariant_to_power_of_two_scaling(dtype, decades, no_warnings):
+def test_cka_and_rbf_hsic_are_bitwise_invariant_to_power_of_two_scaling(
+    dtype, decades, no_warnings
+):
     X, Y = _data(seed=1)
     X, Y = X.astype(dtype), Y.astype(dtype)
     for v in KERNEL_VARIANTS:
@@ -129,7 +131,9 @@ def test_cka_and_rbf_hsic_are_bitwise_invariant_to_power_of_two_scaling(dtype, d
 
 
 @pytest.mark.parametrize("dtype,decades", [(np.float32, F32_DECADES), (np.float64, F64_DECADES)])
-def test_cka_at_decimal_scales_matches_the_reference_on_the_same_values(dtype, decades, no_warnings):
+def test_cka_at_decimal_scales_matches_the_reference_on_the_same_values(
+    dtype, decades, no_warnings
+):
     # 10^d X rounds differently from X: compare with the float64 reference on exactly these
     # values, brought to unit scale by an exact power of two (the reference squares them).
     X, Y = _data(seed=2)
@@ -227,10 +231,14 @@ def test_constant_representation_warns_and_names_the_argument():
     Y = rng.standard_normal((100, 3))
     for v in KERNEL_VARIANTS:
         for args, arg in (((C, Y), "X"), ((Y, C), "Y")):
-            with pytest.warns(cg.DegenerateDataWarning, match=rf"^{arg} has zero variance.*cka is undefined"):
+            with pytest.warns(
+                cg.DegenerateDataWarning, match=rf"^{arg} has zero variance.*cka is undefined"
+            ):
                 assert math.isnan(_cka(*args, v))
             if v["kernel"] == "linear":
-                with pytest.warns(cg.DegenerateDataWarning, match=rf"^{arg} has zero variance.*hsic is 0"):
+                with pytest.warns(
+                    cg.DegenerateDataWarning, match=rf"^{arg} has zero variance.*hsic is 0"
+                ):
                     assert _hsic(*args, v) == 0.0
             else:
                 with pytest.warns(cg.DegenerateDataWarning, match=rf"^{arg} .*hsic is undefined"):
@@ -340,7 +348,9 @@ def test_float32_offsets_give_the_exact_neighbour_sets(offset, no_warnings):
     spread = max(1.0, offset * 1e-5)  # at least ~100 float32 levels per unit of spread
     Z = rng.standard_normal((n, 6))
     X32 = (Z * spread + offset).astype(np.float32)
-    Y32 = ((np.tanh(Z[:, :4]) + 0.3 * rng.standard_normal((n, 4))) * spread + offset).astype(np.float32)
+    Y32 = ((np.tanh(Z[:, :4]) + 0.3 * rng.standard_normal((n, 4))) * spread + offset).astype(
+        np.float32
+    )
     X64, Y64 = X32.astype(np.float64), Y32.astype(np.float64)
     for A, A64 in ((X32, X64), (Y32, Y64)):
         idx, dist = _core.knn(A, k)
@@ -427,7 +437,9 @@ def test_identical_rows_give_nan_with_a_warning(name):
         # which the formula on those values resolves: only exact multiples stay degenerate.
         dtype = np.float64 if why == "positive factors " else np.float32
         for args, arg in (((C, Y), "X"), ((Y, C.astype(dtype)), "Y")):
-            with pytest.warns(cg.DegenerateDataWarning, match=rf"^{arg} has .*{why.strip()}.*{name} is undefined"):
+            with pytest.warns(
+                cg.DegenerateDataWarning, match=rf"^{arg} has .*{why.strip()}.*{name} is undefined"
+            ):
                 assert math.isnan(f(*args, k=5)), (why, arg)
     # The reproducer: knn_jaccard(ones, Y) was 0.024 on main.
     with pytest.warns(cg.DegenerateDataWarning):
@@ -446,7 +458,9 @@ def test_partially_duplicated_rows_are_defined_or_warned():
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 got = f(X, Y, k=k)
-            msgs = [str(w.message) for w in caught if issubclass(w.category, cg.DegenerateDataWarning)]
+            msgs = [
+                str(w.message) for w in caught if issubclass(w.category, cg.DegenerateDataWarning)
+            ]
             if math.isnan(got):
                 assert name == "second_order_cosine" and math.isnan(want[name])
                 assert msgs and "row 0 of X" in msgs[0] and "distance 0" in msgs[0], msgs
@@ -468,7 +482,9 @@ def test_compare_layers_with_a_degenerate_neighbour_layer():
     dup = rng.standard_normal((40, 3))
     dup[:8] = dup[0]
     Q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
-    with pytest.warns(cg.DegenerateDataWarning, match=r"row 0 of layer a\[0\].*row 0 of layer b\[0\]"):
+    with pytest.warns(
+        cg.DegenerateDataWarning, match=r"row 0 of layer a\[0\].*row 0 of layer b\[0\]"
+    ):
         v = cg.compare_layers([dup], [dup @ Q], measure="second_order_cosine", k=5).values
     assert math.isnan(v[0, 0])
 

@@ -52,6 +52,7 @@ from reference_topology import (  # noqa: E402
     ref_uniformity,
 )
 
+
 def _dyadic(rng, n, p, bits=10, span=4):
     """Random data on the grid ``2**-bits`` in ``[-span, span)``: adding an offset up to 1e8
     (float64) or 1e4 (float32) to it is exact, so offset invariance is an identity."""

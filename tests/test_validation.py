@@ -8,9 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from congruence import InputTypeError
-
 import congruence as cg
+from congruence import InputTypeError
 
 
 def esc(s: str) -> str:
@@ -68,16 +67,16 @@ def test_3d_input_suggests_flattening(f, flag, XY):
 @pytest.mark.parametrize("f,flag", ENTRIES)
 def test_mismatched_rows_names_both_shapes(f, flag, XY):
     X, Y = XY
-    with pytest.raises(ValueError, match=r"X has shape \(10, 3\) and Y has shape \(8, 4\).*same number of rows"):
+    with pytest.raises(
+        ValueError, match=r"X has shape \(10, 3\) and Y has shape \(8, 4\).*same number of rows"
+    ):
         f(X, Y[:8])
     with pytest.raises(ValueError, match=r"X has shape \(7, 3\) and Y has shape \(10, 4\)"):
         f(X[:7], Y)
 
 
 @pytest.mark.parametrize("f,flag", ENTRIES)
-@pytest.mark.parametrize(
-    "shape", [(0, 3), (5, 0), (0, 0)], ids=lambda s: "x".join(map(str, s))
-)
+@pytest.mark.parametrize("shape", [(0, 3), (5, 0), (0, 0)], ids=lambda s: "x".join(map(str, s)))
 def test_empty_arrays(f, flag, shape, XY):
     X, Y = XY
     E = np.zeros(shape)

@@ -33,7 +33,12 @@ def cnn(seed=0):
 def mlp(seed=0, d_in=12):
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Linear(d_in, 20), nn.Tanh(), nn.Dropout(0.5), nn.Linear(20, 9), nn.ReLU(), nn.Linear(9, 3)
+        nn.Linear(d_in, 20),
+        nn.Tanh(),
+        nn.Dropout(0.5),
+        nn.Linear(20, 9),
+        nn.ReLU(),
+        nn.Linear(9, 3),
     )
 
 

@@ -64,7 +64,6 @@ from congruence.measures.topology import geometry_score, imd, rtd
 from congruence.models import compare_models
 from congruence.pooling import pool
 from congruence.results import LayerComparison
-from congruence.torch import extract
 from congruence.streaming import (
     CKAAccumulator,
     HSICAccumulator,
@@ -73,6 +72,7 @@ from congruence.streaming import (
     minibatch_cka,
     stream_layers,
 )
+from congruence.torch import extract
 
 try:
     __version__ = version("congruence")

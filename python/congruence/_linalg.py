@@ -141,8 +141,13 @@ def eigh(G: np.ndarray, *, measure: str, argument: str, eigvals_only: bool = Fal
     except np.linalg.LinAlgError as first:
         try:
             return run(
-                flops, scipy.linalg.eigh, G, lower=True, eigvals_only=eigvals_only,
-                check_finite=False, driver="ev",
+                flops,
+                scipy.linalg.eigh,
+                G,
+                lower=True,
+                eigvals_only=eigvals_only,
+                check_finite=False,
+                driver="ev",
             )
         except np.linalg.LinAlgError as second:
             raise np.linalg.LinAlgError(
@@ -273,9 +278,7 @@ def drop_dead_units(
             identical.append(name)
         else:
             kept.append(X[:, ~dead])
-            dropped.append(
-                f"{name} has {k} constant column{'s' if k > 1 else ''} of {X.shape[1]}"
-            )
+            dropped.append(f"{name} has {k} constant column{'s' if k > 1 else ''} of {X.shape[1]}")
     if dropped:
         warn_degenerate(
             "; ".join(dropped) + f" (dead units: zero variance); {measure} drops them and "

@@ -202,9 +202,7 @@ def get_measure(name: str) -> Measure:
         pass
     close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise ValueError(
-        f"unknown measure {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}"
-    )
+    raise ValueError(f"unknown measure {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}")
 
 
 def list_measures(family: Optional[str] = None, inputs: Optional[str] = None) -> list[str]:

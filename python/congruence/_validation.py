@@ -108,9 +108,7 @@ def as_matrix(x: Any, name: str = "X", *, min_rows: int = 2) -> np.ndarray:
             f"({a.ndim}-D); {hint}"
         )
     if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(
-            f"{name} has shape {a.shape}; expected at least one row and one column"
-        )
+        raise ValueError(f"{name} has shape {a.shape}; expected at least one row and one column")
     if a.shape[0] < min_rows:
         raise ValueError(
             f"{name} has shape {a.shape}: {a.shape[0]} row(s), but this measure needs at "
@@ -289,8 +287,7 @@ def as_labels(x: Any, name: str = "labels", *, min_rows: int = 2) -> np.ndarray:
     a = _numeric_array(x, name, "integer class labels")
     if a.ndim != 1:
         raise ValueError(
-            f"{name} must be 1-D (n,) integer class labels but has shape {a.shape} "
-            f"({a.ndim}-D)"
+            f"{name} must be 1-D (n,) integer class labels but has shape {a.shape} ({a.ndim}-D)"
         )
     _check_examples(a, name, min_rows)
     return _integer_labels(a, name)

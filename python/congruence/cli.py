@@ -194,33 +194,46 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("b", metavar="B.npz", nargs="?", help="layers of the second model (default: A)")
     c.add_argument("--measure", "-m", default="cka", help=f"measure name ({rep}; default cka)")
     c.add_argument(
-        "--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="a measure parameter, value as a Python literal (repeatable), e.g. "
         "--param kernel=rbf --param sigma_frac=0.5 --param debiased=True",
     )
     c.add_argument(
-        "--layers", "-l", metavar="NAMES",
+        "--layers",
+        "-l",
+        metavar="NAMES",
         help="comma-separated layers of A to compare (default: all, in the file's order)",
     )
     c.add_argument(
-        "--layers-b", metavar="NAMES",
+        "--layers-b",
+        metavar="NAMES",
         help="comma-separated layers of B to compare (default: all)",
     )
     c.add_argument(
-        "--pooling", metavar="POLICY",
+        "--pooling",
+        metavar="POLICY",
         help="pooling of 3-D (n, tokens, d) and 4-D (n, c, h, w) layers: " + policies_text(),
     )
     c.add_argument(
-        "--on-error", choices=("raise", "nan"), default="raise",
+        "--on-error",
+        choices=("raise", "nan"),
+        default="raise",
         help="a cell that cannot be computed is an error (raise, the default) or nan with a "
         "warning (nan)",
     )
     c.add_argument(
-        "--no-progress", action="store_true",
+        "--no-progress",
+        action="store_true",
         help="no progress bar (it is shown on stderr once the comparison lasts over a second)",
     )
     c.add_argument("--out", "-o", metavar="PATH", help="also write the matrix as CSV")
-    c.add_argument("--digits", type=int, default=3, help=f"decimals printed, 0 to {_MAX_DIGITS} (default 3)")
+    c.add_argument(
+        "--digits", type=int, default=3, help=f"decimals printed, 0 to {_MAX_DIGITS} (default 3)"
+    )
     c.set_defaults(func=_cmd_compare)
 
     ls = sub.add_parser("list", help="list the registered measures and their properties")
@@ -234,8 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed-a", type=int, default=0, help="seed of network A (default 0)")
     d.add_argument("--seed-b", type=int, default=1, help="seed of network B (default 1)")
     d.add_argument("--measure", "-m", default="cka", help="measure name (default cka)")
-    d.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                   help="a measure parameter (repeatable)")
+    d.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a measure parameter (repeatable)",
+    )
     d.set_defaults(func=_cmd_demo)
     return parser
 

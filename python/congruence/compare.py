@@ -184,9 +184,13 @@ def _pairwise(
     route, and the fallback that names the cells a whole-matrix route could not compute)."""
     cross = xb is not None
     ys = xb if cross else xa
-    rows, cols = names if names is not None else (
-        [str(i) for i in range(len(xa))],
-        [str(j) for j in range(len(ys))],
+    rows, cols = (
+        names
+        if names is not None
+        else (
+            [str(i) for i in range(len(xa))],
+            [str(j) for j in range(len(ys))],
+        )
     )
     other = "b" if cross else "a"
     sym = not cross and m.symmetric(**params)

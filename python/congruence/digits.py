@@ -24,7 +24,13 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = [
-    "split", "train_mlp", "mlp_activations", "small_cnn", "as_images", "train_cnn", "CNN_LAYERS",
+    "split",
+    "train_mlp",
+    "mlp_activations",
+    "small_cnn",
+    "as_images",
+    "train_cnn",
+    "CNN_LAYERS",
 ]
 
 #: The fixed train/test split.
@@ -91,11 +97,14 @@ def small_cnn() -> Any:
     from torch import nn
 
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),  # conv1: 8 x 8 x 8
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),  # conv2: 16 x 8 x 8
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),  # conv1: 8 x 8 x 8
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),  # conv2: 16 x 8 x 8
         nn.MaxPool2d(2),  # 16 x 4 x 4
         nn.Flatten(),
-        nn.Linear(16 * 4 * 4, 64), nn.ReLU(),  # fc: 64
+        nn.Linear(16 * 4 * 4, 64),
+        nn.ReLU(),  # fc: 64
         nn.Linear(64, 10),  # logits
     )
 
@@ -119,7 +128,9 @@ def train_cnn(seed: int, X_train, y_train, epochs: int = 10) -> Any:
     X = X_train if isinstance(X_train, torch.Tensor) else as_images(X_train)
     y = torch.as_tensor(np.asarray(y_train), dtype=torch.long)
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(X, y), batch_size=64, shuffle=True,
+        torch.utils.data.TensorDataset(X, y),
+        batch_size=64,
+        shuffle=True,
         generator=torch.Generator().manual_seed(seed),
     )
     net.train()

@@ -69,7 +69,7 @@ __all__ = [
     "open_source",
     "open_layers",
     "load_layers",
-    "stream_layers",
+    "stream_layers",  # noqa: F822 (a lazy attribute: see __getattr__ below)
     "SAFE_FORMATS",
 ]
 
@@ -112,8 +112,7 @@ def _must_exist(p: Path) -> None:
 
 def _missing(extra: str, package: str, what: str) -> ImportError:
     return ImportError(
-        f"reading {what} needs the optional package {package!r}: "
-        f"pip install 'congruence[{extra}]'"
+        f"reading {what} needs the optional package {package!r}: pip install 'congruence[{extra}]'"
     )
 
 
@@ -323,7 +322,9 @@ class RowSource:
         except Exception as exc:
             if self.path is None:
                 raise
-            raise _unreadable(self.path, exc, f"reading rows {start}:{stop} of {self.name}") from None
+            raise _unreadable(
+                self.path, exc, f"reading rows {start}:{stop} of {self.name}"
+            ) from None
 
     def release(self, start: int, stop: int) -> None:
         """Drop the memory-mapped pages of rows ``start:stop`` from this process (``.npy``)."""
@@ -671,8 +672,11 @@ def _open(
         _check_pooling_keys(pooling, chosen, repr(str(p)))
         return {
             k: RowSource(
-                _SafetensorsRows(handle, k, p), f"{p}::{k}", pooling=_policy_of(pooling, k),
-                handle=handle, path=str(p),
+                _SafetensorsRows(handle, k, p),
+                f"{p}::{k}",
+                pooling=_policy_of(pooling, k),
+                handle=handle,
+                path=str(p),
             )
             for k in chosen
         }
@@ -722,7 +726,9 @@ def _open(
             )
             for k, a in arrays.items()
         }
-    raise ValueError(f"{str(p)!r} has an unknown format ({suffix or 'no suffix'}); expected {SAFE_FORMATS}")
+    raise ValueError(
+        f"{str(p)!r} has an unknown format ({suffix or 'no suffix'}); expected {SAFE_FORMATS}"
+    )
 
 
 def _load_npz(p: Path, keys: Optional[Sequence[str]]) -> dict[str, np.ndarray]:
@@ -866,9 +872,7 @@ def open_source(
     """
     policy = reader_pooling(pooling, flatten)
     if isinstance(policy, Mapping):
-        raise ValueError(
-            "open_source opens one layer: pass one pooling policy (a str), not a dict"
-        )
+        raise ValueError("open_source opens one layer: pass one pooling policy (a str), not a dict")
     if isinstance(source, RowSource):
         # a policy changes nothing for 2-D data; for more dimensions it is fixed at opening
         if policy is not None and len(source.raw_shape) > 2 and policy != source.pooling:
@@ -893,9 +897,7 @@ def open_source(
     if isinstance(source, np.ndarray):
         return RowSource(source, f"array{source.shape}", pooling=policy)
     if hasattr(source, "shape") and hasattr(source, "dtype") and hasattr(source, "__getitem__"):
-        return RowSource(
-            source, f"{type(source).__name__}{tuple(source.shape)}", pooling=policy
-        )
+        return RowSource(source, f"{type(source).__name__}{tuple(source.shape)}", pooling=policy)
     raise ValueError(
         f"cannot read rows from a {type(source).__name__}; expected a path ({SAFE_FORMATS}), a "
         "numpy array or memmap, an h5py dataset or a zarr array"

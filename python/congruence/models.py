@@ -167,15 +167,38 @@ def compare_models(
         for e in entries_b or []:
             if e not in union:
                 union.append(e)
-        taps = [ct._Tap(model_a, union, "model_a", output=output, reuse=reuse,
-                        pooling=pooling, device=device)]
+        taps = [
+            ct._Tap(
+                model_a,
+                union,
+                "model_a",
+                output=output,
+                reuse=reuse,
+                pooling=pooling,
+                device=device,
+            )
+        ]
     else:
         entries_b = ct._resolve(model_b, layers_b, "model_b")
         taps = [
-            ct._Tap(model_a, entries_a, "model_a", output=output, reuse=reuse,
-                    pooling=pooling, device=device),
-            ct._Tap(model_b, entries_b, "model_b", output=output, reuse=reuse,
-                    pooling=pooling, device=device),
+            ct._Tap(
+                model_a,
+                entries_a,
+                "model_a",
+                output=output,
+                reuse=reuse,
+                pooling=pooling,
+                device=device,
+            ),
+            ct._Tap(
+                model_b,
+                entries_b,
+                "model_b",
+                output=output,
+                reuse=reuse,
+                pooling=pooling,
+                device=device,
+            ),
         ]
 
     def split(results: list[dict]) -> tuple[dict, Optional[dict]]:
@@ -189,8 +212,9 @@ def compare_models(
         return a, results[1]
 
     first = [True]
-    drive = dict(input_fn=input_fn, batch_size=fwd, max_rows=max_rows, progress=progress,
-                 pooling=pooling)
+    drive = dict(
+        input_fn=input_fn, batch_size=fwd, max_rows=max_rows, progress=progress, pooling=pooling
+    )
 
     def check_first() -> None:
         if first[0]:
@@ -212,9 +236,12 @@ def compare_models(
     if out is None:
         sinks = [ct._MemorySink(12, f"gathering the activations of both models for {m.name}")]
     else:
-        sinks = [ct._NpySink(os.path.join(os.fspath(out), "a")),
-                 ct._NpySink(os.path.join(os.fspath(out), "b"))]
+        sinks = [
+            ct._NpySink(os.path.join(os.fspath(out), "a")),
+            ct._NpySink(os.path.join(os.fspath(out), "b")),
+        ]
     try:
+
         def consume_g(results: list[dict], inputs: int, total: Optional[int]) -> None:
             check_first()
             a, b = split(results)

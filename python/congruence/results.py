@@ -189,8 +189,7 @@ class LayerComparison:
         """
         if not isinstance(key, tuple) or len(key) != 2:
             raise LayerNotFoundError(
-                f"index a LayerComparison with a pair of layer names, result[row, col]; "
-                f"got {key!r}"
+                f"index a LayerComparison with a pair of layer names, result[row, col]; got {key!r}"
             )
         r, c = key
         i = find_layer(r, self.rows, "the rows")
@@ -211,9 +210,7 @@ class LayerComparison:
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "to_pandas() needs pandas: pip install 'congruence[pandas]'"
-            ) from exc
+            raise ImportError("to_pandas() needs pandas: pip install 'congruence[pandas]'") from exc
         return pd.DataFrame(self.values, index=list(self.rows), columns=list(self.cols))
 
     def to_csv(self, path=None) -> str:

@@ -36,8 +36,8 @@ from congruence._memory import check_fits
 from congruence._progress import Progress
 from congruence._validation import _to_numpy, check_bool, check_choice, check_number
 from congruence.errors import LayerNotFoundError
-from congruence.results import find_layer, layer_not_found
 from congruence.pooling import POLICIES_3D, POLICIES_4D, policies_text, pool
+from congruence.results import find_layer, layer_not_found
 
 __all__ = ["extract"]
 
@@ -202,8 +202,11 @@ def _select(out: Any, output: Any, label: str, torch: Any) -> Any:
             keys = list(out) if isinstance(out, Mapping) else None
             raise ValueError(
                 f"output={output!r} picks a key of a dict or ModelOutput, but layer {label!r} "
-                + (f"returns one with keys {keys}" if keys is not None else
-                   f"returns a {type(out).__name__}")
+                + (
+                    f"returns one with keys {keys}"
+                    if keys is not None
+                    else f"returns a {type(out).__name__}"
+                )
             )
         picked = out[output]
     else:
@@ -348,9 +351,11 @@ class _Tap:
         if isinstance(obj, Mapping):
             return {k: self.move(v) for k, v in obj.items()}
         if isinstance(obj, (list, tuple)):
-            return type(obj)(self.move(v) for v in obj) if isinstance(obj, tuple) else [
-                self.move(v) for v in obj
-            ]
+            return (
+                type(obj)(self.move(v) for v in obj)
+                if isinstance(obj, tuple)
+                else [self.move(v) for v in obj]
+            )
         return obj
 
     def forward(self, args: tuple, kwargs: dict, mask: Optional[np.ndarray]) -> dict:
@@ -515,7 +520,9 @@ def _take(obj: Any, m: int, k: int, torch: Any) -> Any:
 def _mask_array(mask: Any) -> Optional[np.ndarray]:
     if mask is None:
         return None
-    return np.asarray(_to_numpy(mask.detach() if hasattr(mask, "detach") else mask, "attention_mask"))
+    return np.asarray(
+        _to_numpy(mask.detach() if hasattr(mask, "detach") else mask, "attention_mask")
+    )
 
 
 def _check_rows(results: Sequence[tuple[str, dict]], pooling: Any) -> int:
@@ -551,7 +558,9 @@ def _check_options(pooling, output, reuse, batch_size, max_rows, progress, out) 
     pols = pooling.values() if isinstance(pooling, Mapping) else [pooling]
     for p in pols:
         if p is not None and (not isinstance(p, str) or p not in valid):
-            raise ValueError(f"pooling={p!r} is invalid; expected None or one of: {policies_text()}")
+            raise ValueError(
+                f"pooling={p!r} is invalid; expected None or one of: {policies_text()}"
+            )
     if reuse is not None:
         check_choice("reuse", reuse, _REUSE)
     batch_size = check_number("batch_size", batch_size, low=1, integer=True)
@@ -659,8 +668,10 @@ class _MemorySink:
         self.inputs += inputs
         if self.checked == 0 or (total is None and self.values + values > 2 * self.checked):
             # the whole job when its size is known, else twice what is held so far
-            expect = values * total / inputs if total and self.checked == 0 else 2 * (
-                self.values + values
+            expect = (
+                values * total / inputs
+                if total and self.checked == 0
+                else 2 * (self.values + values)
             )
             check_fits(
                 expect * self.bytes_per_value,
@@ -848,8 +859,9 @@ def extract(
         pooling, output, reuse, batch_size, max_rows, progress, out
     )
     entries = _resolve(model, layers, "the model")
-    tap = _Tap(model, entries, "the model", output=output, reuse=reuse, pooling=pooling,
-               device=device)
+    tap = _Tap(
+        model, entries, "the model", output=output, reuse=reuse, pooling=pooling, device=device
+    )
     sink: Any = (
         _NpySink(out)
         if out is not None
@@ -864,8 +876,16 @@ def extract(
                 first[0] = False
             sink.add(results[0], inputs, total)
 
-        _drive([tap], data, consume, input_fn=input_fn, batch_size=batch_size,
-               max_rows=max_rows, progress=progress, pooling=pooling)
+        _drive(
+            [tap],
+            data,
+            consume,
+            input_fn=input_fn,
+            batch_size=batch_size,
+            max_rows=max_rows,
+            progress=progress,
+            pooling=pooling,
+        )
         return sink.finish()
     finally:
         sink.close()

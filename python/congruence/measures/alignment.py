@@ -61,7 +61,9 @@ _EIG_ROUTE_RTOL = 1e-10
 #: Whitening through ``eigh(Xc^T Xc)`` only when ``lam_min >= this * lam_max`` (else an SVD of Xc).
 _WHITEN_EIGH_MIN_RATIO = 1e-6
 
-_REF_SCHOENEMANN = "Schönemann (1966). A generalized solution of the orthogonal Procrustes problem. Psychometrika."
+_REF_SCHOENEMANN = (
+    "Schönemann (1966). A generalized solution of the orthogonal Procrustes problem. Psychometrika."
+)
 _REF_DING = "Ding, Denain, Steinhardt (2021). Grounding Representation Similarity with Statistical Testing. NeurIPS."
 _REF_WILLIAMS = "Williams, Kunz, Kornblith, Linderman (2021). Generalized Shape Metrics on Neural Representations. NeurIPS."
 _REF_SURVEY = (
@@ -84,14 +86,16 @@ _REF_LI = (
 # --------------------------------------------------------------------------------------------
 
 
-def _svdvals(M: np.ndarray, measure: str = "alignment", argument: str = "the cross product"
-             ) -> np.ndarray:
+def _svdvals(
+    M: np.ndarray, measure: str = "alignment", argument: str = "the cross product"
+) -> np.ndarray:
     """Singular values (gesdd, retried with gesvd; see :func:`congruence._linalg.svd`)."""
     return _linalg.svd(M, measure=measure, argument=argument, compute_uv=False)
 
 
-def _svd(M: np.ndarray, measure: str = "alignment", argument: str = "the cross product"
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _svd(
+    M: np.ndarray, measure: str = "alignment", argument: str = "the cross product"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Thin SVD ``M = U diag(s) Vt`` (gesdd, retried with gesvd)."""
     return _linalg.svd(M, measure=measure, argument=argument)
 
@@ -99,7 +103,9 @@ def _svd(M: np.ndarray, measure: str = "alignment", argument: str = "the cross p
 def _cross(A: np.ndarray, B: np.ndarray, measure: str) -> np.ndarray:
     """``A^T B`` (``p1 x p2``), after the memory pre-flight."""
     _linalg.check_matrix_fits(
-        A.shape[1], B.shape[1], f"the {A.shape[1]} x {B.shape[1]} cross product in {measure}",
+        A.shape[1],
+        B.shape[1],
+        f"the {A.shape[1]} x {B.shape[1]} cross product in {measure}",
         "reduce the widths first (e.g. PCA or a random projection)",
     )
     return _linalg.matmul(A.T, B)
@@ -182,7 +188,9 @@ def _centre(A: np.ndarray) -> _Centred:
     return _Centred(Ac, colsq, float(colsq.sum()), k)
 
 
-def _prepare_pair(prep: Callable[[np.ndarray], Any], X: np.ndarray, Y: np.ndarray) -> tuple[Any, Any]:
+def _prepare_pair(
+    prep: Callable[[np.ndarray], Any], X: np.ndarray, Y: np.ndarray
+) -> tuple[Any, Any]:
     """``(prep(X), prep(Y))``; the same array passed twice is prepared once, exactly as a
     layer compared with itself in :func:`congruence.compare_layers` (so that both give the
     same round-off: ``u.T @ u`` is a symmetric product, ``u.T @ copy(u)`` a general one)."""
@@ -234,8 +242,11 @@ def _size_and_shape_pair(u: _Centred, v: _Centred) -> float:
         return 0.0
     K = max(w.k for w in (u, v) if w.sq > 0.0)
     nuc = 0.0 if u.sq == 0.0 or v.sq == 0.0 else _centred_nuclear(u, v, "procrustes_size_and_shape")
-    d2 = (math.ldexp(u.sq, 2 * (u.k - K)) + math.ldexp(v.sq, 2 * (v.k - K))
-          - 2.0 * math.ldexp(nuc, u.k + v.k - 2 * K))
+    d2 = (
+        math.ldexp(u.sq, 2 * (u.k - K))
+        + math.ldexp(v.sq, 2 * (v.k - K))
+        - 2.0 * math.ldexp(nuc, u.k + v.k - 2 * K)
+    )
     return _linalg.scale_back(math.sqrt(max(0.0, d2)), K, "procrustes_size_and_shape")
 
 
@@ -355,8 +366,9 @@ def procrustes_size_and_shape(X, Y) -> float:
     """
     X, Y = check_pair(X, Y)
     u, v = _prepare_pair(_centre, X, Y)
-    _warn_identical(_identical((u, v), ("X", "Y")), "procrustes_size_and_shape",
-                    _SIZE_SHAPE_OUTCOME)
+    _warn_identical(
+        _identical((u, v), ("X", "Y")), "procrustes_size_and_shape", _SIZE_SHAPE_OUTCOME
+    )
     return _size_and_shape_pair(u, v)
 
 
@@ -401,11 +413,18 @@ def _whiten(A: np.ndarray, alpha: float) -> _Whitened:
     n, p = Xc.shape
     P = None
     if p <= n - 1:
-        _linalg.check_matrix_fits(p, p, f"the {p} x {p} Gram matrix in angular_shape_metric",
-                                  "reduce the width first (e.g. PCA)")
+        _linalg.check_matrix_fits(
+            p,
+            p,
+            f"the {p} x {p} Gram matrix in angular_shape_metric",
+            "reduce the width first (e.g. PCA)",
+        )
         try:
-            lam, V = _linalg.eigh(_linalg.matmul(Xc.T, Xc), measure="angular_shape_metric",
-                                  argument="a centred representation's Gram matrix")
+            lam, V = _linalg.eigh(
+                _linalg.matmul(Xc.T, Xc),
+                measure="angular_shape_metric",
+                argument="a centred representation's Gram matrix",
+            )
         except np.linalg.LinAlgError:
             lam = None
         if lam is not None and lam[0] >= _WHITEN_EIGH_MIN_RATIO * lam[-1] > 0.0:
@@ -648,8 +667,7 @@ def permutation_procrustes(X, Y) -> float:
     """
     X, Y = check_pair(X, Y)
     u, v = _prepare_pair(_plain, X, Y)
-    _warn_identical(_identical((u, v), ("X", "Y")), "permutation_procrustes",
-                    _UNCENTRED_OUTCOME)
+    _warn_identical(_identical((u, v), ("X", "Y")), "permutation_procrustes", _UNCENTRED_OUTCOME)
     return _permutation_pair(u, v)
 
 
@@ -669,8 +687,7 @@ class _Predictor(NamedTuple):
     gram: Optional[np.ndarray] = None
 
 
-def _predictor_basis(B: Optional[np.ndarray], name: str = "Y", epsilon: float = 0.0
-                     ) -> _Predictor:
+def _predictor_basis(B: Optional[np.ndarray], name: str = "Y", epsilon: float = 0.0) -> _Predictor:
     """The prepared predictor (constant columns already dropped: ``B=None`` if all were).
 
     ``epsilon = 0``: ValueError unless ``p2 <= n - 1`` and ``Bc`` has full column rank
@@ -680,8 +697,12 @@ def _predictor_basis(B: Optional[np.ndarray], name: str = "Y", epsilon: float = 
     n, p2 = B.shape
     if epsilon > 0.0:
         Bc = _centre(B).mat
-        _linalg.check_matrix_fits(p2, p2, f"the {p2} x {p2} Gram matrix of {name} in "
-                                  "linear_regression", "reduce the predictor's width first")
+        _linalg.check_matrix_fits(
+            p2,
+            p2,
+            f"the {p2} x {p2} Gram matrix of {name} in linear_regression",
+            "reduce the predictor's width first",
+        )
         G = _linalg.matmul(Bc.T, Bc)
         top = float(np.abs(G).max())
         A = Bc / math.sqrt(top)
@@ -811,12 +832,14 @@ def linear_regression(X, Y, epsilon: float = 0.0) -> float:
     """
     epsilon = _check_epsilon(epsilon)
     X, Y = check_pair(X, Y)
-    (Yk,) = _linalg.drop_dead_units((Y,), ("Y (the predictor)",), "linear_regression",
-                                    _NO_PREDICTOR)
+    (Yk,) = _linalg.drop_dead_units(
+        (Y,), ("Y (the predictor)",), "linear_regression", _NO_PREDICTOR
+    )
     pred = _predictor_basis(Yk, "Y", epsilon)
     u = _centre(X)
-    _warn_identical(_identical((u,), ("X (the target)",)), "linear_regression",
-                    "is undefined (nan)")
+    _warn_identical(
+        _identical((u,), ("X (the target)",)), "linear_regression", "is undefined (nan)"
+    )
     return _regression_pair(u, pred)
 
 
@@ -860,8 +883,11 @@ def _aligned_cosine_warnings(preps: Sequence[_Rows], names: Sequence[str]) -> No
             f"{' and '.join(zero)} {verb} all zeros: every row is skipped; aligned_cosine is "
             "undefined (nan)"
         )
-    _warn_identical([name for u, name in zip(preps, names) if u.sq == 0.0 and not u.zero],
-                    "aligned_cosine", _UNCENTRED_OUTCOME)
+    _warn_identical(
+        [name for u, name in zip(preps, names) if u.sq == 0.0 and not u.zero],
+        "aligned_cosine",
+        _UNCENTRED_OUTCOME,
+    )
 
 
 def _warn_all_rows_skipped(count: int, where: str) -> None:
@@ -1026,8 +1052,9 @@ def correlation_match(X, Y, soft: bool = False) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare(prep: Callable[[np.ndarray], Any], a, b, measure: Optional[str] = None,
-             outcome: str = "") -> tuple[list, Optional[list]]:
+def _prepare(
+    prep: Callable[[np.ndarray], Any], a, b, measure: Optional[str] = None, outcome: str = ""
+) -> tuple[list, Optional[list]]:
     """Each layer prepared once; with ``measure``, one warning naming the layers whose rows
     are all identical (``outcome``: what the measure gives for them)."""
     pa = [prep(x) for x in a]
@@ -1046,36 +1073,45 @@ _NAN = "is undefined (nan)"
 
 
 def _batch_orthogonal_procrustes(a, b):
-    return _layer_matrix(*_prepare(_centre, a, b, "orthogonal_procrustes", _NAN),
-                         _orthogonal_procrustes_pair)
+    return _layer_matrix(
+        *_prepare(_centre, a, b, "orthogonal_procrustes", _NAN), _orthogonal_procrustes_pair
+    )
 
 
 def _batch_size_and_shape(a, b):
-    return _layer_matrix(*_prepare(_centre, a, b, "procrustes_size_and_shape",
-                                   _SIZE_SHAPE_OUTCOME), _size_and_shape_pair)
+    return _layer_matrix(
+        *_prepare(_centre, a, b, "procrustes_size_and_shape", _SIZE_SHAPE_OUTCOME),
+        _size_and_shape_pair,
+    )
 
 
 def _batch_angular(a, b, alpha: float = 1.0):
     alpha = _check_alpha(alpha)
-    return _layer_matrix(*_prepare(lambda x: _whiten(x, alpha), a, b, "angular_shape_metric",
-                                   _NAN), _angular_pair)
+    return _layer_matrix(
+        *_prepare(lambda x: _whiten(x, alpha), a, b, "angular_shape_metric", _NAN), _angular_pair
+    )
 
 
 def _batch_permutation(a, b):
-    return _layer_matrix(*_prepare(_plain, a, b, "permutation_procrustes", _UNCENTRED_OUTCOME),
-                         _permutation_pair)
+    return _layer_matrix(
+        *_prepare(_plain, a, b, "permutation_procrustes", _UNCENTRED_OUTCOME), _permutation_pair
+    )
 
 
 def _batch_linear_regression(a, b, epsilon: float = 0.0):
     epsilon = _check_epsilon(epsilon)
     # Rows are the targets (centred, with norms), columns the predictors (prepared once).
     targets = [_centre(x) for x in a]
-    _warn_identical(_identical(targets, [f"layer {i} of a (the target)" for i in range(len(a))]),
-                    "linear_regression", _NAN)
+    _warn_identical(
+        _identical(targets, [f"layer {i} of a (the target)" for i in range(len(a))]),
+        "linear_regression",
+        _NAN,
+    )
     side, layers = ("a", list(a)) if b is None else ("b", list(b))
     names = [f"layer {j} of {side}" for j in range(len(layers))]
-    kept = _linalg.drop_dead_units(layers, [f"{nm} (the predictor)" for nm in names],
-                                   "linear_regression", _NO_PREDICTOR)
+    kept = _linalg.drop_dead_units(
+        layers, [f"{nm} (the predictor)" for nm in names], "linear_regression", _NO_PREDICTOR
+    )
     bases = [_predictor_basis(y, name=nm, epsilon=epsilon) for y, nm in zip(kept, names)]
     return _layer_matrix(targets, bases, _regression_pair)
 
@@ -1088,12 +1124,17 @@ def _batch_aligned_cosine(a, b):
     _aligned_cosine_warnings(preps, names)
     out = _layer_matrix(pa, pb, _aligned_cosine_pair)
     cols = pa if pb is None else pb
-    skipped = [(i, j) for i, u in enumerate(pa) for j, v in enumerate(cols)
-               if math.isnan(out[i, j]) and not (u.zero or v.zero)]
+    skipped = [
+        (i, j)
+        for i, u in enumerate(pa)
+        for j, v in enumerate(cols)
+        if math.isnan(out[i, j]) and not (u.zero or v.zero)
+    ]
     if skipped:
         i, j = skipped[0]
-        _warn_all_rows_skipped(len(skipped), f"layer {i} of a and layer {j} of "
-                               f"{'a' if pb is None else 'b'}")
+        _warn_all_rows_skipped(
+            len(skipped), f"layer {i} of a and layer {j} of {'a' if pb is None else 'b'}"
+        )
     return out
 
 

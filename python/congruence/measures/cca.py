@@ -135,8 +135,9 @@ def _check_epsilon(epsilon) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _drop_dead(arrays: Sequence[np.ndarray], names: Sequence[str], measure: str
-               ) -> list[Optional[np.ndarray]]:
+def _drop_dead(
+    arrays: Sequence[np.ndarray], names: Sequence[str], measure: str
+) -> list[Optional[np.ndarray]]:
     """Dead units dropped, with the warnings (see :func:`congruence._linalg.drop_dead_units`)."""
     return _linalg.drop_dead_units(arrays, names, measure)
 
@@ -172,7 +173,9 @@ def _centre(X: np.ndarray) -> np.ndarray:
 def _gram(Xc: np.ndarray, measure: str, name: str) -> np.ndarray:
     p = Xc.shape[1]
     _linalg.check_matrix_fits(
-        p, p, f"the {p} x {p} covariance block of {name} in {measure}",
+        p,
+        p,
+        f"the {p} x {p} covariance block of {name} in {measure}",
         "reduce the width (drop or project columns, e.g. PCA) or use svcca",
     )
     return _linalg.matmul(Xc.T, Xc)
@@ -307,8 +310,9 @@ def _rank_error(name: str, shape: tuple, rank: int) -> ValueError:
     )
 
 
-def _prepare_ridge(X: np.ndarray, name: str, symmetric: bool, epsilon: float,
-                   measure: str) -> _Basis:
+def _prepare_ridge(
+    X: np.ndarray, name: str, symmetric: bool, epsilon: float, measure: str
+) -> _Basis:
     """The regularised basis of ``X`` (``epsilon > 0``): see :class:`_Basis`."""
     Xc = _centre(X)
     G = _gram(Xc, measure, name)
@@ -333,8 +337,9 @@ def _prepare_ridge(X: np.ndarray, name: str, symmetric: bool, epsilon: float,
     return _Basis(A=A, name=name, chol=L, ridge=True)
 
 
-def _prepare_full(X: np.ndarray, name: str, symmetric: bool, epsilon: float = 0.0,
-                  measure: str = "cca") -> _Basis:
+def _prepare_full(
+    X: np.ndarray, name: str, symmetric: bool, epsilon: float = 0.0, measure: str = "cca"
+) -> _Basis:
     """Centre ``X`` (constant columns already dropped) and build a basis of its column space
     (cca / pwcca).
 
@@ -349,7 +354,8 @@ def _prepare_full(X: np.ndarray, name: str, symmetric: bool, epsilon: float = 0.
     if symmetric:
         lam, V = (
             _linalg.eigh(G, measure=measure, argument=f"the covariance block of {name}")
-            if _in_range(G) else (None, None)
+            if _in_range(G)
+            else (None, None)
         )
         if lam is not None and _well_conditioned(float(lam[0]), float(lam[-1])):
             # Xc = U diag(sq) V^T with U = Xc V / sq:  polar = V^T, rootp = diag(sq).
@@ -371,13 +377,15 @@ def _prepare_full(X: np.ndarray, name: str, symmetric: bool, epsilon: float = 0.
         raise _rank_error(name, X.shape, rank)
     if symmetric:
         # R = Ur S Vhr  =>  polar = R (R^T R)^{-1/2} = Ur Vhr, rootp = R polar^T = Ur S Ur^T.
-        return _Basis(A=Q, name=name, polar=_linalg.matmul(Ur, Vhr),
-                      rootp=_linalg.matmul(Ur * s, Ur.T))
+        return _Basis(
+            A=Q, name=name, polar=_linalg.matmul(Ur, Vhr), rootp=_linalg.matmul(Ur * s, Ur.T)
+        )
     return _Basis(A=Q, name=name)
 
 
-def _prepare_sv(X: np.ndarray, variance: float, epsilon: float = 0.0,
-                name: str = "X") -> Optional[_Basis]:
+def _prepare_sv(
+    X: np.ndarray, variance: float, epsilon: float = 0.0, name: str = "X"
+) -> Optional[_Basis]:
     """Centre ``X`` and return an orthonormal basis of its top ``k`` principal components.
 
     ``None`` if the centred matrix is all zeros (SVCCA is then nan). The spectrum comes from
@@ -391,7 +399,9 @@ def _prepare_sv(X: np.ndarray, variance: float, epsilon: float = 0.0,
     wide = p > n
     if wide:
         _linalg.check_matrix_fits(
-            n, n, f"the {n} x {n} Gram matrix of {name} in svcca",
+            n,
+            n,
+            f"the {n} x {n} Gram matrix of {name} in svcca",
             "subsample the rows, or reduce the width first (e.g. a random projection)",
         )
         G = _linalg.matmul(Xc, Xc.T)
@@ -504,8 +514,9 @@ def _pw_pair(bx: _Basis, by: _Basis, both: bool = False) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare_side(X: Optional[np.ndarray], name: str, measure: str, symmetric: bool,
-                  epsilon: float) -> Optional[_Basis]:
+def _prepare_side(
+    X: Optional[np.ndarray], name: str, measure: str, symmetric: bool, epsilon: float
+) -> Optional[_Basis]:
     """``_prepare_full`` of a representation whose dead units are dropped (``None``: all were)."""
     if X is None:
         return None
@@ -648,8 +659,7 @@ def _svcca_value(bx: _Basis, by: _Basis, statistic: str) -> float:
     invariances=_invariances_svcca,
     bounds=(0.0, 1.0),
     min_rows=2,
-    variants=({}, {"variance": 0.5}, {"variance": 1.0}, {"statistic": "r2"},
-              {"epsilon": 0.1}),
+    variants=({}, {"variance": 0.5}, {"variance": 1.0}, {"statistic": "r2"}, {"epsilon": 0.1}),
 )
 def svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float = 0.0) -> float:
     r"""Singular vector CCA: the mean CCA of the leading principal components.
@@ -836,10 +846,11 @@ def _prepare_layers(prepare, a, b, measure: str):
     (``None`` for a layer with identical rows)."""
     a, b = list(a), None if b is None else list(b)
     names = [f"a[{i}]" for i in range(len(a))] + (
-        [] if b is None else [f"b[{j}]" for j in range(len(b))])
+        [] if b is None else [f"b[{j}]" for j in range(len(b))]
+    )
     kept = _drop_dead(a + ([] if b is None else b), names, measure)
     prepared = [None if x is None else prepare(x, name) for x, name in zip(kept, names)]
-    return prepared[: len(a)], None if b is None else prepared[len(a):]
+    return prepared[: len(a)], None if b is None else prepared[len(a) :]
 
 
 def _matrix(pa, pb, value, symmetric: bool = True) -> np.ndarray:
@@ -863,39 +874,50 @@ def _layer_overfit(pa, pb, measure: str, what: str) -> None:
     cols = pa if pb is None else pb
     pairs = [
         (f"{x.name} x {y.name}", x.width, y.width, x.rows)
-        for i, x in enumerate(pa) for j, y in enumerate(cols)
+        for i, x in enumerate(pa)
+        for j, y in enumerate(cols)
         if x is not None and y is not None and (pb is not None or j >= i)
     ]
     _warn_overfit(pairs, measure, what)
 
 
-def _cca_batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]],
-               statistic: str = "mean", epsilon: float = 0.0) -> np.ndarray:
+def _cca_batch(
+    a: Sequence[np.ndarray],
+    b: Optional[Sequence[np.ndarray]],
+    statistic: str = "mean",
+    epsilon: float = 0.0,
+) -> np.ndarray:
     statistic = check_choice("statistic", statistic, _STATISTICS)
     epsilon = _check_epsilon(epsilon)
     pa, pb = _prepare_layers(
-        lambda x, name: _prepare_side(x, name, "cca", False, epsilon), a, b, "cca")
+        lambda x, name: _prepare_side(x, name, "cca", False, epsilon), a, b, "cca"
+    )
     _layer_overfit(pa, pb, "cca", "p1 + p2")
     return _matrix(pa, pb, lambda x, y: _cca_value(x, y, statistic))
 
 
-def _svcca_batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]],
-                 variance: float = 0.99, statistic: str = "mean",
-                 epsilon: float = 0.0) -> np.ndarray:
+def _svcca_batch(
+    a: Sequence[np.ndarray],
+    b: Optional[Sequence[np.ndarray]],
+    variance: float = 0.99,
+    statistic: str = "mean",
+    epsilon: float = 0.0,
+) -> np.ndarray:
     variance = check_number("variance", variance, low=0.0, high=1.0, low_open=True)
     statistic = check_choice("statistic", statistic, _STATISTICS)
     epsilon = _check_epsilon(epsilon)
-    pa, pb = _prepare_layers(
-        lambda x, name: _prepare_sv(x, variance, epsilon, name), a, b, "svcca")
+    pa, pb = _prepare_layers(lambda x, name: _prepare_sv(x, variance, epsilon, name), a, b, "svcca")
     _layer_overfit(pa, pb, "svcca", "k_X + k_Y")
     return _matrix(pa, pb, lambda x, y: _svcca_value(x, y, statistic))
 
 
-def _pwcca_batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]],
-                 epsilon: float = 0.0) -> np.ndarray:
+def _pwcca_batch(
+    a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], epsilon: float = 0.0
+) -> np.ndarray:
     epsilon = _check_epsilon(epsilon)
     pa, pb = _prepare_layers(
-        lambda x, name: _prepare_side(x, name, "pwcca", True, epsilon), a, b, "pwcca")
+        lambda x, name: _prepare_side(x, name, "pwcca", True, epsilon), a, b, "pwcca"
+    )
     _layer_overfit(pa, pb, "pwcca", "p1 + p2")
 
     def pair(x, y, both=False):

@@ -18,9 +18,9 @@ import math
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from congruence._linalg import identical_rows, pow2_exponent, pow2_scaled, scale_back, still_defined
 from congruence._registry import register
 from congruence._validation import check_pair
-from congruence._linalg import scale_back, identical_rows, pow2_exponent, pow2_scaled, still_defined
 
 __all__ = ["magnitude_diff", "concentricity_diff", "uniformity_diff"]
 
@@ -173,9 +173,7 @@ def concentricity_diff(X, Y) -> float:
     >>> cg.concentricity_diff(X, Y)
     1.0
     """
-    X, Y = _pair64(
-        X, Y, "concentricity_diff", "c({name}) = 1, or 0 if that row is zero"
-    )
+    X, Y = _pair64(X, Y, "concentricity_diff", "c({name}) = 1, or 0 if that row is zero")
     return abs(_concentricity(X) - _concentricity(Y))
 
 

@@ -25,9 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from congruence._registry import register
 from congruence._linalg import scale_back
-from congruence.errors import warn_degenerate
+from congruence._registry import register
 from congruence._validation import (
     as_labels,
     as_outputs,
@@ -37,6 +36,7 @@ from congruence._validation import (
     check_probabilities,
     check_same_length,
 )
+from congruence.errors import warn_degenerate
 
 __all__ = [
     "accuracy_diff",
@@ -62,8 +62,7 @@ _REF_FORT = (
     "arXiv:1912.02757."
 )
 _REF_KLABUNDE = (
-    "Klabunde, Lemmerich (2023). On the Prediction Instability of Graph Neural Networks. "
-    "ECML-PKDD."
+    "Klabunde, Lemmerich (2023). On the Prediction Instability of Graph Neural Networks. ECML-PKDD."
 )
 _REF_COHEN = "Cohen (1960). A coefficient of agreement for nominal scales. Educ. Psychol. Meas."
 _REF_LIN = "Lin (1991). Divergence measures based on the Shannon entropy. IEEE Trans. Inf. Theory."

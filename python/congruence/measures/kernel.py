@@ -276,9 +276,13 @@ def _batch(statistic: str, flag_name: str):
         sigma_frac: float = 1.0,
         **flag: Any,
     ) -> np.ndarray:
-        kernel, sigma_frac, value = _params(kernel, sigma_frac, flag_name, flag.get(flag_name, False))
+        kernel, sigma_frac, value = _params(
+            kernel, sigma_frac, flag_name, flag.get(flag_name, False)
+        )
         out = np.array(
-            _core.kernel_matrix(list(a), None if b is None else list(b), kernel, sigma_frac, value, statistic),
+            _core.kernel_matrix(
+                list(a), None if b is None else list(b), kernel, sigma_frac, value, statistic
+            ),
             dtype=np.float64,
         )
         # Degenerate layers (MEASURES 0.2): warned about once each, their rows/columns set to
@@ -292,7 +296,7 @@ def _batch(statistic: str, flag_name: str):
                 if why is not None:
                     warn_degenerate(f"layer {side}[{i}] {why}; {_outcome(statistic, kernel)}")
                     bad[(side, i)] = True
-        for (side, i) in bad:
+        for side, i in bad:
             if side == "a":
                 out[i, :] = fill
                 if b is None:
@@ -304,7 +308,9 @@ def _batch(statistic: str, flag_name: str):
             if ("a", i) in bad or (cols, j) in bad or (b is None and j < i):
                 continue
             _check_value(
-                float(out[i, j]), statistic, (kernel, sigma_frac, value),
+                float(out[i, j]),
+                statistic,
+                (kernel, sigma_frac, value),
                 (f"layer a[{i}]", f"layer {cols}[{j}]"),
                 (a[i], (a if b is None else b)[j]),
             )

@@ -51,9 +51,7 @@ _HAMILTON = (
     "Hamilton, Leskovec, Jurafsky (2016b). Cultural Shift or Linguistic Drift? Comparing Two "
     "Computational Measures of Semantic Change. EMNLP."
 )
-_HUH = (
-    "Huh, Cheung, Wang, Isola (2024). The Platonic Representation Hypothesis. ICML."
-)
+_HUH = "Huh, Cheung, Wang, Isola (2024). The Platonic Representation Hypothesis. ICML."
 _INVARIANCES = ("orthogonal", "isotropic_scaling", "permutation")
 _VARIANTS = ({}, {"k": 3})
 
@@ -460,13 +458,19 @@ def _batch(statistic: Optional[str]):
 
     name = "second_order_cosine" if statistic is None else _NAMES[statistic]
 
-    def batch(a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], k: int = 10) -> np.ndarray:
+    def batch(
+        a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], k: int = 10
+    ) -> np.ndarray:
         k = _check_k_type(k)
         n = a[0].shape[0]
         k = _check_k_range(k, n)
         # Layers whose rows all tie: warned about once, their rows/columns nan, no search.
         bad_a = [_degenerate(((f"layer a[{i}]", x),), name) for i, x in enumerate(a)]
-        bad_b = bad_a if b is None else [_degenerate(((f"layer b[{j}]", y),), name) for j, y in enumerate(b)]
+        bad_b = (
+            bad_a
+            if b is None
+            else [_degenerate(((f"layer b[{j}]", y),), name) for j, y in enumerate(b)]
+        )
         na = [None if bad else _knn(x, k) for x, bad in zip(a, bad_a)]
         nb = na if b is None else [None if bad else _knn(y, k) for y, bad in zip(b, bad_b)]
         xb = a if b is None else b

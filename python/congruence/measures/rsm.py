@@ -825,11 +825,18 @@ def riemannian_distance(X, Y) -> float:
     w, V = eigh(Sx, measure="riemannian_distance", argument="S_X")
     if not _spectrum_floor(w, n):
         return _not_positive_definite("X", identical_rows(X))
-    if not _spectrum_floor(eigh(Sy, measure="riemannian_distance", argument="S_Y", eigvals_only=True), n):
+    if not _spectrum_floor(
+        eigh(Sy, measure="riemannian_distance", argument="S_Y", eigvals_only=True), n
+    ):
         return _not_positive_definite("Y", identical_rows(Y))
     W = V / np.sqrt(w)
     C = run(4.0 * n**3, np.linalg.multi_dot, [W.T, Sy, W])
-    lam = eigh((C + C.T) / 2.0, measure="riemannian_distance", argument="S_X^-1/2 S_Y S_X^-1/2", eigvals_only=True)
+    lam = eigh(
+        (C + C.T) / 2.0,
+        measure="riemannian_distance",
+        argument="S_X^-1/2 S_Y S_X^-1/2",
+        eigvals_only=True,
+    )
     if not lam[0] > 0.0:  # pragma: no cover - excluded by the two checks above
         warn_degenerate("S_X^-1 S_Y has a non-positive eigenvalue; riemannian_distance is nan")
         return math.nan

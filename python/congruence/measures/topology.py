@@ -31,11 +31,11 @@ import numpy as np
 from scipy.spatial.distance import cdist, pdist, squareform
 
 from congruence._interrupt import interruptible
+from congruence._linalg import identical_rows, pow2_exponent, pow2_scaled, undefined
 from congruence._memory import check_fits
 from congruence._registry import register
 from congruence._validation import check_number, check_pair
 from congruence.errors import warn_degenerate
-from congruence._linalg import identical_rows, pow2_exponent, pow2_scaled, undefined
 
 __all__ = ["imd", "rtd", "geometry_score"]
 
@@ -209,8 +209,10 @@ def _rips_h1(M: np.ndarray) -> np.ndarray:
         num_collapses=0,
     )
     # GUDHI releases the GIL, so a long persistence computation can be interrupted.
-    call = rips.fit_transform if M.shape[0] < _LONG_N else (
-        lambda ms: interruptible(rips.fit_transform, ms)
+    call = (
+        rips.fit_transform
+        if M.shape[0] < _LONG_N
+        else (lambda ms: interruptible(rips.fit_transform, ms))
     )
     return np.asarray(call([M])[0], dtype=np.float64).reshape(-1, 2)
 
@@ -526,8 +528,9 @@ def _h1_intervals(L: int, edges, ev, tris, tv) -> np.ndarray:
     t_s, tv_s = tris[torder], tv[torder]
     # Incidences (edge position, triangle position); triangle q is bit n_t - 1 - q, so the
     # highest set bit of a column is its earliest triangle.
-    inc_e = np.concatenate([pos[t_s[:, 0], t_s[:, 1]], pos[t_s[:, 0], t_s[:, 2]],
-                            pos[t_s[:, 1], t_s[:, 2]]])
+    inc_e = np.concatenate(
+        [pos[t_s[:, 0], t_s[:, 1]], pos[t_s[:, 0], t_s[:, 2]], pos[t_s[:, 1], t_s[:, 2]]]
+    )
     inc_bit = np.tile(n_t - 1 - np.arange(n_t), 3)
     row_of = np.full(n_e, -1, dtype=np.int64)
     row_of[positive] = np.arange(len(positive))

@@ -34,8 +34,7 @@ def _import_dask():
         import dask.array as da
     except ImportError:
         raise ImportError(
-            "the Dask functions need the optional package 'dask': "
-            "pip install 'congruence[dask]'"
+            "the Dask functions need the optional package 'dask': pip install 'congruence[dask]'"
         ) from None
     return dask, da
 
@@ -78,8 +77,7 @@ def _layers(layers: Any, arg: str, da: Any) -> tuple[list[str], list[Any]]:
         x = v if isinstance(v, da.Array) else da.asarray(v)
         if x.ndim != 2:
             raise ValueError(
-                f"{label} has shape {x.shape} ({x.ndim}-D); expected 2-D (n_samples, "
-                "n_features)"
+                f"{label} has shape {x.shape} ({x.ndim}-D); expected 2-D (n_samples, n_features)"
             )
         if x.dtype.kind not in "biuf":
             raise ValueError(

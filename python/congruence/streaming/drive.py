@@ -107,7 +107,9 @@ class Feed:
             self.acc = LayerAccumulator(measure, **params)
         self.estimator = estimator
 
-    def push(self, a: Mapping[str, np.ndarray], b: Optional[Mapping[str, np.ndarray]] = None) -> None:
+    def push(
+        self, a: Mapping[str, np.ndarray], b: Optional[Mapping[str, np.ndarray]] = None
+    ) -> None:
         """Add one block of rows of every layer of ``a`` (and ``b``)."""
         if self._regroup is not None:
             self._regroup.push(dict(a), None if b is None else dict(b))

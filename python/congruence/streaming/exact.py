@@ -18,8 +18,8 @@ from congruence._validation import check_bool, check_choice, check_number, check
 from congruence.results import LayerComparison
 from congruence.streaming.moments import (
     Layers,
-    _check_same_layers,
     _centred_block,
+    _check_same_layers,
     _degenerate_fix,
     _Layout,
     _Locked,

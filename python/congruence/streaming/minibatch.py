@@ -286,7 +286,10 @@ class MinibatchCKA(_Locked):
         values[:, const_b] = np.nan
         label_b = (lambda k: f"b[{k!r}]") if self._cross else (lambda k: f"a[{k!r}]")
         blamed = set()
-        for names, const, label in ((rows, const_a, lambda k: f"a[{k!r}]"), (cols, const_b, label_b)):
+        for names, const, label in (
+            (rows, const_a, lambda k: f"a[{k!r}]"),
+            (cols, const_b, label_b),
+        ):
             for k, c in zip(names, const):
                 if c and label(k) not in blamed:
                     blamed.add(label(k))
@@ -434,13 +437,21 @@ class Regroup:
         a = {key: np.concatenate([p[0][key] for p in self.pending]) for key in self.pending[0][0]}
         b = None
         if self.pending[0][1] is not None:
-            b = {key: np.concatenate([p[1][key] for p in self.pending]) for key in self.pending[0][1]}
-        self.emit({k_: v[:k] for k_, v in a.items()}, None if b is None else {k_: v[:k] for k_, v in b.items()})
+            b = {
+                key: np.concatenate([p[1][key] for p in self.pending]) for key in self.pending[0][1]
+            }
+        self.emit(
+            {k_: v[:k] for k_, v in a.items()},
+            None if b is None else {k_: v[:k] for k_, v in b.items()},
+        )
         self.rows -= k
         self.pending = []
         if self.rows:
             self.pending = [
-                ({k_: v[k:] for k_, v in a.items()}, None if b is None else {k_: v[k:] for k_, v in b.items()})
+                (
+                    {k_: v[k:] for k_, v in a.items()},
+                    None if b is None else {k_: v[k:] for k_, v in b.items()},
+                )
             ]
 
     def finish(self) -> None:

@@ -90,7 +90,6 @@ from congruence._validation import as_matrix, constant_columns
 from congruence.errors import warn_degenerate
 from congruence.results import layer_not_found, layer_set, same_rows
 
-
 # ------------------------------------------------------------------------------ layout
 
 
@@ -538,8 +537,7 @@ def _nan_warnings(values: np.ndarray, statistic: str, rows, rconst, cols, cconst
             if c and label(k) not in blamed:
                 blamed.add(label(k))
                 warn_degenerate(
-                    f"{label(k)} has zero variance: every row is identical; {statistic} "
-                    f"{what}"
+                    f"{label(k)} has zero variance: every row is identical; {statistic} {what}"
                 )
     if statistic == "cka":
         bad = np.isnan(values) & ~(np.asarray(rconst)[:, None] | np.asarray(cconst)[None, :])

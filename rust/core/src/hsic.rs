@@ -277,7 +277,11 @@ fn feature_inner(a: &Prepared, b: &Prepared, spec: &Spec, same: bool) -> f64 {
 /// take the lower triangle of its cross-product matrix, whose blocks are `Xc^T Xc`,
 /// `Yc^T Xc` and `Yc^T Yc`: one large product instead of three. Returns `(kl, kk, ll)`.
 /// float32 inputs are centred into float64 (see [`Centred::normalised`]).
-fn joint_pair<T: Real, U: Real>(x: ArrayView2<T>, y: ArrayView2<U>, spec: &Spec) -> (f64, f64, f64) {
+fn joint_pair<T: Real, U: Real>(
+    x: ArrayView2<T>,
+    y: ArrayView2<U>,
+    spec: &Spec,
+) -> (f64, f64, f64) {
     let (n, p1, p2) = (x.nrows(), x.ncols(), y.ncols());
     let mut z = Array2::<f64>::zeros((n, p1 + p2));
     // Each side normalised by its own power of two: CKA is scale-invariant.
@@ -789,7 +793,12 @@ mod tests {
         // float32 at 1e20: products would overflow float32; the value is the float64 one.
         let x32 = x.mapv(|v| (v * 1e20) as f32);
         let x64 = x32.mapv(f64::from);
-        let c = spec(Kernel::Linear, Estimator::Biased, Statistic::Cka, Route::Auto);
+        let c = spec(
+            Kernel::Linear,
+            Estimator::Biased,
+            Statistic::Cka,
+            Route::Auto,
+        );
         let a = pair(Input::F32(x32.view()), Input::F64(y.view()), &c).unwrap();
         let b = pair(Input::F64(x64.view()), Input::F64(y.view()), &c).unwrap();
         assert_eq!(a, b);

@@ -286,14 +286,7 @@ impl Triangle for StreamedDistances<'_> {
 #[inline(always)]
 fn level_pos(v: f64, lo: f64, scale: f64) -> f64 {
     const TOP: f64 = (BINS - 1) as f64;
-    let t = (v - lo) * scale;
-    if t < 0.0 {
-        0.0
-    } else if t > TOP {
-        TOP
-    } else {
-        t
-    }
+    ((v - lo) * scale).clamp(0.0, TOP)
 }
 
 /// A chain of histogram bins `(lo, scale, bin)` that a value must fall in to stay a candidate.

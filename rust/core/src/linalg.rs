@@ -326,7 +326,9 @@ pub fn product_into<T: Real>(
         // with a Ctrl-C checkpoint between them (one product at n = 1e5, p = 512 would
         // otherwise run for seconds without one). The blocks depend on the shapes only, so the
         // result does not depend on the thread count.
-        let kb = (F64_BLOCK_FLOPS / (2 * m * n).max(1)).max(256).min(k.max(1));
+        let kb = (F64_BLOCK_FLOPS / (2 * m * n).max(1))
+            .max(256)
+            .min(k.max(1));
         let mut k0 = 0;
         while k0 < k || k0 == 0 {
             let b = (k - k0).min(kb);

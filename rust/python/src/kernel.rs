@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 /// Matrix of HSIC or CKA values between the layers of `a` and `b` (or all of `a` with itself).
 #[pyfunction]
 #[pyo3(signature = (a, b, kernel, sigma_frac, unbiased, statistic, route="auto"))]
+#[allow(clippy::too_many_arguments)] // one argument per keyword of the Python call
 fn kernel_matrix<'py>(
     py: Python<'py>,
     a: Vec<Array<'py>>,
@@ -29,6 +30,7 @@ fn kernel_matrix<'py>(
 /// HSIC or CKA of one pair.
 #[pyfunction]
 #[pyo3(signature = (x, y, kernel, sigma_frac, unbiased, statistic, route="auto"))]
+#[allow(clippy::too_many_arguments)] // one argument per keyword of the Python call
 fn kernel_pair<'py>(
     py: Python<'py>,
     x: Array<'py>,

@@ -1,0 +1,31 @@
+"""The code-quality gates run with the test suite: ruff's lint rules and formatter (settings in
+pyproject.toml) on the Python code, and rustfmt on the Rust code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PATHS = ["python", "tests", "benches", "examples"]
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["lint", "format"])
+def test_ruff(args):
+    res = _run([sys.executable, "-m", "ruff", *args, *PATHS])
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_rustfmt():
+    cargo = shutil.which("cargo")
+    assert cargo is not None, "cargo (the Rust toolchain) must be on PATH to build congruence"
+    res = _run([cargo, "fmt", "--all", "--check"])
+    assert res.returncode == 0, res.stdout + res.stderr
