@@ -547,3 +547,21 @@ def test_results_doctests():
     module = importlib.import_module("congruence.results")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_whole_matrix_routes_name_layers_in_warnings():
+    """Warnings from the whole-matrix routes name each layer by its name (a['conv1']), and
+    the label context does not leak: a direct call names arguments as before."""
+    rng = np.random.default_rng(7)
+    h = rng.standard_normal((50, 4))
+    layers = {"conv1": h, "dead": np.ones((50, 3))}
+    for measure in ("cka", "knn_jaccard", "cca", "orthogonal_procrustes"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            cg.compare_layers(layers, measure=measure)
+        messages = [str(w.message) for w in caught if w.category is cg.DegenerateDataWarning]
+        assert any("a['dead']" in m for m in messages), (measure, messages)
+        assert not any("a[1]" in m for m in messages), (measure, messages)
+    from congruence.results import layer_label
+
+    assert layer_label("a", 1) == "a[1]"

@@ -306,12 +306,14 @@ def test_compare_layers_degenerate_layers_are_named():
     X = (rng.standard_normal((60, 5)) * 1e20).astype(np.float32)
     C = np.ones((60, 3))
     Y = rng.standard_normal((60, 4))
-    with pytest.warns(cg.DegenerateDataWarning, match=r"layer a\[1\] has zero variance"):
+    with pytest.warns(cg.DegenerateDataWarning, match=r"layer a\['1'\] has zero variance"):
         res = cg.compare_layers([X, C, Y], measure="cka")
     v = res.values
     assert np.isnan(v[1]).all() and np.isnan(v[:, 1]).all()
     assert v[0, 2] == pytest.approx(cg.cka(X, Y), rel=1e-12)
-    with pytest.warns(cg.DegenerateDataWarning, match=r"layer b\[0\] has zero variance.*hsic is 0"):
+    with pytest.warns(
+        cg.DegenerateDataWarning, match=r"layer b\['0'\] has zero variance.*hsic is 0"
+    ):
         res = cg.compare_layers([X, Y], [C, Y], measure="hsic")
     assert (res.values[:, 0] == 0.0).all()
     assert res.values[1, 1] == pytest.approx(cg.hsic(Y, Y), rel=1e-12)
@@ -473,7 +475,7 @@ def test_compare_layers_with_a_degenerate_neighbour_layer():
     rng = np.random.default_rng(18)
     a = [rng.standard_normal((40, 3)), np.ones((40, 2)), rng.standard_normal((40, 5))]
     for name in NEIGHBOUR_MEASURES:
-        with pytest.warns(cg.DegenerateDataWarning, match=r"layer a\[1\] has zero variance"):
+        with pytest.warns(cg.DegenerateDataWarning, match=r"layer a\['1'\] has zero variance"):
             v = cg.compare_layers(a, measure=name, k=5).values
         assert np.isnan(v[1]).all() and np.isnan(v[:, 1]).all()
         assert v[0, 2] == NEIGHBOUR_MEASURES[name](a[0], a[2], k=5)
@@ -483,7 +485,7 @@ def test_compare_layers_with_a_degenerate_neighbour_layer():
     dup[:8] = dup[0]
     Q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
     with pytest.warns(
-        cg.DegenerateDataWarning, match=r"row 0 of layer a\[0\].*row 0 of layer b\[0\]"
+        cg.DegenerateDataWarning, match=r"row 0 of layer a\['0'\].*row 0 of layer b\['0'\]"
     ):
         v = cg.compare_layers([dup], [dup @ Q], measure="second_order_cosine", k=5).values
     assert math.isnan(v[0, 0])

@@ -11,7 +11,7 @@ from congruence._progress import Progress
 from congruence._registry import get_measure
 from congruence._validation import as_matrix, check_bool, check_choice
 from congruence.errors import warn_degenerate
-from congruence.results import LayerComparison, layer_set, same_rows
+from congruence.results import LayerComparison, layer_labels, layer_set, same_rows
 
 __all__ = ["compare", "compare_layers"]
 
@@ -135,7 +135,8 @@ def compare_layers(
     values = None
     if m.batch is not None:
         try:
-            values = np.asarray(m.batch(xa, xb, **params), dtype=np.float64)
+            with layer_labels(a=rows, b=cols):
+                values = np.asarray(m.batch(xa, xb, **params), dtype=np.float64)
         except CELL_ERRORS:
             values = None  # find the cells that cannot be computed, and name them
     if values is None:

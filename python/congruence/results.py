@@ -17,8 +17,10 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -29,6 +31,33 @@ __all__ = ["LayerComparison", "find_layer", "layer_not_found", "layer_set", "sam
 
 #: at most this many names are listed when no close match exists
 _SHOWN = 20
+
+
+#: The layer names of the layer matrix being computed, by side ("a", "b"), for messages of the
+#: whole-matrix routes (which receive lists of arrays); per thread and per task.
+_LABELS: ContextVar[Optional[Mapping[str, Sequence[str]]]] = ContextVar(
+    "congruence_layer_labels", default=None
+)
+
+
+@contextmanager
+def layer_labels(**sides: Sequence[str]) -> Iterator[None]:
+    """Within this context :func:`layer_label` names the layers of each side (``a=rows``,
+    ``b=cols``) by their names."""
+    token = _LABELS.set(sides)
+    try:
+        yield
+    finally:
+        _LABELS.reset(token)
+
+
+def layer_label(side: str, i: int) -> str:
+    """How a message names layer ``i`` of ``side``: ``a['conv1']`` inside
+    :func:`layer_labels` (as ``compare_layers`` sets it), else ``a[0]``."""
+    labels = _LABELS.get()
+    if labels is not None and side in labels:
+        return f"{side}[{labels[side][i]!r}]"
+    return f"{side}[{i}]"
 
 
 def layer_not_found(

@@ -38,6 +38,7 @@ from congruence import _linalg
 from congruence._registry import register, set_batch
 from congruence._validation import check_bool, check_number, check_pair, constant_columns
 from congruence.errors import warn_degenerate
+from congruence.results import layer_label
 
 __all__ = [
     "orthogonal_procrustes",
@@ -1060,10 +1061,10 @@ def _prepare(
     pa = [prep(x) for x in a]
     pb = None if b is None else [prep(y) for y in b]
     if measure is not None:
-        names = [f"layer {i} of a" for i in range(len(pa))]
+        names = [layer_label("a", i) for i in range(len(pa))]
         preps = list(pa)
         if pb is not None:
-            names += [f"layer {j} of b" for j in range(len(pb))]
+            names += [layer_label("b", j) for j in range(len(pb))]
             preps += pb
         _warn_identical(_identical(preps, names), measure, outcome)
     return pa, pb
@@ -1103,12 +1104,12 @@ def _batch_linear_regression(a, b, epsilon: float = 0.0):
     # Rows are the targets (centred, with norms), columns the predictors (prepared once).
     targets = [_centre(x) for x in a]
     _warn_identical(
-        _identical(targets, [f"layer {i} of a (the target)" for i in range(len(a))]),
+        _identical(targets, [f"{layer_label('a', i)} (the target)" for i in range(len(a))]),
         "linear_regression",
         _NAN,
     )
     side, layers = ("a", list(a)) if b is None else ("b", list(b))
-    names = [f"layer {j} of {side}" for j in range(len(layers))]
+    names = [layer_label(side, j) for j in range(len(layers))]
     kept = _linalg.drop_dead_units(
         layers, [f"{nm} (the predictor)" for nm in names], "linear_regression", _NO_PREDICTOR
     )
@@ -1118,9 +1119,9 @@ def _batch_linear_regression(a, b, epsilon: float = 0.0):
 
 def _batch_aligned_cosine(a, b):
     pa, pb = _prepare(_rows, a, b)
-    names = [f"layer {i} of a" for i in range(len(pa))]
+    names = [layer_label("a", i) for i in range(len(pa))]
     preps = list(pa) + ([] if pb is None else list(pb))
-    names += [] if pb is None else [f"layer {j} of b" for j in range(len(pb))]
+    names += [] if pb is None else [layer_label("b", j) for j in range(len(pb))]
     _aligned_cosine_warnings(preps, names)
     out = _layer_matrix(pa, pb, _aligned_cosine_pair)
     cols = pa if pb is None else pb
@@ -1133,7 +1134,7 @@ def _batch_aligned_cosine(a, b):
     if skipped:
         i, j = skipped[0]
         _warn_all_rows_skipped(
-            len(skipped), f"layer {i} of a and layer {j} of {'a' if pb is None else 'b'}"
+            len(skipped), f"{layer_label('a', i)} and {layer_label('a' if pb is None else 'b', j)}"
         )
     return out
 

@@ -96,6 +96,7 @@ from congruence import _linalg
 from congruence._registry import register, set_batch
 from congruence._validation import check_choice, check_number, check_pair
 from congruence.errors import warn_degenerate
+from congruence.results import layer_label
 
 __all__ = ["cca", "svcca", "pwcca"]
 
@@ -845,8 +846,8 @@ def _prepare_layers(prepare, a, b, measure: str):
     """Dead units dropped (one warning for all layers), then ``prepare(x, name)`` per layer
     (``None`` for a layer with identical rows)."""
     a, b = list(a), None if b is None else list(b)
-    names = [f"a[{i}]" for i in range(len(a))] + (
-        [] if b is None else [f"b[{j}]" for j in range(len(b))]
+    names = [layer_label("a", i) for i in range(len(a))] + (
+        [] if b is None else [layer_label("b", j) for j in range(len(b))]
     )
     kept = _drop_dead(a + ([] if b is None else b), names, measure)
     prepared = [None if x is None else prepare(x, name) for x, name in zip(kept, names)]

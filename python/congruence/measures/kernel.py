@@ -34,6 +34,7 @@ from congruence._validation import (
     constant_columns,
 )
 from congruence.errors import warn_degenerate
+from congruence.results import layer_label
 
 __all__ = ["cka", "hsic"]
 
@@ -294,7 +295,9 @@ def _batch(statistic: str, flag_name: str):
             for i, x in enumerate(layers):
                 why = _layer_issue(x, kernel, statistic)
                 if why is not None:
-                    warn_degenerate(f"layer {side}[{i}] {why}; {_outcome(statistic, kernel)}")
+                    warn_degenerate(
+                        f"layer {layer_label(side, i)} {why}; {_outcome(statistic, kernel)}"
+                    )
                     bad[(side, i)] = True
         for side, i in bad:
             if side == "a":
@@ -311,7 +314,7 @@ def _batch(statistic: str, flag_name: str):
                 float(out[i, j]),
                 statistic,
                 (kernel, sigma_frac, value),
-                (f"layer a[{i}]", f"layer {cols}[{j}]"),
+                (f"layer {layer_label('a', i)}", f"layer {layer_label(cols, j)}"),
                 (a[i], (a if b is None else b)[j]),
             )
         return out

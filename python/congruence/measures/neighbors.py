@@ -34,6 +34,7 @@ from congruence import _core
 from congruence._registry import register, set_batch
 from congruence._validation import check_number, check_pair, constant_columns
 from congruence.errors import warn_degenerate
+from congruence.results import layer_label
 
 __all__ = [
     "knn_jaccard",
@@ -465,11 +466,13 @@ def _batch(statistic: Optional[str]):
         n = a[0].shape[0]
         k = _check_k_range(k, n)
         # Layers whose rows all tie: warned about once, their rows/columns nan, no search.
-        bad_a = [_degenerate(((f"layer a[{i}]", x),), name) for i, x in enumerate(a)]
+        bad_a = [_degenerate(((f"layer {layer_label('a', i)}", x),), name) for i, x in enumerate(a)]
         bad_b = (
             bad_a
             if b is None
-            else [_degenerate(((f"layer b[{j}]", y),), name) for j, y in enumerate(b)]
+            else [
+                _degenerate(((f"layer {layer_label('b', j)}", y),), name) for j, y in enumerate(b)
+            ]
         )
         na = [None if bad else _knn(x, k) for x, bad in zip(a, bad_a)]
         nb = na if b is None else [None if bad else _knn(y, k) for y, bad in zip(b, bad_b)]
@@ -485,7 +488,9 @@ def _batch(statistic: Optional[str]):
                 elif statistic is None:
                     out[i, j] = _core.second_order_cosine(a[i], xb[j], na[i][0], nb[j][0])
                     _warn_second_order(
-                        out[i, j], (f"layer a[{i}]", f"layer {side_b}[{j}]"), (na[i][1], nb[j][1])
+                        out[i, j],
+                        (f"layer {layer_label('a', i)}", f"layer {layer_label(side_b, j)}"),
+                        (na[i][1], nb[j][1]),
                     )
                 else:
                     out[i, j] = _core.knn_statistic(na[i][0], nb[j][0], statistic)
