@@ -297,6 +297,9 @@ def test_row_18_tensors_lists_and_the_meta_device():
     assert cg.cka(X.tolist(), Y.tolist()) == cg.cka(X, Y)
     with pytest.raises(ValueError, match=r"'meta' device"):
         cg.cka(torch.empty(40, 6, device="meta"), Y)
+    jnp = pytest.importorskip("jax.numpy")
+    jx = jnp.asarray(X)  # float32 unless jax's x64 mode is on: its values are what count
+    assert cg.cka(jx, Y) == cg.cka(np.asarray(jx), Y)
 
 
 def test_row_19_identical_inputs():
