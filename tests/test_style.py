@@ -1,5 +1,6 @@
 """The code-quality gates run with the test suite: ruff's lint rules and formatter (settings in
-pyproject.toml) on the Python code, and rustfmt on the Rust code."""
+pyproject.toml) on the Python code, rustfmt on the Rust code, and mypy's stubtest of the
+compiled module against its stub ``_core.pyi``."""
 
 from __future__ import annotations
 
@@ -28,4 +29,10 @@ def test_rustfmt():
     cargo = shutil.which("cargo")
     assert cargo is not None, "cargo (the Rust toolchain) must be on PATH to build congruence"
     res = _run([cargo, "fmt", "--all", "--check"])
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_stub_matches_the_compiled_module():
+    allow = os.path.join(ROOT, "tests", "stubtest_allowlist.txt")
+    res = _run([sys.executable, "-m", "mypy.stubtest", "congruence._core", "--allowlist", allow])
     assert res.returncode == 0, res.stdout + res.stderr
