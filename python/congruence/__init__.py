@@ -1,6 +1,6 @@
 """congruence: similarity of neural-network representations and outputs.
 
-Every measure of the literature, exact to the papers' definitions (see MEASURES.md), with the
+Every measure of the literature, exact to the papers' definitions, with the
 O(n^2) and O(n p^2) work in a Rust core.
 
 >>> import numpy as np, congruence as cg

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 __all__ = ["Measure", "register", "get_measure", "list_measures", "INVARIANCES"]
 
-#: The transformations a measure can be invariant to (MEASURES.md 0.4).
+#: The transformations a measure can be invariant to (Klabunde et al. 2025).
 INVARIANCES = (
     "orthogonal",
     "isotropic_scaling",

@@ -201,7 +201,7 @@ def check_number(
 
 
 # --------------------------------------------------------------------------- model outputs
-# Functional measures (MEASURES.md section 7) take model outputs instead of representations:
+# Functional measures (Klabunde et al. 2025, functional measures) take model outputs instead of representations:
 # hard predictions (1-D integer class labels, shape (n,)) or soft outputs (2-D scores or
 # probabilities, shape (n, C)). The helpers below are their single validation path.
 

@@ -1,4 +1,4 @@
-"""Alignment-based measures: Procrustes distances, shape metrics, regression, matching (MEASURES.md 3).
+"""Alignment-based measures: Procrustes distances, shape metrics, regression, matching (Klabunde et al. 2025, alignment-based measures).
 
 All of them reduce to small ``p1 x p2`` problems after one pass over the data: the cross
 product ``A^T B`` (one GEMM), then a singular value / eigenvalue problem or a linear assignment
@@ -19,7 +19,7 @@ Ctrl-C). A representation whose rows are all identical gets a ``DegenerateDataWa
 ``nan`` where the formula divides by zero (normalised Procrustes, shape metric, the target of
 ``linear_regression``), with the formula's value where it stays defined.
 
-Zero padding (MEASURES.md 0.3) is never materialised: padded zero columns add zero rows or
+Zero padding of the narrower input is never materialised: padded zero columns add zero rows or
 columns to ``A^T B`` and leave its singular values, the Frobenius norms and the optimal
 assignments unchanged; where padding does matter (the eigenvalue clip of
 :func:`angular_shape_metric`), it is accounted for explicitly.
@@ -51,9 +51,9 @@ __all__ = [
 ]
 
 _EPS = float(np.finfo(np.float64).eps)
-#: Absolute eigenvalue clip of the partial whitening (MEASURES.md 3.3, reproduced exactly).
+#: Absolute eigenvalue clip of the partial whitening (a convention of the definition, reproduced exactly).
 _EIG_CLIP = 1e-7
-#: ``alpha`` above this value means "no whitening" (MEASURES.md 3.3).
+#: ``alpha`` above this value means "no whitening".
 _ALPHA_NO_WHITENING = 1.0 - 1e-7
 #: Below this size the singular values are always computed directly (cheap anyway).
 _EIG_ROUTE_MIN_K = 48
@@ -384,7 +384,7 @@ class _Whitened(NamedTuple):
 
 
 def _whiten(A: np.ndarray, alpha: float) -> _Whitened:
-    """Partial whitening of MEASURES.md 3.3, step 2, up to an orthogonal factor and a scale.
+    """Partial whitening of Williams et al. (2021), up to an orthogonal factor and a scale.
 
     Returns ``P`` (``n x r``) with ``Xw = P W^T`` for a matrix ``W`` with orthonormal columns,
     so that ``||Xw^T Yw||_* = ||P_x^T P_y||_*`` and ``||Xw||_F = ||P||_F``:

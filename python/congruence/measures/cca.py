@@ -1,4 +1,4 @@
-r"""CCA-based measures: mean CCA, SVCCA and PWCCA (MEASURES.md section 2).
+r"""CCA-based measures: mean CCA, SVCCA and PWCCA (Raghu et al. 2017; Morcos et al. 2018).
 
 All three reduce to the canonical correlations of two centred representations: the singular
 values of :math:`Q_x^T Q_y`, where :math:`Q_x, Q_y` are orthonormal bases of the column spaces

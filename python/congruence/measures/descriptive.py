@@ -1,4 +1,4 @@
-"""Descriptive-statistics measures: magnitude, concentricity, uniformity (MEASURES.md 6.4-6.6).
+"""Descriptive-statistics measures: magnitude, concentricity, uniformity (Klabunde et al. 2025, descriptive statistics).
 
 Each measure summarises every representation by one number and reports the absolute
 difference of the two summaries. They are cheap diagnostics rather than full comparisons: two
@@ -59,7 +59,7 @@ def _concentricity(X: np.ndarray) -> float:
     xbar = X.mean(axis=0)
     norms = np.linalg.norm(X, axis=1) * np.linalg.norm(xbar)
     dots = X @ xbar
-    # Cosine with an all-zero vector is 0 (MEASURES.md 0.3).
+    # Cosine with an all-zero vector is 0 (the package's convention).
     cos = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
     return float(np.mean(cos))
 

@@ -1,4 +1,4 @@
-"""Functional (output-based) measures: how alike two or more models' outputs are (MEASURES.md 7).
+"""Functional (output-based) measures: how alike two or more models' outputs are (Klabunde et al. 2025, functional measures).
 
 Outputs come in two forms, validated by :func:`congruence._validation.as_outputs`:
 
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 _FAMILY = "functional"
-_MIN_ROWS = 2  # MEASURES.md 0.2: "2 where none is stated"
+_MIN_ROWS = 2  # the smallest n of every functional measure
 _MODES = ("error_rate", "min_max")
 
 _REF_SURVEY = (

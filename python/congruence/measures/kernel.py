@@ -1,4 +1,4 @@
-"""Kernel (HSIC-based) measures: CKA and HSIC (MEASURES.md section 1).
+"""Kernel (HSIC-based) measures: CKA and HSIC (Gretton et al. 2005; Kornblith et al. 2019).
 
 The heavy work (centring, Gram matrices, the exact median squared distance, HSIC) runs in the
 Rust core, which picks the cheaper route for the linear kernel by itself: the feature space

@@ -1,4 +1,4 @@
-"""Neighbourhood-based measures (MEASURES.md section 5).
+"""Neighbourhood-based measures (Klabunde et al. 2025, neighbourhood-based measures).
 
 All five compare, row by row, the ``k`` nearest neighbours ``N_k(i)`` of each input under the
 cosine distance ``1 - cos`` in the two representations: self excluded, ordered by increasing

@@ -1,4 +1,4 @@
-"""Representational-similarity-matrix (RSM) based measures (MEASURES.md section 4).
+"""Representational-similarity-matrix (RSM) based measures (Kriegeskorte et al. 2008; Klabunde et al. 2025).
 
 The O(n^2) work runs in the Rust core: Euclidean distances between rows (computed from the
 differences, so duplicated rows are exactly at distance 0 and tied distances stay tied), the
@@ -525,7 +525,7 @@ def _gulp_factor(Z: np.ndarray, lam: float):
 
     ``mu = s^2 / n`` are the eigenvalues of ``Sa = A^T A / n`` (from the singular values of
     ``A``, so never negative); ``f = mu / (mu + lam)``, or for ``lam = 0`` the indicator of
-    ``mu > mu_max p eps`` (the pseudo-inverse rule of MEASURES.md 4.5).
+    ``mu > mu_max p eps`` (the usual pseudo-inverse rank rule).
     """
     Zc = _centre(Z)
     n, p = Zc.shape

@@ -1,4 +1,4 @@
-"""Topology-based measures: IMD, RTD and the geometry score (MEASURES.md 6.1-6.3).
+"""Topology-based measures: IMD, RTD and the geometry score (Tsitsulin et al. 2020; Barannikov et al. 2022; Khrulkov & Oseledets 2018).
 
 * :func:`imd` needs only SciPy: exact heat traces of k-NN graph Laplacians.
 * :func:`rtd` needs a Vietoris-Rips persistence engine for ``2n`` points; it uses the Ripser

@@ -168,7 +168,7 @@ class CKAAccumulator(_PairAccumulator):
     r"""Exact linear CKA of two representations whose rows arrive in batches.
 
     The value after any sequence of :meth:`update` and :meth:`merge` calls equals
-    ``cg.cka(X, Y, debiased=debiased)`` on all rows seen (MEASURES.md 1.2, linear kernel):
+    ``cg.cka(X, Y, debiased=debiased)`` on all rows seen (Kornblith et al. 2019, linear kernel):
 
     .. math::
 
@@ -220,7 +220,7 @@ class CKAAccumulator(_PairAccumulator):
 class HSICAccumulator(_PairAccumulator):
     r"""Exact linear HSIC of two representations whose rows arrive in batches.
 
-    Equals ``cg.hsic(X, Y, unbiased=unbiased)`` on all rows seen (MEASURES.md 1.3, linear
+    Equals ``cg.hsic(X, Y, unbiased=unbiased)`` on all rows seen (Gretton et al. 2005; Song et al. 2012, linear
     kernel): :math:`\mathrm{HSIC}_b = \lVert X_c^T Y_c\rVert_F^2/(n-1)^2`, or
     :math:`\mathrm{HSIC}_u = \langle K_u, L_u\rangle / (n(n-3))` with the closed form of the
     module docstring. Same state, methods and merging as :class:`CKAAccumulator`.

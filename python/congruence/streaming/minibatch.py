@@ -8,7 +8,7 @@ Nguyen, Raghu & Kornblith (2021): over batches ``b = 1..k`` with Gram matrices
     \mathrm{CKA}_{mb} = \frac{\frac1k\sum_b \mathrm{HSIC}_u(K_b, L_b)}
       {\sqrt{\frac1k\sum_b \mathrm{HSIC}_u(K_b, K_b)\;\frac1k\sum_b \mathrm{HSIC}_u(L_b, L_b)}}
 
-with the unbiased HSIC of MEASURES.md 1.3 per batch. It is a different estimator from CKA:
+with the unbiased HSIC of Song et al. (2012) per batch. It is a different estimator from CKA:
 its value depends on the batch size (each batch is centred on its own). Batches need at least
 4 rows. **Ragged last batch** (:func:`minibatch_cka` and
 :func:`congruence.io.stream_layers`): with ``ragged="merge"`` (default) the
@@ -126,7 +126,7 @@ class MinibatchCKA(_Locked):
             {\sqrt{\sum_t w_t \lVert K_{t,u}\rVert_F^2 \;\sum_t w_t \lVert L_{t,u}\rVert_F^2}},
         \qquad w_t = \frac{1}{m_t (m_t - 3)},
 
-    i.e. the mean over batches ``t`` of the unbiased HSIC (MEASURES.md 1.3) of the batch's
+    i.e. the mean over batches ``t`` of the unbiased HSIC (Song et al. 2012) of the batch's
     linear Gram matrices, combined into CKA. A different estimator from CKA: each batch is
     centred on its own, so the value depends on the batch size. Each layer's Gram matrix (or
     centred features, whichever is cheaper) is computed once per batch and reused for all
@@ -376,7 +376,7 @@ def minibatch_cka(X, Y, *, batch_size: int, ragged: str = "merge") -> float:
         \frac{\frac1k\sum_t \mathrm{HSIC}_u(K_t, L_t)}
              {\sqrt{\frac1k\sum_t \mathrm{HSIC}_u(K_t, K_t)\,\frac1k\sum_t \mathrm{HSIC}_u(L_t, L_t)}}
 
-    with the unbiased HSIC of MEASURES.md 1.3 on each batch's linear Gram matrices (see
+    with the unbiased HSIC of Song et al. (2012) on each batch's linear Gram matrices (see
     :class:`MinibatchCKA`). Not equal to :func:`congruence.cka`: the value depends on the
     batch size.
 

@@ -65,7 +65,7 @@ even when the columns carry offsets of 1e10.
 :math:`W_{IJ} = \sum_i d_i e_i` and :math:`\lVert X_c^T Y_c\rVert_F^2 =
 \lVert C_{IJ}\rVert_F^2`. The centred Gram matrix :math:`K = X_c X_c^T` has zero row sums,
 so with the zeroed diagonal :math:`K_0 = K - \operatorname{diag}(d)` the row sums are
-:math:`-d_i` and MEASURES.md 1.3 gives
+:math:`-d_i` and the unbiased HSIC of Song et al. (2012) gives
 
 .. math::
 
