@@ -103,25 +103,37 @@ def svd(
     m, n = a.shape
     k = min(m, n)
     flops = 4.0 * m * n * k + (8.0 * k**3 if compute_uv else 0.0)
-    try:
-        return run(flops, np.linalg.svd, a, full_matrices=full_matrices, compute_uv=compute_uv)
-    except np.linalg.LinAlgError as first:
-        try:
-            return run(
-                flops,
-                scipy.linalg.svd,
-                a,
+    return _retried(
+        flops,
+        (np.linalg.svd, (a,), dict(full_matrices=full_matrices, compute_uv=compute_uv)),
+        (
+            scipy.linalg.svd,
+            (a,),
+            dict(
                 full_matrices=full_matrices,
                 compute_uv=compute_uv,
                 check_finite=False,
                 lapack_driver="gesvd",
-            )
-        except np.linalg.LinAlgError as second:
-            raise np.linalg.LinAlgError(
-                f"{_context(measure, argument, a.shape)}: the singular value decomposition "
-                f"did not converge, neither with LAPACK gesdd ({first}) nor with gesvd "
-                f"({second}); check the data for extreme dynamic range or rescale the columns"
-            ) from second
+            ),
+        ),
+        f"{_context(measure, argument, a.shape)}: the singular value decomposition did not "
+        "converge, neither with LAPACK gesdd ({first}) nor with gesvd ({second}); check the "
+        "data for extreme dynamic range or rescale the columns",
+    )
+
+
+def _retried(flops: float, first: tuple, second: tuple, message: str):
+    """``fn(*args, **kwargs)`` of ``first``; if LAPACK did not converge, that of ``second`` (a
+    more robust driver); if it fails too, ``LinAlgError(message)`` with ``{first}`` and
+    ``{second}`` filled by the two errors. Both calls go through :func:`run` (interruptible
+    when ``flops`` says they can be long)."""
+    try:
+        return run(flops, first[0], *first[1], **first[2])
+    except np.linalg.LinAlgError as e1:
+        try:
+            return run(flops, second[0], *second[1], **second[2])
+        except np.linalg.LinAlgError as e2:
+            raise np.linalg.LinAlgError(message.format(first=e1, second=e2)) from e2
 
 
 def eigh(G: np.ndarray, *, measure: str, argument: str, eigvals_only: bool = False):
@@ -136,24 +148,17 @@ def eigh(G: np.ndarray, *, measure: str, argument: str, eigvals_only: bool = Fal
     """
     flops = (4.0 if eigvals_only else 9.0) * G.shape[0] ** 3
     fn = np.linalg.eigvalsh if eigvals_only else np.linalg.eigh
-    try:
-        return run(flops, fn, G)
-    except np.linalg.LinAlgError as first:
-        try:
-            return run(
-                flops,
-                scipy.linalg.eigh,
-                G,
-                lower=True,
-                eigvals_only=eigvals_only,
-                check_finite=False,
-                driver="ev",
-            )
-        except np.linalg.LinAlgError as second:
-            raise np.linalg.LinAlgError(
-                f"{_context(measure, argument, G.shape)}: the symmetric eigenvalue problem did "
-                f"not converge, neither with LAPACK syevd ({first}) nor with syev ({second})"
-            ) from second
+    return _retried(
+        flops,
+        (fn, (G,), {}),
+        (
+            scipy.linalg.eigh,
+            (G,),
+            dict(lower=True, eigvals_only=eigvals_only, check_finite=False, driver="ev"),
+        ),
+        f"{_context(measure, argument, G.shape)}: the symmetric eigenvalue problem did not "
+        "converge, neither with LAPACK syevd ({first}) nor with syev ({second})",
+    )
 
 
 def cholesky(G: np.ndarray) -> np.ndarray:
