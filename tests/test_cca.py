@@ -591,7 +591,7 @@ def test_registry_metadata():
     for name in ("cca", "svcca", "pwcca"):
         m = cg.get_measure(name)
         assert m.family == "cca" and m.kind == "similarity" and m.bounds() == (0.0, 1.0)
-        assert m.batch is not None and m.min_rows() == 2
+        assert m.layers.matrix is not None and m.min_rows() == 2
     assert dict(cg.get_measure("cca").params) == {"statistic": "mean", "epsilon": 0.0}
     assert dict(cg.get_measure("svcca").params) == {
         "variance": 0.99,

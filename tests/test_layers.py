@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import congruence as cg
+from congruence._layers import PerLayer
 from congruence.compare import _pairwise
 from congruence.errors import DegenerateDataWarning, LayerNotFoundError
 from congruence.results import LayerComparison, find_layer, layer_not_found
@@ -136,8 +137,9 @@ def test_float32_layers():
     )
 
 
-def test_pairwise_fallback_matches_batch():
-    """``_pairwise`` is the path of measures without ``batch``; it must agree with it."""
+def test_cell_by_cell_path_matches_the_whole_matrix_route():
+    """``_pairwise`` (the cell-by-cell path and the fallback that names failing cells) must
+    agree with the whole-matrix route."""
     a = _layers(8)
     b = {"p": a["h3"][:, ::-1], "q": a["h1"] ** 2}
     xa, xb = list(a.values()), list(b.values())
@@ -147,10 +149,11 @@ def test_pairwise_fallback_matches_batch():
         ("hsic", {"unbiased": True}),
     ):
         m = cg.get_measure(name)
-        self_vals = _pairwise(m, xa, None, params)
+        names = (list(a), list(b))
+        self_vals = _pairwise(m.func, m, xa, None, params, (list(a), list(a)))
         assert np.array_equal(self_vals, self_vals.T)
         _assert_close(self_vals, cg.compare_layers(a, measure=name, **params).values)
-        cross = _pairwise(m, xa, xb, params)
+        cross = _pairwise(m.func, m, xa, xb, params, names)
         assert cross.shape == (4, 2)
         _assert_close(cross, cg.compare_layers(a, b, measure=name, **params).values)
 
@@ -394,7 +397,7 @@ def _no_batch(monkeypatch, name):
     import dataclasses
 
     compare_mod = importlib.import_module("congruence.compare")  # the attribute is the function
-    m = dataclasses.replace(cg.get_measure(name), batch=None)
+    m = dataclasses.replace(cg.get_measure(name), layers=PerLayer())
     real = compare_mod.get_measure
     monkeypatch.setattr(compare_mod, "get_measure", lambda n: m if n == name else real(n))
 

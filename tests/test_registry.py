@@ -71,7 +71,7 @@ def test_get_measure_cka_metadata():
     assert m.symmetric() and m.symmetric(kernel="rbf", debiased=True)
     assert m.invariances() == {"orthogonal", "isotropic_scaling", "translation", "permutation"}
     assert "invertible_linear" not in m.invariances(kernel="rbf")
-    assert m.batch is not None
+    assert m.layers.matrix is not None
 
 
 def test_get_measure_hsic_metadata():

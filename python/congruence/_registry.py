@@ -12,7 +12,9 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-__all__ = ["Measure", "register", "get_measure", "list_measures", "INVARIANCES"]
+from congruence._layers import PerLayer, fill
+
+__all__ = ["Measure", "PerLayer", "register", "get_measure", "list_measures", "INVARIANCES"]
 
 #: The transformations a measure can be invariant to (Klabunde et al. 2025).
 INVARIANCES = (
@@ -50,9 +52,10 @@ class Measure:
     references : tuple of str
     variants : tuple of dict
         Parameter settings the common tests exercise (the defaults come first).
-    batch : callable or None
-        Optional ``batch(a_layers, b_layers_or_None, **params) -> ndarray`` computing a whole
-        layer matrix with per-layer statistics reused.
+    layers : PerLayer
+        The per-layer contract (``prepare``, ``pair``, ``reindex``, ``matrix``; see
+        :mod:`congruence._layers`) that layer matrices and permutation tests use; call it
+        through :meth:`prepare`, :meth:`pair`, :meth:`reindex` and :meth:`matrix`.
     """
 
     name: str
@@ -68,7 +71,7 @@ class Measure:
     _invariances: Props
     _bounds: Props
     _min_rows: Props
-    batch: Optional[Callable[..., Any]] = field(default=None, compare=False)
+    layers: PerLayer = field(default=PerLayer(), compare=False)
     #: True when the measure needs at least as many features as rows (``p >= n``).
     wide: bool = False
     #: Every keyword a caller may pass (parameters with defaults and required ones such as
@@ -107,6 +110,47 @@ class Measure:
         """Complete ``params`` with defaults; raise TypeError for unknown names."""
         return self._full(params)
 
+    # -- the per-layer contract (congruence._layers) ---------------------------------------
+
+    def prepare(self, x: Any, *, name: str = "X", **params: Any) -> Any:
+        """What the measure needs of the validated ``(n, p)`` array ``x`` whatever the other
+        side is (default: ``x`` itself); ``name`` names ``x`` in messages."""
+        if self.layers.prepare is None:
+            return x
+        return self.layers.prepare(x, name=name, **params)
+
+    def pair(self, prep_x: Any, prep_y: Any, **params: Any) -> float:
+        """The value from two preparations: ``pair(prepare(X), prepare(Y)) == func(X, Y)``."""
+        if self.layers.pair is None:
+            return self.func(prep_x, prep_y, **params)
+        return float(self.layers.pair(prep_x, prep_y, **params))
+
+    @property
+    def reindexable(self) -> bool:
+        """Whether :meth:`reindex` exists (else re-prepare ``x[idx]``)."""
+        return self.layers.prepare is None or self.layers.reindex is not None
+
+    def reindex(self, prep: Any, idx: Any, **params: Any) -> Any:
+        """``prepare(x[idx])`` from ``prep = prepare(x)``, for row permutations and
+        resamples; raises ``NotImplementedError`` when not :attr:`reindexable`."""
+        if self.layers.prepare is None:
+            return prep[idx]
+        if self.layers.reindex is None:
+            raise NotImplementedError(f"{self.name} declares no reindex; prepare x[idx] instead")
+        return self.layers.reindex(prep, idx, **params)
+
+    def matrix(self, preps_a: Sequence[Any], preps_b: Optional[Sequence[Any]], **params: Any):
+        """The layer matrix from preparations (``preps_b=None``: ``a`` with itself), by the
+        measure's whole-matrix route if it has one, else one :meth:`pair` per cell."""
+        if self.layers.matrix is not None:
+            return self.layers.matrix(preps_a, preps_b, **params)
+        return fill(
+            preps_a,
+            preps_b,
+            lambda u, v: self.pair(u, v, **params),
+            symmetric=self.symmetric(**params),
+        )
+
 
 _REGISTRY: dict[str, Measure] = {}
 
@@ -128,13 +172,23 @@ def register(
     inputs: str = "representations",
     variants: Sequence[Mapping[str, Any]] = ({},),
     wide: bool = False,
+    prepare: Optional[Callable[..., Any]] = None,
+    pair: Optional[Callable[..., float]] = None,
+    reindex: Optional[Callable[..., Any]] = None,
+    matrix: Optional[Callable[..., Any]] = None,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator that records a measure function and its metadata in the registry.
 
     ``symmetric``, ``invariances``, ``bounds`` and ``min_rows`` are constants or callables of
     the (default-completed) parameter dict, for properties that depend on parameters.
     ``wide=True`` marks measures defined only for ``p >= n`` (so generic tests use wide data).
+    ``prepare``, ``pair``, ``reindex`` and ``matrix`` declare the per-layer contract
+    (:mod:`congruence._layers`); a custom ``prepare`` needs its ``pair``.
     """
+    if prepare is not None and pair is None:
+        raise ValueError("a measure with its own prepare must declare its pair")
+    if reindex is not None and prepare is None:
+        raise ValueError("reindex needs the prepare it reindexes")
     if kind not in ("similarity", "distance", "dependence"):
         raise ValueError(f"kind={kind!r}")
     if inputs not in ("representations", "outputs"):
@@ -166,6 +220,7 @@ def register(
             _bounds=_as_props(bounds),
             _min_rows=_as_props(min_rows),
             wide=wide,
+            layers=PerLayer(prepare=prepare, pair=pair, reindex=reindex, matrix=matrix),
             accepts=tuple(
                 p.name
                 for i, p in enumerate(sig.parameters.values())
@@ -180,12 +235,6 @@ def register(
         return func
 
     return decorate
-
-
-def set_batch(name: str, batch: Callable[..., Any]) -> None:
-    """Attach a whole-layer-matrix implementation to a registered measure."""
-    m = _REGISTRY[name]
-    object.__setattr__(m, "batch", batch)
 
 
 def get_measure(name: str) -> Measure:

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from congruence._layers import CELL_ERRORS, fill
 from congruence._progress import Progress
 from congruence._registry import get_measure
 from congruence._validation import as_matrix, check_bool, check_choice
@@ -132,25 +133,13 @@ def compare_layers(
     else:
         cols, xb = layer_set(b, "b", convert)
     same_rows([("a", rows, xa)] + ([("b", cols, xb)] if xb is not None else []))
-    values = None
-    if m.batch is not None:
-        try:
-            with layer_labels(a=rows, b=cols):
-                values = np.asarray(m.batch(xa, xb, **params), dtype=np.float64)
-        except CELL_ERRORS:
-            values = None  # find the cells that cannot be computed, and name them
-    if values is None:
-        values = _pairwise(
-            m, xa, xb, params, names=(rows, cols), on_error=on_error, progress=progress
-        )
+    with layer_labels(a=rows, b=cols):
+        values = _prepared(m, xa, xb, params, (rows, cols), on_error, progress)
     return LayerComparison(
         measure=m.name, params=full, kind=m.kind, rows=tuple(rows), cols=tuple(cols), values=values
     )
 
 
-#: what a cell that cannot be computed raises (LinAlgError is a ValueError); MemoryError,
-#: TypeError (a bad parameter) and KeyboardInterrupt are never turned into nan
-CELL_ERRORS = (ValueError, ArithmeticError)
 ON_ERROR = ("raise", "nan")
 
 #: an argument name of a measure (``X`` or ``Y``) standing alone in its message
@@ -172,53 +161,73 @@ def _cell_error(exc: BaseException, measure: str, lx: str, ly: str) -> tuple[Bas
     return err, blame
 
 
-def _pairwise(
+def _prepared(
     m,
     xa: Sequence[np.ndarray],
     xb: Optional[Sequence[np.ndarray]],
     params: dict,
-    names: Optional[tuple[Sequence[str], Sequence[str]]] = None,
+    names: tuple[Sequence[str], Sequence[str]],
+    on_error: str,
+    progress: bool,
+) -> np.ndarray:
+    """The layer matrix through the measure's per-layer contract (each layer prepared once,
+    then its whole-matrix route or one pair step per cell); if a layer cannot be prepared or
+    the whole-matrix route fails, cell by cell on the arrays, to name what cannot be computed."""
+    rows, cols = names
+    try:
+        pa = [m.prepare(x, name=f"a[{r!r}]", **params) for r, x in zip(rows, xa)]
+        pb = (
+            None
+            if xb is None
+            else [m.prepare(y, name=f"b[{c!r}]", **params) for c, y in zip(cols, xb)]
+        )
+        if m.layers.matrix is not None:
+            return np.asarray(m.matrix(pa, pb, **params), dtype=np.float64)
+    except CELL_ERRORS:
+        return _pairwise(m.func, m, xa, xb, params, names, on_error, progress)
+    return _pairwise(m.pair, m, pa, pb, params, names, on_error, progress)
+
+
+def _pairwise(
+    pair,
+    m,
+    xa: Sequence[Any],
+    xb: Optional[Sequence[Any]],
+    params: dict,
+    names: tuple[Sequence[str], Sequence[str]],
     on_error: str = "raise",
     progress: bool = False,
 ) -> np.ndarray:
-    """The layer matrix one cell at a time (the path of measures without a whole-matrix
-    route, and the fallback that names the cells a whole-matrix route could not compute)."""
-    cross = xb is not None
-    ys = xb if cross else xa
-    rows, cols = (
-        names
-        if names is not None
-        else (
-            [str(i) for i in range(len(xa))],
-            [str(j) for j in range(len(ys))],
-        )
-    )
-    other = "b" if cross else "a"
-    sym = not cross and m.symmetric(**params)
-    La, Lb = len(xa), len(ys)
-    out = np.empty((La, Lb))
+    """The layer matrix one cell at a time, ``pair(xa[i], xb[j], **params)`` (the measure's
+    pair step on prepared layers, or its function on the arrays), each failing cell's error
+    naming its layers; ``on_error="nan"`` makes it nan with one warning per layer at fault."""
+    rows, cols = names
+    other = "b" if xb is not None else "a"
+    sym = xb is None and m.symmetric(**params)
     warned: set = set()
+
+    def failed(i: int, j: int, exc: BaseException) -> float:
+        lx, ly = f"a[{rows[i]!r}]", f"{other}[{cols[j]!r}]"
+        err, blame = _cell_error(exc, m.name, lx, ly)
+        if on_error == "raise":
+            raise err from exc
+        if blame not in warned:
+            warned.add(blame)
+            warn_degenerate(
+                f"{err}; the cell is nan (on_error='nan'), as is every other cell "
+                f"that fails for {blame if blame in (lx, ly) else 'this reason'} "
+                "(warned once)"
+            )
+        return np.nan
+
+    La, Lb = len(xa), len(xa if xb is None else xb)
     cells = La * (La + 1) // 2 if sym else La * Lb
     with Progress(progress, total=cells, unit="cell") as bar:
-        for i in range(La):
-            for j in range(Lb):
-                if sym and j < i:
-                    out[i, j] = out[j, i]
-                    continue
-                try:
-                    out[i, j] = m(xa[i], ys[j], **params)
-                except CELL_ERRORS as exc:
-                    lx, ly = f"a[{rows[i]!r}]", f"{other}[{cols[j]!r}]"
-                    err, blame = _cell_error(exc, m.name, lx, ly)
-                    if on_error == "raise":
-                        raise err from exc
-                    out[i, j] = np.nan
-                    if blame not in warned:
-                        warned.add(blame)
-                        warn_degenerate(
-                            f"{err}; the cell is nan (on_error='nan'), as is every other cell "
-                            f"that fails for {blame if blame in (lx, ly) else 'this reason'} "
-                            "(warned once)"
-                        )
-                bar.update(1)
-    return out
+        return fill(
+            xa,
+            xb,
+            lambda u, v: pair(u, v, **params),
+            symmetric=sym,
+            on_error=failed,
+            tick=lambda: bar.update(1),
+        )

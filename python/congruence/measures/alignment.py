@@ -35,7 +35,8 @@ import scipy.linalg
 from scipy.optimize import linear_sum_assignment
 
 from congruence import _linalg
-from congruence._registry import register, set_batch
+from congruence._layers import fill
+from congruence._registry import register
 from congruence._validation import check_bool, check_number, check_pair, constant_columns
 from congruence.errors import warn_degenerate
 from congruence.results import layer_label
@@ -199,25 +200,6 @@ def _prepare_pair(
     return u, (u if Y is X else prep(Y))
 
 
-def _layer_matrix(
-    pa: Sequence[Any],
-    pb: Optional[Sequence[Any]],
-    pair: Callable[[Any, Any], float],
-    symmetric: bool = True,
-) -> np.ndarray:
-    """``values[i, j] = pair(pa[i], pb[j])`` from prepared layers; ``pb=None``: ``pa`` with
-    itself, each unordered pair computed once when ``symmetric``."""
-    cols = pa if pb is None else pb
-    out = np.empty((len(pa), len(cols)))
-    for i, u in enumerate(pa):
-        for j, v in enumerate(cols):
-            if pb is None and symmetric and j < i:
-                out[i, j] = out[j, i]
-            else:
-                out[i, j] = pair(u, v)
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # 3.1 / 3.2  Orthogonal Procrustes
 # --------------------------------------------------------------------------------------------
@@ -264,6 +246,105 @@ def _identical(preps: Sequence[Any], names: Sequence[str]) -> list[str]:
     return [name for u, name in zip(preps, names) if u.sq == 0.0]
 
 
+# --------------------------------------------------------------------------------------------
+# compare_layers: each layer prepared once (L1 + L2 preparations), then only the pair work
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare(
+    prep: Callable[[np.ndarray], Any], a, b, measure: Optional[str] = None, outcome: str = ""
+) -> tuple[list, Optional[list]]:
+    """Each layer prepared once; with ``measure``, one warning naming the layers whose rows
+    are all identical (``outcome``: what the measure gives for them)."""
+    pa = [prep(x) for x in a]
+    pb = None if b is None else [prep(y) for y in b]
+    if measure is not None:
+        names = [layer_label("a", i) for i in range(len(pa))]
+        preps = list(pa)
+        if pb is not None:
+            names += [layer_label("b", j) for j in range(len(pb))]
+            preps += pb
+        _warn_identical(_identical(preps, names), measure, outcome)
+    return pa, pb
+
+
+_NAN = "is undefined (nan)"
+
+
+def _batch_orthogonal_procrustes(a, b):
+    return fill(
+        *_prepare(_centre, a, b, "orthogonal_procrustes", _NAN), _orthogonal_procrustes_pair
+    )
+
+
+def _batch_size_and_shape(a, b):
+    return fill(
+        *_prepare(_centre, a, b, "procrustes_size_and_shape", _SIZE_SHAPE_OUTCOME),
+        _size_and_shape_pair,
+    )
+
+
+def _batch_angular(a, b, alpha: float = 1.0):
+    alpha = _check_alpha(alpha)
+    return fill(
+        *_prepare(lambda x: _whiten(x, alpha), a, b, "angular_shape_metric", _NAN), _angular_pair
+    )
+
+
+def _batch_permutation(a, b):
+    return fill(
+        *_prepare(_plain, a, b, "permutation_procrustes", _UNCENTRED_OUTCOME), _permutation_pair
+    )
+
+
+def _batch_linear_regression(a, b, epsilon: float = 0.0):
+    epsilon = _check_epsilon(epsilon)
+    # Rows are the targets (centred, with norms), columns the predictors (prepared once).
+    targets = [_centre(x) for x in a]
+    _warn_identical(
+        _identical(targets, [f"{layer_label('a', i)} (the target)" for i in range(len(a))]),
+        "linear_regression",
+        _NAN,
+    )
+    side, layers = ("a", list(a)) if b is None else ("b", list(b))
+    names = [layer_label(side, j) for j in range(len(layers))]
+    kept = _linalg.drop_dead_units(
+        layers, [f"{nm} (the predictor)" for nm in names], "linear_regression", _NO_PREDICTOR
+    )
+    bases = [_predictor_basis(y, name=nm, epsilon=epsilon) for y, nm in zip(kept, names)]
+    return fill(targets, bases, _regression_pair)
+
+
+def _batch_aligned_cosine(a, b):
+    pa, pb = _prepare(_rows, a, b)
+    names = [layer_label("a", i) for i in range(len(pa))]
+    preps = list(pa) + ([] if pb is None else list(pb))
+    names += [] if pb is None else [layer_label("b", j) for j in range(len(pb))]
+    _aligned_cosine_warnings(preps, names)
+    out = fill(pa, pb, _aligned_cosine_pair)
+    cols = pa if pb is None else pb
+    skipped = [
+        (i, j)
+        for i, u in enumerate(pa)
+        for j, v in enumerate(cols)
+        if math.isnan(out[i, j]) and not (u.zero or v.zero)
+    ]
+    if skipped:
+        i, j = skipped[0]
+        _warn_all_rows_skipped(
+            len(skipped), f"{layer_label('a', i)} and {layer_label('a' if pb is None else 'b', j)}"
+        )
+    return out
+
+
+def _batch_correlation_match(a, b, soft: bool = False):
+    soft = check_bool("soft", soft)
+    return fill(
+        *_prepare(_unit_columns, a, b, "correlation_match", _ZERO_CORRELATION),
+        lambda u, v: _correlation_match_pair(u, v, soft),
+    )
+
+
 @register(
     family="alignment",
     kind="distance",
@@ -272,6 +353,7 @@ def _identical(preps: Sequence[Any], names: Sequence[str]) -> list[str]:
     symmetric=True,
     invariances=("orthogonal", "isotropic_scaling", "translation", "permutation"),
     bounds=(0.0, math.sqrt(2.0)),
+    matrix=_batch_orthogonal_procrustes,
 )
 def orthogonal_procrustes(X, Y) -> float:
     r"""Orthogonal Procrustes distance (Schönemann 1966; Ding et al. 2021).
@@ -327,6 +409,7 @@ def orthogonal_procrustes(X, Y) -> float:
     symmetric=True,
     invariances=("orthogonal", "translation", "permutation"),
     bounds=(0.0, math.inf),
+    matrix=_batch_size_and_shape,
 )
 def procrustes_size_and_shape(X, Y) -> float:
     r"""Procrustes size-and-shape distance (Williams et al. 2021).
@@ -497,6 +580,7 @@ def _angular_invariances(params) -> tuple[str, ...]:
     invariances=_angular_invariances,
     bounds=(0.0, math.pi / 2),
     variants=({}, {"alpha": 0.0}, {"alpha": 0.5}),
+    matrix=_batch_angular,
 )
 def angular_shape_metric(X, Y, alpha: float = 1.0) -> float:
     r"""Angular generalized shape metric (Williams, Kunz, Kornblith, Linderman 2021).
@@ -626,6 +710,7 @@ def _permutation_pair(u: _Plain, v: _Plain) -> float:
     symmetric=True,
     invariances=("permutation",),
     bounds=(0.0, math.inf),
+    matrix=_batch_permutation,
 )
 def permutation_procrustes(X, Y) -> float:
     r"""Permutation Procrustes distance: the best one-to-one matching of the columns.
@@ -772,6 +857,7 @@ _NO_PREDICTOR = "explains none of the variance: R^2 = 0"
     invariances=_regression_invariances,
     bounds=(0.0, 1.0),
     variants=({}, {"epsilon": 0.1}),
+    matrix=_batch_linear_regression,
 )
 def linear_regression(X, Y, epsilon: float = 0.0) -> float:
     r"""Fraction of the variance of ``X`` explained by a linear map (with intercept) of ``Y``.
@@ -906,6 +992,7 @@ def _warn_all_rows_skipped(count: int, where: str) -> None:
     symmetric=True,
     invariances=("orthogonal", "isotropic_scaling", "permutation"),
     bounds=(-1.0, 1.0),
+    matrix=_batch_aligned_cosine,
 )
 def aligned_cosine(X, Y) -> float:
     r"""Mean cosine similarity of the rows after orthogonal alignment (Hamilton et al. 2016a).
@@ -997,6 +1084,7 @@ _ZERO_CORRELATION = "stays defined (its columns have correlation 0 with every co
     invariances=("isotropic_scaling", "translation", "permutation"),
     bounds=(-1.0, 1.0),
     variants=({}, {"soft": True}),
+    matrix=_batch_correlation_match,
 )
 def correlation_match(X, Y, soft: bool = False) -> float:
     r"""Mean correlation of matched neurons (Li, Yosinski, Clune, Lipson, Hopcroft 2016).
@@ -1046,111 +1134,3 @@ def correlation_match(X, Y, soft: bool = False) -> float:
     u, v = _prepare_pair(_unit_columns, X, Y)
     _warn_identical(_identical((u, v), ("X", "Y")), "correlation_match", _ZERO_CORRELATION)
     return _correlation_match_pair(u, v, soft)
-
-
-# --------------------------------------------------------------------------------------------
-# compare_layers: each layer prepared once (L1 + L2 preparations), then only the pair work
-# --------------------------------------------------------------------------------------------
-
-
-def _prepare(
-    prep: Callable[[np.ndarray], Any], a, b, measure: Optional[str] = None, outcome: str = ""
-) -> tuple[list, Optional[list]]:
-    """Each layer prepared once; with ``measure``, one warning naming the layers whose rows
-    are all identical (``outcome``: what the measure gives for them)."""
-    pa = [prep(x) for x in a]
-    pb = None if b is None else [prep(y) for y in b]
-    if measure is not None:
-        names = [layer_label("a", i) for i in range(len(pa))]
-        preps = list(pa)
-        if pb is not None:
-            names += [layer_label("b", j) for j in range(len(pb))]
-            preps += pb
-        _warn_identical(_identical(preps, names), measure, outcome)
-    return pa, pb
-
-
-_NAN = "is undefined (nan)"
-
-
-def _batch_orthogonal_procrustes(a, b):
-    return _layer_matrix(
-        *_prepare(_centre, a, b, "orthogonal_procrustes", _NAN), _orthogonal_procrustes_pair
-    )
-
-
-def _batch_size_and_shape(a, b):
-    return _layer_matrix(
-        *_prepare(_centre, a, b, "procrustes_size_and_shape", _SIZE_SHAPE_OUTCOME),
-        _size_and_shape_pair,
-    )
-
-
-def _batch_angular(a, b, alpha: float = 1.0):
-    alpha = _check_alpha(alpha)
-    return _layer_matrix(
-        *_prepare(lambda x: _whiten(x, alpha), a, b, "angular_shape_metric", _NAN), _angular_pair
-    )
-
-
-def _batch_permutation(a, b):
-    return _layer_matrix(
-        *_prepare(_plain, a, b, "permutation_procrustes", _UNCENTRED_OUTCOME), _permutation_pair
-    )
-
-
-def _batch_linear_regression(a, b, epsilon: float = 0.0):
-    epsilon = _check_epsilon(epsilon)
-    # Rows are the targets (centred, with norms), columns the predictors (prepared once).
-    targets = [_centre(x) for x in a]
-    _warn_identical(
-        _identical(targets, [f"{layer_label('a', i)} (the target)" for i in range(len(a))]),
-        "linear_regression",
-        _NAN,
-    )
-    side, layers = ("a", list(a)) if b is None else ("b", list(b))
-    names = [layer_label(side, j) for j in range(len(layers))]
-    kept = _linalg.drop_dead_units(
-        layers, [f"{nm} (the predictor)" for nm in names], "linear_regression", _NO_PREDICTOR
-    )
-    bases = [_predictor_basis(y, name=nm, epsilon=epsilon) for y, nm in zip(kept, names)]
-    return _layer_matrix(targets, bases, _regression_pair)
-
-
-def _batch_aligned_cosine(a, b):
-    pa, pb = _prepare(_rows, a, b)
-    names = [layer_label("a", i) for i in range(len(pa))]
-    preps = list(pa) + ([] if pb is None else list(pb))
-    names += [] if pb is None else [layer_label("b", j) for j in range(len(pb))]
-    _aligned_cosine_warnings(preps, names)
-    out = _layer_matrix(pa, pb, _aligned_cosine_pair)
-    cols = pa if pb is None else pb
-    skipped = [
-        (i, j)
-        for i, u in enumerate(pa)
-        for j, v in enumerate(cols)
-        if math.isnan(out[i, j]) and not (u.zero or v.zero)
-    ]
-    if skipped:
-        i, j = skipped[0]
-        _warn_all_rows_skipped(
-            len(skipped), f"{layer_label('a', i)} and {layer_label('a' if pb is None else 'b', j)}"
-        )
-    return out
-
-
-def _batch_correlation_match(a, b, soft: bool = False):
-    soft = check_bool("soft", soft)
-    return _layer_matrix(
-        *_prepare(_unit_columns, a, b, "correlation_match", _ZERO_CORRELATION),
-        lambda u, v: _correlation_match_pair(u, v, soft),
-    )
-
-
-set_batch("orthogonal_procrustes", _batch_orthogonal_procrustes)
-set_batch("procrustes_size_and_shape", _batch_size_and_shape)
-set_batch("angular_shape_metric", _batch_angular)
-set_batch("permutation_procrustes", _batch_permutation)
-set_batch("linear_regression", _batch_linear_regression)
-set_batch("aligned_cosine", _batch_aligned_cosine)
-set_batch("correlation_match", _batch_correlation_match)

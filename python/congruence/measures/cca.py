@@ -93,7 +93,8 @@ import numpy as np
 import scipy.linalg as _la
 
 from congruence import _linalg
-from congruence._registry import register, set_batch
+from congruence._layers import fill
+from congruence._registry import register
 from congruence._validation import check_choice, check_number, check_pair
 from congruence.errors import warn_degenerate
 from congruence.results import layer_label
@@ -544,6 +545,95 @@ def _invariances_cca(p) -> tuple[str, ...]:
     return ("orthogonal", "isotropic_scaling", "invertible_linear", "translation", "permutation")
 
 
+# --------------------------------------------------------------------------------------------
+# compare_layers: each layer prepared once
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare_layers(prepare, a, b, measure: str):
+    """Dead units dropped (one warning for all layers), then ``prepare(x, name)`` per layer
+    (``None`` for a layer with identical rows)."""
+    a, b = list(a), None if b is None else list(b)
+    names = [layer_label("a", i) for i in range(len(a))] + (
+        [] if b is None else [layer_label("b", j) for j in range(len(b))]
+    )
+    kept = _drop_dead(a + ([] if b is None else b), names, measure)
+    prepared = [None if x is None else prepare(x, name) for x, name in zip(kept, names)]
+    return prepared[: len(a)], None if b is None else prepared[len(a) :]
+
+
+def _matrix(pa, pb, value, symmetric: bool = True) -> np.ndarray:
+    """``value(pa[i], pb[j])`` for all pairs (nan where a layer is ``None``); with
+    ``pb=None`` each unordered pair once."""
+
+    def safe(x, y):
+        return math.nan if x is None or y is None else value(x, y)
+
+    return fill(pa, pb, safe, symmetric=symmetric)
+
+
+def _layer_overfit(pa, pb, measure: str, what: str) -> None:
+    cols = pa if pb is None else pb
+    pairs = [
+        (f"{x.name} x {y.name}", x.width, y.width, x.rows)
+        for i, x in enumerate(pa)
+        for j, y in enumerate(cols)
+        if x is not None and y is not None and (pb is not None or j >= i)
+    ]
+    _warn_overfit(pairs, measure, what)
+
+
+def _cca_batch(
+    a: Sequence[np.ndarray],
+    b: Optional[Sequence[np.ndarray]],
+    statistic: str = "mean",
+    epsilon: float = 0.0,
+) -> np.ndarray:
+    statistic = check_choice("statistic", statistic, _STATISTICS)
+    epsilon = _check_epsilon(epsilon)
+    pa, pb = _prepare_layers(
+        lambda x, name: _prepare_side(x, name, "cca", False, epsilon), a, b, "cca"
+    )
+    _layer_overfit(pa, pb, "cca", "p1 + p2")
+    return _matrix(pa, pb, lambda x, y: _cca_value(x, y, statistic))
+
+
+def _svcca_batch(
+    a: Sequence[np.ndarray],
+    b: Optional[Sequence[np.ndarray]],
+    variance: float = 0.99,
+    statistic: str = "mean",
+    epsilon: float = 0.0,
+) -> np.ndarray:
+    variance = check_number("variance", variance, low=0.0, high=1.0, low_open=True)
+    statistic = check_choice("statistic", statistic, _STATISTICS)
+    epsilon = _check_epsilon(epsilon)
+    pa, pb = _prepare_layers(lambda x, name: _prepare_sv(x, variance, epsilon, name), a, b, "svcca")
+    _layer_overfit(pa, pb, "svcca", "k_X + k_Y")
+    return _matrix(pa, pb, lambda x, y: _svcca_value(x, y, statistic))
+
+
+def _pwcca_batch(
+    a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], epsilon: float = 0.0
+) -> np.ndarray:
+    epsilon = _check_epsilon(epsilon)
+    pa, pb = _prepare_layers(
+        lambda x, name: _prepare_side(x, name, "pwcca", True, epsilon), a, b, "pwcca"
+    )
+    _layer_overfit(pa, pb, "pwcca", "p1 + p2")
+
+    def pair(x, y, both=False):
+        if x is None or y is None:
+            return math.nan, math.nan
+        if epsilon > 0.0:
+            _check_pw_weighting_width(x, y)
+        return _pw_pair(x, y, both=both)
+
+    return fill(
+        pa, pb, lambda x, y: pair(x, y)[0], symmetric=False, both=lambda x, y: pair(x, y, True)
+    )
+
+
 @register(
     family="cca",
     kind="similarity",
@@ -554,6 +644,7 @@ def _invariances_cca(p) -> tuple[str, ...]:
     bounds=(0.0, 1.0),
     min_rows=2,
     variants=({}, {"statistic": "r2"}, {"epsilon": 0.1}),
+    matrix=_cca_batch,
 )
 def cca(X, Y, statistic: str = "mean", epsilon: float = 0.0) -> float:
     r"""Mean (squared) canonical correlation between two representations of the same inputs.
@@ -661,6 +752,7 @@ def _svcca_value(bx: _Basis, by: _Basis, statistic: str) -> float:
     bounds=(0.0, 1.0),
     min_rows=2,
     variants=({}, {"variance": 0.5}, {"variance": 1.0}, {"statistic": "r2"}, {"epsilon": 0.1}),
+    matrix=_svcca_batch,
 )
 def svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float = 0.0) -> float:
     r"""Singular vector CCA: the mean CCA of the leading principal components.
@@ -752,6 +844,7 @@ def svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float 
     bounds=(0.0, 1.0),
     min_rows=2,
     variants=({}, {"epsilon": 0.1}),
+    matrix=_pwcca_batch,
 )
 def pwcca(X, Y, epsilon: float = 0.0) -> float:
     r"""Projection-weighted CCA: canonical correlations weighted by their share of the data.
@@ -835,109 +928,3 @@ def pwcca(X, Y, epsilon: float = 0.0) -> float:
         _check_pw_weighting_width(bx, by)
     _warn_overfit([("X and Y", bx.width, by.width, X.shape[0])], "pwcca", "p1 + p2")
     return _pw_pair(bx, by)[0]
-
-
-# --------------------------------------------------------------------------------------------
-# compare_layers: each layer prepared once
-# --------------------------------------------------------------------------------------------
-
-
-def _prepare_layers(prepare, a, b, measure: str):
-    """Dead units dropped (one warning for all layers), then ``prepare(x, name)`` per layer
-    (``None`` for a layer with identical rows)."""
-    a, b = list(a), None if b is None else list(b)
-    names = [layer_label("a", i) for i in range(len(a))] + (
-        [] if b is None else [layer_label("b", j) for j in range(len(b))]
-    )
-    kept = _drop_dead(a + ([] if b is None else b), names, measure)
-    prepared = [None if x is None else prepare(x, name) for x, name in zip(kept, names)]
-    return prepared[: len(a)], None if b is None else prepared[len(a) :]
-
-
-def _matrix(pa, pb, value, symmetric: bool = True) -> np.ndarray:
-    """``value(pa[i], pb[j])`` for all pairs (nan where a layer is ``None``); with
-    ``pb=None`` each unordered pair once."""
-
-    def safe(x, y):
-        return math.nan if x is None or y is None else value(x, y)
-
-    if pb is not None:
-        return np.array([[safe(x, y) for y in pb] for x in pa], dtype=np.float64)
-    L = len(pa)
-    out = np.empty((L, L))
-    for i in range(L):
-        for j in range(i, L):
-            out[i, j] = out[j, i] = safe(pa[i], pa[j])
-    return out
-
-
-def _layer_overfit(pa, pb, measure: str, what: str) -> None:
-    cols = pa if pb is None else pb
-    pairs = [
-        (f"{x.name} x {y.name}", x.width, y.width, x.rows)
-        for i, x in enumerate(pa)
-        for j, y in enumerate(cols)
-        if x is not None and y is not None and (pb is not None or j >= i)
-    ]
-    _warn_overfit(pairs, measure, what)
-
-
-def _cca_batch(
-    a: Sequence[np.ndarray],
-    b: Optional[Sequence[np.ndarray]],
-    statistic: str = "mean",
-    epsilon: float = 0.0,
-) -> np.ndarray:
-    statistic = check_choice("statistic", statistic, _STATISTICS)
-    epsilon = _check_epsilon(epsilon)
-    pa, pb = _prepare_layers(
-        lambda x, name: _prepare_side(x, name, "cca", False, epsilon), a, b, "cca"
-    )
-    _layer_overfit(pa, pb, "cca", "p1 + p2")
-    return _matrix(pa, pb, lambda x, y: _cca_value(x, y, statistic))
-
-
-def _svcca_batch(
-    a: Sequence[np.ndarray],
-    b: Optional[Sequence[np.ndarray]],
-    variance: float = 0.99,
-    statistic: str = "mean",
-    epsilon: float = 0.0,
-) -> np.ndarray:
-    variance = check_number("variance", variance, low=0.0, high=1.0, low_open=True)
-    statistic = check_choice("statistic", statistic, _STATISTICS)
-    epsilon = _check_epsilon(epsilon)
-    pa, pb = _prepare_layers(lambda x, name: _prepare_sv(x, variance, epsilon, name), a, b, "svcca")
-    _layer_overfit(pa, pb, "svcca", "k_X + k_Y")
-    return _matrix(pa, pb, lambda x, y: _svcca_value(x, y, statistic))
-
-
-def _pwcca_batch(
-    a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], epsilon: float = 0.0
-) -> np.ndarray:
-    epsilon = _check_epsilon(epsilon)
-    pa, pb = _prepare_layers(
-        lambda x, name: _prepare_side(x, name, "pwcca", True, epsilon), a, b, "pwcca"
-    )
-    _layer_overfit(pa, pb, "pwcca", "p1 + p2")
-
-    def pair(x, y, both=False):
-        if x is None or y is None:
-            return math.nan, math.nan
-        if epsilon > 0.0:
-            _check_pw_weighting_width(x, y)
-        return _pw_pair(x, y, both=both)
-
-    if pb is not None:
-        return np.array([[pair(x, y)[0] for y in pb] for x in pa], dtype=np.float64)
-    L = len(pa)
-    out = np.empty((L, L))
-    for i in range(L):
-        for j in range(i, L):
-            out[i, j], out[j, i] = pair(pa[i], pa[j], both=True)
-    return out
-
-
-set_batch("cca", _cca_batch)
-set_batch("svcca", _svcca_batch)
-set_batch("pwcca", _pwcca_batch)

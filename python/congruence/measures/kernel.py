@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from congruence import _core
-from congruence._registry import register, set_batch
+from congruence._registry import register
 from congruence._validation import (
     check_bool,
     check_choice,
@@ -148,6 +148,59 @@ def _pair_value(X, Y, kernel: str, sigma_frac: float, flag: bool, statistic: str
     return value
 
 
+def _batch(statistic: str, flag_name: str):
+    def batch(
+        a: Sequence[np.ndarray],
+        b: Optional[Sequence[np.ndarray]],
+        kernel: str = "linear",
+        sigma_frac: float = 1.0,
+        **flag: Any,
+    ) -> np.ndarray:
+        kernel, sigma_frac, value = _params(
+            kernel, sigma_frac, flag_name, flag.get(flag_name, False)
+        )
+        out = np.array(
+            _core.kernel_matrix(
+                list(a), None if b is None else list(b), kernel, sigma_frac, value, statistic
+            ),
+            dtype=np.float64,
+        )
+        # Degenerate layers (MEASURES 0.2): warned about once each, their rows/columns set to
+        # the defined value (linear HSIC: 0) or nan, whatever round-off left in them.
+        sides = [("a", list(a))] + ([] if b is None else [("b", list(b))])
+        fill = 0.0 if statistic == "hsic" and kernel == "linear" else math.nan
+        bad = {}
+        for side, layers in sides:
+            for i, x in enumerate(layers):
+                why = _layer_issue(x, kernel, statistic)
+                if why is not None:
+                    warn_degenerate(
+                        f"layer {layer_label(side, i)} {why}; {_outcome(statistic, kernel)}"
+                    )
+                    bad[(side, i)] = True
+        for side, i in bad:
+            if side == "a":
+                out[i, :] = fill
+                if b is None:
+                    out[:, i] = fill
+            else:
+                out[:, i] = fill
+        cols = "a" if b is None else "b"
+        for i, j in zip(*np.nonzero(~np.isfinite(out))):
+            if ("a", i) in bad or (cols, j) in bad or (b is None and j < i):
+                continue
+            _check_value(
+                float(out[i, j]),
+                statistic,
+                (kernel, sigma_frac, value),
+                (f"layer {layer_label('a', i)}", f"layer {layer_label(cols, j)}"),
+                (a[i], (a if b is None else b)[j]),
+            )
+        return out
+
+    return batch
+
+
 @register(
     family="kernel",
     kind="similarity",
@@ -158,6 +211,7 @@ def _pair_value(X, Y, kernel: str, sigma_frac: float, flag: bool, statistic: str
     bounds=lambda p: (-1.0, 1.0) if p["debiased"] else (0.0, 1.0),
     min_rows=lambda p: 4 if p["debiased"] else 2,
     variants=_VARIANTS_CKA,
+    matrix=_batch("cka", "debiased"),
 )
 def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = False) -> float:
     r"""Centered kernel alignment between two representations of the same inputs.
@@ -224,6 +278,7 @@ def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = 
     bounds=lambda p: (-math.inf, math.inf) if p["unbiased"] else (0.0, math.inf),
     min_rows=lambda p: 4 if p["unbiased"] else 2,
     variants=_VARIANTS_HSIC,
+    matrix=_batch("hsic", "unbiased"),
 )
 def hsic(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool = False) -> float:
     r"""Hilbert–Schmidt independence criterion between two representations.
@@ -267,60 +322,3 @@ def hsic(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool =
     kernel, sigma_frac, unbiased = _params(kernel, sigma_frac, "unbiased", unbiased)
     X, Y = check_pair(X, Y, min_rows=4 if unbiased else 2)
     return _pair_value(X, Y, kernel, sigma_frac, unbiased, "hsic")
-
-
-def _batch(statistic: str, flag_name: str):
-    def batch(
-        a: Sequence[np.ndarray],
-        b: Optional[Sequence[np.ndarray]],
-        kernel: str = "linear",
-        sigma_frac: float = 1.0,
-        **flag: Any,
-    ) -> np.ndarray:
-        kernel, sigma_frac, value = _params(
-            kernel, sigma_frac, flag_name, flag.get(flag_name, False)
-        )
-        out = np.array(
-            _core.kernel_matrix(
-                list(a), None if b is None else list(b), kernel, sigma_frac, value, statistic
-            ),
-            dtype=np.float64,
-        )
-        # Degenerate layers (MEASURES 0.2): warned about once each, their rows/columns set to
-        # the defined value (linear HSIC: 0) or nan, whatever round-off left in them.
-        sides = [("a", list(a))] + ([] if b is None else [("b", list(b))])
-        fill = 0.0 if statistic == "hsic" and kernel == "linear" else math.nan
-        bad = {}
-        for side, layers in sides:
-            for i, x in enumerate(layers):
-                why = _layer_issue(x, kernel, statistic)
-                if why is not None:
-                    warn_degenerate(
-                        f"layer {layer_label(side, i)} {why}; {_outcome(statistic, kernel)}"
-                    )
-                    bad[(side, i)] = True
-        for side, i in bad:
-            if side == "a":
-                out[i, :] = fill
-                if b is None:
-                    out[:, i] = fill
-            else:
-                out[:, i] = fill
-        cols = "a" if b is None else "b"
-        for i, j in zip(*np.nonzero(~np.isfinite(out))):
-            if ("a", i) in bad or (cols, j) in bad or (b is None and j < i):
-                continue
-            _check_value(
-                float(out[i, j]),
-                statistic,
-                (kernel, sigma_frac, value),
-                (f"layer {layer_label('a', i)}", f"layer {layer_label(cols, j)}"),
-                (a[i], (a if b is None else b)[j]),
-            )
-        return out
-
-    return batch
-
-
-set_batch("cka", _batch("cka", "debiased"))
-set_batch("hsic", _batch("hsic", "unbiased"))

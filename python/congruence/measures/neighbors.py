@@ -31,7 +31,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from congruence import _core
-from congruence._registry import register, set_batch
+from congruence._layers import fill
+from congruence._registry import register
 from congruence._validation import check_number, check_pair, constant_columns
 from congruence.errors import warn_degenerate
 from congruence.results import layer_label
@@ -165,10 +166,67 @@ _NOTES = """
     increasing distance with ties broken by the smaller index."""
 
 
+# ---------------------------------------------------------------------------------------------
+# compare_layers: each layer's kNN sets once
+# ---------------------------------------------------------------------------------------------
+
+
+_NAMES = {
+    "jaccard": "knn_jaccard",
+    "rank": "rank_similarity",
+    "joint_rank_jaccard": "joint_rank_jaccard",
+    "mutual": "mutual_knn",
+}
+
+
+def _batch(statistic: Optional[str]):
+    """A batch function for ``statistic`` (None: second-order cosine)."""
+
+    name = "second_order_cosine" if statistic is None else _NAMES[statistic]
+
+    def batch(
+        a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], k: int = 10
+    ) -> np.ndarray:
+        k = _check_k_type(k)
+        n = a[0].shape[0]
+        k = _check_k_range(k, n)
+        # Layers whose rows all tie: warned about once, their rows/columns nan, no search.
+        bad_a = [_degenerate(((f"layer {layer_label('a', i)}", x),), name) for i, x in enumerate(a)]
+        bad_b = (
+            bad_a
+            if b is None
+            else [
+                _degenerate(((f"layer {layer_label('b', j)}", y),), name) for j, y in enumerate(b)
+            ]
+        )
+        na = [None if bad else _knn(x, k) for x, bad in zip(a, bad_a)]
+        nb = na if b is None else [None if bad else _knn(y, k) for y, bad in zip(b, bad_b)]
+        xb = a if b is None else b
+        side_b = "a" if b is None else "b"
+
+        def cell(i: int, j: int) -> float:
+            if na[i] is None or nb[j] is None:
+                return math.nan
+            if statistic is not None:
+                return _core.knn_statistic(na[i][0], nb[j][0], statistic)
+            value = _core.second_order_cosine(a[i], xb[j], na[i][0], nb[j][0])
+            _warn_second_order(
+                value,
+                (f"layer {layer_label('a', i)}", f"layer {layer_label(side_b, j)}"),
+                (na[i][1], nb[j][1]),
+            )
+            return value
+
+        return fill(range(len(a)), None if b is None else range(len(xb)), cell)
+
+    return batch
+
+
 @register(
     summary="Mean Jaccard similarity of the k-nearest-neighbour sets (cosine distance)",
     references=(_SURVEY,),
     **_COMMON,
+    matrix=_batch("jaccard"),
 )
 def knn_jaccard(X, Y, k: int = 10) -> float:
     r"""k-NN Jaccard similarity: the mean overlap of the two neighbour sets of each input.
@@ -222,6 +280,7 @@ def knn_jaccard(X, Y, k: int = 10) -> float:
     summary="Second-order cosine similarity: cosine of the distance vectors to the union of the kNN sets",
     references=(_HAMILTON, _SURVEY),
     **_COMMON,
+    matrix=_batch(None),
 )
 def second_order_cosine(X, Y, k: int = 10) -> float:
     r"""Second-order cosine similarity (Hamilton et al. 2016b), on cosine distances.
@@ -289,6 +348,7 @@ def second_order_cosine(X, Y, k: int = 10) -> float:
     summary="Rank similarity of the shared k nearest neighbours",
     references=(_SURVEY,),
     **_COMMON,
+    matrix=_batch("rank"),
 )
 def rank_similarity(X, Y, k: int = 10) -> float:
     r"""Rank similarity: agreement of the ranks of the neighbours the two sets share.
@@ -346,6 +406,7 @@ def rank_similarity(X, Y, k: int = 10) -> float:
     summary="Joint rank and Jaccard similarity of the kNN sets (their per-input product)",
     references=(_SURVEY,),
     **_COMMON,
+    matrix=_batch("joint_rank_jaccard"),
 )
 def joint_rank_jaccard(X, Y, k: int = 10) -> float:
     r"""Joint rank and Jaccard similarity: per input, k-NN Jaccard times rank similarity.
@@ -399,6 +460,7 @@ def joint_rank_jaccard(X, Y, k: int = 10) -> float:
     summary="Mutual k-nearest-neighbour alignment: mean shared fraction of the kNN sets",
     references=(_HUH,),
     **_COMMON,
+    matrix=_batch("mutual"),
 )
 def mutual_knn(X, Y, k: int = 10) -> float:
     r"""Mutual nearest-neighbour alignment (Huh et al. 2024).
@@ -447,67 +509,3 @@ def mutual_knn(X, Y, k: int = 10) -> float:
 for _f in (knn_jaccard, second_order_cosine, rank_similarity, joint_rank_jaccard, mutual_knn):
     _f.__doc__ = _f.__doc__.replace("    {notes}", _NOTES.lstrip("\n"))
 del _f
-
-
-# ---------------------------------------------------------------------------------------------
-# compare_layers: each layer's kNN sets once
-# ---------------------------------------------------------------------------------------------
-
-
-def _batch(statistic: Optional[str]):
-    """A batch function for ``statistic`` (None: second-order cosine)."""
-
-    name = "second_order_cosine" if statistic is None else _NAMES[statistic]
-
-    def batch(
-        a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], k: int = 10
-    ) -> np.ndarray:
-        k = _check_k_type(k)
-        n = a[0].shape[0]
-        k = _check_k_range(k, n)
-        # Layers whose rows all tie: warned about once, their rows/columns nan, no search.
-        bad_a = [_degenerate(((f"layer {layer_label('a', i)}", x),), name) for i, x in enumerate(a)]
-        bad_b = (
-            bad_a
-            if b is None
-            else [
-                _degenerate(((f"layer {layer_label('b', j)}", y),), name) for j, y in enumerate(b)
-            ]
-        )
-        na = [None if bad else _knn(x, k) for x, bad in zip(a, bad_a)]
-        nb = na if b is None else [None if bad else _knn(y, k) for y, bad in zip(b, bad_b)]
-        xb = a if b is None else b
-        side_b = "a" if b is None else "b"
-        out = np.empty((len(a), len(xb)))
-        for i in range(len(a)):
-            for j in range(len(xb)):
-                if b is None and j < i:
-                    out[i, j] = out[j, i]  # symmetric, bit for bit
-                elif na[i] is None or nb[j] is None:
-                    out[i, j] = math.nan
-                elif statistic is None:
-                    out[i, j] = _core.second_order_cosine(a[i], xb[j], na[i][0], nb[j][0])
-                    _warn_second_order(
-                        out[i, j],
-                        (f"layer {layer_label('a', i)}", f"layer {layer_label(side_b, j)}"),
-                        (na[i][1], nb[j][1]),
-                    )
-                else:
-                    out[i, j] = _core.knn_statistic(na[i][0], nb[j][0], statistic)
-        return out
-
-    return batch
-
-
-_NAMES = {
-    "jaccard": "knn_jaccard",
-    "rank": "rank_similarity",
-    "joint_rank_jaccard": "joint_rank_jaccard",
-    "mutual": "mutual_knn",
-}
-
-set_batch("knn_jaccard", _batch("jaccard"))
-set_batch("second_order_cosine", _batch(None))
-set_batch("rank_similarity", _batch("rank"))
-set_batch("joint_rank_jaccard", _batch("joint_rank_jaccard"))
-set_batch("mutual_knn", _batch("mutual"))
