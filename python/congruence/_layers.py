@@ -17,6 +17,11 @@ Each registered measure therefore declares, through :func:`congruence._registry.
 ``matrix(preps_a, preps_b, **params) -> ndarray`` (optional)
     A whole-matrix route (``preps_b=None``: ``a`` with itself), e.g. one product over every
     Gram tile. Without it, :func:`fill` calls ``pair`` once per cell.
+``permuted(prep_x, prep_y, perms, **params) -> ndarray`` (optional)
+    ``values[k] = pair(prep_x, reindex(prep_y, perms[k]))`` for an ``(N, n)`` integer array
+    of row permutations, computed from the same preparations (no second cache), e.g. in
+    parallel in the core; the permutation tests' fast path. Without it, ``reindex`` and
+    ``pair`` once per permutation.
 
 Streaming keeps its own accumulator hook (``congruence.streaming``).
 """
@@ -44,6 +49,7 @@ class PerLayer:
     pair: Optional[Callable[..., float]] = None
     reindex: Optional[Callable[..., Any]] = None
     matrix: Optional[Callable[..., Any]] = None
+    permuted: Optional[Callable[..., Any]] = None
 
 
 def fill(

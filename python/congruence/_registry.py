@@ -12,6 +12,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+import numpy as np
+
 from congruence._layers import PerLayer, fill
 
 __all__ = ["Measure", "PerLayer", "register", "get_measure", "list_measures", "INVARIANCES"]
@@ -139,6 +141,16 @@ class Measure:
             raise NotImplementedError(f"{self.name} declares no reindex; prepare x[idx] instead")
         return self.layers.reindex(prep, idx, **params)
 
+    def permuted(self, prep_x: Any, prep_y: Any, perms: Any, **params: Any):
+        """``values[k] = pair(prep_x, reindex(prep_y, perms[k]))`` for the ``(N, n)`` row
+        permutations ``perms``, by the measure's fast path if it has one."""
+        if self.layers.permuted is not None:
+            return self.layers.permuted(prep_x, prep_y, perms, **params)
+        return np.array(
+            [self.pair(prep_x, self.reindex(prep_y, idx, **params), **params) for idx in perms],
+            dtype=np.float64,
+        )
+
     def matrix(self, preps_a: Sequence[Any], preps_b: Optional[Sequence[Any]], **params: Any):
         """The layer matrix from preparations (``preps_b=None``: ``a`` with itself), by the
         measure's whole-matrix route if it has one, else one :meth:`pair` per cell."""
@@ -176,14 +188,15 @@ def register(
     pair: Optional[Callable[..., float]] = None,
     reindex: Optional[Callable[..., Any]] = None,
     matrix: Optional[Callable[..., Any]] = None,
+    permuted: Optional[Callable[..., Any]] = None,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator that records a measure function and its metadata in the registry.
 
     ``symmetric``, ``invariances``, ``bounds`` and ``min_rows`` are constants or callables of
     the (default-completed) parameter dict, for properties that depend on parameters.
     ``wide=True`` marks measures defined only for ``p >= n`` (so generic tests use wide data).
-    ``prepare``, ``pair``, ``reindex`` and ``matrix`` declare the per-layer contract
-    (:mod:`congruence._layers`); a custom ``prepare`` needs its ``pair``.
+    ``prepare``, ``pair``, ``reindex``, ``matrix`` and ``permuted`` declare the per-layer
+    contract (:mod:`congruence._layers`); a custom ``prepare`` needs its ``pair``.
     """
     if prepare is not None and pair is None:
         raise ValueError("a measure with its own prepare must declare its pair")
@@ -220,7 +233,9 @@ def register(
             _bounds=_as_props(bounds),
             _min_rows=_as_props(min_rows),
             wide=wide,
-            layers=PerLayer(prepare=prepare, pair=pair, reindex=reindex, matrix=matrix),
+            layers=PerLayer(
+                prepare=prepare, pair=pair, reindex=reindex, matrix=matrix, permuted=permuted
+            ),
             accepts=tuple(
                 p.name
                 for i, p in enumerate(sig.parameters.values())
