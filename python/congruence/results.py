@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from congruence._files import atomic_write
+from congruence._files import atomic_write, check_output
 from congruence._validation import check_choice, check_number
 from congruence.errors import LayerNotFoundError, UnreadableFileError
 
@@ -568,8 +568,10 @@ class LayerComparison:
         Raises
         ------
         ValueError
-            For an unknown suffix (the formats are listed), or a parameter whose value is not
-            a JSON scalar (str, int, float, bool or None), named.
+            For an unknown suffix (the formats are listed), a ``path`` that is a folder, or a
+            parameter whose value is not a JSON scalar (str, int, float, bool or None), named.
+        FileNotFoundError, PermissionError
+            When the folder of ``path`` does not exist or cannot be written.
 
         Examples
         --------
@@ -582,7 +584,7 @@ class LayerComparison:
         >>> back.params, back.values.tolist()
         ({'debiased': True}, [[0.5, nan]])
         """
-        fmt = _format_of(path)
+        fmt = check_output(path, FORMATS, "the result file")
         meta = self._metadata()
         if fmt == ".json":
             meta["values"] = _encode_matrix(self.values)
