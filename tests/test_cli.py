@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import signal
 import subprocess
@@ -151,7 +152,12 @@ def test_compare_two_files_params_and_csv(files, layers, tmp_path, capsys):
     assert out.splitlines()[0] == "cka(kernel='rbf', sigma_frac=0.5, debiased=True) [similarity]"
     assert out.strip().endswith(expected.format(5))
     with open(out_csv, newline="") as f:
+        header = f.readline()
         table = list(csv.reader(f))
+    # the CSV of save(): a metadata line, then the table of to_csv()
+    meta = json.loads(header[len("# congruence ") :])
+    assert header.startswith("# congruence ") and meta["measure"] == "cka"
+    assert meta["params"] == {"kernel": "rbf", "sigma_frac": 0.5, "debiased": True}
     assert table[0] == [""] + list(expected.cols)
     assert [row[0] for row in table[1:]] == list(expected.rows)
     values = np.array([[float(v) for v in row[1:]] for row in table[1:]])

@@ -870,17 +870,21 @@ def _decode_matrix(rows: Any, shape: tuple[int, int], what: str, path: str) -> n
     return np.array([[_decode_number(v, path) for v in r] for r in rows], dtype=np.float64)
 
 
-def _from_metadata(
-    meta: Any, values: np.ndarray, pvalues: Optional[np.ndarray], path: str
-) -> LayerComparison:
+def _check_format(meta: Any, path: str) -> None:
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
-        raise UnreadableFileError(path, "not a congruence result (no 'format' entry)")
+        raise UnreadableFileError(path, f"not a congruence result (no 'format': {_FORMAT!r})")
     if meta.get("format_version") != _FORMAT_VERSION:
         raise UnreadableFileError(
             path,
             f"format_version {meta.get('format_version')!r} is not the one this version of "
             f"congruence reads ({_FORMAT_VERSION})",
         )
+
+
+def _from_metadata(
+    meta: Any, values: np.ndarray, pvalues: Optional[np.ndarray], path: str
+) -> LayerComparison:
+    _check_format(meta, path)
     try:
         params = {
             k: (_NONFINITE[v["float"]] if isinstance(v, dict) else v)
@@ -940,8 +944,7 @@ def load_result(path: Union[str, os.PathLike]) -> LayerComparison:
             meta = json.loads(text)
         except ValueError as exc:
             raise UnreadableFileError(name, f"not valid JSON ({exc})") from None
-        if not isinstance(meta, dict):
-            raise UnreadableFileError(name, "not a congruence result (no 'format' entry)")
+        _check_format(meta, name)
         shape = (len(meta.get("rows", ())), len(meta.get("cols", ())))
         values = _decode_matrix(meta.get("values"), shape, "values", name)
         pvalues = _pvalues_of(meta, shape, name)
@@ -966,8 +969,7 @@ def _load_csv(text: str, path: str) -> LayerComparison:
         meta = json.loads(first[len(_CSV_MARK) :])
     except ValueError as exc:
         raise UnreadableFileError(path, f"the header line is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise UnreadableFileError(path, "not a congruence result (no 'format' entry)")
+    _check_format(meta, path)
     rows = list(csv.reader(io.StringIO(table)))
     if not rows or rows[0][:1] != [""]:
         raise UnreadableFileError(path, "no table header after the metadata line")
@@ -991,7 +993,9 @@ def _load_npz(path: str) -> LayerComparison:
         with np.load(path, allow_pickle=False) as z:
             files = set(z.files)
             if not {"meta", "values"} <= files:
-                raise UnreadableFileError(path, "not a congruence result (no 'meta' entry)")
+                raise UnreadableFileError(
+                    path, "not a congruence result (no 'meta' and 'values' entries)"
+                )
             meta = json.loads(str(z["meta"][()]))
             values = np.array(z["values"], dtype=np.float64)
             pvalues = np.array(z["pvalues"], dtype=np.float64) if "pvalues" in files else None
