@@ -452,3 +452,51 @@ def test_progress_on_stderr_unless_no_progress(files, capsys, monkeypatch):
     assert "congruence: 6/6 cells" in captured.err and "l1" in captured.out
     assert main(["compare", str(pa), "--measure", "rsa", "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- --out formats
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz", ".csv"])
+def test_out_writes_the_format_its_suffix_names(files, layers, tmp_path, capsys, suffix):
+    pa, pb = files
+    out = tmp_path / f"result{suffix}"
+    assert main(["compare", str(pa), str(pb), "-m", "rsa", "--out", str(out)]) == 0
+    capsys.readouterr()
+    expected = cg.compare_layers(layers[0], layers[1], "rsa")
+    back = cg.load_result(out)
+    np.testing.assert_array_equal(back.values, expected.values)
+    assert back.rows == expected.rows and back.cols == expected.cols
+    assert back.measure == "rsa" and dict(back.params) == dict(expected.params)
+    head = out.read_bytes()[:16]
+    if suffix == ".json":
+        assert json.loads(out.read_text())["measure"] == "rsa"
+    elif suffix == ".npz":
+        assert head.startswith(b"PK")  # a zip archive
+    else:
+        assert head.startswith(b"# congruence {")
+
+
+def test_out_is_checked_before_computing(files, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    pa, pb = files
+
+    def boom(*args, **kwargs):
+        raise AssertionError("computed before the output was checked")
+
+    monkeypatch.setattr(importlib.import_module("congruence.compare"), "compare_layers", boom)
+    monkeypatch.setattr(cg, "compare_layers", boom)
+    cases = [
+        (tmp_path / "result.txt", "the formats are .json, .npz, .csv"),
+        (tmp_path / "result", "suffix '(none)'"),
+        (tmp_path / "missing" / "result.csv", "does not exist"),
+        (tmp_path, "the formats are"),
+    ]
+    (tmp_path / "folder.csv").mkdir()
+    cases.append((tmp_path / "folder.csv", "is a folder"))
+    for out, fragment in cases:
+        assert main(["compare", str(pa), str(pb), "--out", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert_one_line_error(captured.err, fragment)
+        assert captured.out == ""
