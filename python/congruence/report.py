@@ -465,7 +465,8 @@ def heatmap_svg(res: LayerComparison, significant: Any = None) -> str:
     labels = cell >= 10
     left = min(220, 7 * max(len(n) for n in res.rows) + 12) if labels else 4
     top = min(160, int(5.2 * max(len(n) for n in res.cols)) + 16) if labels else 4
-    width, height = left + c * cell + 4, top + r * cell + 4
+    # the last column's label, rotated by -45 degrees, reaches about `top` to the right
+    width, height = left + c * cell + (top if labels else 4), top + r * cell + 4
     t = alikeness(res)
     best = res._best_columns()
     out = [

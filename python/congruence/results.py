@@ -32,7 +32,7 @@ import numpy as np
 
 from congruence._files import atomic_write, check_output
 from congruence._validation import check_choice, check_number
-from congruence.errors import LayerNotFoundError, UnreadableFileError
+from congruence.errors import LayerNotFoundError, UnreadableFileError, _outside_package_stacklevel
 
 __all__ = [
     "LayerComparison",
@@ -479,7 +479,7 @@ class LayerComparison:
                 f"with {n} permutations the smallest p-value is {smallest:.3g} > {what}: no "
                 f"cell can be significant; use at least {need} permutations"
             )
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warnings.warn(msg, UserWarning, stacklevel=_outside_package_stacklevel())
 
     # ------------------------------------------------------------------ export
 
@@ -767,7 +767,7 @@ def html_table(res: LayerComparison, digits: int = 3, significant: Any = None) -
     esc = html.escape
     t = alikeness(res)
     best = res._best_columns()
-    cell = "padding:2px 6px;text-align:right;font-family:monospace;"
+    cell = "padding:2px 6px;text-align:right;font-family:monospace;white-space:nowrap;"
     out = ['<table class="congruence-matrix" style="border-collapse:collapse">']
     out.append("<thead><tr><th></th>")
     out += [f'<th scope="col" style="padding:2px 6px">{esc(c)}</th>' for c in res.cols]
