@@ -10,6 +10,12 @@ message lists the closest available names.
 (:func:`congruence.compare_layers`, the streaming accumulators and drivers, Dask,
 :func:`congruence.compare_models` and the command line): a mapping of layer names to items,
 or a list (named ``"0"``, ``"1"``, ...), whose items all hold the same rows.
+
+:class:`LayerComparison` is the result of a layer matrix: values by layer names, best matches,
+optional permutation p-values and :meth:`~LayerComparison.significant` (Holm or
+Benjamini-Hochberg), text and notebook display, plots (:mod:`congruence.plot`), and
+:meth:`~LayerComparison.save` / :func:`load_result` in ``.json``, ``.npz`` and ``.csv``, which
+round-trip exactly.
 """
 
 from __future__ import annotations
