@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import signal
 import subprocess
@@ -151,7 +152,12 @@ def test_compare_two_files_params_and_csv(files, layers, tmp_path, capsys):
     assert out.splitlines()[0] == "cka(kernel='rbf', sigma_frac=0.5, debiased=True) [similarity]"
     assert out.strip().endswith(expected.format(5))
     with open(out_csv, newline="") as f:
+        header = f.readline()
         table = list(csv.reader(f))
+    # the CSV of save(): a metadata line, then the table of to_csv()
+    meta = json.loads(header[len("# congruence ") :])
+    assert header.startswith("# congruence ") and meta["measure"] == "cka"
+    assert meta["params"] == {"kernel": "rbf", "sigma_frac": 0.5, "debiased": True}
     assert table[0] == [""] + list(expected.cols)
     assert [row[0] for row in table[1:]] == list(expected.rows)
     values = np.array([[float(v) for v in row[1:]] for row in table[1:]])
@@ -446,3 +452,51 @@ def test_progress_on_stderr_unless_no_progress(files, capsys, monkeypatch):
     assert "congruence: 6/6 cells" in captured.err and "l1" in captured.out
     assert main(["compare", str(pa), "--measure", "rsa", "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------- --out formats
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz", ".csv"])
+def test_out_writes_the_format_its_suffix_names(files, layers, tmp_path, capsys, suffix):
+    pa, pb = files
+    out = tmp_path / f"result{suffix}"
+    assert main(["compare", str(pa), str(pb), "-m", "rsa", "--out", str(out)]) == 0
+    capsys.readouterr()
+    expected = cg.compare_layers(layers[0], layers[1], "rsa")
+    back = cg.load_result(out)
+    np.testing.assert_array_equal(back.values, expected.values)
+    assert back.rows == expected.rows and back.cols == expected.cols
+    assert back.measure == "rsa" and dict(back.params) == dict(expected.params)
+    head = out.read_bytes()[:16]
+    if suffix == ".json":
+        assert json.loads(out.read_text())["measure"] == "rsa"
+    elif suffix == ".npz":
+        assert head.startswith(b"PK")  # a zip archive
+    else:
+        assert head.startswith(b"# congruence {")
+
+
+def test_out_is_checked_before_computing(files, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    pa, pb = files
+
+    def boom(*args, **kwargs):
+        raise AssertionError("computed before the output was checked")
+
+    monkeypatch.setattr(importlib.import_module("congruence.compare"), "compare_layers", boom)
+    monkeypatch.setattr(cg, "compare_layers", boom)
+    cases = [
+        (tmp_path / "result.txt", "the formats are .json, .npz, .csv"),
+        (tmp_path / "result", "suffix '(none)'"),
+        (tmp_path / "missing" / "result.csv", "does not exist"),
+        (tmp_path, "the formats are"),
+    ]
+    (tmp_path / "folder.csv").mkdir()
+    cases.append((tmp_path / "folder.csv", "is a folder"))
+    for out, fragment in cases:
+        assert main(["compare", str(pa), str(pb), "--out", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert_one_line_error(captured.err, fragment)
+        assert captured.out == ""

@@ -63,7 +63,8 @@ from congruence.measures.rsm import (
 from congruence.measures.topology import geometry_score, imd, rtd
 from congruence.models import compare_models
 from congruence.pooling import pool
-from congruence.results import LayerComparison
+from congruence.report import report
+from congruence.results import LayerComparison, load_result
 from congruence.streaming import (
     CKAAccumulator,
     HSICAccumulator,
@@ -118,6 +119,7 @@ __all__ = [
     "knn_jaccard",
     "linear_regression",
     "list_measures",
+    "load_result",
     "magnitude_diff",
     "minibatch_cka",
     "mutual_knn",
@@ -130,6 +132,7 @@ __all__ = [
     "procrustes_size_and_shape",
     "pwcca",
     "rank_similarity",
+    "report",
     "riemannian_distance",
     "rsa",
     "rsm_norm_diff",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Union
+from typing import Sequence, Union
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "check_output"]
 
 
 def _mode_for(target: str) -> int:
@@ -44,3 +44,32 @@ def atomic_write(path: Union[str, os.PathLike], data: Union[str, bytes]) -> None
         except OSError:
             pass
         raise
+
+
+def check_output(path: Union[str, os.PathLike], suffixes: Sequence[str], what: str) -> str:
+    """Check, before any work, that ``path`` can be written as ``what``: its suffix is one of
+    ``suffixes`` (case-insensitive), it is not a folder, and its folder exists and is
+    writable. Returns the suffix (lower case).
+
+    Raises
+    ------
+    ValueError
+        For an unknown suffix (the formats listed) or a path that is a folder.
+    FileNotFoundError, PermissionError
+        When the folder does not exist, or cannot be written.
+    """
+    target = os.fspath(path)
+    suffix = os.path.splitext(target)[1].lower()
+    if suffix not in suffixes:
+        raise ValueError(
+            f"cannot tell the format of {what} {target!r} from its suffix "
+            f"{suffix or '(none)'!r}; the formats are {', '.join(suffixes)}"
+        )
+    if os.path.isdir(target):
+        raise ValueError(f"{what} {target!r} is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the folder of {what} {target!r} does not exist: {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"the folder of {what} {target!r} is not writable: {folder}")
+    return suffix

@@ -5,6 +5,8 @@
     congruence compare A.npz [B.npz] --measure cka [--param kernel=rbf ...] [--out result.csv]
                        [--layers l1,l2] [--layers-b m1,m2] [--pooling mean]
                        [--on-error nan] [--no-progress]
+    congruence report A.npz [B.npz] --measures cka,svcca,rsa [--permutations 200] [--seed 0]
+                      --out report.html
     congruence list
     congruence demo [--seed-a 0 --seed-b 1] [--measure cka]
     congruence --version
@@ -20,6 +22,11 @@ A progress bar (tqdm when installed, else a one-line counter) is shown on stderr
 comparison lasts over a second (``--no-progress`` hides it). A cell that cannot be computed
 (e.g. CCA of a layer with collinear columns) is an error naming the layer; with
 ``--on-error nan`` it is printed as ``nan`` with a warning on stderr instead.
+
+``compare --out`` writes the result in the format its suffix names (``.csv``: a metadata line
+then the table; ``.json``; ``.npz``), readable by :func:`congruence.load_result`. ``report``
+writes one self-contained HTML page (:func:`congruence.report`). The output path (its suffix,
+and that its folder exists and is writable) is checked before anything is computed.
 
 Exit codes and errors: ``0`` on success; ``2`` for bad input (a usage error, a missing or
 unreadable file, an unknown measure, parameter or layer name), reported as one line
@@ -39,9 +46,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 import congruence
+from congruence._files import check_output
 from congruence._registry import get_measure, list_measures
 from congruence.io import load_layers
 from congruence.pooling import policies_text
+from congruence.results import FORMATS
 
 __all__ = ["main"]
 
@@ -123,6 +132,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     keys_b = _layer_names(args.layers_b, "--layers-b")
     if args.b is None and keys_b is not None:
         raise CLIError("--layers-b needs a second file B (without it, use --layers)")
+    if args.out is not None:
+        _check_out(args.out, FORMATS, "--out")
     a = read_layers(args.a, keys_a, args.pooling)
     b = read_layers(args.b, keys_b, args.pooling) if args.b is not None else None
     with warnings.catch_warnings(record=True) as caught:
@@ -138,10 +149,56 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     _print_warnings(caught)
     if args.out is not None:
         try:
-            result.to_csv(args.out)
+            result.save(args.out)
         except OSError as exc:
             raise CLIError(f"{args.out}: could not write ({exc.strerror or exc})") from None
     print(_formatted(result, args.digits))
+    return 0
+
+
+def _check_out(path: str, suffixes: Sequence[str], option: str) -> None:
+    """The output path's checks (suffix, folder exists and is writable), before computing."""
+    try:
+        check_output(path, suffixes, f"{option} file")
+    except OSError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from congruence.report import REPORT_SUFFIXES, report
+
+    measures = [t.strip() for t in args.measures.split(",")]
+    if not all(measures):
+        raise CLIError(
+            f"--measures expects comma-separated measure names (e.g. cka,rsa), got {args.measures!r}"
+        )
+    for name in measures:
+        get_measure(name)  # unknown name -> ValueError with suggestions, before any work
+    keys_a = _layer_names(args.layers, "--layers")
+    keys_b = _layer_names(args.layers_b, "--layers-b")
+    if args.b is None and keys_b is not None:
+        raise CLIError("--layers-b needs a second file B (without it, use --layers)")
+    if args.permutations < 0:
+        raise CLIError(f"--permutations must be 0 or more, got {args.permutations}")
+    _check_out(args.out, REPORT_SUFFIXES, "--out")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        report(
+            args.a,
+            args.b,
+            measures,
+            permutations=args.permutations,
+            seed=args.seed,
+            out=args.out,
+            layers=keys_a,
+            layers_b=keys_b,
+            pooling=args.pooling,
+            alpha=args.alpha,
+            correction=None if args.correction == "none" else args.correction,
+            progress=not args.no_progress,
+        )
+    _print_warnings(caught)
+    print(f"wrote {args.out} ({', '.join(measures)})")
     return 0
 
 
@@ -230,11 +287,62 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar (it is shown on stderr once the comparison lasts over a second)",
     )
-    c.add_argument("--out", "-o", metavar="PATH", help="also write the matrix as CSV")
+    c.add_argument(
+        "--out",
+        "-o",
+        metavar="PATH",
+        help="also save the result, in the format its suffix names: .csv (a metadata line, "
+        "then the table), .json or .npz (read back with congruence.load_result)",
+    )
     c.add_argument(
         "--digits", type=int, default=3, help=f"decimals printed, 0 to {_MAX_DIGITS} (default 3)"
     )
     c.set_defaults(func=_cmd_compare)
+
+    r = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report: a heatmap and table per measure, "
+        "p-values, definitions, inputs and their SHA-256",
+        description="Compare every layer of A with every layer of B (or of A itself) with "
+        "each measure and write one self-contained HTML page.",
+    )
+    r.add_argument("a", metavar="A.npz", help="layers of the first model")
+    r.add_argument("b", metavar="B.npz", nargs="?", help="layers of the second model (default: A)")
+    r.add_argument(
+        "--measures",
+        "-m",
+        default="cka",
+        help=f"comma-separated measure names ({rep}; default cka)",
+    )
+    r.add_argument(
+        "--permutations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="permutations for the p-values of every cell (default 0: no p-values)",
+    )
+    r.add_argument("--seed", type=int, default=None, help="seed of the permutations")
+    r.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level of the marks (default 0.05)"
+    )
+    r.add_argument(
+        "--correction",
+        choices=("holm", "fdr_bh", "none"),
+        default="holm",
+        help="multiple-comparison correction of the marks (default holm)",
+    )
+    r.add_argument("--layers", "-l", metavar="NAMES", help="comma-separated layers of A")
+    r.add_argument("--layers-b", metavar="NAMES", help="comma-separated layers of B")
+    r.add_argument(
+        "--pooling",
+        metavar="POLICY",
+        help="pooling of 3-D (n, tokens, d) and 4-D (n, c, h, w) layers: " + policies_text(),
+    )
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--out", "-o", required=True, metavar="PATH", help="the report file (.html or .htm)"
+    )
+    r.set_defaults(func=_cmd_report)
 
     ls = sub.add_parser("list", help="list the registered measures and their properties")
     ls.set_defaults(func=_cmd_list)
