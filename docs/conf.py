@@ -43,7 +43,13 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 # Fragments that pages include, not documents of their own: _generated/include/ and the
 # study table that study.md includes.
-exclude_patterns = ["_build", "_generated/include", "_generated/study_table.md", "Thumbs.db", ".DS_Store"]
+exclude_patterns = [
+    "_build",
+    "_generated/include",
+    "_generated/study_table.md",
+    "Thumbs.db",
+    ".DS_Store",
+]
 
 # numpydoc: parameters and returns as tables; class members are listed by autodoc itself.
 numpydoc_show_class_members = False
