@@ -70,25 +70,27 @@ html_theme_options = {
 }
 
 
-def _run_study() -> None:
+def run_study(root: Path = ROOT, generated: Path = GENERATED) -> bool:
     """Run the reproduction study, which writes the table that ``study.md`` includes.
 
-    Skipped while ``examples/layer_identification.py`` does not exist; a failing script
-    fails the build.
+    Runs ``python examples/layer_identification.py --out <generated>/study_table.md`` from
+    ``root``; returns False (and does nothing) while that script does not exist. A failing
+    script fails the build (``ExtensionError`` with the end of its output).
     """
-    script = ROOT / "examples" / "layer_identification.py"
+    script = root / "examples" / "layer_identification.py"
     if not script.exists():
-        return
-    GENERATED.mkdir(exist_ok=True)
-    out = GENERATED / "study_table.md"
+        return False
+    generated.mkdir(parents=True, exist_ok=True)
+    out = generated / "study_table.md"
     cmd = [sys.executable, str(script), "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ExtensionError(
             f"the reproduction study failed (exit {proc.returncode}): {' '.join(cmd)}\n"
             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
+    return True
 
 
 def setup(app) -> None:
-    app.connect("builder-inited", lambda app: _run_study())
+    app.connect("builder-inited", lambda app: run_study())

@@ -224,3 +224,35 @@ def test_module_doctests(modname):
     module = importlib.import_module(modname)
     result = doctest.testmod(module, optionflags=FLAGS, report=False)
     assert result.failed == 0, f"{result.failed} doctest failure(s) in {modname}"
+
+
+# ----------------------------------------------------------------- the study hook of conf.py
+
+
+def _conf():
+    spec = importlib.util.spec_from_file_location("congruence_docs_conf", DOCS / "conf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_study_hook_runs_the_script_and_fails_the_build_when_it_fails(tmp_path):
+    from sphinx.errors import ExtensionError
+
+    conf = _conf()
+    gen_dir = tmp_path / "docs" / "_generated"
+    assert conf.run_study(tmp_path, gen_dir) is False  # no script yet: nothing happens
+    assert not gen_dir.exists()
+    script = tmp_path / "examples" / "layer_identification.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import sys, pathlib\n"
+        "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
+        "out.write_text('| measure | accuracy |\\n')\n",
+        encoding="utf-8",
+    )
+    assert conf.run_study(tmp_path, gen_dir) is True
+    assert (gen_dir / "study_table.md").read_text(encoding="utf-8") == "| measure | accuracy |\n"
+    script.write_text("import sys\nprint('diverged')\nsys.exit(3)\n", encoding="utf-8")
+    with pytest.raises(ExtensionError, match=r"(?s)exit 3.*diverged"):
+        conf.run_study(tmp_path, gen_dir)
