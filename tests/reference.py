@@ -1,4 +1,4 @@
-"""Slow, obviously-correct NumPy references for the kernel measures (MEASURES.md section 1).
+"""Slow, obviously-correct NumPy references for the kernel measures (docs: kernel page).
 
 Everything is written directly from the formulas of the specification, with full n x n
 matrices and no algebraic shortcuts, so that it can be checked by reading:
@@ -53,7 +53,7 @@ def ref_gram(X, kernel: str = "linear", sigma_frac: float = 1.0):
 
 
 def ref_u_centre(K: np.ndarray) -> np.ndarray:
-    """U-centring (Székely & Rizzo 2014) exactly as in MEASURES.md 1.2."""
+    """U-centring exactly as Székely & Rizzo (2014) define it."""
     n = K.shape[0]
     K = np.array(K, dtype=np.float64)
     np.fill_diagonal(K, 0.0)
@@ -77,7 +77,7 @@ def _centred_pair(X, Y, kernel, sigma_frac, unbiased):
 
 
 def ref_cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = False) -> float:
-    """CKA of MEASURES.md 1.2: ``<Kt, Lt> / (||Kt||_F ||Lt||_F)`` (or with ``Ku, Lu``)."""
+    """CKA of Kornblith et al. (2019): ``<Kt, Lt> / (||Kt||_F ||Lt||_F)`` (or with ``Ku, Lu``)."""
     Kt, Lt = _centred_pair(X, Y, kernel, sigma_frac, debiased)
     if Kt is None:
         return float("nan")
@@ -91,7 +91,7 @@ def ref_cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: boo
 def ref_hsic(
     X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool = False
 ) -> float:
-    """HSIC of MEASURES.md 1.3.
+    """HSIC of Gretton et al. (2005) and Song et al. (2012).
 
     Biased: ``tr(K H L H) / (n-1)^2``. Unbiased: the Song et al. (2012) trace formula with the
     zero-diagonal Gram matrices ``K0, L0`` (independent of :func:`ref_u_centre`).

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct NumPy references for the alignment measures (MEASURES.md section 3).
+"""Slow, obviously-correct NumPy references for the alignment measures (docs: alignment page).
 
 Each function is written directly from the formulas of the specification, with explicit zero
 padding, the explicit centring matrix ``H = I - 1 1^T / n`` and no algebraic shortcuts:

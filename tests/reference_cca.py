@@ -1,4 +1,4 @@
-"""Slow, obviously-correct NumPy references for the CCA measures (MEASURES.md section 2).
+"""Slow, obviously-correct NumPy references for the CCA measures (docs: CCA page).
 
 Written directly from the formulas of the specification, with no shortcuts:
 
@@ -127,7 +127,7 @@ def _inv_sqrt(S: np.ndarray) -> np.ndarray:
 
 
 def ref_pwcca_weights(X, Y, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """``(alpha, rho)`` of MEASURES.md 2.3, steps 1-6 (ridge blocks if ``epsilon > 0``)."""
+    """``(alpha, rho)`` of PWCCA (Morcos et al.), steps 1-6 (ridge blocks if ``epsilon > 0``)."""
     Xc, Yc = ref_centre(X), ref_centre(Y)
     n, p1 = Xc.shape
     p2 = Yc.shape[1]

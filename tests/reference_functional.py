@@ -1,4 +1,4 @@
-"""Slow, obviously-correct references for the functional measures (MEASURES.md section 7).
+"""Slow, obviously-correct references for the functional measures (docs: functional page).
 
 Written directly from the formulas of the specification with plain Python loops over the
 inputs and classes; the counting measures use exact rational arithmetic

@@ -1,10 +1,10 @@
-"""Slow, obviously-correct NumPy references for the neighbourhood measures (MEASURES.md 5).
+"""Slow, obviously-correct NumPy references for the neighbourhood measures (docs: neighbourhood page).
 
 Everything is written directly from the formulas of the specification, with full ``n x n``
 cosine-distance matrices and explicit loops:
 
 * ``D[i, j] = 1 - <x_i, x_j> / sqrt(<x_i, x_i> <x_j, x_j>)``; a pair with an all-zero row has
-  cosine similarity 0 (distance 1), as MEASURES.md 0.3 says. Every inner product is the
+  cosine similarity 0 (distance 1), as the docs' neighbourhood page says. Every inner product is the
   correctly rounded sum ``math.fsum`` of the elementwise products, computed once per unordered
   pair, so equal rows give bitwise equal distances (ties in the data are ties here) and two
   rows pointing the same way have distance exactly 0.

@@ -1,4 +1,4 @@
-"""Slow, obviously-correct NumPy references for the RSM measures (MEASURES.md section 4).
+"""Slow, obviously-correct NumPy references for the RSM measures (docs: RSM page).
 
 Each function is written directly from the formulas of the specification, with full matrices
 and no algebraic shortcuts, and by a different route than the package where one exists:

@@ -2,12 +2,12 @@
 
 * Minibatch CKA (Nguyen, Raghu, Kornblith 2021): for every batch, the linear Gram matrices
   ``K = X X^T``, ``L = Y Y^T`` of that batch's rows, the unbiased HSIC of Song et al. (2012)
-  written from the trace formula of MEASURES.md 1.3 (zeroed diagonals, no centring shortcut),
+  written from the trace formula of Song et al. (2012) (zeroed diagonals, no centring shortcut),
   and the ratio of the batch means. The caller passes the batches explicitly, so the rule for
   the last ragged batch is spelled out in each test.
 * Linear CKA / HSIC on all rows, from full ``n x n`` Gram matrices (biased: ``H K H``;
-  debiased: U-centring exactly as in MEASURES.md 1.2).
-* RBF CKA (MEASURES.md 1.1-1.2) for n of a few thousand: squared distances accumulated one
+  debiased: U-centring of Székely & Rizzo 2014).
+* RBF CKA (Kornblith et al. 2019) for n of a few thousand: squared distances accumulated one
   coordinate at a time from explicit differences, the median over all ``n^2`` entries, the
   double centring by row and column means.
 
@@ -49,7 +49,7 @@ def _centred(X) -> np.ndarray:
 
 
 def ref_hsic_unbiased(K: np.ndarray, L: np.ndarray) -> float:
-    """Song et al.'s unbiased HSIC from the trace formula (MEASURES.md 1.3)."""
+    """Song et al.'s unbiased HSIC from the trace formula (Song et al. 2012)."""
     n = K.shape[0]
     K0 = np.array(K, dtype=np.float64)
     L0 = np.array(L, dtype=np.float64)
@@ -126,7 +126,7 @@ def _rbf_gram(X, sigma_frac: float):
 
 
 def ref_rbf_cka(X, Y, sigma_frac: float = 1.0) -> float:
-    """Biased RBF CKA with the median-of-all-squared-distances bandwidth (MEASURES.md 1.1)."""
+    """Biased RBF CKA with the median-of-all-squared-distances bandwidth (the ``cka`` docstring)."""
     out = []
     for A in (X, Y):
         K = _rbf_gram(A, sigma_frac)

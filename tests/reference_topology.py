@@ -1,4 +1,4 @@
-"""Slow, obviously-correct references for the topology and descriptive measures (MEASURES.md 6).
+"""Slow, obviously-correct references for the topology and descriptive measures (docs: topology, descriptive).
 
 Everything is written directly from the specification, with explicit loops and no pruning:
 

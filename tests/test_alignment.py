@@ -1,4 +1,4 @@
-"""Tests of the alignment measures (MEASURES.md section 3).
+"""Tests of the alignment measures (docs: alignment page).
 
 Values are checked against the slow references of ``tests/reference_alignment.py`` (written
 from the specification alone: explicit rotations, brute-force permutations, explicit
@@ -78,7 +78,7 @@ def _close(got, want, tol=TOL):
 
 
 # ---------------------------------------------------------------------------------------------
-# (0) registry metadata as stated in MEASURES.md 3 (and 8)
+# (0) registry metadata as stated on the docs' alignment page
 # ---------------------------------------------------------------------------------------------
 
 ORTH, ISO, LIN, TRANS, PERM = (
@@ -117,7 +117,7 @@ def test_angular_metadata_depends_on_alpha():
     assert m.params == {"alpha": 1.0}
     assert m.invariances(alpha=0.0) == {ORTH, ISO, LIN, TRANS, PERM}
     assert m.invariances(alpha=1.0) == m.invariances(alpha=1.0 - 5e-8) == {ORTH, ISO, TRANS, PERM}
-    # 0 < alpha < 1: not scale invariant (deviation from the property list of MEASURES.md 3.3,
+    # 0 < alpha < 1: not scale invariant (deviation from the property list of Williams et al. 2021,
     # see test_angular_scaling_invariance_depends_on_alpha)
     assert m.invariances(alpha=0.5) == m.invariances(alpha=1.0 - 2e-7) == {ORTH, TRANS, PERM}
     assert cg.get_measure("correlation_match").params == {"soft": False}
@@ -308,7 +308,7 @@ def test_angular_alpha_one_is_arccos_normalized_bures():
         X, Y = _pair(*shape, seed=20)
         nbs = ref_normalized_bures(X, Y)
         _close(angular_shape_metric(X, Y, alpha=1.0), math.acos(min(1.0, nbs)))
-        # and cos(theta) for alpha = 1 is exactly the nuclear-norm form of MEASURES.md 3.3
+        # and cos(theta) for alpha = 1 is exactly the nuclear-norm form of Williams et al. (2021)
         Xc, Yc = X - X.mean(0), Y - Y.mean(0)
         direct = np.linalg.svd(Xc.T @ Yc, compute_uv=False).sum() / (
             np.linalg.norm(Xc) * np.linalg.norm(Yc)

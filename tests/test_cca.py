@@ -1,4 +1,4 @@
-"""Tests of the CCA measures ``cca``, ``svcca`` and ``pwcca`` (MEASURES.md section 2).
+"""Tests of the CCA measures ``cca``, ``svcca`` and ``pwcca`` (docs: CCA page).
 
 Values are checked against the slow references of ``tests/reference_cca.py`` (written from the
 specification alone), hand-computed cases, identities (invertible maps, column spaces), the

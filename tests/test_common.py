@@ -2,7 +2,7 @@
 
 The cases are generated from the registry (:func:`congruence._registry.measures`) and each
 measure's ``variants``, so a measure added later is tested here without editing this file.
-Each test checks one property of MEASURES.md 0.1-0.4 (STYLE.md habits 6-7):
+Each test checks one property the docs' measure pages state (STYLE.md habits 6-7):
 
 * symmetry as declared (and a witness of asymmetry when not declared symmetric);
 * every declared invariance, applied to ``X`` only and to ``Y`` only;
@@ -291,7 +291,7 @@ def test_identical_inputs_extreme(m, params):
     n = _n(m, params)
     for X in (_random_pair(81, n)[0], _correlated_pair(82, n)[1]):
         v = _call(m, X, X.copy(), params)
-        # Similarities: MEASURES.md allows regularisation changing values by < 1e-8.
+        # Similarities: the docs allow regularisation changing values by < 1e-8.
         # Distances computed as sqrt(max(0, 2 - 2 s)) amplify round-off in s (1e-12 -> 1e-6).
         tol = 1e-8 if target == 1.0 else 1e-6
         assert abs(v - target) <= tol, f"f(X, X) = {v!r}, expected {target}"
@@ -299,7 +299,7 @@ def test_identical_inputs_extreme(m, params):
 
 @pytest.mark.parametrize("m, params", CASES)
 def test_rejects_invalid_arrays(m, params):
-    """MEASURES.md 0.2: invalid arrays raise ValueError for every measure."""
+    """The docs' errors and warnings: invalid arrays raise ValueError for every measure."""
     n = _n(m, params)
     X, Y = _correlated_pair(91, n)
     bad = X.copy()

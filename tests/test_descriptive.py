@@ -1,4 +1,4 @@
-"""Tests of the descriptive-statistics measures (MEASURES.md 6.4-6.6).
+"""Tests of the descriptive-statistics measures (docs: descriptive page).
 
 ``magnitude_diff``, ``concentricity_diff`` and ``uniformity_diff`` against hand-computed values
 and the loop references of ``tests/reference_topology.py``. The generic properties
@@ -58,7 +58,7 @@ def test_concentricity_by_hand():
     X = [[1.0, 0.0], [0.0, 1.0]]
     same_direction = [[1.0, 1.0], [2.0, 2.0]]  # every cosine 1
     assert math.isclose(cg.concentricity_diff(X, same_direction), 1.0 - 1.0 / math.sqrt(2.0))
-    # A zero row has cosine 0 with the mean (MEASURES.md 0.3): (0 + 1 + 1) / 3.
+    # A zero row has cosine 0 with the mean (docs: neighbourhood page): (0 + 1 + 1) / 3.
     Z = [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]
     assert math.isclose(cg.concentricity_diff(Z, [[1.0], [1.0], [1.0]]), 1.0 / 3.0)
     # A zero mean makes every cosine 0, not nan.

@@ -1,4 +1,4 @@
-"""Tests of the functional (output-based) measures, MEASURES.md section 7.
+"""Tests of the functional (output-based) measures (docs: functional page).
 
 * hand-computed small cases for every measure and mode (the arithmetic is in the comments);
 * agreement with the slow references of ``tests/reference_functional.py`` on random inputs
@@ -501,7 +501,7 @@ def test_cross_check_with_scikit_learn_and_scipy():
 
 
 def test_prediction_difference_two_model_identity():
-    # MEASURES.md 7.7: for two models PD = (1/(2n)) sum_i ||P_i - Q_i||_p
+    # Shamir & Coviello (2020): for two models PD = (1/(2n)) sum_i ||P_i - Q_i||_p
     rng = np.random.default_rng(5)
     P, Q = _probs(rng, 25, 4), _probs(rng, 25, 4)
     for p in (1, 2, 4, math.inf):
@@ -593,7 +593,7 @@ def test_kappas_within_bounds_on_adversarial_data():
 
 
 def test_error_rate_mode_within_its_data_dependent_range():
-    # MEASURES.md 7.2: Dis / e_a lies in [0, min(e_a + e_b, 1) / e_a]
+    # Fort et al. (2020): Dis / e_a lies in [0, min(e_a + e_b, 1) / e_a]
     rng = np.random.default_rng(10)
     for _ in range(200):
         n, C = int(rng.integers(2, 10)), int(rng.integers(2, 4))
@@ -752,7 +752,7 @@ class TestErrors:
         )
 
     def test_too_few_examples(self):
-        # MEASURES.md 0.2: n below the minimum, 2 where none is stated
+        # the docs' errors and warnings: n below the minimum, 2 where none is stated
         with pytest.raises(ValueError, match=r"pred_a has shape \(1,\).*at least 2 examples"):
             disagreement([0], [0])
         with pytest.raises(ValueError, match=r"pred_a has shape \(0,\); expected at least one"):
@@ -856,7 +856,7 @@ def _positional(m) -> list[str]:
 
 
 def _needs_probabilities(m) -> bool:
-    """MEASURES.md 7 names probability inputs P, Q (upper case), predictions pred_a, preds."""
+    """The docs' functional page names probability inputs P, Q (upper case), predictions pred_a, preds."""
     return _positional(m)[0].isupper()
 
 

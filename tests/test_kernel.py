@@ -1,4 +1,4 @@
-"""Tests of the kernel measures ``congruence.cka`` and ``congruence.hsic`` (MEASURES.md 1).
+"""Tests of the kernel measures ``congruence.cka`` and ``congruence.hsic`` (docs: kernel page).
 
 The values are checked against the slow references of ``tests/reference.py`` (written from the
 specification alone), against the published numbers of Kornblith et al. (2019), and for the
@@ -575,7 +575,7 @@ def test_linear_hsic_scaling(a, b, unbiased):
 
 
 # ---------------------------------------------------------------------------------------------
-# properties stated in MEASURES.md 1.2 / 1.3
+# properties stated by Kornblith et al. (2019) and Song et al. (2012)
 # ---------------------------------------------------------------------------------------------
 
 

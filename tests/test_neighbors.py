@@ -1,4 +1,4 @@
-"""Tests of the neighbourhood measures (MEASURES.md section 5).
+"""Tests of the neighbourhood measures (docs: neighbourhood page).
 
 Expected values come from the slow references of ``tests/reference_neighbors.py`` (full
 ``n x n`` distance matrices and stable sorts, written from the specification alone), from
@@ -245,7 +245,7 @@ def test_all_zero_representation():
     assert (dist == 1.0).all()
     _, Y = _pair(n, 2, 3, seed=1)
     # Every row identical (all zero): the tie rule alone would pick the neighbours, so every
-    # measure is undefined, with a warning naming the argument (MEASURES.md 0.2, revision 2).
+    # measure is undefined, with a warning naming the argument (the docs' errors and warnings).
     for name, f in MEASURES.items():
         for args, arg in (((Z, Y), "X"), ((Y, Z), "Y")):
             with pytest.warns(cg.DegenerateDataWarning, match=rf"^{arg} has zero variance"):
@@ -354,7 +354,7 @@ def test_symmetric_to_the_bit():
 
 
 def test_invariant_to_positive_row_scaling():
-    # MEASURES.md 5: invariant to any positive rescaling of individual rows.
+    # Cosine neighbourhoods: invariant to any positive rescaling of individual rows.
     X, Y = _pair(70, 5, 4, seed=9)
     rng = np.random.default_rng(10)
     scales = np.exp(rng.uniform(-5, 5, size=(70, 1)))

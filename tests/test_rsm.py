@@ -1,4 +1,4 @@
-"""The RSM family (MEASURES.md section 4): rsa, rsm_norm_diff, distance_correlation,
+"""The RSM family (docs: RSM page): rsa, rsm_norm_diff, distance_correlation,
 eigenspace_overlap, gulp, normalized_bures, riemannian_distance.
 
 Expected values come from (1) the slow references of ``tests/reference_rsm.py``, written from

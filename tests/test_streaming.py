@@ -1,4 +1,4 @@
-"""Exact streaming CKA/HSIC, minibatch CKA and large-n RBF CKA (issue 5, MEASURES.md 1).
+"""Exact streaming CKA/HSIC, minibatch CKA and large-n RBF CKA (issue 5; the docs' streaming guide).
 
 Expected values: the in-memory ``cg.cka`` / ``cg.hsic`` / ``cg.compare_layers`` on the
 concatenated rows (the accumulators must reproduce them for any split), the slow references

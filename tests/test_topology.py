@@ -1,4 +1,4 @@
-"""Tests of the topology measures ``imd``, ``rtd`` and ``geometry_score`` (MEASURES.md 6.1-6.3).
+"""Tests of the topology measures ``imd``, ``rtd`` and ``geometry_score`` (docs: topology page).
 
 Expected values come from hand derivations (graph spectra, small Rips and witness complexes
 worked out on paper) and from the slow references of ``tests/reference_topology.py``, which

@@ -1,4 +1,4 @@
-"""Input validation (MEASURES.md 0.2): every invalid argument is a ValueError whose message
+"""Input validation (docs: errors and warnings): every invalid argument is a ValueError whose message
 names the argument and says what is wrong (its shape, what was expected)."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ policy                row ``i`` (or rows)                                      r
 ``"last"``            :math:`x_{i,\max S_i}` (the last real token)             ``(n, d)``
 ``"max"``             :math:`\max_{t \in S_i} x_{i,t}` per feature             ``(n, d)``
 ``"flatten"``         :math:`(x_{i,1}, \dots, x_{i,T})`; refuses padded rows   ``(n, T d)``
-``"tokens"``          every :math:`x_{i,t}`, :math:`t \in S_i`, as its own row ``(sum |S_i|, d)``
+``"tokens"``          every :math:`x_{i,t}`, :math:`t \in S_i`, each as a row  ``(sum |S_i|, d)``
 ====================  =======================================================  ==============
 
 4-D ``(n, c, h, w)`` activations (no mask): ``"flatten"`` gives ``(n, c h w)`` in C order,
