@@ -111,7 +111,195 @@ def _same_gram(Z: np.ndarray) -> np.ndarray:
     return run(4.0 * p * n * n, np.linalg.qr, Z.T, mode="r").T
 
 
+# ------------------------------------------------------------------------------- per layer
+#
+# Each measure declares its per-layer preparation (congruence._layers): what depends on one
+# representation only is computed once per layer and reused by every pair, and the measure
+# function itself is ``pair(prepare(X), prepare(Y))``, so a layer matrix gives the values of
+# the pairwise calls. A preparation keeps the validated array ``x`` (a reference, no copy) for
+# resamples with repeated rows and for the lazy form: when the per-layer cache would not fit
+# in memory, the preparation holds ``x`` only and the pair step recomputes as the pairwise
+# function always did.
+
+
+class _Prep:
+    """A prepared layer: ``x``, its ``name``, the cached data (``None``: lazy), and whether
+    the measure is undefined (``nan``, already warned) for it."""
+
+    __slots__ = ("x", "name", "data", "undefined")
+
+    def __init__(self, x, name, data=None, undefined=False):
+        self.x, self.name, self.data, self.undefined = x, name, data, undefined
+
+    @property
+    def lazy(self) -> bool:
+        return self.data is None and not self.undefined
+
+
+def _fits(nbytes: float, what: str) -> bool:
+    """Whether a per-layer cache of ``nbytes`` fits in memory now (else the lazy form)."""
+    try:
+        check_fits(nbytes, what, "the layer is recomputed for every pair instead")
+    except MemoryError:
+        return False
+    return True
+
+
+def _is_permutation(idx: np.ndarray, n: int) -> bool:
+    return (
+        idx.ndim == 1
+        and idx.shape[0] == n
+        and bool(np.all((idx >= 0) & (idx < n)))
+        and bool(np.all(np.bincount(idx, minlength=n) == 1))
+    )
+
+
+def _tri_positions(idx: np.ndarray) -> np.ndarray:
+    """Positions in a packed strict lower triangle (entry ``(i, j)``, ``j < i``, at
+    ``i (i - 1) / 2 + j``) of the entries of the rows permuted by ``idx``: entry ``(i, j)``
+    of the permuted triangle is entry ``(idx[i], idx[j])`` of the original."""
+    n = idx.shape[0]
+    i, j = np.tril_indices(n, -1)
+    a, b = idx[i], idx[j]
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    return hi * (hi - 1) // 2 + lo
+
+
+def _stacked(preps_a, preps_b, pair, cross, ready):
+    """The layer matrix from preparations: the ``cross`` route over every pair of ``ready``
+    preparations at once, ``pair`` for the others (``preps_b=None``: ``a`` with itself)."""
+    cols = preps_a if preps_b is None else preps_b
+    out = np.empty((len(preps_a), len(cols)))
+    ia = [i for i, p in enumerate(preps_a) if ready(p)]
+    ib = [j for j, p in enumerate(cols) if ready(p)]
+    if ia and ib:
+        block = cross([preps_a[i] for i in ia], [cols[j] for j in ib])
+        out[np.ix_(ia, ib)] = block
+    done_a, done_b = set(ia), set(ib)
+    for i, pa in enumerate(preps_a):
+        for j, pb in enumerate(cols):
+            if i in done_a and j in done_b:
+                continue
+            if preps_b is None and j < i:
+                out[i, j] = out[j, i]
+            else:
+                out[i, j] = pair(pa, pb)
+    return out
+
+
 # ------------------------------------------------------------------------------- rsa
+
+_RSM = ("correlation", "euclidean")
+_COMPARE = ("spearman", "pearson", "kendall_tau_a", "cosine")
+
+
+def _rsa_prepare(x, *, name="X", rsm="correlation", compare="spearman"):
+    """RSA's per-layer part: the RSM triangle of ``x``, ranked once for Spearman, and
+    standardised (centred, unit norm; unit norm for cosine) so that the pair step is one dot
+    product; raw for Kendall's tau-a. Degenerate layers are warned about here, once, by
+    ``name``."""
+    rsm = check_choice("rsm", rsm, _RSM)
+    compare = check_choice("compare", compare, _COMPARE)
+    if identical_rows(x):
+        undefined(name, "rsa")
+        return _Prep(x, name, undefined=True)
+    if rsm == "correlation":
+        flat = constant_columns(x.T)
+        if flat.any():
+            undefined(
+                name,
+                "rsa",
+                f"row {int(np.flatnonzero(flat)[0])} is constant ({int(flat.sum())} "
+                "constant row(s)), so its correlation with the other rows is undefined",
+            )
+            return _Prep(x, name, undefined=True)
+    n = x.shape[0]
+    m = n * (n - 1) // 2
+    if not _fits(24.0 * m, f"the RSM triangle of {name} ({m} values) in rsa"):
+        return _Prep(x, name)
+    status, z = _core.rsa_prepare(_for_core(x), rsm, compare)
+    if status == 0:
+        return _Prep(x, name, z)
+    if status == 1:  # pragma: no cover - constant rows are caught above
+        undefined(name, "rsa", "a row is constant, so its correlations are undefined")
+    else:
+        warn_degenerate(
+            f"the RSM triangle of {name} is constant (all pairs of rows equally "
+            f"{'correlated' if rsm == 'correlation' else 'far apart'}); rsa is undefined (nan)"
+        )
+    return _Prep(x, name, undefined=True)
+
+
+def _rsa_direct(px, py, rsm, compare) -> float:
+    """RSA of two lazy preparations, both triangles built for this pair only."""
+    value = float(_core.rsa(_for_core(px.x), _for_core(py.x), rsm, compare))
+    if math.isnan(value):
+        warn_degenerate(
+            f"the RSM triangle of {px.name} or {py.name} is constant; rsa is undefined (nan)"
+        )
+    return value
+
+
+def _clip_corr(v):
+    return np.clip(v, -1.0, 1.0)
+
+
+def _rsa_pair(px, py, rsm="correlation", compare="spearman") -> float:
+    """RSA from two preparations: the dot product of the standardised triangles (Kendall's
+    tau-a: its exact pair counts on the two triangles)."""
+    if px.undefined or py.undefined:
+        return math.nan
+    if px.lazy or py.lazy:
+        return _rsa_direct(px, py, rsm, compare)
+    if compare == "kendall_tau_a":
+        return float(_core.kendall_tau_a(px.data, py.data))
+    return float(_clip_corr(_core.layer_cross([px.data], [py.data], True)[0, 0]))
+
+
+def _rsa_matrix(preps_a, preps_b, rsm="correlation", compare="spearman"):
+    """The RSA layer matrix as one blocked product of the stacked standardised triangles
+    (Kendall's tau-a: one exact count per pair)."""
+
+    def pair(u, v):
+        return _rsa_pair(u, v, rsm, compare)
+
+    if compare == "kendall_tau_a":
+        return _stacked(preps_a, preps_b, pair, None, lambda p: False)
+
+    def cross(a, b):
+        return _clip_corr(_core.layer_cross([p.data for p in a], [p.data for p in b], True))
+
+    return _stacked(preps_a, preps_b, pair, cross, lambda p: p.data is not None)
+
+
+def _rsa_reindex(prep, idx, rsm="correlation", compare="spearman"):
+    """``prepare(x[idx])`` from ``prep``: for a row permutation the RSM entries, and so their
+    ranks, move with the rows (entry ``(i, j)`` becomes entry ``(idx[i], idx[j])``): a gather,
+    no new triangle and no new ranking (equal to a fresh preparation up to the rounding of
+    its mean and norm). Resamples with repeated rows are prepared afresh."""
+    idx = np.asarray(idx, dtype=np.intp)
+    n = prep.x.shape[0]
+    if not _is_permutation(idx, n):
+        return _rsa_prepare(prep.x[idx], name=prep.name, rsm=rsm, compare=compare)
+    x = prep.x[idx]
+    if prep.data is None:
+        return _Prep(x, prep.name, undefined=prep.undefined)
+    return _Prep(x, prep.name, prep.data[_tri_positions(idx)])
+
+
+def _rsa_permuted(px, py, perms, rsm="correlation", compare="spearman"):
+    """``values[k] = pair(px, reindex(py, perms[k]))``: in the core, in parallel over the
+    permutations, each one dot product with the gathered triangle (the same bits)."""
+    perms = np.ascontiguousarray(perms, dtype=np.int64)
+    if px.undefined or py.undefined:
+        return np.full(perms.shape[0], math.nan)
+    if px.lazy or py.lazy or compare == "kendall_tau_a":
+        return np.array(
+            [_rsa_pair(px, _rsa_reindex(py, p, rsm, compare), rsm, compare) for p in perms],
+            dtype=np.float64,
+        )
+    n = px.x.shape[0]
+    return _clip_corr(_core.permuted_dots(px.data, py.data, n, perms))
 
 
 @register(
@@ -138,6 +326,11 @@ def _same_gram(Z: np.ndarray) -> np.ndarray:
         {"compare": "kendall_tau_a"},
         {"rsm": "euclidean", "compare": "cosine"},
     ),
+    prepare=_rsa_prepare,
+    pair=_rsa_pair,
+    reindex=_rsa_reindex,
+    matrix=_rsa_matrix,
+    permuted=_rsa_permuted,
 )
 def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
     r"""Representational similarity analysis (Kriegeskorte et al. 2008).
@@ -222,28 +415,13 @@ def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
     >>> round(cg.rsa(a, b, rsm="euclidean", compare="kendall_tau_a"), 12)   # (2 - 0) / 3
     0.666666666667
     """
-    rsm = check_choice("rsm", rsm, ("correlation", "euclidean"))
-    compare = check_choice("compare", compare, ("spearman", "pearson", "kendall_tau_a", "cosine"))
+    rsm = check_choice("rsm", rsm, _RSM)
+    compare = check_choice("compare", compare, _COMPARE)
     X, Y = check_pair(X, Y, min_rows=3)
-    for name, Z in (("X", X), ("Y", Y)):
-        if identical_rows(Z):
-            return undefined(name, "rsa")
-        if rsm == "correlation":
-            flat = constant_columns(Z.T)
-            if flat.any():
-                return undefined(
-                    name,
-                    "rsa",
-                    f"row {int(np.flatnonzero(flat)[0])} is constant ({int(flat.sum())} "
-                    "constant row(s)), so its correlation with the other rows is undefined",
-                )
-    value = float(_core.rsa(_for_core(X), _for_core(Y), rsm, compare))
-    if math.isnan(value):
-        warn_degenerate(
-            "the RSM triangle of X or Y is constant (all pairs of rows equally "
-            f"{'correlated' if rsm == 'correlation' else 'far apart'}); rsa is undefined (nan)"
-        )
-    return value
+    px = _rsa_prepare(X, name="X", rsm=rsm, compare=compare)
+    if px.undefined:
+        return math.nan
+    return _rsa_pair(px, _rsa_prepare(Y, name="Y", rsm=rsm, compare=compare), rsm, compare)
 
 
 # ------------------------------------------------------------------------------- rsm_norm_diff
