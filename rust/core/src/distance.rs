@@ -972,8 +972,9 @@ pub fn rank_in_place(v: &mut [f64]) {
         (0..m.div_ceil(CHUNK)).into_par_iter().for_each(move |c| {
             let dst = dst;
             crate::interrupt::checkpoint();
-            for i in c * CHUNK..((c + 1) * CHUNK).min(m) {
-                let x = vv[i];
+            let i0 = c * CHUNK;
+            for (i, &x) in vv[i0..((c + 1) * CHUNK).min(m)].iter().enumerate() {
+                let i = i0 + i;
                 let at = counts[bucket(x)].fetch_add(1, Relaxed);
                 // SAFETY: the cursors hand out each position of `keyed` exactly once.
                 unsafe { *dst.0.add(at) = (sort_key(x), i as u64) };

@@ -72,7 +72,7 @@ pub fn standardise(v: &mut [f64], centre: bool) -> bool {
         .collect::<Vec<f64>>()
         .into_iter()
         .fold(0.0f64, f64::max);
-    if !(big > 0.0) {
+    if big.is_nan() || big <= 0.0 {
         return false;
     }
     v.par_chunks_mut(CHUNK)
@@ -80,7 +80,7 @@ pub fn standardise(v: &mut [f64], centre: bool) -> bool {
     let ss = chunked_sum(m, |i0, i1| {
         [v[i0..i1].iter().map(|x| x * x).sum::<f64>(), 0.0, 0.0]
     })[0];
-    if !(ss > 0.0) {
+    if ss.is_nan() || ss <= 0.0 {
         return false;
     }
     let norm = ss.sqrt();
