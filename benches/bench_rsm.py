@@ -24,6 +24,18 @@ Cases (target: congruence >= 3x faster than the reference at full size):
   ``pearsonr(pdist(X), pdist(Y))`` (for information; no target).
 * ``dcor``: ``distance_correlation(X, Y)`` vs NumPy double centring of
   ``squareform(pdist(.))`` and ``mean(A * B)``.
+
+Layer matrices (``compare_layers``, 8 x 8 layers; each reference prepares every layer once
+and then loops over the pairs; ratios are the median of ``--repeat`` alternating runs):
+
+* ``rsa_layers`` (n=1000, p=128; target 5x): the correlation RSM of each layer ranked once
+  (``rankdata(corrcoef(X)[iu])``), then ``corrcoef`` of the ranked triangles per pair.
+* ``dcor_layers`` (n=2000, p=128; target 5x): each layer's doubly centred
+  ``squareform(pdist(X))`` cached, then ``vdot`` per pair.
+* ``norm_layers`` (n=2000, p=128; target 5x): each layer's ``squareform(pdist(X))`` cached,
+  then ``norm(D_a - D_b)`` per pair.
+* ``rsa_scaling``: time(L x L) / time(one pair) of ``compare_layers(a, measure="rsa")`` for
+  L = 4 and 8 (no reference).
 """
 
 from __future__ import annotations
@@ -35,11 +47,29 @@ import math
 import os
 import platform
 import sys
+import time
 
 import _common
 
-CASES = ("rsa_correlation", "rsa_euclidean", "rsa_euclidean_pearson", "dcor")
-TARGETS = {"rsa_correlation": 3.0, "rsa_euclidean": 3.0, "dcor": 3.0}
+CASES = (
+    "rsa_correlation",
+    "rsa_euclidean",
+    "rsa_euclidean_pearson",
+    "dcor",
+    "rsa_layers",
+    "dcor_layers",
+    "norm_layers",
+    "rsa_scaling",
+)
+LAYER_CASES = {"rsa_layers": 1000, "dcor_layers": 2000, "norm_layers": 2000}
+TARGETS = {
+    "rsa_correlation": 3.0,
+    "rsa_euclidean": 3.0,
+    "dcor": 3.0,
+    "rsa_layers": 5.0,
+    "dcor_layers": 5.0,
+    "norm_layers": 5.0,
+}
 FULL = dict(n=5000, p=256)
 QUICK = dict(n=1000, p=64)
 AGREE = 1e-9  # |value difference| allowed between two float64 computations
@@ -76,7 +106,7 @@ _common.set_thread_env(THREADS)
 
 import numpy as np  # noqa: E402
 from scipy.spatial.distance import pdist, squareform  # noqa: E402
-from scipy.stats import pearsonr, spearmanr  # noqa: E402
+from scipy.stats import pearsonr, rankdata, spearmanr  # noqa: E402
 
 import congruence as cg  # noqa: E402
 from congruence.measures import rsm as _rsm  # noqa: E402
@@ -144,6 +174,126 @@ IMPLS = {
     ),
     "dcor": (lambda X, Y: distance_correlation(X, Y), ref_dcor, "numpy H a H (squareform)"),
 }
+
+
+# --------------------------------------------------------------------------------------
+# Layer matrices
+# --------------------------------------------------------------------------------------
+
+LAYERS = 8
+LAYER_P = 128
+
+
+def make_layers(n: int, p: int, count: int, seed: int):
+    """``count`` layers of a random tanh network on the same ``n`` inputs."""
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((n, p))
+    out = {}
+    for i in range(count):
+        h = np.tanh(h @ (rng.standard_normal((p, p)) / math.sqrt(p))) + 0.1 * rng.standard_normal(
+            (n, p)
+        )
+        out[f"l{i}"] = h
+    return out
+
+
+def ref_rsa_layers(a, b):
+    iu = np.triu_indices(next(iter(a.values())).shape[0], k=1)
+    ra = [rankdata(np.corrcoef(x)[iu]) for x in a.values()]
+    rb = [rankdata(np.corrcoef(y)[iu]) for y in b.values()]
+    return np.array([[np.corrcoef(u, v)[0, 1] for v in rb] for u in ra])
+
+
+def ref_dcor_layers(a, b):
+    ca = [_double_centred(x) for x in a.values()]
+    cb = [_double_centred(y) for y in b.values()]
+    na = [math.sqrt(float(np.vdot(A, A))) for A in ca]
+    nb = [math.sqrt(float(np.vdot(B, B))) for B in cb]
+    return np.array(
+        [
+            [math.sqrt(max(float(np.vdot(A, B)), 0.0) / (sa * sb)) for B, sb in zip(cb, nb)]
+            for A, sa in zip(ca, na)
+        ]
+    )
+
+
+def ref_norm_layers(a, b):
+    da = [squareform(pdist(x)) for x in a.values()]
+    db = [squareform(pdist(y)) for y in b.values()]
+    return np.array([[float(np.linalg.norm(A - B)) for B in db] for A in da])
+
+
+LAYER_IMPLS = {
+    "rsa_layers": ("rsa", ref_rsa_layers, "rankdata(corrcoef) once per layer, corrcoef"),
+    "dcor_layers": ("distance_correlation", ref_dcor_layers, "numpy H a H once per layer, vdot"),
+    "norm_layers": ("rsm_norm_diff", ref_norm_layers, "squareform(pdist) once per layer"),
+}
+
+
+def alternating(fns: dict, k: int):
+    """Median wall seconds of ``k`` alternating runs (after one warm-up) and the values."""
+    values = {name: fn() for name, fn in fns.items()}
+    times = {name: [] for name in fns}
+    for _ in range(k):
+        for name, fn in fns.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            values[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: float(np.median(t)) for name, t in times.items()}, values, times
+
+
+def run_layers_case(case: str, quick: bool):
+    measure, ref, ref_name = LAYER_IMPLS[case]
+    n = LAYER_CASES[case] // (4 if quick else 1)
+    a = make_layers(n, LAYER_P, LAYERS, 1)
+    b = make_layers(n, LAYER_P, LAYERS, 2)
+    t, v, runs = alternating(
+        {
+            "ours": lambda: cg.compare_layers(a, b, measure=measure, progress=False).values,
+            "ref": lambda: ref(a, b),
+        },
+        max(ARGS.repeat, 3),
+    )
+    diff = float(np.max(np.abs(v["ours"] - v["ref"])))
+    ratios = [r / o for o, r in zip(runs["ours"], runs["ref"])]
+    return dict(
+        case=case,
+        reference=ref_name,
+        n=n,
+        p=LAYER_P,
+        dtype="float64",
+        threads=THREADS,
+        ours_s=t["ours"],
+        ref_s=t["ref"],
+        ratio=t["ref"] / t["ours"],
+        ratio_spread=(min(ratios), max(ratios)),
+        abs_diff=diff,
+        value=float(v["ours"][0, 0]),
+        mem_ours=None,
+        mem_ref=None,
+        target=TARGETS.get(case),
+        ok=diff <= AGREE and t["ref"] / t["ours"] >= TARGETS[case],
+    )
+
+
+def run_scaling(quick: bool):
+    """time(L x L) / time(one pair) of the rsa self-matrix, L = 4 and 8."""
+    n = 250 if quick else 1000
+    layers = make_layers(n, LAYER_P, 8, 3)
+    X, Y = layers["l0"], layers["l1"]
+    out = []
+    for L in (4, 8):
+        sub = dict(list(layers.items())[:L])
+        t, _, _ = alternating(
+            {
+                "pair": lambda: rsa(X, Y),
+                "matrix": lambda: cg.compare_layers(sub, measure="rsa", progress=False),
+            },
+            max(ARGS.repeat, 3),
+        )
+        out.append((L, t["pair"], t["matrix"], t["matrix"] / t["pair"]))
+    return n, out
 
 
 # --------------------------------------------------------------------------------------
@@ -249,9 +399,15 @@ def main() -> int:
     for k, v in env.items():
         print(f"# {k}: {v}")
     rows, errors = [], []
+    scaling = None
     for case in ARGS.only:
         try:
-            rows.append(run_case(case, size["n"], size["p"]))
+            if case in LAYER_CASES:
+                rows.append(run_layers_case(case, ARGS.quick))
+            elif case == "rsa_scaling":
+                scaling = run_scaling(ARGS.quick)
+            else:
+                rows.append(run_case(case, size["n"], size["p"]))
         except Exception as exc:  # report and go on with the other cases
             errors.append((case, repr(exc)))
     cols = (
@@ -292,6 +448,17 @@ def main() -> int:
                 ]
             )
         )
+    for r in rows:
+        if "ratio_spread" in r:
+            lo, hi = r["ratio_spread"]
+            print(f"# {r['case']}: ref/ours per run from {lo:.2f} to {hi:.2f}")
+    if scaling is not None:
+        n, out = scaling
+        for L, tp, tm, ratio in out:
+            print(
+                f"# rsa_scaling n={n} p={LAYER_P}: L={L}: one pair {tp:.3f} s, "
+                f"L x L {tm:.3f} s, ratio {ratio:.2f} (pairs computed: {L * (L + 1) // 2})"
+            )
     print(
         "# mem: peak RSS above the inputs in one run, in n x n float64 matrices "
         f"({size['n'] ** 2 * 8 / 1e6:.0f} MB each)"
@@ -302,7 +469,11 @@ def main() -> int:
         print(f"# ERROR in {case}: {err}")
     if ARGS.json:
         with open(ARGS.json, "w", encoding="utf-8") as f:
-            json.dump({"environment": env, "rows": rows, "errors": errors}, f, indent=2)
+            json.dump(
+                {"environment": env, "rows": rows, "scaling": scaling, "errors": errors},
+                f,
+                indent=2,
+            )
     if _LAUNCHER is not None:
         _LAUNCHER.close()
     return 1 if errors else 0

@@ -522,23 +522,23 @@ def _progress_at_once(monkeypatch):
 def test_progress_counts_cells(monkeypatch, capsys):
     monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # the plain counter
     monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)
-    a = _layers(22)
-    cg.compare_layers(a, measure="rsa")  # under a second: nothing shown
+    a = _layers(22)  # normalized_bures: cell by cell (no whole-matrix route)
+    cg.compare_layers(a, measure="normalized_bures")  # under a second: nothing shown
     assert capsys.readouterr().err == ""
     _progress_at_once(monkeypatch)
-    cg.compare_layers(a, measure="rsa")  # 4 layers, symmetric: 10 cells computed
+    cg.compare_layers(a, measure="normalized_bures")  # 4 layers, symmetric: 10 cells computed
     err = capsys.readouterr().err
     assert "congruence: 10/10 cells" in err and err.endswith("\n")
-    cg.compare_layers(a, {"x": a["h1"], "y": a["h2"]}, measure="rsa")
+    cg.compare_layers(a, {"x": a["h1"], "y": a["h2"]}, measure="normalized_bures")
     assert "congruence: 8/8 cells" in capsys.readouterr().err
-    cg.compare_layers(a, measure="rsa", progress=False)
+    cg.compare_layers(a, measure="normalized_bures", progress=False)
     assert capsys.readouterr().err == ""
 
 
 def test_progress_with_tqdm(monkeypatch, capsys):
     pytest.importorskip("tqdm")
     _progress_at_once(monkeypatch)
-    cg.compare_layers(_layers(23), measure="rsa")
+    cg.compare_layers(_layers(23), measure="normalized_bures")
     err = capsys.readouterr().err
     assert "congruence" in err and re.search(r"10(\.0)?/10(\.0)?", err)
 

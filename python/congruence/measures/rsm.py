@@ -111,7 +111,195 @@ def _same_gram(Z: np.ndarray) -> np.ndarray:
     return run(4.0 * p * n * n, np.linalg.qr, Z.T, mode="r").T
 
 
+# ------------------------------------------------------------------------------- per layer
+#
+# Each measure declares its per-layer preparation (congruence._layers): what depends on one
+# representation only is computed once per layer and reused by every pair, and the measure
+# function itself is ``pair(prepare(X), prepare(Y))``, so a layer matrix gives the values of
+# the pairwise calls. A preparation keeps the validated array ``x`` (a reference, no copy) for
+# resamples with repeated rows and for the lazy form: when the per-layer cache would not fit
+# in memory, the preparation holds ``x`` only and the pair step recomputes as the pairwise
+# function always did.
+
+
+class _Prep:
+    """A prepared layer: ``x``, its ``name``, the cached data (``None``: lazy), and whether
+    the measure is undefined (``nan``, already warned) for it."""
+
+    __slots__ = ("x", "name", "data", "undefined")
+
+    def __init__(self, x, name, data=None, undefined=False):
+        self.x, self.name, self.data, self.undefined = x, name, data, undefined
+
+    @property
+    def lazy(self) -> bool:
+        return self.data is None and not self.undefined
+
+
+def _fits(nbytes: float, what: str) -> bool:
+    """Whether a per-layer cache of ``nbytes`` fits in memory now (else the lazy form)."""
+    try:
+        check_fits(nbytes, what, "the layer is recomputed for every pair instead")
+    except MemoryError:
+        return False
+    return True
+
+
+def _is_permutation(idx: np.ndarray, n: int) -> bool:
+    return (
+        idx.ndim == 1
+        and idx.shape[0] == n
+        and bool(np.all((idx >= 0) & (idx < n)))
+        and bool(np.all(np.bincount(idx, minlength=n) == 1))
+    )
+
+
+def _tri_positions(idx: np.ndarray) -> np.ndarray:
+    """Positions in a packed strict lower triangle (entry ``(i, j)``, ``j < i``, at
+    ``i (i - 1) / 2 + j``) of the entries of the rows permuted by ``idx``: entry ``(i, j)``
+    of the permuted triangle is entry ``(idx[i], idx[j])`` of the original."""
+    n = idx.shape[0]
+    i, j = np.tril_indices(n, -1)
+    a, b = idx[i], idx[j]
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    return hi * (hi - 1) // 2 + lo
+
+
+def _stacked(preps_a, preps_b, pair, cross, ready):
+    """The layer matrix from preparations: the ``cross`` route over every pair of ``ready``
+    preparations at once, ``pair`` for the others (``preps_b=None``: ``a`` with itself)."""
+    cols = preps_a if preps_b is None else preps_b
+    out = np.empty((len(preps_a), len(cols)))
+    ia = [i for i, p in enumerate(preps_a) if ready(p)]
+    ib = [j for j, p in enumerate(cols) if ready(p)]
+    if ia and ib:
+        block = cross([preps_a[i] for i in ia], [cols[j] for j in ib])
+        out[np.ix_(ia, ib)] = block
+    done_a, done_b = set(ia), set(ib)
+    for i, pa in enumerate(preps_a):
+        for j, pb in enumerate(cols):
+            if i in done_a and j in done_b:
+                continue
+            if preps_b is None and j < i:
+                out[i, j] = out[j, i]
+            else:
+                out[i, j] = pair(pa, pb)
+    return out
+
+
 # ------------------------------------------------------------------------------- rsa
+
+_RSM = ("correlation", "euclidean")
+_COMPARE = ("spearman", "pearson", "kendall_tau_a", "cosine")
+
+
+def _rsa_prepare(x, *, name="X", rsm="correlation", compare="spearman"):
+    """RSA's per-layer part: the RSM triangle of ``x``, ranked once for Spearman, and
+    standardised (centred, unit norm; unit norm for cosine) so that the pair step is one dot
+    product; raw for Kendall's tau-a. Degenerate layers are warned about here, once, by
+    ``name``."""
+    rsm = check_choice("rsm", rsm, _RSM)
+    compare = check_choice("compare", compare, _COMPARE)
+    if identical_rows(x):
+        undefined(name, "rsa")
+        return _Prep(x, name, undefined=True)
+    if rsm == "correlation":
+        flat = constant_columns(x.T)
+        if flat.any():
+            undefined(
+                name,
+                "rsa",
+                f"row {int(np.flatnonzero(flat)[0])} is constant ({int(flat.sum())} "
+                "constant row(s)), so its correlation with the other rows is undefined",
+            )
+            return _Prep(x, name, undefined=True)
+    n = x.shape[0]
+    m = n * (n - 1) // 2
+    if not _fits(24.0 * m, f"the RSM triangle of {name} ({m} values) in rsa"):
+        return _Prep(x, name)
+    status, z = _core.rsa_prepare(_for_core(x), rsm, compare)
+    if status == 0:
+        return _Prep(x, name, z)
+    if status == 1:  # pragma: no cover - constant rows are caught above
+        undefined(name, "rsa", "a row is constant, so its correlations are undefined")
+    else:
+        warn_degenerate(
+            f"the RSM triangle of {name} is constant (all pairs of rows equally "
+            f"{'correlated' if rsm == 'correlation' else 'far apart'}); rsa is undefined (nan)"
+        )
+    return _Prep(x, name, undefined=True)
+
+
+def _rsa_direct(px, py, rsm, compare) -> float:
+    """RSA of two lazy preparations, both triangles built for this pair only."""
+    value = float(_core.rsa(_for_core(px.x), _for_core(py.x), rsm, compare))
+    if math.isnan(value):
+        warn_degenerate(
+            f"the RSM triangle of {px.name} or {py.name} is constant; rsa is undefined (nan)"
+        )
+    return value
+
+
+def _clip_corr(v):
+    return np.clip(v, -1.0, 1.0)
+
+
+def _rsa_pair(px, py, rsm="correlation", compare="spearman") -> float:
+    """RSA from two preparations: the dot product of the standardised triangles (Kendall's
+    tau-a: its exact pair counts on the two triangles)."""
+    if px.undefined or py.undefined:
+        return math.nan
+    if px.lazy or py.lazy:
+        return _rsa_direct(px, py, rsm, compare)
+    if compare == "kendall_tau_a":
+        return float(_core.kendall_tau_a(px.data, py.data))
+    return float(_clip_corr(_core.layer_cross([px.data], [py.data], True)[0, 0]))
+
+
+def _rsa_matrix(preps_a, preps_b, rsm="correlation", compare="spearman"):
+    """The RSA layer matrix as one blocked product of the stacked standardised triangles
+    (Kendall's tau-a: one exact count per pair)."""
+
+    def pair(u, v):
+        return _rsa_pair(u, v, rsm, compare)
+
+    if compare == "kendall_tau_a":
+        return _stacked(preps_a, preps_b, pair, None, lambda p: False)
+
+    def cross(a, b):
+        return _clip_corr(_core.layer_cross([p.data for p in a], [p.data for p in b], True))
+
+    return _stacked(preps_a, preps_b, pair, cross, lambda p: p.data is not None)
+
+
+def _rsa_reindex(prep, idx, rsm="correlation", compare="spearman"):
+    """``prepare(x[idx])`` from ``prep``: for a row permutation the RSM entries, and so their
+    ranks, move with the rows (entry ``(i, j)`` becomes entry ``(idx[i], idx[j])``): a gather,
+    no new triangle and no new ranking (equal to a fresh preparation up to the rounding of
+    its mean and norm). Resamples with repeated rows are prepared afresh."""
+    idx = np.asarray(idx, dtype=np.intp)
+    n = prep.x.shape[0]
+    if not _is_permutation(idx, n):
+        return _rsa_prepare(prep.x[idx], name=prep.name, rsm=rsm, compare=compare)
+    x = prep.x[idx]
+    if prep.data is None:
+        return _Prep(x, prep.name, undefined=prep.undefined)
+    return _Prep(x, prep.name, prep.data[_tri_positions(idx)])
+
+
+def _rsa_permuted(px, py, perms, rsm="correlation", compare="spearman"):
+    """``values[k] = pair(px, reindex(py, perms[k]))``: in the core, in parallel over the
+    permutations, each one dot product with the gathered triangle (the same bits)."""
+    perms = np.ascontiguousarray(perms, dtype=np.int64)
+    if px.undefined or py.undefined:
+        return np.full(perms.shape[0], math.nan)
+    if px.lazy or py.lazy or compare == "kendall_tau_a":
+        return np.array(
+            [_rsa_pair(px, _rsa_reindex(py, p, rsm, compare), rsm, compare) for p in perms],
+            dtype=np.float64,
+        )
+    n = px.x.shape[0]
+    return _clip_corr(_core.permuted_dots(px.data, py.data, n, perms))
 
 
 @register(
@@ -138,6 +326,11 @@ def _same_gram(Z: np.ndarray) -> np.ndarray:
         {"compare": "kendall_tau_a"},
         {"rsm": "euclidean", "compare": "cosine"},
     ),
+    prepare=_rsa_prepare,
+    pair=_rsa_pair,
+    reindex=_rsa_reindex,
+    matrix=_rsa_matrix,
+    permuted=_rsa_permuted,
 )
 def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
     r"""Representational similarity analysis (Kriegeskorte et al. 2008).
@@ -222,31 +415,128 @@ def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
     >>> round(cg.rsa(a, b, rsm="euclidean", compare="kendall_tau_a"), 12)   # (2 - 0) / 3
     0.666666666667
     """
-    rsm = check_choice("rsm", rsm, ("correlation", "euclidean"))
-    compare = check_choice("compare", compare, ("spearman", "pearson", "kendall_tau_a", "cosine"))
+    rsm = check_choice("rsm", rsm, _RSM)
+    compare = check_choice("compare", compare, _COMPARE)
     X, Y = check_pair(X, Y, min_rows=3)
-    for name, Z in (("X", X), ("Y", Y)):
-        if identical_rows(Z):
-            return undefined(name, "rsa")
-        if rsm == "correlation":
-            flat = constant_columns(Z.T)
-            if flat.any():
-                return undefined(
-                    name,
-                    "rsa",
-                    f"row {int(np.flatnonzero(flat)[0])} is constant ({int(flat.sum())} "
-                    "constant row(s)), so its correlation with the other rows is undefined",
-                )
-    value = float(_core.rsa(_for_core(X), _for_core(Y), rsm, compare))
-    if math.isnan(value):
-        warn_degenerate(
-            "the RSM triangle of X or Y is constant (all pairs of rows equally "
-            f"{'correlated' if rsm == 'correlation' else 'far apart'}); rsa is undefined (nan)"
-        )
-    return value
+    px = _rsa_prepare(X, name="X", rsm=rsm, compare=compare)
+    if px.undefined:
+        return math.nan
+    return _rsa_pair(px, _rsa_prepare(Y, name="Y", rsm=rsm, compare=compare), rsm, compare)
 
 
 # ------------------------------------------------------------------------------- rsm_norm_diff
+
+
+def _norm_prepare(x, *, name="X", norm="fro"):
+    """rsm_norm_diff's per-layer part: the packed Euclidean distances of ``x`` (computed
+    from ``x 2^-e``, ``e`` its own power of two when its magnitude is outside the safe range
+    of the core, else 0), held as ``(e, d)``."""
+    check_choice("norm", norm, ("fro", "spectral"))
+    if identical_rows(x):
+        still_defined(name, "rsm_norm_diff", f"D_{name} = 0, the norm of the other")
+    n = x.shape[0]
+    m = n * (n - 1) // 2
+    if not _fits(8.0 * m, f"the distances of {name} ({m} values) in rsm_norm_diff"):
+        return _Prep(x, name)
+    e = 0
+    if x.dtype != np.float32:
+        big = largest_magnitude(x)
+        if big > 0.0 and not _SAFE_LOW <= big <= _SAFE_HIGH:
+            e = math.frexp(big)[1]
+    d = _core.rsm_lower(pow2_scaled(x, e) if e else x, "euclidean")
+    return _Prep(x, name, (e, d))
+
+
+def _common_scale(px, py):
+    """The two distance vectors at one common power of two ``e`` (the larger; the other's
+    distances multiplied by an exact power of two), and ``e``."""
+    (ex, dx), (ey, dy) = px.data, py.data
+    e = max(ex, ey)
+    if ex < e:
+        dx = np.ldexp(dx, ex - e)
+    if ey < e:
+        dy = np.ldexp(dy, ey - e)
+    return dx, dy, e
+
+
+def _norm_direct(X, Y, norm):
+    """rsm_norm_diff of two arrays, both distance matrices built for this pair only."""
+    e = 0
+    if X.dtype != np.float32 or Y.dtype != np.float32:
+        big = largest_magnitude(X, Y)
+        if big > 0.0 and not _SAFE_LOW <= big <= _SAFE_HIGH:
+            e = math.frexp(big)[1]
+            X, Y = pow2_scaled(X, e), pow2_scaled(Y, e)
+    if norm == "fro":
+        return scale_back(float(_core.rsm_fro_diff(X, Y)), e, _NORM_WHAT)
+    return scale_back(_spectral(_core.distance_difference(X, Y)), e, _NORM_WHAT)
+
+
+_NORM_WHAT = "the value of rsm_norm_diff on these inputs"
+
+
+def _spectral(D: np.ndarray) -> float:
+    ev = eigh(D, measure="rsm_norm_diff", argument="D_X - D_Y", eigvals_only=True)
+    return float(max(abs(ev[0]), abs(ev[-1])))
+
+
+def _norm_pair(px, py, norm="fro") -> float:
+    """rsm_norm_diff from two preparations: ``sqrt(2 sum (d_x - d_y)^2)`` over the packed
+    triangles (the differences themselves, never a difference of squares), or the spectral
+    norm of the full ``D_X - D_Y`` assembled from them."""
+    n = px.x.shape[0]
+    if norm == "spectral":
+        check_fits(
+            24.0 * n * n,
+            f"the {n} x {n} matrix D_X - D_Y of rsm_norm_diff(norm='spectral') and its "
+            "eigenvalue workspace",
+            "use norm='fro' (streamed, no n x n matrix) or subsample the rows",
+        )
+    if px.lazy or py.lazy:
+        return _norm_direct(px.x, py.x, norm)
+    dx, dy, e = _common_scale(px, py)
+    if norm == "fro":
+        sq = float(_core.layer_cross([dx], [dy], False)[0, 0])
+        return scale_back(math.sqrt(2.0 * sq), e, _NORM_WHAT)
+    diff = dx - dy
+    D = np.zeros((n, n))
+    for i in range(1, n):
+        D[i, :i] = diff[i * (i - 1) // 2 : i * (i + 1) // 2]
+    D += D.T
+    return scale_back(_spectral(D), e, _NORM_WHAT)
+
+
+def _norm_matrix(preps_a, preps_b, norm="fro"):
+    """The Frobenius layer matrix as one blocked pass over the stacked distance triangles
+    (each block of every triangle read once), for layers at a common scale."""
+
+    def pair(u, v):
+        return _norm_pair(u, v, norm)
+
+    if norm != "fro":
+        return _stacked(preps_a, preps_b, pair, None, lambda p: False)
+    every = list(preps_a) + list(preps_b or ())
+    scales = {p.data[0] for p in every if p.data is not None}
+    e = scales.pop() if len(scales) == 1 else None
+
+    def cross(a, b):
+        sq = _core.layer_cross([p.data[1] for p in a], [p.data[1] for p in b], False)
+        return np.vectorize(lambda v: scale_back(math.sqrt(2.0 * v), e, _NORM_WHAT))(sq)
+
+    return _stacked(preps_a, preps_b, pair, cross, lambda p: e is not None and p.data is not None)
+
+
+def _norm_reindex(prep, idx, norm="fro"):
+    """``prepare(x[idx])``: for a row permutation the distances move with the rows (a
+    gather, the same bits); resamples with repeated rows are prepared afresh."""
+    idx = np.asarray(idx, dtype=np.intp)
+    if not _is_permutation(idx, prep.x.shape[0]):
+        return _norm_prepare(prep.x[idx], name=prep.name, norm=norm)
+    x = prep.x[idx]
+    if prep.data is None:
+        return _Prep(x, prep.name)
+    e, d = prep.data
+    return _Prep(x, prep.name, (e, d[_tri_positions(idx)]))
 
 
 @register(
@@ -259,6 +549,10 @@ def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
     bounds=(0.0, math.inf),
     min_rows=2,
     variants=({}, {"norm": "spectral"}),
+    prepare=_norm_prepare,
+    pair=_norm_pair,
+    reindex=_norm_reindex,
+    matrix=_norm_matrix,
 )
 def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
     r"""Norm of the difference of the Euclidean distance matrices of two representations.
@@ -314,33 +608,74 @@ def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
     """
     norm = check_choice("norm", norm, ("fro", "spectral"))
     X, Y = check_pair(X, Y)
-    for name, other, Z in (("X", "Y", X), ("Y", "X", Y)):
-        if identical_rows(Z):
-            still_defined(name, "rsm_norm_diff", f"D_{name} = 0, the norm of D_{other}")
-    # Not scale-invariant, but d(aX, aY) = a d(X, Y): one common power of two for both.
-    e = 0
-    if X.dtype != np.float32 or Y.dtype != np.float32:
-        big = largest_magnitude(X, Y)
-        if big > 0.0 and not _SAFE_LOW <= big <= _SAFE_HIGH:
-            e = math.frexp(big)[1]
-            X, Y = pow2_scaled(X, e), pow2_scaled(Y, e)
-    n = X.shape[0]
-    if norm == "fro":
-        value = float(_core.rsm_fro_diff(X, Y))
-    else:
-        check_fits(
-            24.0 * n * n,
-            f"the {n} x {n} matrix D_X - D_Y of rsm_norm_diff(norm='spectral') and its "
-            "eigenvalue workspace",
-            "use norm='fro' (streamed, no n x n matrix) or subsample the rows",
-        )
-        D = _core.distance_difference(X, Y)
-        ev = eigh(D, measure="rsm_norm_diff", argument="D_X - D_Y", eigvals_only=True)
-        value = float(max(abs(ev[0]), abs(ev[-1])))
-    return scale_back(value, e, "the value of rsm_norm_diff on these inputs")
+    px = _norm_prepare(X, name="X", norm=norm)
+    return _norm_pair(px, _norm_prepare(Y, name="Y", norm=norm), norm)
 
 
 # ------------------------------------------------------------------------------- dCor
+
+
+def _dcor_prepare(x, *, name="X"):
+    """distance_correlation's per-layer part: the doubly centred distance matrix
+    ``A = H a H`` of ``x`` as the unit vector ``[sqrt 2 A_lower, diag A] / ||A||_F``
+    (``n (n + 1) / 2`` values), so that ``dCor^2`` of two layers is one dot product. When
+    it does not fit, the lazy form (the pair step streams, holding no ``n x n`` matrix)."""
+    if identical_rows(x):
+        undefined(name, "distance_correlation")
+        return _Prep(x, name, undefined=True)
+    n = x.shape[0]
+    size = n * (n + 1) // 2
+    if not _fits(8.0 * size, f"the centred distances of {name} ({size} values)"):
+        return _Prep(x, name)
+    v = _core.dcor_prepare(_for_core(x))
+    if v is None:
+        warn_degenerate(
+            f"the distance covariance of {name} with itself is 0; distance_correlation is "
+            "undefined (nan)"
+        )
+        return _Prep(x, name, undefined=True)
+    return _Prep(x, name, v)
+
+
+def _dcor_value(r):
+    return np.minimum(np.sqrt(np.maximum(r, 0.0)), 1.0)
+
+
+def _dcor_pair(px, py) -> float:
+    """Distance correlation from two preparations: ``sqrt(<v_X, v_Y>)``."""
+    if px.undefined or py.undefined:
+        return math.nan
+    if px.lazy or py.lazy:
+        value = float(_core.distance_correlation(_for_core(px.x), _for_core(py.x)))
+        if math.isnan(value):  # pragma: no cover - identical rows are caught in prepare
+            warn_degenerate("a distance covariance is 0; distance_correlation is nan")
+        return value
+    return float(_dcor_value(_core.layer_cross([px.data], [py.data], True)[0, 0]))
+
+
+def _dcor_matrix(preps_a, preps_b):
+    """The layer matrix as one blocked product of the stacked centred-distance vectors."""
+
+    def cross(a, b):
+        return _dcor_value(_core.layer_cross([p.data for p in a], [p.data for p in b], True))
+
+    return _stacked(preps_a, preps_b, _dcor_pair, cross, lambda p: p.data is not None)
+
+
+def _dcor_reindex(prep, idx):
+    """``prepare(x[idx])``: double centring commutes with a row permutation, so the centred
+    distances move with the rows (a gather; equal to a fresh preparation up to the rounding
+    of the row means). Resamples with repeated rows are prepared afresh."""
+    idx = np.asarray(idx, dtype=np.intp)
+    n = prep.x.shape[0]
+    if not _is_permutation(idx, n):
+        return _dcor_prepare(prep.x[idx], name=prep.name)
+    x = prep.x[idx]
+    if prep.data is None:
+        return _Prep(x, prep.name, undefined=prep.undefined)
+    m = n * (n - 1) // 2
+    v = prep.data
+    return _Prep(x, prep.name, np.concatenate([v[:m][_tri_positions(idx)], v[m:][idx]]))
 
 
 @register(
@@ -357,6 +692,10 @@ def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
     invariances=_ALL_BUT_LINEAR,
     bounds=(0.0, 1.0),
     min_rows=2,
+    prepare=_dcor_prepare,
+    pair=_dcor_pair,
+    reindex=_dcor_reindex,
+    matrix=_dcor_matrix,
 )
 def distance_correlation(X, Y) -> float:
     r"""Distance correlation (Székely, Rizzo & Bakirov 2007), V-statistic.
@@ -409,16 +748,10 @@ def distance_correlation(X, Y) -> float:
     0.1
     """
     X, Y = check_pair(X, Y)
-    for name, Z in (("X", X), ("Y", Y)):
-        if identical_rows(Z):
-            return undefined(name, "distance_correlation")
-    value = float(_core.distance_correlation(_for_core(X), _for_core(Y)))
-    if math.isnan(value):
-        warn_degenerate(
-            "the distance covariance of X or Y with itself is 0; distance_correlation is "
-            "undefined (nan)"
-        )
-    return value
+    px = _dcor_prepare(X, name="X")
+    if px.undefined:
+        return math.nan
+    return _dcor_pair(px, _dcor_prepare(Y, name="Y"))
 
 
 # ------------------------------------------------------------------------------- EOS
@@ -437,6 +770,38 @@ def _left_basis(Z: np.ndarray):
     return U[:, :rank]
 
 
+def _eos_prepare(x, *, name="X"):
+    """eigenspace_overlap's per-layer part: the orthonormal basis of the column space."""
+    n = x.shape[0]
+    check_fits(
+        16.0 * n * min(n, x.shape[1]),
+        f"the singular vectors of {name} in eigenspace_overlap",
+        "subsample the rows",
+    )
+    if largest_magnitude(x) == 0.0:
+        undefined(name, "eigenspace_overlap", "it is all zeros")
+        return _Prep(x, name, undefined=True)
+    if identical_rows(x):
+        still_defined(name, "eigenspace_overlap", "its column space is spanned by 1")
+    return _Prep(x, name, _left_basis(x))
+
+
+def _eos_pair(px, py) -> float:
+    if px.undefined or py.undefined:
+        return math.nan
+    value = float(np.sum((px.data.T @ py.data) ** 2)) / max(px.x.shape[1], py.x.shape[1])
+    return min(max(value, 0.0), 1.0)
+
+
+def _eos_reindex(prep, idx):
+    """A row permutation permutes the basis' rows (an orthonormal basis of the permuted
+    column space); resamples with repeated rows are prepared afresh."""
+    idx = np.asarray(idx, dtype=np.intp)
+    if not _is_permutation(idx, prep.x.shape[0]) or prep.data is None:
+        return _eos_prepare(prep.x[idx], name=prep.name)
+    return _Prep(prep.x[idx], prep.name, prep.data[idx])
+
+
 @register(
     family="rsm",
     kind="similarity",
@@ -451,6 +816,9 @@ def _left_basis(Z: np.ndarray):
     invariances=("invertible_linear", "orthogonal", "isotropic_scaling", "permutation"),
     bounds=(0.0, 1.0),
     min_rows=2,
+    prepare=_eos_prepare,
+    pair=_eos_pair,
+    reindex=_eos_reindex,
 )
 def eigenspace_overlap(X, Y) -> float:
     r"""Eigenspace overlap score (May, Zhang, Dao & Ré 2019).
@@ -506,14 +874,10 @@ def eigenspace_overlap(X, Y) -> float:
         f"the singular vectors ({n} x {k} in all) of eigenspace_overlap",
         "subsample the rows",
     )
-    for name, Z in (("X", X), ("Y", Y)):
-        if largest_magnitude(Z) == 0.0:
-            return undefined(name, "eigenspace_overlap", "it is all zeros")
-        if identical_rows(Z):
-            still_defined(name, "eigenspace_overlap", "its column space is spanned by 1")
-    Ux, Uy = _left_basis(X), _left_basis(Y)
-    value = float(np.sum((Ux.T @ Uy) ** 2)) / max(X.shape[1], Y.shape[1])
-    return min(max(value, 0.0), 1.0)
+    px = _eos_prepare(X, name="X")
+    if px.undefined:
+        return math.nan
+    return _eos_pair(px, _eos_prepare(Y, name="Y"))
 
 
 # ------------------------------------------------------------------------------- GULP
@@ -542,6 +906,44 @@ def _gulp_factor(Z: np.ndarray, lam: float):
     return U, f
 
 
+def _gulp_prepare(x, *, name="X", lam=0.0):
+    """gulp's per-layer part: ``(U sqrt(f), sum f^2)`` with ``P = U diag(f) U^T`` the
+    ridge projector of the rescaled centred ``x``."""
+    lam = check_number("lam", lam, low=0.0)
+    if identical_rows(x):
+        undefined(name, "gulp")
+        return _Prep(x, name, undefined=True)
+    n = x.shape[0]
+    k = min(n, x.shape[1])
+    check_fits(
+        16.0 * n * k + 8.0 * k * k, f"the singular vectors of {name} in gulp", "subsample the rows"
+    )
+    f = _gulp_factor(x, lam)
+    if f is None:  # pragma: no cover - constant columns are caught above
+        undefined(name, "gulp")
+        return _Prep(x, name, undefined=True)
+    U, a = f
+    return _Prep(x, name, (U * np.sqrt(a), float(np.sum(a**2))))
+
+
+def _gulp_pair(px, py, lam=0.0) -> float:
+    if px.undefined or py.undefined:
+        return math.nan
+    (wx, sx), (wy, sy) = px.data, py.data
+    cross = wx.T @ wy
+    return max(float(sx + sy - 2.0 * np.sum(cross**2)), 0.0)
+
+
+def _gulp_reindex(prep, idx, lam=0.0):
+    """Centring and the singular vectors commute with a row permutation: the factor's rows
+    move with the rows. Resamples with repeated rows are prepared afresh."""
+    idx = np.asarray(idx, dtype=np.intp)
+    if not _is_permutation(idx, prep.x.shape[0]) or prep.data is None:
+        return _gulp_prepare(prep.x[idx], name=prep.name, lam=lam)
+    w, s2 = prep.data
+    return _Prep(prep.x[idx], prep.name, (w[idx], s2))
+
+
 @register(
     family="rsm",
     kind="distance",
@@ -557,6 +959,9 @@ def _gulp_factor(Z: np.ndarray, lam: float):
     bounds=(0.0, math.inf),
     min_rows=2,
     variants=({}, {"lam": 0.1}),
+    prepare=_gulp_prepare,
+    pair=_gulp_pair,
+    reindex=_gulp_reindex,
 )
 def gulp(X, Y, lam: float = 0.0) -> float:
     r"""GULP distance (Boix-Adserà, Lawrence, Stepaniants & Rigollet 2022), **squared**.
@@ -613,9 +1018,6 @@ def gulp(X, Y, lam: float = 0.0) -> float:
     """
     lam = check_number("lam", lam, low=0.0)
     X, Y = check_pair(X, Y)
-    for name, Z in (("X", X), ("Y", Y)):
-        if identical_rows(Z):
-            return undefined(name, "gulp")
     n = X.shape[0]
     k = min(n, X.shape[1]) + min(n, Y.shape[1])
     check_fits(
@@ -623,16 +1025,48 @@ def gulp(X, Y, lam: float = 0.0) -> float:
         f"the singular vectors ({n} x {k} in all) of gulp",
         "subsample the rows",
     )
-    fx, fy = _gulp_factor(X, lam), _gulp_factor(Y, lam)
-    if fx is None or fy is None:  # pragma: no cover - constant columns are caught above
-        return undefined("X" if fx is None else "Y", "gulp")
-    (Ux, ax), (Uy, ay) = fx, fy
-    cross = (Ux * np.sqrt(ax)).T @ (Uy * np.sqrt(ay))
-    value = float(np.sum(ax**2) + np.sum(ay**2) - 2.0 * np.sum(cross**2))
-    return max(value, 0.0)
+    px = _gulp_prepare(X, name="X", lam=lam)
+    if px.undefined:
+        return math.nan
+    return _gulp_pair(px, _gulp_prepare(Y, name="Y", lam=lam), lam)
 
 
 # ------------------------------------------------------------------------------- Bures
+
+
+def _bures_prepare(x, *, name="X"):
+    """normalized_bures' per-layer part: ``G`` with ``G G^T = X_c X_c^T / ||X_c||_F^2``
+    (the centred, unit-norm ``x`` itself, or its ``n x n`` triangular QR factor when wider
+    than ``n``)."""
+    if identical_rows(x):
+        undefined(name, "normalized_bures")
+        return _Prep(x, name, undefined=True)
+    n = x.shape[0]
+    k = min(n, x.shape[1])
+    check_fits(16.0 * n * k, f"the centred {name} in normalized_bures", "subsample the rows")
+    xc = _centre(x)
+    nx = np.linalg.norm(xc)
+    if nx == 0.0:  # pragma: no cover - constant columns are caught above
+        undefined(name, "normalized_bures")
+        return _Prep(x, name, undefined=True)
+    return _Prep(x, name, _same_gram(xc / nx))
+
+
+def _bures_pair(px, py) -> float:
+    if px.undefined or py.undefined:
+        return math.nan
+    M = px.data.T @ py.data
+    value = float(np.sum(_svd(M, "normalized_bures", "Xc^T Yc", compute_uv=False)))
+    return min(max(value, 0.0), 1.0)
+
+
+def _bures_reindex(prep, idx):
+    """Centring commutes with a row permutation and ``Z = G Q^T`` row by row, so the rows of
+    ``G`` move with the rows. Resamples with repeated rows are prepared afresh."""
+    idx = np.asarray(idx, dtype=np.intp)
+    if not _is_permutation(idx, prep.x.shape[0]) or prep.data is None:
+        return _bures_prepare(prep.x[idx], name=prep.name)
+    return _Prep(prep.x[idx], prep.name, prep.data[idx])
 
 
 @register(
@@ -649,6 +1083,9 @@ def gulp(X, Y, lam: float = 0.0) -> float:
     invariances=_ALL_BUT_LINEAR,
     bounds=(0.0, 1.0),
     min_rows=2,
+    prepare=_bures_prepare,
+    pair=_bures_pair,
+    reindex=_bures_reindex,
 )
 def normalized_bures(X, Y) -> float:
     r"""Normalized Bures similarity (Tang et al. 2020) of the centred linear kernels.
@@ -695,9 +1132,6 @@ def normalized_bures(X, Y) -> float:
     0.707106781187
     """
     X, Y = check_pair(X, Y)
-    for name, Z in (("X", X), ("Y", Y)):
-        if identical_rows(Z):
-            return undefined(name, "normalized_bures")
     n = X.shape[0]
     k1, k2 = min(n, X.shape[1]), min(n, Y.shape[1])
     check_fits(
@@ -705,13 +1139,10 @@ def normalized_bures(X, Y) -> float:
         f"the centred inputs and their {k1} x {k2} cross product in normalized_bures",
         "subsample the rows",
     )
-    Xc, Yc = _centre(X), _centre(Y)
-    nx, ny = np.linalg.norm(Xc), np.linalg.norm(Yc)
-    if nx == 0.0 or ny == 0.0:  # pragma: no cover - constant columns are caught above
-        return undefined("X" if nx == 0.0 else "Y", "normalized_bures")
-    M = _same_gram(Xc / nx).T @ _same_gram(Yc / ny)
-    value = float(np.sum(_svd(M, "normalized_bures", "Xc^T Yc", compute_uv=False)))
-    return min(max(value, 0.0), 1.0)
+    px = _bures_prepare(X, name="X")
+    if px.undefined:
+        return math.nan
+    return _bures_pair(px, _bures_prepare(Y, name="Y"))
 
 
 # ------------------------------------------------------------------------------- Riemannian
@@ -734,6 +1165,70 @@ def _not_positive_definite(name: str, identical: bool) -> float:
     return math.nan
 
 
+def _riemann_prepare(x, *, name="X", basis=True):
+    """riemannian_distance's per-layer part: ``S = x' x'^T / p`` of ``x' = x 2^-e`` (``e``
+    its power of two) and, with ``basis``, ``W = V diag(w)^-1/2`` from the eigendecomposition
+    ``S = V diag(w) V^T`` (the side whose ``S^-1/2`` the pair step applies)."""
+    n, p = x.shape
+    if p < n:
+        raise ValueError(
+            f"{name} has shape {x.shape}: riemannian_distance needs at least as many "
+            f"columns as rows (p >= n = {n}), so that {name} {name}^T / p can be positive "
+            "definite"
+        )
+    check_fits(
+        8.0 * (4 * n * n + n * p),
+        f"the {n} x {n} matrix {name} {name}^T / p and its eigendecomposition in "
+        "riemannian_distance",
+        "subsample the rows",
+    )
+    e = pow2_exponent(x)
+    xs = pow2_scaled(x, e)
+    # The product is a single long BLAS call too (NumPy releases the GIL in it).
+    S = run(2.0 * n * n * p, np.matmul, xs, xs.T) / p
+    if basis:
+        w, V = eigh(S, measure="riemannian_distance", argument=f"S of {name}")
+    else:
+        w = eigh(S, measure="riemannian_distance", argument=f"S of {name}", eigvals_only=True)
+    if not _spectrum_floor(w, n):
+        _not_positive_definite(name, identical_rows(x))
+        return _Prep(x, name, undefined=True)
+    return _Prep(x, name, (S, e, V / np.sqrt(w) if basis else None))
+
+
+def _riemann_pair(px, py) -> float:
+    """The distance from two preparations: the eigenvalues of ``W_X^T S_Y W_X``."""
+    if px.undefined or py.undefined:
+        return math.nan
+    (_, ex, W), (Sy, ey, _) = px.data, py.data
+    if W is None:  # pragma: no cover - every caller prepares the first side with its basis
+        raise ValueError("the first preparation of riemannian_distance needs its basis")
+    n = Sy.shape[0]
+    C = run(4.0 * n**3, np.linalg.multi_dot, [W.T, Sy, W])
+    lam = eigh(
+        (C + C.T) / 2.0,
+        measure="riemannian_distance",
+        argument="S_X^-1/2 S_Y S_X^-1/2",
+        eigvals_only=True,
+    )
+    if not lam[0] > 0.0:  # pragma: no cover - excluded by the two checks in prepare
+        warn_degenerate("S_X^-1 S_Y has a non-positive eigenvalue; riemannian_distance is nan")
+        return math.nan
+    # S_X, S_Y were computed at the scales 2**-2ex, 2**-2ey: lambda = lambda' 2**(2(ey - ex)).
+    logs = np.log(lam) + 2.0 * (ey - ex) * math.log(2.0)
+    return float(math.sqrt(float(np.sum(logs**2))))
+
+
+def _riemann_reindex(prep, idx):
+    """A row permutation ``P`` maps ``S`` to ``P S P^T`` and ``W`` to ``P W``; resamples
+    with repeated rows are prepared afresh (and are singular)."""
+    idx = np.asarray(idx, dtype=np.intp)
+    if not _is_permutation(idx, prep.x.shape[0]) or prep.data is None:
+        return _riemann_prepare(prep.x[idx], name=prep.name)
+    S, e, W = prep.data
+    return _Prep(prep.x[idx], prep.name, (S[np.ix_(idx, idx)], e, None if W is None else W[idx]))
+
+
 @register(
     family="rsm",
     kind="distance",
@@ -749,6 +1244,9 @@ def _not_positive_definite(name: str, identical: bool) -> float:
     bounds=(0.0, math.inf),
     min_rows=2,
     wide=True,
+    prepare=_riemann_prepare,
+    pair=_riemann_pair,
+    reindex=_riemann_reindex,
 )
 def riemannian_distance(X, Y) -> float:
     r"""Affine-invariant Riemannian distance between RSMs (Shahbazi et al. 2021).
@@ -817,29 +1315,7 @@ def riemannian_distance(X, Y) -> float:
         "riemannian_distance",
         "subsample the rows",
     )
-    ex, ey = pow2_exponent(X), pow2_exponent(Y)
-    Xs, Ys = pow2_scaled(X, ex), pow2_scaled(Y, ey)
-    # The products are single long BLAS calls too (NumPy releases the GIL in them).
-    Sx = run(2.0 * n * n * X.shape[1], np.matmul, Xs, Xs.T) / X.shape[1]
-    Sy = run(2.0 * n * n * Y.shape[1], np.matmul, Ys, Ys.T) / Y.shape[1]
-    w, V = eigh(Sx, measure="riemannian_distance", argument="S_X")
-    if not _spectrum_floor(w, n):
-        return _not_positive_definite("X", identical_rows(X))
-    if not _spectrum_floor(
-        eigh(Sy, measure="riemannian_distance", argument="S_Y", eigvals_only=True), n
-    ):
-        return _not_positive_definite("Y", identical_rows(Y))
-    W = V / np.sqrt(w)
-    C = run(4.0 * n**3, np.linalg.multi_dot, [W.T, Sy, W])
-    lam = eigh(
-        (C + C.T) / 2.0,
-        measure="riemannian_distance",
-        argument="S_X^-1/2 S_Y S_X^-1/2",
-        eigvals_only=True,
-    )
-    if not lam[0] > 0.0:  # pragma: no cover - excluded by the two checks above
-        warn_degenerate("S_X^-1 S_Y has a non-positive eigenvalue; riemannian_distance is nan")
+    px = _riemann_prepare(X, name="X")
+    if px.undefined:
         return math.nan
-    # S_X, S_Y were computed at the scales 2**-2ex, 2**-2ey: lambda = lambda' 2**(2(ey - ex)).
-    logs = np.log(lam) + 2.0 * (ey - ex) * math.log(2.0)
-    return float(math.sqrt(float(np.sum(logs**2))))
+    return _riemann_pair(px, _riemann_prepare(Y, name="Y", basis=False))

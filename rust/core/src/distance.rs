@@ -33,11 +33,11 @@ use rayon::prelude::*;
 /// Rows per task in every pass over the pairs (fixed, so results do not depend on threads).
 pub const ROW_BLOCK: usize = 64;
 /// Features per pass of the pair kernels: 4 + 2 rows of this many values stay in L1.
-const K_CHUNK: usize = 256;
+pub(crate) const K_CHUNK: usize = 256;
 /// Bytes of the j-rows of one tile (kept in L2 while a row block sweeps over them).
 const TILE_BYTES: usize = 1 << 17;
 /// Independent accumulators per pair (fixed: the summation order never changes).
-const LANES: usize = 4;
+pub(crate) const LANES: usize = 4;
 
 /// Number of pairs `(i, j)` with `j < i < n`, i.e. the offset of row `n` in packed order.
 #[inline(always)]
@@ -108,14 +108,14 @@ impl Compare {
 // ------------------------------------------------------------------------------ input rows
 
 /// The rows of an input as one contiguous float64 buffer (borrowed when already so).
-struct Rows<'a> {
-    data: CowArray<'a, f64, Ix2>,
-    n: usize,
-    p: usize,
+pub(crate) struct Rows<'a> {
+    pub(crate) data: CowArray<'a, f64, Ix2>,
+    pub(crate) n: usize,
+    pub(crate) p: usize,
 }
 
 impl<'a> Rows<'a> {
-    fn new(x: Input<'a>, arg: &'static str) -> Result<Self> {
+    pub(crate) fn new(x: Input<'a>, arg: &'static str) -> Result<Self> {
         let data: CowArray<'a, f64, Ix2> = match x {
             Input::F64(a) if a.is_standard_layout() => CowArray::from(a),
             Input::F64(a) => CowArray::from(a.as_standard_layout().into_owned()),
@@ -137,12 +137,12 @@ impl<'a> Rows<'a> {
         Ok(Rows { data, n, p })
     }
 
-    fn slice(&self) -> &[f64] {
+    pub(crate) fn slice(&self) -> &[f64] {
         self.data.as_slice().expect("standard layout")
     }
 }
 
-fn check_pair(x: &Rows, y: &Rows, min_rows: usize) -> Result<()> {
+pub(crate) fn check_pair(x: &Rows, y: &Rows, min_rows: usize) -> Result<()> {
     if x.n != y.n {
         return Err(CoreError::Mismatch {
             what: format!(
@@ -326,7 +326,7 @@ mod avx {
 
 /// [`tile_4x2`], through the AVX2 kernel when `FMA` (only set on CPUs that have it).
 #[inline(always)]
-fn tile<const DOT: bool, const FMA: bool>(a: [&[f64]; 4], b: [&[f64]; 2]) -> [f64; 8] {
+pub(crate) fn tile<const DOT: bool, const FMA: bool>(a: [&[f64]; 4], b: [&[f64]; 2]) -> [f64; 8] {
     #[cfg(target_arch = "x86_64")]
     if FMA {
         // SAFETY: FMA kernels are only reached from `lower_block_fma`, which `lower_block`
@@ -338,7 +338,7 @@ fn tile<const DOT: bool, const FMA: bool>(a: [&[f64]; 4], b: [&[f64]; 2]) -> [f6
 
 /// [`pair_1x1`], through the AVX2 kernel when `FMA`.
 #[inline(always)]
-fn pair<const DOT: bool, const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn pair<const DOT: bool, const FMA: bool>(a: &[f64], b: &[f64]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if FMA {
         // SAFETY: as in `tile`.
@@ -440,7 +440,7 @@ unsafe fn lower_block_fma<const DOT: bool>(
 }
 
 /// Whether the fused multiply-add kernels can run on this CPU.
-fn use_fma() -> bool {
+pub(crate) fn use_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
@@ -534,20 +534,20 @@ fn rect_distances(rows: &Rows, i0: usize, i1: usize, y: &[f64], out: &mut [f64],
 }
 
 /// Euclidean distances `d(i, j)`, `i0 <= i < i1`, `j < i`, packed, into `out`.
-fn distance_block(rows: &Rows, i0: usize, i1: usize, out: &mut [f64], fma: bool) {
+pub(crate) fn distance_block(rows: &Rows, i0: usize, i1: usize, out: &mut [f64], fma: bool) {
     lower_block::<false>(rows, i0, i1, out, fma);
     out.iter_mut().for_each(|v| *v = v.sqrt());
 }
 
 /// The fixed row blocks `[i0, i1)` covering `0..n`.
-fn blocks(n: usize) -> Vec<(usize, usize)> {
+pub(crate) fn blocks(n: usize) -> Vec<(usize, usize)> {
     (0..n.div_ceil(ROW_BLOCK))
         .map(|b| (b * ROW_BLOCK, ((b + 1) * ROW_BLOCK).min(n)))
         .collect()
 }
 
 /// Split a packed vector of length `tri(n)` into the disjoint segments of the row blocks.
-fn packed_segments(v: &mut [f64], n: usize) -> Vec<((usize, usize), &mut [f64])> {
+pub(crate) fn packed_segments(v: &mut [f64], n: usize) -> Vec<((usize, usize), &mut [f64])> {
     let mut out = Vec::new();
     let mut rest = v;
     for (i0, i1) in blocks(n) {
@@ -867,7 +867,7 @@ fn standardised_rows(x: &Rows) -> Option<Array2<f64>> {
 
 /// The strict lower triangle of the RSM of `x`, packed row by row (`None` when the
 /// correlation RSM is undefined because a row has zero variance).
-fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
+pub(crate) fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
     let n = x.n;
     let fma = use_fma();
     let mut v = crate::memory::vec(tri(n), 0.0, "an RSM triangle", RSA_ALTERNATIVE);
@@ -894,7 +894,7 @@ fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
 
 /// A key whose unsigned order is the numeric order of finite floats (-0.0 equals 0.0).
 #[inline(always)]
-fn sort_key(v: f64) -> u64 {
+pub(crate) fn sort_key(v: f64) -> u64 {
     let b = (v + 0.0).to_bits();
     if b >> 63 == 1 {
         !b
@@ -903,52 +903,151 @@ fn sort_key(v: f64) -> u64 {
     }
 }
 
+/// Buckets of [`rank_in_place`]: about this many values per bucket on average.
+const RANK_PER_BUCKET: usize = 8;
+/// A bucket with more values than this is sorted by the parallel sort on its own.
+const RANK_BIG_BUCKET: usize = 1 << 16;
+/// Buckets per task when the small buckets are sorted and ranked.
+const RANK_BUCKET_GROUP: usize = 1 << 12;
+
 /// Replace the (finite) values of `v` by their ranks, 1 to m, ties getting the average of
 /// the ranks they span (as `scipy.stats.rankdata(method="average")`).
+///
+/// A bucket sort by value: `v` is split into about `m / 8` buckets of equal width between its
+/// minimum and maximum (the bucket of a value is a monotone function of it, so equal values
+/// share a bucket and every bucket holds a contiguous range of ranks), the (key, index) pairs
+/// are scattered to their buckets, and each bucket is sorted on its own: `O(m)` work for the
+/// smooth distributions of RSM entries, and a plain parallel sort for a bucket that holds a
+/// large tie group. The sorted (key, index) pairs are distinct, so the ranks do not depend on
+/// the order of the scatter or on the number of threads.
 pub fn rank_in_place(v: &mut [f64]) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     let m = v.len();
-    let mut keyed: Vec<(u64, usize)> =
-        crate::memory::with_capacity(m, "the sort buffer of a ranking", RSA_ALTERNATIVE);
-    keyed.par_extend(v.par_iter().enumerate().map(|(i, &x)| (sort_key(x), i)));
-    // (key, index) pairs are distinct, so the sorted order is unique whatever the threads.
-    // The comparison doubles as the sort's checkpoint (one relaxed load of a captured flag).
-    let watch = crate::interrupt::Watch::current();
-    keyed.par_sort_unstable_by(|a, b| {
-        watch.checkpoint();
-        a.cmp(b)
-    });
-    let out = SyncPtr(v.as_mut_ptr());
-    let keyed = &keyed;
-    (0..m.div_ceil(CHUNK)).into_par_iter().for_each(move |c| {
-        let out = out;
-        let (s0, s1) = (c * CHUNK, ((c + 1) * CHUNK).min(m));
-        // Each tie group is written by the chunk where it starts.
-        let mut s = s0;
-        if s0 > 0 {
-            while s < s1 && keyed[s].0 == keyed[s0 - 1].0 {
-                s += 1;
-            }
+    if m == 0 {
+        return;
+    }
+    let (lo, hi) = v
+        .par_chunks(CHUNK)
+        .map(|c| {
+            crate::interrupt::checkpoint();
+            c.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                    (l.min(x), h.max(x))
+                })
+        })
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1)),
+        );
+    let nb = (m / RANK_PER_BUCKET).clamp(1, 1 << 22);
+    // Halves, so that `hi - lo` cannot overflow; every step is monotone in x.
+    let base = 0.5 * lo;
+    let span = 0.5 * hi - base;
+    let scale = if span > 0.0 { nb as f64 / span } else { 0.0 };
+    let top = nb - 1;
+    let bucket = move |x: f64| -> usize { (((0.5 * x - base) * scale) as usize).min(top) };
+    let mut counts: Vec<AtomicUsize> =
+        crate::memory::with_capacity(nb, "the buckets of a ranking", RSA_ALTERNATIVE);
+    counts.extend((0..nb).map(|_| AtomicUsize::new(0)));
+    v.par_chunks(CHUNK).for_each(|c| {
+        crate::interrupt::checkpoint();
+        for &x in c {
+            counts[bucket(x)].fetch_add(1, Relaxed);
         }
-        while s < s1 {
-            let key = keyed[s].0;
+    });
+    // Bucket starts (exclusive prefix sums); `counts` becomes the scatter cursor.
+    let mut starts =
+        crate::memory::vec(nb + 1, 0usize, "the buckets of a ranking", RSA_ALTERNATIVE);
+    for b in 0..nb {
+        let c = counts[b].load(Relaxed);
+        starts[b + 1] = starts[b] + c;
+        counts[b].store(starts[b], Relaxed);
+    }
+    let mut keyed: Vec<(u64, u64)> =
+        crate::memory::vec(m, (0, 0), "the sort buffer of a ranking", RSA_ALTERNATIVE);
+    {
+        let dst = SyncPairs(keyed.as_mut_ptr());
+        let vv: &[f64] = v;
+        let counts = &counts;
+        (0..m.div_ceil(CHUNK)).into_par_iter().for_each(move |c| {
+            let dst = dst;
+            crate::interrupt::checkpoint();
+            let i0 = c * CHUNK;
+            for (i, &x) in vv[i0..((c + 1) * CHUNK).min(m)].iter().enumerate() {
+                let i = i0 + i;
+                let at = counts[bucket(x)].fetch_add(1, Relaxed);
+                // SAFETY: the cursors hand out each position of `keyed` exactly once.
+                unsafe { *dst.0.add(at) = (sort_key(x), i as u64) };
+            }
+        });
+    }
+    drop(counts);
+    let out = SyncPtr(v.as_mut_ptr());
+    let src = SyncPairs(keyed.as_mut_ptr());
+    let starts = &starts;
+    // Sort one bucket (positions s0..s1 of `keyed`) and write the average ranks of its tie
+    // groups (every tie group lies in one bucket).
+    let finish = move |s0: usize, s1: usize, parallel: bool| {
+        let (src, out) = (src, out);
+        // SAFETY: buckets are disjoint ranges of `keyed`, each handled by one call.
+        let seg = unsafe { std::slice::from_raw_parts_mut(src.0.add(s0), s1 - s0) };
+        if parallel {
+            let watch = crate::interrupt::Watch::current();
+            seg.par_sort_unstable_by(|a, b| {
+                watch.checkpoint();
+                a.cmp(b)
+            });
+        } else {
+            seg.sort_unstable();
+        }
+        let mut s = 0;
+        while s < seg.len() {
+            let key = seg[s].0;
             let mut e = s + 1;
-            while e < m && keyed[e].0 == key {
+            while e < seg.len() && seg[e].0 == key {
                 e += 1;
             }
-            // Positions s+1 ..= e (1-based) share the average rank.
-            let r = (s + 1 + e) as f64 / 2.0;
-            for &(_, idx) in &keyed[s..e] {
-                // SAFETY: `keyed` holds each index of `v` exactly once and every tie group is
-                // written by one task only, so the writes are disjoint and in bounds.
-                unsafe { *out.0.add(idx) = r };
+            // Positions s0+s+1 ..= s0+e (1-based) share the average rank.
+            let r = (2 * s0 + s + 1 + e) as f64 / 2.0;
+            for &(_, idx) in &seg[s..e] {
+                // SAFETY: each index of `v` appears once in `keyed`: disjoint writes.
+                unsafe { *out.0.add(idx as usize) = r };
             }
             s = e;
         }
-    });
+    };
+    (0..nb.div_ceil(RANK_BUCKET_GROUP))
+        .into_par_iter()
+        .for_each(|g| {
+            crate::interrupt::checkpoint();
+            for b in g * RANK_BUCKET_GROUP..((g + 1) * RANK_BUCKET_GROUP).min(nb) {
+                let (s0, s1) = (starts[b], starts[b + 1]);
+                if s1 - s0 > 1 && s1 - s0 <= RANK_BIG_BUCKET {
+                    finish(s0, s1, false);
+                } else if s1 - s0 == 1 {
+                    let (src, out) = (src, out);
+                    // SAFETY: as in `finish`.
+                    unsafe { *out.0.add((*src.0.add(s0)).1 as usize) = (s0 + 1) as f64 };
+                }
+            }
+        });
+    for b in 0..nb {
+        let (s0, s1) = (starts[b], starts[b + 1]);
+        if s1 - s0 > RANK_BIG_BUCKET {
+            finish(s0, s1, true);
+        }
+    }
 }
 
+/// A pointer to the (key, index) pairs of a ranking, shared by tasks that touch disjoint parts.
+#[derive(Clone, Copy)]
+struct SyncPairs(*mut (u64, u64));
+// SAFETY: only used where each element is written by one task and never read concurrently.
+unsafe impl Send for SyncPairs {}
+unsafe impl Sync for SyncPairs {}
+
 /// Deterministic parallel sum of `f(i)` over `0..len` in fixed chunks.
-fn chunked_sum<F: Fn(usize, usize) -> [f64; 3] + Sync>(len: usize, f: F) -> [f64; 3] {
+pub(crate) fn chunked_sum<F: Fn(usize, usize) -> [f64; 3] + Sync>(len: usize, f: F) -> [f64; 3] {
     let parts: Vec<[f64; 3]> = (0..len.div_ceil(CHUNK))
         .into_par_iter()
         .map(|c| {
@@ -965,7 +1064,7 @@ fn chunked_sum<F: Fn(usize, usize) -> [f64; 3] + Sync>(len: usize, f: F) -> [f64
     t
 }
 
-fn is_constant(v: &[f64]) -> bool {
+pub(crate) fn is_constant(v: &[f64]) -> bool {
     let parts: Vec<(f64, f64)> = v
         .par_chunks(CHUNK)
         .map(|c| {
@@ -1207,7 +1306,7 @@ pub fn rsa(x: Input, y: Input, rsm: Rsm, compare: Compare) -> Result<f64> {
 }
 
 /// What to do when the RSM triangles do not fit.
-const RSA_ALTERNATIVE: &str =
+pub(crate) const RSA_ALTERNATIVE: &str =
     "subsample the rows (the memory grows with n^2: half the rows need a quarter of it)";
 
 /// The packed strict lower triangle of the RSM of `x` (`None` for an undefined correlation
