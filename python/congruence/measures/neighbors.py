@@ -187,7 +187,7 @@ class _Neighbours:
 
     def __init__(self, x: np.ndarray, name: str, k: int, measure: str) -> None:
         self.x, self.name, self.k = x, name, k
-        self.lists = None if _degenerate(((name, x),), measure) else _knn(x, k)
+        self.lists = None if _degenerate(((f"layer {name}", x),), measure) else _knn(x, k)
         self._strict: Optional[bool] = None
 
     def strict(self) -> bool:
@@ -233,7 +233,8 @@ def _layer_pair(statistic: Optional[str]):
         if statistic is not None:
             return float(_core.knn_statistic(px.lists[0], py.lists[0], statistic))
         value = float(_core.second_order_cosine(px.x, py.x, px.lists[0], py.lists[0]))
-        _warn_second_order(value, (px.name, py.name), (px.lists[1], py.lists[1]))
+        names = (f"layer {px.name}", f"layer {py.name}")
+        _warn_second_order(value, names, (px.lists[1], py.lists[1]))
         return value
 
     return pair
