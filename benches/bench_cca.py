@@ -23,7 +23,20 @@ Usage::
 On a machine shared with other jobs, 2 BLAS threads can be many times slower than 1 (the
 threads wait for each other); ``--threads 1`` then gives the more meaningful ratios.
 
+    python benches/bench_cca.py --layers --threads 2   # also the layer matrices
+
 Target (full sizes): congruence >= 2x faster than the reference for every case.
+
+``--layers`` adds the layer matrices (median of ``--repeat`` alternating runs, at least 3):
+
+* svcca and pwcca, 8 x 8 layers at n=5000, p=512, against a SciPy loop that decomposes each
+  layer once (svcca: thin SVD of the centred layer, kept components; pwcca: centred layer and
+  ``S^{-1/2}`` by ``eigh``) and then runs the pair steps; and against the *GEMM bound*: the
+  BLAS products any such route needs (each layer's Gram block, every cross product
+  ``X_c^T Y_c``, the latter as one product of the stacked layers), timed in the same run.
+  Target (DECISIONS 7): >= 1.5x the loop, or >= 80% of the GEMM bound.
+* cca: ``time(L x L) / time(one pair)`` for L = 4, 8 (n=5000, p=512): with each layer
+  prepared once it grows like the number of cells times the pair step, far below ``L^2``.
 """
 
 from __future__ import annotations
@@ -56,6 +69,15 @@ def _parse_args(argv=None):
         type=int,
         default=None,
         help="BLAS threads for both sides (default: $OPENBLAS_NUM_THREADS, else os.cpu_count())",
+    )
+    ap.add_argument(
+        "--layers",
+        action="store_true",
+        help="also the layer matrices: svcca / pwcca 8 x 8 against a SciPy loop with each "
+        "layer's decomposition cached and the GEMM bound, and time(L x L) / time(one pair) of cca",
+    )
+    ap.add_argument(
+        "--skip-pairs", action="store_true", help="with --layers: only the layer matrices"
     )
     ap.add_argument(
         "--repeat",
@@ -136,6 +158,126 @@ def _data(n, p):
     return X, Y
 
 
+# ------------------------------------------------------------------------------ layer matrices
+
+LAYER_N, LAYER_P, LAYER_L = 5000, 512, 8
+
+
+def _layer_set(n, p, L, seed):
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n, p))
+    out = {}
+    for i in range(L):
+        mix = rng.standard_normal((p, p)) / np.sqrt(p)
+        out[f"h{i}"] = np.tanh(base @ mix) + 0.3 * rng.standard_normal((n, p))
+    return out
+
+
+def _ref_svcca_matrix(a, b, variance=0.99):
+    ua = [la.svd(_centre(x), full_matrices=False)[0:2] for x in a.values()]
+    ub = [la.svd(_centre(y), full_matrices=False)[0:2] for y in b.values()]
+
+    def basis(us):
+        U, s = us
+        frac = np.cumsum(s**2) / np.sum(s**2)
+        return U[:, : int(np.argmax(frac >= variance)) + 1]
+
+    qa, qb = [basis(u) for u in ua], [basis(u) for u in ub]
+    return np.array([[np.mean(la.svd(x.T @ y, compute_uv=False)) for y in qb] for x in qa])
+
+
+def _ref_pwcca_matrix(a, b):
+    def prep(x):
+        xc = _centre(x)
+        return xc, _inv_sqrt(xc.T @ xc / (x.shape[0] - 1))
+
+    pa, pb = [prep(x) for x in a.values()], [prep(y) for y in b.values()]
+
+    def pair(u, v):
+        (Xc, Sx), (Yc, Sy) = u, v
+        n = Xc.shape[0]
+        U, rho, Vt = la.svd(Sx @ (Xc.T @ Yc / (n - 1)) @ Sy)
+        Z, W = (Xc, U) if Xc.shape[1] <= Yc.shape[1] else (Yc, Vt.T)
+        P = la.qr(Z @ W, mode="economic")[0]
+        w = np.abs(P.T @ Z).sum(axis=1)
+        return float(np.dot(w / w.sum(), rho[: len(w)]))
+
+    return np.array([[pair(u, v) for v in pb] for u in pa])
+
+
+def _gemm_bound(a, b):
+    """The BLAS products of a layer matrix: each layer's Gram block and all cross products
+    (one product of the stacked centred layers)."""
+    A = np.hstack([_centre(x) for x in a.values()])
+    B = np.hstack([_centre(y) for y in b.values()])
+    for x in list(a.values()) + list(b.values()):
+        xc = _centre(x)
+        xc.T @ xc
+    return A.T @ B
+
+
+def _median_runs(fns, repeat):
+    """Median seconds of ``repeat`` alternating runs of each callable (after one warm-up)."""
+    import time
+
+    times = {k: [] for k in fns}
+    values = {k: f() for k, f in fns.items()}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return (
+        {k: float(np.median(v)) for k, v in times.items()},
+        {k: min(v) for k, v in times.items()},
+        values,
+    )
+
+
+def layers_main():
+    repeat = max(3, REPEAT)
+    n, p, L = LAYER_N, LAYER_P, LAYER_L
+    if ARGS.quick:
+        n, p = n // QUICK_N_DIV, p // QUICK_P_DIV
+    a, b = _layer_set(n, p, L, 1), _layer_set(n, p, L, 2)
+    print(f"\nlayer matrices {L} x {L}, n={n}, p={p}, median of {repeat} alternating runs")
+    head = (
+        f"{'case':10} {'ours s':>8} {'loop s':>8} {'gemm s':>8} {'loop/ours':>9} "
+        f"{'gemm/ours':>9} {'|diff|':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    refs = {"svcca": _ref_svcca_matrix, "pwcca": _ref_pwcca_matrix}
+    for name in ("svcca", "pwcca"):
+        med, _, v = _median_runs(
+            {
+                "ours": lambda: congruence.compare_layers(a, b, name).values,
+                "loop": lambda: refs[name](a, b),
+                "gemm": lambda: _gemm_bound(a, b),
+            },
+            repeat,
+        )
+        diff = float(np.max(np.abs(v["ours"] - v["loop"])))
+        print(
+            f"{name + ' 8x8':10} {med['ours']:8.2f} {med['loop']:8.2f} {med['gemm']:8.2f} "
+            f"{med['loop'] / med['ours']:9.2f} {med['gemm'] / med['ours']:9.2f} {diff:9.1e}"
+        )
+        sys.stdout.flush()
+    x, y = a["h0"], b["h0"]
+    for Ls in (4, 8):
+        sa = dict(list(a.items())[:Ls])
+        sb = dict(list(b.items())[:Ls])
+        med, _, _ = _median_runs(
+            {"pair": lambda: cca(x, y), "matrix": lambda: congruence.compare_layers(sa, sb, "cca")},
+            repeat,
+        )
+        print(
+            f"cca {Ls} x {Ls}: matrix {med['matrix']:.2f} s, one pair {med['pair']:.2f} s, "
+            f"ratio {med['matrix'] / med['pair']:.1f} ({Ls * Ls} cells)"
+        )
+        sys.stdout.flush()
+
+
 def main():
     try:
         names = _common.select_cases(ARGS.only, MEASURES)
@@ -163,7 +305,7 @@ def main():
     print(head)
     print("-" * len(head))
     failed = False
-    for n, p in SIZES:
+    for n, p in () if ARGS.skip_pairs else SIZES:
         if ARGS.quick:
             n, p = n // QUICK_N_DIV, p // QUICK_P_DIV
         X, Y = _data(n, p)
@@ -184,6 +326,8 @@ def main():
                 f"{ratio:8.2f} {abs(va - vb):9.2e} {TARGET:>5.1f}x {ok:>3}"
             )
             sys.stdout.flush()
+    if ARGS.layers:
+        layers_main()
     return 1 if failed else 0
 
 

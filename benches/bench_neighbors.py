@@ -61,6 +61,12 @@ def _parse_args(argv=None):
     )
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    ap.add_argument(
+        "--layers",
+        action="store_true",
+        help="only time(L x L) / time(one pair) of knn_jaccard's layer matrix, L = 4, 8 "
+        "(n = 5000, p = 128, k = 10; median of 3 alternating runs)",
+    )
     # Internal: one peak-memory measurement in a fresh interpreter.
     ap.add_argument("--_mem-child", dest="mem_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -203,7 +209,40 @@ def _close_launcher():
 # --------------------------------------------------------------------------------------
 
 
+def layers_main() -> int:
+    """``time(L x L) / time(one pair)``: each layer's neighbour lists are computed once, so the
+    matrix costs ``2 L`` searches plus ``L^2`` cheap set comparisons, about ``L`` pairs."""
+    rng = np.random.default_rng(0)
+    n, p, k = 5000, 128, 10
+    base = rng.standard_normal((n, p))
+    a = {f"h{i}": np.tanh(base @ rng.standard_normal((p, p)) / 10) for i in range(8)}
+    b = {f"g{i}": np.tanh(base @ rng.standard_normal((p, p)) / 10) for i in range(8)}
+    x, y = a["h0"], b["g0"]
+    for L in (4, 8):
+        sa, sb = dict(list(a.items())[:L]), dict(list(b.items())[:L])
+        times = {"pair": [], "matrix": []}
+        fns = {
+            "pair": lambda: knn_jaccard(x, y, k=k),
+            "matrix": lambda: congruence.compare_layers(sa, sb, "knn_jaccard", k=k),
+        }
+        for f in fns.values():
+            f()
+        for _ in range(3):
+            for key, f in fns.items():
+                t0 = time.perf_counter()
+                f()
+                times[key].append(time.perf_counter() - t0)
+        tp, tm = float(np.median(times["pair"])), float(np.median(times["matrix"]))
+        print(
+            f"knn_jaccard {L} x {L} (n={n}, p={p}, k={k}, threads {THREADS}): matrix {tm:.2f} s, "
+            f"one pair {tp:.2f} s, ratio {tm / tp:.1f} ({L * L} cells)"
+        )
+    return 0
+
+
 def main() -> int:
+    if ARGS.layers:
+        return layers_main()
     if ARGS.mem_child:
         mem_child(ARGS.mem_child)
         return 0

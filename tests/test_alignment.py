@@ -108,7 +108,7 @@ def test_metadata(name):
     assert m.kind == kind and m.bounds() == bounds and m.symmetric() is symmetric
     assert m.invariances() == invariances
     assert m.min_rows() == 2
-    assert m.layers.matrix is not None
+    assert m.layers.prepare is not None and m.layers.permuted is not None
     assert set(cg.list_measures(family="alignment")) == set(META)
 
 
@@ -608,7 +608,7 @@ def _assert_matrix_close(got, want, tol=1e-10):
 
 @pytest.mark.parametrize("name, params", BATCH_CASES, ids=[f"{m}-{p}" for m, p in BATCH_CASES])
 def test_batch_equals_pairwise(name, params):
-    assert cg.get_measure(name).layers.matrix is not None
+    assert cg.get_measure(name).layers.prepare is not None
     a = _layers(40)
     if name == "linear_regression":
         del a["wide"]  # p2 > n - 1 is an error for the predictor

@@ -247,80 +247,75 @@ def _identical(preps: Sequence[Any], names: Sequence[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# compare_layers: each layer prepared once (L1 + L2 preparations), then only the pair work
+# The per-layer contract (compare_layers, permutation tests): each layer prepared once
+# (L1 + L2 preparations), then only the pair work. Row permutations of one side permute its
+# prepared matrix (the norms, Gram blocks and whitening do not change), so ``permuted`` is
+# the pair step on reordered rows; a resample with replacement would need re-centring, so
+# no ``reindex`` is declared.
 # --------------------------------------------------------------------------------------------
-
-
-def _prepare(
-    prep: Callable[[np.ndarray], Any], a, b, measure: Optional[str] = None, outcome: str = ""
-) -> tuple[list, Optional[list]]:
-    """Each layer prepared once; with ``measure``, one warning naming the layers whose rows
-    are all identical (``outcome``: what the measure gives for them)."""
-    pa = [prep(x) for x in a]
-    pb = None if b is None else [prep(y) for y in b]
-    if measure is not None:
-        names = [layer_label("a", i) for i in range(len(pa))]
-        preps = list(pa)
-        if pb is not None:
-            names += [layer_label("b", j) for j in range(len(pb))]
-            preps += pb
-        _warn_identical(_identical(preps, names), measure, outcome)
-    return pa, pb
 
 
 _NAN = "is undefined (nan)"
 
 
-def _batch_orthogonal_procrustes(a, b):
-    return fill(
-        *_prepare(_centre, a, b, "orthogonal_procrustes", _NAN), _orthogonal_procrustes_pair
-    )
+def _prepare_named(build: Callable[..., Any], measure: str, outcome: str):
+    """``prepare(x, *, name, **params)``: ``build(x, **params)``, with one warning naming
+    ``name`` when every row of ``x`` is identical (``outcome``: what the measure gives)."""
+
+    def prepare(x, *, name: str = "X", **params):
+        u = build(x, **params)
+        _warn_identical(_identical((u,), (name,)), measure, outcome)
+        return u
+
+    return prepare
 
 
-def _batch_size_and_shape(a, b):
-    return fill(
-        *_prepare(_centre, a, b, "procrustes_size_and_shape", _SIZE_SHAPE_OUTCOME),
-        _size_and_shape_pair,
-    )
+def _permuted(pair: Callable[..., float], rows: Callable[[Any, np.ndarray], Any]):
+    """``values[k] = pair(px, rows(py, perms[k]))``: ``rows(prep, perm)`` is the preparation
+    of ``y[perm]`` for a row permutation ``perm``."""
+
+    def permuted(px, py, perms, **params) -> np.ndarray:
+        return np.array(
+            [pair(px, rows(py, perm), **params) for perm in np.asarray(perms)], dtype=np.float64
+        )
+
+    return permuted
 
 
-def _batch_angular(a, b, alpha: float = 1.0):
-    alpha = _check_alpha(alpha)
-    return fill(
-        *_prepare(lambda x: _whiten(x, alpha), a, b, "angular_shape_metric", _NAN), _angular_pair
-    )
+def _mat_rows(u, perm: np.ndarray):
+    """A prepared tuple with its matrix ``mat`` reordered (``None``: a constant input)."""
+    return u if u.mat is None else u._replace(mat=u.mat[perm])
 
 
-def _batch_permutation(a, b):
-    return fill(
-        *_prepare(_plain, a, b, "permutation_procrustes", _UNCENTRED_OUTCOME), _permutation_pair
-    )
+def _centre_prepared(x) -> _Centred:
+    return _centre(x)
 
 
-def _batch_linear_regression(a, b, epsilon: float = 0.0):
-    epsilon = _check_epsilon(epsilon)
-    # Rows are the targets (centred, with norms), columns the predictors (prepared once).
-    targets = [_centre(x) for x in a]
-    _warn_identical(
-        _identical(targets, [f"{layer_label('a', i)} (the target)" for i in range(len(a))]),
-        "linear_regression",
-        _NAN,
-    )
-    side, layers = ("a", list(a)) if b is None else ("b", list(b))
-    names = [layer_label(side, j) for j in range(len(layers))]
-    kept = _linalg.drop_dead_units(
-        layers, [f"{nm} (the predictor)" for nm in names], "linear_regression", _NO_PREDICTOR
-    )
-    bases = [_predictor_basis(y, name=nm, epsilon=epsilon) for y, nm in zip(kept, names)]
-    return fill(targets, bases, _regression_pair)
+def _whiten_prepared(x, alpha: float = 1.0) -> _Whitened:
+    return _whiten(x, _check_alpha(alpha))
 
 
-def _batch_aligned_cosine(a, b):
-    pa, pb = _prepare(_rows, a, b)
-    names = [layer_label("a", i) for i in range(len(pa))]
-    preps = list(pa) + ([] if pb is None else list(pb))
-    names += [] if pb is None else [layer_label("b", j) for j in range(len(pb))]
-    _aligned_cosine_warnings(preps, names)
+def _plain_prepared(x) -> _Plain:
+    return _plain(x)
+
+
+def _unit_prepared(x, soft: bool = False) -> _Unit:
+    check_bool("soft", soft)
+    return _unit_columns(x)
+
+
+def _rows_prepare(x, *, name: str = "X") -> _Rows:
+    u = _rows(x)
+    _aligned_cosine_warnings((u,), (name,))
+    return u
+
+
+def _rows_permuted(u: _Rows, perm: np.ndarray) -> _Rows:
+    return u._replace(mat=u.mat[perm], rownorm=u.rownorm[perm])
+
+
+def _aligned_cosine_matrix(pa, pb) -> np.ndarray:
+    """The layer matrix, with one warning for the pairs that share no non-zero row."""
     out = fill(pa, pb, _aligned_cosine_pair)
     cols = pa if pb is None else pb
     skipped = [
@@ -337,12 +332,54 @@ def _batch_aligned_cosine(a, b):
     return out
 
 
-def _batch_correlation_match(a, b, soft: bool = False):
-    soft = check_bool("soft", soft)
-    return fill(
-        *_prepare(_unit_columns, a, b, "correlation_match", _ZERO_CORRELATION),
-        lambda u, v: _correlation_match_pair(u, v, soft),
-    )
+class _Regression:
+    """A prepared layer of ``linear_regression``, as a target (row) and as a predictor
+    (column): each role is prepared on first use, once, with its warnings naming the layer.
+    A predictor that cannot be prepared (too wide, rank deficient) raises its ValueError,
+    naming it ``Y`` (the pair's argument), at every use."""
+
+    def __init__(self, x: np.ndarray, name: str, epsilon: float) -> None:
+        self.x, self.name, self.epsilon = x, name, epsilon
+        self._target: Optional[_Centred] = None
+        self._predictor: Optional[_Predictor] = None
+        self._error: Optional[str] = None
+
+    def target(self) -> _Centred:
+        if self._target is None:
+            u = _centre(self.x)
+            names = (f"{self.name} (the target)",)
+            _warn_identical(_identical((u,), names), "linear_regression", _NAN)
+            self._target = u
+        return self._target
+
+    def predictor(self) -> _Predictor:
+        if self._error is not None:
+            raise ValueError(self._error)
+        if self._predictor is None:
+            (kept,) = _linalg.drop_dead_units(
+                (self.x,), (f"{self.name} (the predictor)",), "linear_regression", _NO_PREDICTOR
+            )
+            try:
+                self._predictor = _predictor_basis(kept, "Y", self.epsilon)
+            except ValueError as exc:
+                self._error = str(exc)
+                raise
+        return self._predictor
+
+    def permuted(self, perm: np.ndarray) -> "_Regression":
+        """The layer of ``x[perm]`` as a predictor (its basis permutes with the rows)."""
+        pred = self.predictor()
+        out = _Regression(self.x[perm], self.name, self.epsilon)
+        out._predictor = pred if pred.basis is None else pred._replace(basis=pred.basis[perm])
+        return out
+
+
+def _regression_prepare(x, *, name: str = "X", epsilon: float = 0.0) -> _Regression:
+    return _Regression(x, name, _check_epsilon(epsilon))
+
+
+def _regression_layers_pair(px: _Regression, py: _Regression, epsilon: float = 0.0) -> float:
+    return _regression_pair(px.target(), py.predictor())
 
 
 @register(
@@ -353,7 +390,9 @@ def _batch_correlation_match(a, b, soft: bool = False):
     symmetric=True,
     invariances=("orthogonal", "isotropic_scaling", "translation", "permutation"),
     bounds=(0.0, math.sqrt(2.0)),
-    matrix=_batch_orthogonal_procrustes,
+    prepare=_prepare_named(_centre_prepared, "orthogonal_procrustes", _NAN),
+    pair=lambda u, v: _orthogonal_procrustes_pair(u, v),
+    permuted=_permuted(lambda u, v: _orthogonal_procrustes_pair(u, v), _mat_rows),
 )
 def orthogonal_procrustes(X, Y) -> float:
     r"""Orthogonal Procrustes distance (Schönemann 1966; Ding et al. 2021).
@@ -409,7 +448,9 @@ def orthogonal_procrustes(X, Y) -> float:
     symmetric=True,
     invariances=("orthogonal", "translation", "permutation"),
     bounds=(0.0, math.inf),
-    matrix=_batch_size_and_shape,
+    prepare=_prepare_named(_centre_prepared, "procrustes_size_and_shape", _SIZE_SHAPE_OUTCOME),
+    pair=lambda u, v: _size_and_shape_pair(u, v),
+    permuted=_permuted(lambda u, v: _size_and_shape_pair(u, v), _mat_rows),
 )
 def procrustes_size_and_shape(X, Y) -> float:
     r"""Procrustes size-and-shape distance (Williams et al. 2021).
@@ -580,7 +621,9 @@ def _angular_invariances(params) -> tuple[str, ...]:
     invariances=_angular_invariances,
     bounds=(0.0, math.pi / 2),
     variants=({}, {"alpha": 0.0}, {"alpha": 0.5}),
-    matrix=_batch_angular,
+    prepare=_prepare_named(_whiten_prepared, "angular_shape_metric", _NAN),
+    pair=lambda u, v, alpha=1.0: _angular_pair(u, v),
+    permuted=_permuted(lambda u, v, alpha=1.0: _angular_pair(u, v), _mat_rows),
 )
 def angular_shape_metric(X, Y, alpha: float = 1.0) -> float:
     r"""Angular generalized shape metric (Williams, Kunz, Kornblith, Linderman 2021).
@@ -710,7 +753,9 @@ def _permutation_pair(u: _Plain, v: _Plain) -> float:
     symmetric=True,
     invariances=("permutation",),
     bounds=(0.0, math.inf),
-    matrix=_batch_permutation,
+    prepare=_prepare_named(_plain_prepared, "permutation_procrustes", _UNCENTRED_OUTCOME),
+    pair=lambda u, v: _permutation_pair(u, v),
+    permuted=_permuted(lambda u, v: _permutation_pair(u, v), _mat_rows),
 )
 def permutation_procrustes(X, Y) -> float:
     r"""Permutation Procrustes distance: the best one-to-one matching of the columns.
@@ -857,7 +902,9 @@ _NO_PREDICTOR = "explains none of the variance: R^2 = 0"
     invariances=_regression_invariances,
     bounds=(0.0, 1.0),
     variants=({}, {"epsilon": 0.1}),
-    matrix=_batch_linear_regression,
+    prepare=_regression_prepare,
+    pair=_regression_layers_pair,
+    permuted=_permuted(_regression_layers_pair, lambda p, perm: p.permuted(perm)),
 )
 def linear_regression(X, Y, epsilon: float = 0.0) -> float:
     r"""Fraction of the variance of ``X`` explained by a linear map (with intercept) of ``Y``.
@@ -992,7 +1039,10 @@ def _warn_all_rows_skipped(count: int, where: str) -> None:
     symmetric=True,
     invariances=("orthogonal", "isotropic_scaling", "permutation"),
     bounds=(-1.0, 1.0),
-    matrix=_batch_aligned_cosine,
+    prepare=_rows_prepare,
+    pair=lambda u, v: _aligned_cosine_pair(u, v),
+    matrix=_aligned_cosine_matrix,
+    permuted=_permuted(lambda u, v: _aligned_cosine_pair(u, v), _rows_permuted),
 )
 def aligned_cosine(X, Y) -> float:
     r"""Mean cosine similarity of the rows after orthogonal alignment (Hamilton et al. 2016a).
@@ -1084,7 +1134,9 @@ _ZERO_CORRELATION = "stays defined (its columns have correlation 0 with every co
     invariances=("isotropic_scaling", "translation", "permutation"),
     bounds=(-1.0, 1.0),
     variants=({}, {"soft": True}),
-    matrix=_batch_correlation_match,
+    prepare=_prepare_named(_unit_prepared, "correlation_match", _ZERO_CORRELATION),
+    pair=lambda u, v, soft=False: _correlation_match_pair(u, v, soft),
+    permuted=_permuted(lambda u, v, soft=False: _correlation_match_pair(u, v, soft), _mat_rows),
 )
 def correlation_match(X, Y, soft: bool = False) -> float:
     r"""Mean correlation of matched neurons (Li, Yosinski, Clune, Lipson, Hopcroft 2016).

@@ -78,15 +78,19 @@ eigenvectors of :math:`MM^T` instead of the SVD of :math:`M` (about 10% faster, 
 up to 7e-3 on clusters of tiny canonical correlations, where the SVD route stays within 2e-7
 of a 60-digit reference).
 
-``compare_layers`` uses the ``_*_batch`` functions: each layer is centred and its Gram block
-factorised (or its QR / SVD taken) once, so a pair costs one :math:`p_1 \times p_2` product
-plus :math:`p \times p` work: ``L1 + L2`` preparations instead of ``2 L1 L2``.
+*Per layer* (``compare_layers``, permutation tests): each layer's dead units are dropped
+(one warning naming the layer), it is centred and its Gram block factorised (or its QR / SVD
+taken) once, so a pair costs one :math:`p_1 \times p_2` product plus :math:`p \times p`
+work: ``L1 + L2`` preparations instead of ``2 L1 L2``. The basis :math:`A W` permutes with
+the rows (the Gram block does not change), so a row permutation of one side is a pair step on
+:math:`A[\pi]`; a resample with replacement is not (the rows are no longer centred), so these
+measures declare no ``reindex``. The over-fitting warning comes once per layer matrix.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -97,7 +101,6 @@ from congruence._layers import fill
 from congruence._registry import register
 from congruence._validation import check_choice, check_number, check_pair
 from congruence.errors import warn_degenerate
-from congruence.results import layer_label
 
 __all__ = ["cca", "svcca", "pwcca"]
 
@@ -546,92 +549,132 @@ def _invariances_cca(p) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------------------------
-# compare_layers: each layer prepared once
+# The per-layer contract (compare_layers, permutation tests): each layer prepared once
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare_layers(prepare, a, b, measure: str):
-    """Dead units dropped (one warning for all layers), then ``prepare(x, name)`` per layer
-    (``None`` for a layer with identical rows)."""
-    a, b = list(a), None if b is None else list(b)
-    names = [layer_label("a", i) for i in range(len(a))] + (
-        [] if b is None else [layer_label("b", j) for j in range(len(b))]
+@dataclass
+class _Layer:
+    """A prepared representation: its basis (``None`` when every row is identical)."""
+
+    basis: Optional[_Basis]
+
+
+def _prepared_basis(x: np.ndarray, name: str, measure: str, build) -> _Layer:
+    """Dead units dropped (one warning naming ``name``), then ``build(kept)``."""
+    (kept,) = _drop_dead((x,), (name,), measure)
+    return _Layer(None if kept is None else build(kept))
+
+
+def _cca_prepare(x, *, name: str = "X", statistic: str = "mean", epsilon: float = 0.0) -> _Layer:
+    check_choice("statistic", statistic, _STATISTICS)
+    epsilon = _check_epsilon(epsilon)
+    return _prepared_basis(x, name, "cca", lambda k: _prepare_side(k, name, "cca", False, epsilon))
+
+
+def _svcca_prepare(
+    x, *, name: str = "X", variance: float = 0.99, statistic: str = "mean", epsilon: float = 0.0
+) -> _Layer:
+    variance = check_number("variance", variance, low=0.0, high=1.0, low_open=True)
+    check_choice("statistic", statistic, _STATISTICS)
+    epsilon = _check_epsilon(epsilon)
+    return _prepared_basis(x, name, "svcca", lambda k: _prepare_sv(k, variance, epsilon, name))
+
+
+def _pwcca_prepare(x, *, name: str = "X", epsilon: float = 0.0) -> _Layer:
+    # Every layer gets the symmetric whitening (its eigendecomposition), so that it can
+    # supply the weights in one pair and be the other side in the next; pwcca(X, Y) itself
+    # whitens the non-weighting side with a Cholesky factor (equal to round-off).
+    epsilon = _check_epsilon(epsilon)
+    return _prepared_basis(
+        x, name, "pwcca", lambda k: _prepare_side(k, name, "pwcca", True, epsilon)
     )
-    kept = _drop_dead(a + ([] if b is None else b), names, measure)
-    prepared = [None if x is None else prepare(x, name) for x, name in zip(kept, names)]
-    return prepared[: len(a)], None if b is None else prepared[len(a) :]
 
 
-def _matrix(pa, pb, value, symmetric: bool = True) -> np.ndarray:
-    """``value(pa[i], pb[j])`` for all pairs (nan where a layer is ``None``); with
-    ``pb=None`` each unordered pair once."""
+def _cca_pair(px: _Layer, py: _Layer, statistic: str = "mean", epsilon: float = 0.0) -> float:
+    if px.basis is None or py.basis is None:
+        return math.nan
+    return _cca_value(px.basis, py.basis, statistic)
 
-    def safe(x, y):
-        return math.nan if x is None or y is None else value(x, y)
 
-    return fill(pa, pb, safe, symmetric=symmetric)
+def _svcca_pair(
+    px: _Layer,
+    py: _Layer,
+    variance: float = 0.99,
+    statistic: str = "mean",
+    epsilon: float = 0.0,
+) -> float:
+    if px.basis is None or py.basis is None:
+        return math.nan
+    return _svcca_value(px.basis, py.basis, statistic)
+
+
+def _pwcca_both(px: _Layer, py: _Layer, epsilon: float = 0.0, both: bool = False):
+    if px.basis is None or py.basis is None:
+        return math.nan, math.nan
+    if epsilon > 0.0:
+        _check_pw_weighting_width(px.basis, py.basis)
+    return _pw_pair(px.basis, py.basis, both=both)
+
+
+def _pwcca_pair(px: _Layer, py: _Layer, epsilon: float = 0.0) -> float:
+    return _pwcca_both(px, py, epsilon)[0]
 
 
 def _layer_overfit(pa, pb, measure: str, what: str) -> None:
+    """The over-fitting warning of a layer matrix: once, for every pair of layers at fault."""
     cols = pa if pb is None else pb
     pairs = [
-        (f"{x.name} x {y.name}", x.width, y.width, x.rows)
+        (f"{x.basis.name} x {y.basis.name}", x.basis.width, y.basis.width, x.basis.rows)
         for i, x in enumerate(pa)
         for j, y in enumerate(cols)
-        if x is not None and y is not None and (pb is not None or j >= i)
+        if x.basis is not None and y.basis is not None and (pb is not None or j >= i)
     ]
     _warn_overfit(pairs, measure, what)
 
 
-def _cca_batch(
-    a: Sequence[np.ndarray],
-    b: Optional[Sequence[np.ndarray]],
-    statistic: str = "mean",
-    epsilon: float = 0.0,
-) -> np.ndarray:
-    statistic = check_choice("statistic", statistic, _STATISTICS)
-    epsilon = _check_epsilon(epsilon)
-    pa, pb = _prepare_layers(
-        lambda x, name: _prepare_side(x, name, "cca", False, epsilon), a, b, "cca"
-    )
+def _cca_matrix(pa, pb, statistic: str = "mean", epsilon: float = 0.0) -> np.ndarray:
     _layer_overfit(pa, pb, "cca", "p1 + p2")
-    return _matrix(pa, pb, lambda x, y: _cca_value(x, y, statistic))
+    return fill(pa, pb, lambda x, y: _cca_pair(x, y, statistic))
 
 
-def _svcca_batch(
-    a: Sequence[np.ndarray],
-    b: Optional[Sequence[np.ndarray]],
-    variance: float = 0.99,
-    statistic: str = "mean",
-    epsilon: float = 0.0,
+def _svcca_matrix(
+    pa, pb, variance: float = 0.99, statistic: str = "mean", epsilon: float = 0.0
 ) -> np.ndarray:
-    variance = check_number("variance", variance, low=0.0, high=1.0, low_open=True)
-    statistic = check_choice("statistic", statistic, _STATISTICS)
-    epsilon = _check_epsilon(epsilon)
-    pa, pb = _prepare_layers(lambda x, name: _prepare_sv(x, variance, epsilon, name), a, b, "svcca")
     _layer_overfit(pa, pb, "svcca", "k_X + k_Y")
-    return _matrix(pa, pb, lambda x, y: _svcca_value(x, y, statistic))
+    return fill(pa, pb, lambda x, y: _svcca_pair(x, y, statistic=statistic))
 
 
-def _pwcca_batch(
-    a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], epsilon: float = 0.0
-) -> np.ndarray:
-    epsilon = _check_epsilon(epsilon)
-    pa, pb = _prepare_layers(
-        lambda x, name: _prepare_side(x, name, "pwcca", True, epsilon), a, b, "pwcca"
-    )
+def _pwcca_matrix(pa, pb, epsilon: float = 0.0) -> np.ndarray:
     _layer_overfit(pa, pb, "pwcca", "p1 + p2")
-
-    def pair(x, y, both=False):
-        if x is None or y is None:
-            return math.nan, math.nan
-        if epsilon > 0.0:
-            _check_pw_weighting_width(x, y)
-        return _pw_pair(x, y, both=both)
-
     return fill(
-        pa, pb, lambda x, y: pair(x, y)[0], symmetric=False, both=lambda x, y: pair(x, y, True)
+        pa,
+        pb,
+        lambda x, y: _pwcca_pair(x, y, epsilon),
+        symmetric=False,
+        both=lambda x, y: _pwcca_both(x, y, epsilon, both=True),
     )
+
+
+def _permuted_rows(layer: _Layer, perm: np.ndarray) -> _Layer:
+    """The layer of ``x[perm]`` for a row permutation ``perm``: the basis ``A W`` of the
+    centred columns permutes with the rows (the Gram block, the whitening ``W`` and PWCCA's
+    ``polar`` and ``rootp`` do not change), so only ``A`` is reordered."""
+    if layer.basis is None:
+        return layer
+    return _Layer(replace(layer.basis, A=layer.basis.A[perm]))
+
+
+def _permuted(pair):
+    """``values[k] = pair(px, py with its rows permuted by perms[k])``."""
+
+    def permuted(px: _Layer, py: _Layer, perms, **params) -> np.ndarray:
+        perms = np.asarray(perms)
+        return np.array(
+            [pair(px, _permuted_rows(py, perm), **params) for perm in perms], dtype=np.float64
+        )
+
+    return permuted
 
 
 @register(
@@ -644,7 +687,10 @@ def _pwcca_batch(
     bounds=(0.0, 1.0),
     min_rows=2,
     variants=({}, {"statistic": "r2"}, {"epsilon": 0.1}),
-    matrix=_cca_batch,
+    prepare=_cca_prepare,
+    pair=_cca_pair,
+    matrix=_cca_matrix,
+    permuted=_permuted(_cca_pair),
 )
 def cca(X, Y, statistic: str = "mean", epsilon: float = 0.0) -> float:
     r"""Mean (squared) canonical correlation between two representations of the same inputs.
@@ -752,7 +798,10 @@ def _svcca_value(bx: _Basis, by: _Basis, statistic: str) -> float:
     bounds=(0.0, 1.0),
     min_rows=2,
     variants=({}, {"variance": 0.5}, {"variance": 1.0}, {"statistic": "r2"}, {"epsilon": 0.1}),
-    matrix=_svcca_batch,
+    prepare=_svcca_prepare,
+    pair=_svcca_pair,
+    matrix=_svcca_matrix,
+    permuted=_permuted(_svcca_pair),
 )
 def svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float = 0.0) -> float:
     r"""Singular vector CCA: the mean CCA of the leading principal components.
@@ -844,7 +893,10 @@ def svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float 
     bounds=(0.0, 1.0),
     min_rows=2,
     variants=({}, {"epsilon": 0.1}),
-    matrix=_pwcca_batch,
+    prepare=_pwcca_prepare,
+    pair=_pwcca_pair,
+    matrix=_pwcca_matrix,
+    permuted=_permuted(_pwcca_pair),
 )
 def pwcca(X, Y, epsilon: float = 0.0) -> float:
     r"""Projection-weighted CCA: canonical correlations weighted by their share of the data.

@@ -79,6 +79,42 @@ def _uniformity(X: np.ndarray) -> float:
     return math.log(total) - 2.0 * math.log(n)
 
 
+# The per-layer contract (compare_layers): each layer's summary once, a pair is a difference.
+# The summaries do not survive resampling, and a row permutation leaves them unchanged (these
+# measures compare each side separately), so neither ``reindex`` nor ``permuted`` is declared.
+
+
+def _summary_prepare(summary, measure: str, value: str):
+    """``prepare(x, *, name)``: ``summary(x)`` of the float64 values, with the warning for
+    identical rows naming ``name`` (``value``: what the formula gives then)."""
+
+    def prepare(x, *, name: str = "X") -> float:
+        if identical_rows(x):
+            still_defined(name, measure, value.format(name=name))
+        return summary(np.asarray(x, dtype=np.float64))
+
+    return prepare
+
+
+def _difference(px: float, py: float) -> float:
+    return abs(px - py)
+
+
+def _magnitude_layer(X: np.ndarray) -> tuple[float, int, bool]:
+    """``(m, k, nonzero)``: the magnitude of ``X * 2**-k`` at ``X``'s own exponent ``k``."""
+    k = pow2_exponent(X)
+    return _magnitude(pow2_scaled(X, k)), k, bool(np.any(X))
+
+
+def _magnitude_pair(px: tuple[float, int, bool], py: tuple[float, int, bool]) -> float:
+    """The two magnitudes at the common exponent of both inputs, as magnitude_diff takes them
+    (a power of two: exact), then the difference scaled back."""
+    exps = [k for _, k, nonzero in (px, py) if nonzero]
+    e = max(exps) if exps else 0
+    value = abs(math.ldexp(px[0], px[1] - e) - math.ldexp(py[0], py[1] - e))
+    return scale_back(value, e, "the value of magnitude_diff on these inputs")
+
+
 @register(
     family="descriptive",
     kind="distance",
@@ -87,6 +123,10 @@ def _uniformity(X: np.ndarray) -> float:
     symmetric=True,
     invariances=("orthogonal", "permutation"),
     bounds=(0.0, math.inf),
+    prepare=_summary_prepare(
+        _magnitude_layer, "magnitude_diff", "the norm of its one distinct row"
+    ),
+    pair=_magnitude_pair,
 )
 def magnitude_diff(X, Y) -> float:
     r"""Difference of magnitudes: the norm of each representation's mean instance.
@@ -137,6 +177,10 @@ def magnitude_diff(X, Y) -> float:
     symmetric=True,
     invariances=("orthogonal", "isotropic_scaling", "permutation"),
     bounds=(0.0, 2.0),
+    prepare=_summary_prepare(
+        _concentricity, "concentricity_diff", "c({name}) = 1, or 0 if that row is zero"
+    ),
+    pair=_difference,
 )
 def concentricity_diff(X, Y) -> float:
     r"""Difference of concentricities: the mean cosine of the instances with their mean.
@@ -185,6 +229,10 @@ def concentricity_diff(X, Y) -> float:
     symmetric=True,
     invariances=("orthogonal", "translation", "permutation"),
     bounds=(0.0, math.inf),
+    prepare=_summary_prepare(
+        _uniformity, "uniformity_diff", "u({name}) = 0: every pair is at distance 0"
+    ),
+    pair=_difference,
 )
 def uniformity_diff(X, Y) -> float:
     r"""Difference of uniformities (Wang & Isola 2020) with :math:`t = 2`.

@@ -20,7 +20,10 @@ same way) has no neighbourhood structure: the tie rule would pick the neighbours
 alone, so every measure here returns ``nan`` with a
 :class:`~congruence.DegenerateDataWarning` naming the argument. The memory is ``O(n p + n k + block x n)``, never ``n x n``. In
 :func:`congruence.compare_layers` each layer's neighbour sets are computed once and reused
-for every pair of layers.
+for every pair of layers. A row permutation of a layer relabels its neighbour lists, which is
+exact when no two of any row's ``k + 1`` nearest rows are at the same distance (checked once;
+otherwise the permuted rows are searched again); a resample with replacement duplicates rows
+and changes the lists, so these measures declare no ``reindex``.
 """
 
 from __future__ import annotations
@@ -31,11 +34,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from congruence import _core
-from congruence._layers import fill
 from congruence._registry import register
 from congruence._validation import check_number, check_pair, constant_columns
 from congruence.errors import warn_degenerate
-from congruence.results import layer_label
 
 __all__ = [
     "knn_jaccard",
@@ -167,7 +168,7 @@ _NOTES = """
 
 
 # ---------------------------------------------------------------------------------------------
-# compare_layers: each layer's kNN sets once
+# The per-layer contract (compare_layers, permutation tests): each layer's kNN lists once
 # ---------------------------------------------------------------------------------------------
 
 
@@ -179,54 +180,89 @@ _NAMES = {
 }
 
 
-def _batch(statistic: Optional[str]):
-    """A batch function for ``statistic`` (None: second-order cosine)."""
+class _Neighbours:
+    """A prepared layer: its rows, its neighbour indices and distances (``None`` when all
+    its distances tie), and whether the order of each row's ``k + 1`` nearest rows is
+    decided by the distances alone (computed on first use by :func:`_permuted`)."""
 
-    name = "second_order_cosine" if statistic is None else _NAMES[statistic]
+    def __init__(self, x: np.ndarray, name: str, k: int, measure: str) -> None:
+        self.x, self.name, self.k = x, name, k
+        self.lists = None if _degenerate(((f"layer {name}", x),), measure) else _knn(x, k)
+        self._strict: Optional[bool] = None
 
-    def batch(
-        a: Sequence[np.ndarray], b: Optional[Sequence[np.ndarray]], k: int = 10
-    ) -> np.ndarray:
-        k = _check_k_type(k)
-        n = a[0].shape[0]
-        k = _check_k_range(k, n)
-        # Layers whose rows all tie: warned about once, their rows/columns nan, no search.
-        bad_a = [_degenerate(((f"layer {layer_label('a', i)}", x),), name) for i, x in enumerate(a)]
-        bad_b = (
-            bad_a
-            if b is None
-            else [
-                _degenerate(((f"layer {layer_label('b', j)}", y),), name) for j, y in enumerate(b)
-            ]
-        )
-        na = [None if bad else _knn(x, k) for x, bad in zip(a, bad_a)]
-        nb = na if b is None else [None if bad else _knn(y, k) for y, bad in zip(b, bad_b)]
-        xb = a if b is None else b
-        side_b = "a" if b is None else "b"
+    def strict(self) -> bool:
+        """No two of the ``k + 1`` nearest rows of any row are at the same distance, so the
+        neighbour lists of ``x[perm]`` are those of ``x`` relabelled (the tie rule, by index,
+        never applies)."""
+        if self._strict is None:
+            n = self.x.shape[0]
+            d = _knn(self.x, self.k + 1)[1] if self.k + 1 <= n - 1 else self.lists[1]
+            self._strict = bool(np.all(np.diff(d, axis=1) > 0.0))
+        return self._strict
 
-        def cell(i: int, j: int) -> float:
-            if na[i] is None or nb[j] is None:
-                return math.nan
-            if statistic is not None:
-                return _core.knn_statistic(na[i][0], nb[j][0], statistic)
-            value = _core.second_order_cosine(a[i], xb[j], na[i][0], nb[j][0])
-            _warn_second_order(
-                value,
-                (f"layer {layer_label('a', i)}", f"layer {layer_label(side_b, j)}"),
-                (na[i][1], nb[j][1]),
-            )
-            return value
+    def permuted(self, perm: np.ndarray) -> "_Neighbours":
+        """The layer of ``x[perm]`` for a row permutation ``perm``."""
+        out = _Neighbours.__new__(_Neighbours)
+        out.x, out.name, out.k, out._strict = self.x[perm], self.name, self.k, self._strict
+        if self.lists is None:
+            out.lists = None
+        elif self.strict():
+            inv = np.empty(perm.size, dtype=np.int64)
+            inv[perm] = np.arange(perm.size, dtype=np.int64)
+            idx, dist = self.lists
+            out.lists = (inv[idx[perm]], dist[perm])
+        else:  # ties: the index rule depends on the order of the rows, search again
+            out.lists = _knn(out.x, self.k)
+        return out
 
-        return fill(range(len(a)), None if b is None else range(len(xb)), cell)
 
-    return batch
+def _layer_prepare(statistic: Optional[str]):
+    name_of = "second_order_cosine" if statistic is None else _NAMES[statistic]
+
+    def prepare(x, *, name: str = "X", k: int = 10) -> _Neighbours:
+        k = _check_k_range(_check_k_type(k), x.shape[0])
+        return _Neighbours(x, name, k, name_of)
+
+    return prepare
+
+
+def _layer_pair(statistic: Optional[str]):
+    def pair(px: _Neighbours, py: _Neighbours, k: int = 10) -> float:
+        if px.lists is None or py.lists is None:
+            return math.nan
+        if statistic is not None:
+            return float(_core.knn_statistic(px.lists[0], py.lists[0], statistic))
+        value = float(_core.second_order_cosine(px.x, py.x, px.lists[0], py.lists[0]))
+        names = (f"layer {px.name}", f"layer {py.name}")
+        _warn_second_order(value, names, (px.lists[1], py.lists[1]))
+        return value
+
+    return pair
+
+
+def _layer_permuted(statistic: Optional[str]):
+    pair = _layer_pair(statistic)
+
+    def permuted(px: _Neighbours, py: _Neighbours, perms, k: int = 10) -> np.ndarray:
+        perms = np.asarray(perms, dtype=np.int64)
+        return np.array([pair(px, py.permuted(perm)) for perm in perms], dtype=np.float64)
+
+    return permuted
+
+
+def _contract(statistic: Optional[str]) -> dict[str, Any]:
+    return {
+        "prepare": _layer_prepare(statistic),
+        "pair": _layer_pair(statistic),
+        "permuted": _layer_permuted(statistic),
+    }
 
 
 @register(
     summary="Mean Jaccard similarity of the k-nearest-neighbour sets (cosine distance)",
     references=(_SURVEY,),
     **_COMMON,
-    matrix=_batch("jaccard"),
+    **_contract("jaccard"),
 )
 def knn_jaccard(X, Y, k: int = 10) -> float:
     r"""k-NN Jaccard similarity: the mean overlap of the two neighbour sets of each input.
@@ -280,7 +316,7 @@ def knn_jaccard(X, Y, k: int = 10) -> float:
     summary="Second-order cosine similarity: cosine of the distance vectors to the union of the kNN sets",
     references=(_HAMILTON, _SURVEY),
     **_COMMON,
-    matrix=_batch(None),
+    **_contract(None),
 )
 def second_order_cosine(X, Y, k: int = 10) -> float:
     r"""Second-order cosine similarity (Hamilton et al. 2016b), on cosine distances.
@@ -348,7 +384,7 @@ def second_order_cosine(X, Y, k: int = 10) -> float:
     summary="Rank similarity of the shared k nearest neighbours",
     references=(_SURVEY,),
     **_COMMON,
-    matrix=_batch("rank"),
+    **_contract("rank"),
 )
 def rank_similarity(X, Y, k: int = 10) -> float:
     r"""Rank similarity: agreement of the ranks of the neighbours the two sets share.
@@ -406,7 +442,7 @@ def rank_similarity(X, Y, k: int = 10) -> float:
     summary="Joint rank and Jaccard similarity of the kNN sets (their per-input product)",
     references=(_SURVEY,),
     **_COMMON,
-    matrix=_batch("joint_rank_jaccard"),
+    **_contract("joint_rank_jaccard"),
 )
 def joint_rank_jaccard(X, Y, k: int = 10) -> float:
     r"""Joint rank and Jaccard similarity: per input, k-NN Jaccard times rank similarity.
@@ -460,7 +496,7 @@ def joint_rank_jaccard(X, Y, k: int = 10) -> float:
     summary="Mutual k-nearest-neighbour alignment: mean shared fraction of the kNN sets",
     references=(_HUH,),
     **_COMMON,
-    matrix=_batch("mutual"),
+    **_contract("mutual"),
 )
 def mutual_knn(X, Y, k: int = 10) -> float:
     r"""Mutual nearest-neighbour alignment (Huh et al. 2024).

@@ -31,6 +31,7 @@ import numpy as np
 from scipy.spatial.distance import cdist, pdist, squareform
 
 from congruence._interrupt import interruptible
+from congruence._layers import fill
 from congruence._linalg import identical_rows, pow2_exponent, pow2_scaled, undefined
 from congruence._memory import check_fits
 from congruence._registry import register
@@ -115,6 +116,197 @@ def _heat_trace(X: np.ndarray) -> np.ndarray:
 _LONG_N = 600
 
 
+# ============================================================== the per-layer contract
+# compare_layers prepares each layer once: imd its heat-trace descriptor, rtd its normalised
+# distance matrices, geometry_score its mean relative living times; a pair is then cheap
+# (imd, geometry_score) or one cross-barcode (rtd). None of these survives resampling rows,
+# and a row permutation of one side changes nothing but rtd's cross-barcode (the other two
+# compare each side separately), so no ``reindex`` or ``permuted`` is declared.
+
+
+def _scaled_layer(x: np.ndarray, name: str, measure: str) -> Optional[np.ndarray]:
+    """``x`` at magnitude about 1 (as ``_pair64``), or ``None`` after a warning naming
+    ``name`` when every row is the same."""
+    if identical_rows(x):
+        undefined(name, measure)
+        return None
+    return pow2_scaled(x, pow2_exponent(x))
+
+
+def _imd_prepare(x, *, name: str = "X") -> Optional[np.ndarray]:
+    """The descriptor ``phi`` on the 256 times (``None``: identical rows)."""
+    xs = _scaled_layer(x, name, "imd")
+    if xs is None:
+        return None
+    n = xs.shape[0]
+    check_fits(
+        40.0 * n * n,
+        f"the {n} x {n} distance, neighbour-order and Laplacian matrices of imd",
+        "subsample the rows",
+    )
+    return 1e6 * _heat_trace(xs) / n
+
+
+def _imd_pair(phi_x: Optional[np.ndarray], phi_y: Optional[np.ndarray]) -> float:
+    if phi_x is None or phi_y is None:
+        return math.nan
+    return float(np.max(np.exp(-2.0 * (_IMD_T + 1.0 / _IMD_T)) * np.abs(phi_x - phi_y)))
+
+
+class _RTDLayer:
+    """A prepared layer of rtd: its scaled rows, and the distance matrices of its row subsets
+    divided by their 0.9-quantiles (one per trial; ``None`` when the subsets are drawn afresh
+    for every pair, i.e. ``seed`` is not an integer, or when they would not fit in memory).
+    ``nan``: identical rows, or a subset without spread."""
+
+    def __init__(self, xs: Optional[np.ndarray], name: str, dists=None, nan: bool = False):
+        self.xs, self.name, self.dists, self.nan = xs, name, dists, nan
+
+
+def _rtd_subsets(n: int, max_points: int, trials: int, seed: Any) -> Optional[list]:
+    """The row subsets of rtd's trials, as rtd draws them (``[None]``: all rows at once);
+    ``None`` when they differ from call to call."""
+    if n <= max_points:
+        return [None]
+    if not isinstance(seed, int):
+        return None
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(n, size=max_points, replace=False)) for _ in range(trials)]
+
+
+def _rtd_prepare(
+    x, *, name: str = "X", max_points: int = 500, trials: int = 10, seed: Optional[Any] = None
+) -> _RTDLayer:
+    max_points = check_number("max_points", max_points, low=3, integer=True)
+    trials = check_number("trials", trials, low=1, integer=True)
+    seed = _check_seed(seed)
+    xs = _scaled_layer(x, name, "rtd")
+    if xs is None:
+        return _RTDLayer(None, name, nan=True)
+    n = xs.shape[0]
+    m = min(n, max_points)
+    check_fits(
+        80.0 * m * m,
+        f"the {m} x {m} distance matrices and the {2 * m} x {2 * m} cross-barcode matrix of rtd",
+        "lower max_points (RTD then averages over random subsets of rows)",
+    )
+    subsets = _rtd_subsets(n, max_points, trials, seed)
+    if subsets is None:
+        return _RTDLayer(xs, name)
+    try:  # the cache: one m x m matrix per trial, kept for every pair of this layer
+        check_fits(8.0 * m * m * len(subsets), f"the distance matrices of {name} in rtd", "")
+    except MemoryError:
+        return _RTDLayer(xs, name)
+    dists = []
+    for rows in subsets:
+        D = squareform(pdist(xs if rows is None else xs[rows]))
+        q = np.quantile(D, 0.9)
+        if q == 0.0:
+            warn_degenerate(
+                f"{name} has (nearly) no spread: the 0.9-quantile of its {D.shape[0]}^2 "
+                "pairwise distances is 0 (duplicated rows); rtd is undefined (nan)"
+            )
+            return _RTDLayer(xs, name, nan=True)
+        D /= q
+        dists.append(D)
+    return _RTDLayer(xs, name, dists)
+
+
+def _rtd_layers_pair(
+    px: _RTDLayer,
+    py: _RTDLayer,
+    max_points: int = 500,
+    trials: int = 10,
+    seed: Optional[Any] = None,
+) -> float:
+    if px.nan or py.nan:
+        return math.nan
+    if px.dists is None or py.dists is None:
+        return rtd(px.xs, py.xs, max_points=max_points, trials=trials, seed=seed)
+    values = [(_rtd_r(DX, DY) + _rtd_r(DY, DX)) / 2.0 for DX, DY in zip(px.dists, py.dists)]
+    return float(np.mean(values))  # one value (n <= max_points): itself
+
+
+class _GSLayer:
+    """A prepared layer of geometry_score: its scaled rows and its mean relative living times
+    for the landmark sets of each role (``"x"``: ``landmarks_x``, ``"y"``: ``landmarks_y``),
+    computed on first use. ``landmarks=None``: drawn afresh for every pair (``seed`` not an
+    integer); ``xs=None``: identical rows (nan)."""
+
+    def __init__(self, xs, n: int, landmarks, gamma: float, i_max: int) -> None:
+        self.xs, self.n, self.landmarks, self.gamma, self.i_max = xs, n, landmarks, gamma, i_max
+        self._mrlt: dict = {}
+
+    def mrlt(self, role: str) -> np.ndarray:
+        idx = self.landmarks[role]
+        key = "x" if idx is self.landmarks["x"] else role
+        if key not in self._mrlt:
+            self._mrlt[key] = _mrlt(self.xs, idx, self.gamma, self.i_max)
+        return self._mrlt[key]
+
+
+def _gs_prepare(
+    x,
+    *,
+    name: str = "X",
+    n_landmarks: int = 64,
+    gamma: Optional[float] = None,
+    i_max: int = 100,
+    n_samples: int = 1000,
+    seed: Optional[Any] = None,
+    landmarks_x: Any = None,
+    landmarks_y: Any = None,
+) -> _GSLayer:
+    n_landmarks = check_number("n_landmarks", n_landmarks, low=1, integer=True)
+    if gamma is not None:
+        gamma = check_number("gamma", gamma, low=0.0, low_open=True)
+    i_max = check_number("i_max", i_max, low=1, integer=True)
+    n_samples = check_number("n_samples", n_samples, low=1, integer=True)
+    seed = _check_seed(seed)
+    n = x.shape[0]
+    if (landmarks_x is None) != (landmarks_y is None):
+        given = "landmarks_x" if landmarks_y is None else "landmarks_y"
+        raise ValueError(
+            f"{given} was given alone; landmarks_x and landmarks_y must be given together "
+            "(or neither, to draw landmarks at random)"
+        )
+    if landmarks_x is not None:
+        lx = _check_landmarks("landmarks_x", landmarks_x, n)
+        ly = _check_landmarks("landmarks_y", landmarks_y, n)
+        landmarks = {"x": lx, "y": lx if np.array_equal(lx, ly) else ly}
+    elif isinstance(seed, int):
+        idx = np.random.default_rng(seed).integers(0, n, size=(n_samples, n_landmarks))
+        landmarks = {"x": idx, "y": idx}
+    else:
+        landmarks = None
+    gamma = n / (128 * 5000) if gamma is None else gamma
+    return _GSLayer(_scaled_layer(x, name, "geometry_score"), n, landmarks, gamma, i_max)
+
+
+def _gs_pair(px: _GSLayer, py: _GSLayer, **params) -> float:
+    if px.xs is None or py.xs is None:
+        return math.nan
+    if px.landmarks is None or py.landmarks is None:
+        return geometry_score(px.xs, py.xs, **params)
+    diff = px.mrlt("x") - py.mrlt("y")
+    return float(np.sum(diff * diff))
+
+
+def _gs_matrix(pa, pb, **params) -> np.ndarray:
+    """The layer matrix; landmarks drawn at random are drawn once for the whole matrix (the
+    same sets for every layer, as geometry_score uses the same sets for both sides)."""
+    layers = list(pa) + ([] if pb is None else list(pb))
+    if any(p.landmarks is None for p in layers):
+        full = {**geometry_score.measure.params, **params}
+        idx = np.random.default_rng(full["seed"]).integers(
+            0, layers[0].n, size=(full["n_samples"], full["n_landmarks"])
+        )
+        fixed = {"x": idx, "y": idx}
+        layers = [_GSLayer(p.xs, p.n, fixed, p.gamma, p.i_max) for p in layers]
+        pa, pb = layers[: len(pa)], None if pb is None else layers[len(pa) :]
+    return fill(pa, pb, lambda u, v: _gs_pair(u, v, **params))
+
+
 @register(
     family="topology",
     kind="distance",
@@ -124,6 +316,8 @@ _LONG_N = 600
     invariances=_INVARIANT,
     bounds=(0.0, math.inf),
     min_rows=6,
+    prepare=_imd_prepare,
+    pair=_imd_pair,
 )
 def imd(X, Y) -> float:
     r"""Multi-scale intrinsic distance (IMD, Tsitsulin et al. 2020), exact heat traces.
@@ -256,6 +450,8 @@ def _rtd_once(X: np.ndarray, Y: np.ndarray) -> float:
     bounds=(0.0, math.inf),
     min_rows=3,
     variants=({}, {"max_points": 40, "trials": 2, "seed": 0}),
+    prepare=_rtd_prepare,
+    pair=_rtd_layers_pair,
 )
 def rtd(X, Y, max_points: int = 500, trials: int = 10, seed: Optional[Any] = None) -> float:
     r"""Representation topology divergence (RTD, Barannikov et al. 2022).
@@ -641,6 +837,9 @@ def _check_landmarks(name: str, value: Any, n: int) -> np.ndarray:
     # The defaults (seed=None, 1000 landmark sets) are stochastic and slow, so the common
     # tests run a seeded small setting instead, with gamma large enough to see H1 at n = 60.
     variants=({"n_landmarks": 24, "gamma": 0.25, "n_samples": 5, "seed": 0},),
+    prepare=_gs_prepare,
+    pair=_gs_pair,
+    matrix=_gs_matrix,
 )
 def geometry_score(
     X,
