@@ -510,7 +510,7 @@ mod tests {
             _ => ((i + 137) % n) as i64,
         });
         let got = permuted_dots(&zx, &zy, n, perms.view()).unwrap();
-        for k in 0..3 {
+        for (k, &gk) in got.iter().enumerate() {
             let pi: Vec<usize> = perms.row(k).iter().map(|&v| v as usize).collect();
             let yp = ndarray::Array2::from_shape_fn((n, y.ncols()), |(i, c)| y[[pi[i], c]]);
             // The triangle of the permuted rows, gathered from zy: the same bits.
@@ -522,7 +522,7 @@ mod tests {
                 }
             }
             let want = cross::<true>(&[&zx], &[&g]).unwrap()[[0, 0]];
-            assert_eq!(got[k].to_bits(), want.to_bits(), "perm {k}");
+            assert_eq!(gk.to_bits(), want.to_bits(), "perm {k}");
             // And the RSA of the permuted rows, prepared afresh (up to rounding).
             let again = rsa(
                 Input::F64(x.view()),
