@@ -443,14 +443,14 @@ def test_progress_on_stderr_unless_no_progress(files, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     pa, _ = files
-    assert main(["compare", str(pa), "--measure", "rsa"]) == 0
+    assert main(["compare", str(pa), "--measure", "normalized_bures"]) == 0
     assert capsys.readouterr().err == ""  # under a second: nothing shown
     compare_mod = importlib.import_module("congruence.compare")
     monkeypatch.setattr(compare_mod, "Progress", functools.partial(Progress, delay=0.0))
-    assert main(["compare", str(pa), "--measure", "rsa"]) == 0
+    assert main(["compare", str(pa), "--measure", "normalized_bures"]) == 0
     captured = capsys.readouterr()
     assert "congruence: 6/6 cells" in captured.err and "l1" in captured.out
-    assert main(["compare", str(pa), "--measure", "rsa", "--no-progress"]) == 0
+    assert main(["compare", str(pa), "--measure", "normalized_bures", "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
 
 
