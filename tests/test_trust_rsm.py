@@ -244,8 +244,11 @@ def test_a_constant_triangle_warns(compare):
     # The corners of an equilateral triangle, e1, e2, e3: every distance is sqrt 2 exactly.
     tri = np.eye(3)
     other = np.array([[0.0], [1.0], [3.0]])
-    with pytest.warns(cg.DegenerateDataWarning, match="RSM triangle of X or Y is constant"):
+    with pytest.warns(cg.DegenerateDataWarning, match="RSM triangle of X is constant"):
         assert math.isnan(cg.rsa(tri, other, rsm="euclidean", compare=compare))
+    # The warning names the side at fault.
+    with pytest.warns(cg.DegenerateDataWarning, match="RSM triangle of Y is constant"):
+        assert math.isnan(cg.rsa(other, tri, rsm="euclidean", compare=compare))
 
 
 class TestFunctionalNanWarns:
