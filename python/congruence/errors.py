@@ -13,6 +13,9 @@ against plain ``ValueError`` / ``KeyError`` / ``TypeError`` keeps working:
   the message lists the close matches.
 * :class:`UnreadableFileError` (``ValueError``): a file that exists but cannot be read safely
   (truncated, malformed header, pickled objects); ``path`` names it.
+* :class:`ResamplingBiasWarning` (a ``UserWarning``): a bootstrap of a measure whose estimate
+  is biased by the duplicated rows a resample contains (ranks with ties, nearest neighbours,
+  zero distances, U-statistics); the interval is returned, to be read with care.
 
 >>> import warnings, numpy as np, congruence as cg
 >>> with warnings.catch_warnings(record=True) as caught:
@@ -33,6 +36,7 @@ __all__ = [
     "InputTypeError",
     "LayerNotFoundError",
     "UnreadableFileError",
+    "ResamplingBiasWarning",
     "warn_degenerate",
 ]
 
@@ -64,6 +68,11 @@ class UnreadableFileError(ValueError):
     def __init__(self, path: object, reason: str) -> None:
         self.path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else str(path)
         super().__init__(f"cannot read {self.path!r}: {reason}")
+
+
+class ResamplingBiasWarning(UserWarning):
+    """Rows duplicated by resampling with replacement bias this measure's estimate, so its
+    bootstrap distribution is shifted (see :func:`congruence.bootstrap`)."""
 
 
 def _outside_package_stacklevel() -> int:

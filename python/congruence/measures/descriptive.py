@@ -80,6 +80,7 @@ def _uniformity(X: np.ndarray) -> float:
 
 
 @register(
+    paired=False,
     family="descriptive",
     kind="distance",
     summary="Absolute difference of the norms of the mean instances",
@@ -130,6 +131,7 @@ def magnitude_diff(X, Y) -> float:
 
 
 @register(
+    paired=False,
     family="descriptive",
     kind="distance",
     summary="Absolute difference of the mean cosine between instances and their mean",
@@ -178,6 +180,8 @@ def concentricity_diff(X, Y) -> float:
 
 
 @register(
+    paired=False,
+    resampling="a duplicated row is at distance 0 from its copy, the largest possible Gaussian potential",
     family="descriptive",
     kind="distance",
     summary="Absolute difference of the uniformities (Gaussian potential, t = 2)",

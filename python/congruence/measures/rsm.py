@@ -115,6 +115,7 @@ def _same_gram(Z: np.ndarray) -> np.ndarray:
 
 
 @register(
+    resampling="a duplicated row adds RSM entries of exact similarity (ties in the ranks, and pairs of entries that are equal by construction)",
     family="rsm",
     kind="similarity",
     summary="Representational similarity analysis: rank (or linear) correlation of the two RSMs",
@@ -344,6 +345,7 @@ def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
 
 
 @register(
+    resampling="a duplicated row is at distance 0 from its copy (the double-centred distance matrices gain zero entries)",
     family="rsm",
     kind="similarity",
     summary="Distance correlation (V-statistic) of the two representations",

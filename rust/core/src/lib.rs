@@ -5,6 +5,8 @@
 //!   U-centring, and the exact selection of the median squared distance.
 //! * [`hsic`]: HSIC (biased and unbiased) and CKA (biased and debiased), for one pair of
 //!   representations and for whole layer-by-layer matrices with per-layer statistics reused.
+//! * [`permutation`]: permutation nulls of HSIC and CKA from centred kernel matrices computed
+//!   once and re-indexed per permutation.
 //! * [`memory`]: the one memory budget (available memory, cgroup limit, address-space limit),
 //!   the pre-flight check and the fallible allocation of large buffers.
 //! * [`interrupt`]: cancellation (Ctrl-C) at a checkpoint per tile, and the pool it works in.
@@ -25,6 +27,7 @@ pub mod kernel;
 pub mod linalg;
 pub mod memory;
 pub mod neighbors;
+pub mod permutation;
 pub mod simd;
 #[cfg(test)]
 mod testutil;
