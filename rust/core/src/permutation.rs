@@ -252,7 +252,10 @@ pub fn permuted_inner(
     if n == 0 || p.is_empty() {
         return Ok(vec![0.0; perms.nrows()]);
     }
-    let (kd, ld) = (k.as_slice().expect("checked"), l.as_slice().expect("checked"));
+    let (kd, ld) = (
+        k.as_slice().expect("checked"),
+        l.as_slice().expect("checked"),
+    );
     let batches: Vec<Vec<f64>> = p
         .par_chunks(n * BATCH)
         .map(|batch| {
@@ -354,7 +357,10 @@ mod tests {
                 .flat_map(|i| (0..n).map(move |j| (i, j)))
                 .map(|(i, j)| k[[i, j]] * l[[row[i] as usize, row[j] as usize]])
                 .sum();
-            assert!((g - want).abs() <= 1e-12 * want.abs().max(1.0), "{g} {want}");
+            assert!(
+                (g - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "{g} {want}"
+            );
         }
     }
 

@@ -82,7 +82,9 @@ fn kernel_permuted<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let spec = Spec::parse(kernel, sigma_frac, unbiased, statistic, "auto").map_err(to_py)?;
     let (k, l, perms) = (k.as_array(), l.as_array(), perms.as_array());
-    let out = run(py, || permutation::permuted_statistic(k, l, exp, perms, &spec))?;
+    let out = run(py, || {
+        permutation::permuted_statistic(k, l, exp, perms, &spec)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
