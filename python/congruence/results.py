@@ -201,6 +201,10 @@ class LayerComparison:
         with itself).
     values : ndarray of shape (len(rows), len(cols))
         ``values[i, j] = measure(a[rows[i]], b[cols[j]])``.
+    pvalues : ndarray of shape (len(rows), len(cols)), optional
+        Permutation-test p-values of each cell (``compare_layers(..., permutations=N)``).
+    n_permutations, seed, alternative
+        How the p-values were computed (``None`` without them).
     """
 
     measure: str
@@ -209,6 +213,10 @@ class LayerComparison:
     rows: tuple[str, ...]
     cols: tuple[str, ...]
     values: np.ndarray = field(repr=False)
+    pvalues: Optional[np.ndarray] = field(default=None, repr=False)
+    n_permutations: Optional[int] = None
+    seed: Optional[int] = None
+    alternative: Optional[str] = None
 
     def __getitem__(self, key: tuple[str, str]) -> float:
         """``result["layer_a", "layer_b"]`` is the value for that pair of layers.
