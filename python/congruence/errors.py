@@ -38,6 +38,7 @@ __all__ = [
     "UnreadableFileError",
     "ResamplingBiasWarning",
     "warn_degenerate",
+    "warn_resampling_bias",
 ]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -91,3 +92,8 @@ def _outside_package_stacklevel() -> int:
 def warn_degenerate(message: str) -> None:
     """Issue a :class:`DegenerateDataWarning` attributed to the caller's own code."""
     warnings.warn(message, DegenerateDataWarning, stacklevel=_outside_package_stacklevel())
+
+
+def warn_resampling_bias(message: str) -> None:
+    """Issue a :class:`ResamplingBiasWarning` attributed to the caller's own code."""
+    warnings.warn(message, ResamplingBiasWarning, stacklevel=_outside_package_stacklevel())
