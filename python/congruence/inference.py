@@ -162,7 +162,7 @@ class BootstrapResult:
 # -------------------------------------------------------------------------------- helpers
 
 
-def _check_count(name: str, value: Any) -> int:
+def check_count(name: str, value: Any) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name}={value!r} is invalid; expected a positive integer")
     if value < 1:
@@ -170,7 +170,7 @@ def _check_count(name: str, value: Any) -> int:
     return int(value)
 
 
-def _check_seed(seed: Any) -> Optional[int]:
+def check_seed(seed: Any) -> Optional[int]:
     if seed is None:
         return None
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
@@ -224,10 +224,10 @@ def permutations(n: int, n_permutations: int, seed: Any = None) -> np.ndarray:
     >>> bool((np.sort(permutations(5, 3, seed=1), axis=1) == np.arange(5)).all())
     True
     """
-    return _draw(np.random.default_rng(_check_seed(seed)), int(n), int(n_permutations))
+    return draw_permutations(np.random.default_rng(check_seed(seed)), int(n), int(n_permutations))
 
 
-def _draw(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+def draw_permutations(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
     check_fits(
         8.0 * n * count,
         f"the {count} x {n} row permutations of a permutation test",
@@ -343,12 +343,12 @@ def permutation_test(
             "paired), so permuting the rows of Y leaves nothing to test; a permutation test "
             "needs a measure whose sides are paired by rows"
         )
-    n_permutations = _check_count("n_permutations", n_permutations)
-    seed = _check_seed(seed)
+    n_permutations = check_count("n_permutations", n_permutations)
+    seed = check_seed(seed)
     alternative = resolve_alternative(alternative, m.kind)
     X, Y = inputs(m, X, Y, params)
     rng, params = generators(m, seed, dict(params))
-    perms = _draw(rng, len(X), n_permutations)
+    perms = draw_permutations(rng, len(X), n_permutations)
     px = m.prepare(X, name="X", **params)
     py = m.prepare(Y, name="Y", **params)
     statistic = float(m.pair(px, py, **params))
@@ -486,10 +486,10 @@ def bootstrap(
     (True, (200,))
     """
     m, full = _start(measure, params)
-    n_boot = _check_count("n_boot", n_boot)
+    n_boot = check_count("n_boot", n_boot)
     ci = check_number("ci", ci, low=0.0, high=1.0, low_open=True, high_open=True)
     method = check_choice("method", method, _METHODS)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     X, Y = inputs(m, X, Y, params)
     reason = m.resampling_bias(**params)
     if reason is not None:
