@@ -19,8 +19,10 @@ from congruence.errors import (
     DegenerateDataWarning,
     InputTypeError,
     LayerNotFoundError,
+    ResamplingBiasWarning,
     UnreadableFileError,
 )
+from congruence.inference import BootstrapResult, PermutationTest, bootstrap, permutation_test
 from congruence.io import open_layers
 from congruence.measures.alignment import (
     aligned_cosine,
@@ -81,7 +83,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "BootstrapResult",
     "CKAAccumulator",
+    "PermutationTest",
+    "ResamplingBiasWarning",
     "DegenerateDataWarning",
     "InputTypeError",
     "LayerNotFoundError",
@@ -94,6 +99,7 @@ __all__ = [
     "accuracy_diff",
     "aligned_cosine",
     "angular_shape_metric",
+    "bootstrap",
     "cca",
     "cka",
     "cohens_kappa",
@@ -127,6 +133,7 @@ __all__ = [
     "open_layers",
     "orthogonal_procrustes",
     "permutation_procrustes",
+    "permutation_test",
     "pool",
     "prediction_difference",
     "procrustes_size_and_shape",

@@ -29,6 +29,19 @@ def kernel_matrix(
     statistic: str,
     route: str = "auto",
 ) -> npt.NDArray[np.float64]: ...
+def centred_kernel(
+    x: _Array, kernel: str, sigma_frac: float, unbiased: bool
+) -> Optional[tuple[npt.NDArray[np.float64], int]]: ...
+def kernel_permuted(
+    k: npt.NDArray[np.float64],
+    l: npt.NDArray[np.float64],
+    exp: int,
+    perms: npt.NDArray[np.int64],
+    kernel: str,
+    sigma_frac: float,
+    unbiased: bool,
+    statistic: str,
+) -> npt.NDArray[np.float64]: ...
 
 # Representational-similarity-matrix family (rust/python/src/distance.rs).
 def distance_matrix(x: _Array) -> npt.NDArray[np.float64]: ...

@@ -79,6 +79,13 @@ class Measure:
     #: Every keyword a caller may pass (parameters with defaults and required ones such as
     #: ``labels``; the data arguments excluded).
     accepts: tuple[str, ...] = ()
+    #: False for measures that compare each side separately (to itself, or to the labels), so
+    #: that row ``i`` of ``X`` and row ``i`` of ``Y`` need not be the same input: a permutation
+    #: test of them has no null to test (:func:`congruence.permutation_test` refuses them).
+    paired: bool = True
+    #: ``resampling(params) -> str or None``: why rows duplicated by a bootstrap resample bias
+    #: the estimate (None: they do not); see :meth:`resampling_bias`.
+    _resampling: Props = field(default=lambda params: None, compare=False)
 
     def __call__(self, *args: Any, **params: Any) -> float:
         return self.func(*args, **params)
@@ -107,6 +114,12 @@ class Measure:
     def min_rows(self, **params: Any) -> int:
         """The smallest number of rows (samples) the measure is defined for."""
         return int(self._min_rows(self._full(params)))
+
+    def resampling_bias(self, **params: Any) -> Optional[str]:
+        """Why duplicated rows (as in a bootstrap resample) bias this estimate for these
+        parameters, or ``None`` when they do not (:func:`congruence.bootstrap` warns)."""
+        reason = self._resampling(self._full(params))
+        return None if not reason else str(reason)
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Complete ``params`` with defaults; raise TypeError for unknown names."""
@@ -189,6 +202,8 @@ def register(
     reindex: Optional[Callable[..., Any]] = None,
     matrix: Optional[Callable[..., Any]] = None,
     permuted: Optional[Callable[..., Any]] = None,
+    paired: bool = True,
+    resampling: Any = None,
 ) -> Callable[[Callable[..., float]], Callable[..., float]]:
     """Decorator that records a measure function and its metadata in the registry.
 
@@ -197,6 +212,9 @@ def register(
     ``wide=True`` marks measures defined only for ``p >= n`` (so generic tests use wide data).
     ``prepare``, ``pair``, ``reindex``, ``matrix`` and ``permuted`` declare the per-layer
     contract (:mod:`congruence._layers`); a custom ``prepare`` needs its ``pair``.
+    ``paired=False`` marks measures that compare each side separately (no permutation test);
+    ``resampling`` is ``None``, a reason string, or a callable of the parameters returning
+    the reason (or None) why rows duplicated by a bootstrap resample bias the estimate.
     """
     if prepare is not None and pair is None:
         raise ValueError("a measure with its own prepare must declare its pair")
@@ -233,6 +251,8 @@ def register(
             _bounds=_as_props(bounds),
             _min_rows=_as_props(min_rows),
             wide=wide,
+            paired=bool(paired),
+            _resampling=_as_props(resampling),
             layers=PerLayer(
                 prepare=prepare, pair=pair, reindex=reindex, matrix=matrix, permuted=permuted
             ),

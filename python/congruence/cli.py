@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import sys
 import warnings
 from typing import Any, Optional, Sequence
@@ -144,6 +145,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             measure=measure.name,
             progress=not args.no_progress,
             on_error=args.on_error,
+            permutations=args.permutations,
+            seed=args.seed,
             **params,
         )
     _print_warnings(caught)
@@ -153,6 +156,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CLIError(f"{args.out}: could not write ({exc.strerror or exc})") from None
     print(_formatted(result, args.digits))
+    if result.pvalues is not None:
+        pvals = dataclasses.replace(result, values=result.pvalues)
+        print(
+            f"\np-values ({result.n_permutations} permutations, seed {result.seed}, "
+            f"alternative {result.alternative!r})\n{pvals.format(args.digits)}"
+        )
     return 0
 
 
@@ -286,6 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress",
         action="store_true",
         help="no progress bar (it is shown on stderr once the comparison lasts over a second)",
+    )
+    c.add_argument(
+        "--permutations",
+        type=int,
+        metavar="N",
+        help="also test every cell with N row permutations and print the p-values",
+    )
+    c.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="seed of the permutations (with --permutations; default: fresh randomness)",
     )
     c.add_argument(
         "--out",

@@ -12,6 +12,14 @@ from congruence._progress import Progress
 from congruence._registry import get_measure
 from congruence._validation import as_matrix, check_bool, check_choice
 from congruence.errors import warn_degenerate
+from congruence.inference import (
+    check_count,
+    check_seed,
+    draw_permutations,
+    generators,
+    pvalue,
+    resolve_alternative,
+)
 from congruence.results import LayerComparison, layer_labels, layer_set, same_rows
 
 __all__ = ["compare", "compare_layers"]
@@ -44,6 +52,9 @@ def compare_layers(
     *,
     progress: bool = True,
     on_error: str = "raise",
+    permutations: Optional[int] = None,
+    seed: Optional[int] = None,
+    alternative: Optional[str] = None,
     **params: Any,
 ) -> LayerComparison:
     """Compare every layer of ``a`` with every layer of ``b`` (or of ``a`` itself).
@@ -68,13 +79,27 @@ def compare_layers(
         makes that cell ``nan``, issues one
         :class:`~congruence.errors.DegenerateDataWarning` (a ``RuntimeWarning``) per layer at
         fault, and returns the rest of the matrix.
+    permutations : int >= 1, optional
+        Also test every cell with this many row permutations
+        (:func:`congruence.permutation_test`): one permutation set, drawn up front from
+        ``seed``, is shared by all cells; each layer is prepared once and the permutations
+        re-index the prepared column layer. With ``b=None`` and a symmetric measure, each
+        unordered pair is tested once (the rows of the column layer permuted, ``j >= i``) and
+        mirrored.
+    seed : None or int >= 0
+        Seeds the permutations (and, for measures that take their own ``seed`` such as
+        ``rtd``, the measure too, by ``SeedSequence(seed).spawn(2)``; without
+        ``permutations``, it is the measure's own ``seed``).
+    alternative : {None, "greater", "less", "two-sided"}
+        Of the permutation tests (default: "more alike than chance").
     **params
         The measure's parameters.
 
     Returns
     -------
     LayerComparison
-        ``values[i, j] = measure(a[rows[i]], b[cols[j]])`` with the layer names.
+        ``values[i, j] = measure(a[rows[i]], b[cols[j]])`` with the layer names; with
+        ``permutations``, ``pvalues[i, j]`` too (``nan`` where the value is ``nan``).
 
     Raises
     ------
@@ -122,6 +147,25 @@ def compare_layers(
     full = m.check_params(params)
     progress = check_bool("progress", progress)
     on_error = check_choice("on_error", on_error, ON_ERROR)
+    rng = None
+    if permutations is None:
+        if alternative is not None:
+            raise ValueError(
+                "alternative is an option of the permutation tests; pass permutations=N"
+            )
+        if seed is not None:
+            if "seed" not in m.accepts:
+                raise ValueError(
+                    f"seed seeds the permutation tests (pass permutations=N); {m.name} takes no seed"
+                )
+            params = {**params, "seed": seed}
+            full = m.check_params(params)
+    else:
+        permutations = check_count("permutations", permutations)
+        seed = check_seed(seed)
+        alternative = resolve_alternative(alternative, m.kind)
+        rng, params = generators(m, seed, dict(params))
+        full = {**full, **params}
     min_rows = m.min_rows(**params)
 
     def convert(v: Any, label: str) -> np.ndarray:
@@ -133,11 +177,61 @@ def compare_layers(
     else:
         cols, xb = layer_set(b, "b", convert)
     same_rows([("a", rows, xa)] + ([("b", cols, xb)] if xb is not None else []))
+    pvalues = None
     with layer_labels(a=rows, b=cols):
-        values = _prepared(m, xa, xb, params, (rows, cols), on_error, progress)
+        values, preps = _prepared(m, xa, xb, params, (rows, cols), on_error, progress)
+        if rng is not None:
+            perms = draw_permutations(rng, len(xa[0]), permutations)
+            pvalues = _pvalues(m, preps, values, perms, params, alternative, (rows, cols), progress)
     return LayerComparison(
-        measure=m.name, params=full, kind=m.kind, rows=tuple(rows), cols=tuple(cols), values=values
+        measure=m.name,
+        params=full,
+        kind=m.kind,
+        rows=tuple(rows),
+        cols=tuple(cols),
+        values=values,
+        pvalues=pvalues,
+        n_permutations=permutations,
+        seed=seed if permutations is not None else None,
+        alternative=alternative,
     )
+
+
+def _each(m, xs, side: str, names, params) -> Optional[list]:
+    """Each layer prepared on its own (``None`` for a layer that cannot be)."""
+    if xs is None:
+        return None
+    out = []
+    for name, x in zip(names, xs):
+        try:
+            out.append(m.prepare(x, name=f"{side}[{name!r}]", **params))
+        except CELL_ERRORS:
+            out.append(None)
+    return out
+
+
+def _pvalues(m, preps, values, perms, params, alternative, names, progress) -> np.ndarray:
+    """The permutation p-value of every cell, from the prepared layers (``preps``: rows and
+    columns, the columns ``None`` for ``a`` with itself) and one shared permutation set."""
+    pa, pb = preps
+    cols = pa if pb is None else pb
+    half = pb is None and m.symmetric(**params)
+    out = np.full(values.shape, np.nan)
+    cells = sum(len(cols) - (i if half else 0) for i in range(len(pa)))
+    with Progress(progress, total=cells, unit="cell") as bar:
+        for i in range(len(pa)):
+            for j in range(i if half else 0, len(cols)):
+                if np.isfinite(values[i, j]) and pa[i] is not None and cols[j] is not None:
+                    try:
+                        null = m.permuted(pa[i], cols[j], perms, **params)
+                    except CELL_ERRORS:
+                        null = None
+                    if null is not None:
+                        out[i, j] = pvalue(values[i, j], null, alternative)
+                if half:
+                    out[j, i] = out[i, j]
+                bar.update(1)
+    return out
 
 
 ON_ERROR = ("raise", "nan")
@@ -169,10 +263,11 @@ def _prepared(
     names: tuple[Sequence[str], Sequence[str]],
     on_error: str,
     progress: bool,
-) -> np.ndarray:
+) -> tuple[np.ndarray, tuple[list, Optional[list]]]:
     """The layer matrix through the measure's per-layer contract (each layer prepared once,
     then its whole-matrix route or one pair step per cell); if a layer cannot be prepared or
-    the whole-matrix route fails, cell by cell on the arrays, to name what cannot be computed."""
+    the whole-matrix route fails, cell by cell on the arrays, to name what cannot be computed.
+    Also returns the preparations (rows, columns or ``None``) for the permutation tests."""
     rows, cols = names
     try:
         pa = [m.prepare(x, name=f"a[{r!r}]", **params) for r, x in zip(rows, xa)]
@@ -182,10 +277,11 @@ def _prepared(
             else [m.prepare(y, name=f"b[{c!r}]", **params) for c, y in zip(cols, xb)]
         )
         if m.layers.matrix is not None:
-            return np.asarray(m.matrix(pa, pb, **params), dtype=np.float64)
+            return np.asarray(m.matrix(pa, pb, **params), dtype=np.float64), (pa, pb)
     except CELL_ERRORS:
-        return _pairwise(m.func, m, xa, xb, params, names, on_error, progress)
-    return _pairwise(m.pair, m, pa, pb, params, names, on_error, progress)
+        values = _pairwise(m.func, m, xa, xb, params, names, on_error, progress)
+        return values, (_each(m, xa, "a", rows, params), _each(m, xb, "b", cols, params))
+    return _pairwise(m.pair, m, pa, pb, params, names, on_error, progress), (pa, pb)
 
 
 def _pairwise(

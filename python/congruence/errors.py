@@ -13,6 +13,9 @@ against plain ``ValueError`` / ``KeyError`` / ``TypeError`` keeps working:
   the message lists the close matches.
 * :class:`UnreadableFileError` (``ValueError``): a file that exists but cannot be read safely
   (truncated, malformed header, pickled objects); ``path`` names it.
+* :class:`ResamplingBiasWarning` (a ``UserWarning``): a bootstrap of a measure whose estimate
+  is biased by the duplicated rows a resample contains (ranks with ties, nearest neighbours,
+  zero distances, U-statistics); the interval is returned, to be read with care.
 
 >>> import warnings, numpy as np, congruence as cg
 >>> with warnings.catch_warnings(record=True) as caught:
@@ -33,7 +36,9 @@ __all__ = [
     "InputTypeError",
     "LayerNotFoundError",
     "UnreadableFileError",
+    "ResamplingBiasWarning",
     "warn_degenerate",
+    "warn_resampling_bias",
 ]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -66,6 +71,11 @@ class UnreadableFileError(ValueError):
         super().__init__(f"cannot read {self.path!r}: {reason}")
 
 
+class ResamplingBiasWarning(UserWarning):
+    """Rows duplicated by resampling with replacement bias this measure's estimate, so its
+    bootstrap distribution is shifted (see :func:`congruence.bootstrap`)."""
+
+
 def _outside_package_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning point at the first frame outside congruence."""
     level = 1
@@ -82,3 +92,8 @@ def _outside_package_stacklevel() -> int:
 def warn_degenerate(message: str) -> None:
     """Issue a :class:`DegenerateDataWarning` attributed to the caller's own code."""
     warnings.warn(message, DegenerateDataWarning, stacklevel=_outside_package_stacklevel())
+
+
+def warn_resampling_bias(message: str) -> None:
+    """Issue a :class:`ResamplingBiasWarning` attributed to the caller's own code."""
+    warnings.warn(message, ResamplingBiasWarning, stacklevel=_outside_package_stacklevel())

@@ -116,6 +116,7 @@ def _magnitude_pair(px: tuple[float, int, bool], py: tuple[float, int, bool]) ->
 
 
 @register(
+    paired=False,
     family="descriptive",
     kind="distance",
     summary="Absolute difference of the norms of the mean instances",
@@ -170,6 +171,7 @@ def magnitude_diff(X, Y) -> float:
 
 
 @register(
+    paired=False,
     family="descriptive",
     kind="distance",
     summary="Absolute difference of the mean cosine between instances and their mean",
@@ -222,6 +224,8 @@ def concentricity_diff(X, Y) -> float:
 
 
 @register(
+    paired=False,
+    resampling="a duplicated row is at distance 0 from its copy, the largest possible Gaussian potential",
     family="descriptive",
     kind="distance",
     summary="Absolute difference of the uniformities (Gaussian potential, t = 2)",

@@ -488,6 +488,7 @@ def surrogate_churn(P, Q, alpha: float = 1.0) -> float:
 
 
 @register(
+    paired=False,
     family=_FAMILY,
     kind="distance",
     summary="Absolute difference of the two models' accuracies",
@@ -614,6 +615,7 @@ def prediction_difference(P, Q, *more, p: float = 1) -> float:
 
 
 @register(
+    paired=False,
     family=_FAMILY,
     kind="similarity",
     summary="Fleiss' kappa: agreement beyond chance of m >= 2 models' hard predictions",

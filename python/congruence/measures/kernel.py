@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from congruence import _core
+from congruence._memory import check_fits
 from congruence._registry import register
 from congruence._validation import (
     check_bool,
@@ -148,14 +149,132 @@ def _pair_value(X, Y, kernel: str, sigma_frac: float, flag: bool, statistic: str
     return value
 
 
+class KernelLayer:
+    """A kernel-family preparation: the validated ``(n, p)`` array and, computed on first use
+    by a permutation test and kept, its centred (or U-centred) kernel matrix for each
+    ``(kernel, sigma_frac, unbiased)`` asked for."""
+
+    __slots__ = ("x", "name", "_centred")
+
+    def __init__(self, x: np.ndarray, name: str = "X") -> None:
+        self.x = x
+        self.name = name
+        self._centred: dict = {}
+
+    def centred(self, kernel: str, sigma_frac: float, unbiased: bool):
+        """``(matrix, exp)`` from the core (the kernel of the features times ``2^-exp``), or
+        None when the kernel is undefined."""
+        key = (kernel, sigma_frac, unbiased)
+        if key not in self._centred:
+            self._centred[key] = _core.centred_kernel(self.x, kernel, sigma_frac, unbiased)
+        return self._centred[key]
+
+    def has(self, kernel: str, sigma_frac: float, unbiased: bool) -> bool:
+        return (kernel, sigma_frac, unbiased) in self._centred
+
+
+def _prepare(x: np.ndarray, *, name: str = "X", **params: Any) -> KernelLayer:
+    return KernelLayer(x, name)
+
+
+def _reindex(prep: KernelLayer, idx: Any, **params: Any) -> KernelLayer:
+    return KernelLayer(prep.x[idx], prep.name)
+
+
+def _pair(statistic: str):
+    def pair(px: KernelLayer, py: KernelLayer, **params: Any) -> float:
+        return globals()[statistic](px.x, py.x, **params)
+
+    return pair
+
+
+#: Seconds per multiply-add of the permutation gather and per flop of the feature-space
+#: product: rough figures that pick the cheaper linear route (the RBF kernel always gathers).
+_GATHER_COST, _FLOP_COST, _CALL_COST = 1e-9, 5e-11, 4e-5
+
+
+def _permuted(statistic: str, flag_name: str):
+    """The permutation fast path of cka / hsic (see ``congruence_core::permutation``): each
+    side's centred kernel matrix computed once (kept in its preparation) and re-indexed by
+    every permutation, in parallel in the core. Falls back to one value per permutation when
+    the two ``n x n`` matrices do not fit in memory, or (linear kernel, narrow layers) when the
+    feature-space product is cheaper."""
+
+    def permuted(px: KernelLayer, py: KernelLayer, perms: np.ndarray, **params: Any):
+        func = globals()[statistic]
+        kernel, sigma_frac, flag = _params(
+            params.get("kernel", "linear"),
+            params.get("sigma_frac", 1.0),
+            flag_name,
+            params.get(flag_name, False),
+        )
+        perms = np.ascontiguousarray(perms, dtype=np.int64)
+        x, y = px.x, py.x
+        n = x.shape[0]
+
+        def generic() -> np.ndarray:
+            return np.array([func(x, y[idx], **params) for idx in perms], dtype=np.float64).reshape(
+                len(perms)
+            )
+
+        if any(_layer_issue(a, kernel, statistic) is not None for a in (x, y)):
+            # A constant layer, or an undefined RBF bandwidth, stays so under any permutation:
+            # every value is the observed one (warned about once).
+            return np.full(len(perms), func(x, y, **params))
+        if kernel == "linear":
+            width = x.shape[1] + y.shape[1]
+            gather = 0.5 * n * n * _GATHER_COST
+            if gather > n * width * width * _FLOP_COST + _CALL_COST:
+                return generic()
+        missing = sum(not p.has(kernel, sigma_frac, flag) for p in (px, py))
+        try:
+            check_fits(
+                8.0 * n * n * (missing + 1),
+                f"the {n} x {n} centred kernel matrices of a {statistic} permutation test",
+                "the generic path is used instead",
+            )
+        except MemoryError:
+            return generic()
+        kx = px.centred(kernel, sigma_frac, flag)
+        ky = py.centred(kernel, sigma_frac, flag)
+        if kx is None or ky is None:
+            return generic()
+        return np.asarray(
+            _core.kernel_permuted(
+                kx[0], ky[0], kx[1] + ky[1], perms, kernel, sigma_frac, flag, statistic
+            ),
+            dtype=np.float64,
+        )
+
+    return permuted
+
+
+def _resampling(flag_name: str):
+    def reason(p: Any) -> Optional[str]:
+        why = []
+        if p[flag_name]:
+            why.append("the unbiased estimator's U-statistic pairs a row with its own duplicate")
+        if p["kernel"] == "rbf":
+            why.append(
+                "duplicated rows add zero squared distances, which lower the median that sets "
+                "the RBF bandwidth"
+            )
+        return "; ".join(why) or None
+
+    return reason
+
+
 def _batch(statistic: str, flag_name: str):
     def batch(
-        a: Sequence[np.ndarray],
-        b: Optional[Sequence[np.ndarray]],
+        a: Sequence[Any],
+        b: Optional[Sequence[Any]],
         kernel: str = "linear",
         sigma_frac: float = 1.0,
         **flag: Any,
     ) -> np.ndarray:
+        a = [p.x if isinstance(p, KernelLayer) else p for p in a]
+        if b is not None:
+            b = [p.x if isinstance(p, KernelLayer) else p for p in b]
         kernel, sigma_frac, value = _params(
             kernel, sigma_frac, flag_name, flag.get(flag_name, False)
         )
@@ -211,7 +330,12 @@ def _batch(statistic: str, flag_name: str):
     bounds=lambda p: (-1.0, 1.0) if p["debiased"] else (0.0, 1.0),
     min_rows=lambda p: 4 if p["debiased"] else 2,
     variants=_VARIANTS_CKA,
+    prepare=_prepare,
+    pair=_pair("cka"),
+    reindex=_reindex,
     matrix=_batch("cka", "debiased"),
+    permuted=_permuted("cka", "debiased"),
+    resampling=_resampling("debiased"),
 )
 def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = False) -> float:
     r"""Centered kernel alignment between two representations of the same inputs.
@@ -278,7 +402,12 @@ def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = 
     bounds=lambda p: (-math.inf, math.inf) if p["unbiased"] else (0.0, math.inf),
     min_rows=lambda p: 4 if p["unbiased"] else 2,
     variants=_VARIANTS_HSIC,
+    prepare=_prepare,
+    pair=_pair("hsic"),
+    reindex=_reindex,
     matrix=_batch("hsic", "unbiased"),
+    permuted=_permuted("hsic", "unbiased"),
+    resampling=_resampling("unbiased"),
 )
 def hsic(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool = False) -> float:
     r"""Hilbert–Schmidt independence criterion between two representations.

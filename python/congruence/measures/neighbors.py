@@ -259,6 +259,7 @@ def _contract(statistic: Optional[str]) -> dict[str, Any]:
 
 
 @register(
+    resampling="a duplicated row is its own copy's nearest neighbour (distance 0, ties)",
     summary="Mean Jaccard similarity of the k-nearest-neighbour sets (cosine distance)",
     references=(_SURVEY,),
     **_COMMON,
@@ -313,6 +314,7 @@ def knn_jaccard(X, Y, k: int = 10) -> float:
 
 
 @register(
+    resampling="a duplicated row is its own copy's nearest neighbour (distance 0, ties)",
     summary="Second-order cosine similarity: cosine of the distance vectors to the union of the kNN sets",
     references=(_HAMILTON, _SURVEY),
     **_COMMON,
@@ -381,6 +383,7 @@ def second_order_cosine(X, Y, k: int = 10) -> float:
 
 
 @register(
+    resampling="a duplicated row is its own copy's nearest neighbour (distance 0, ties)",
     summary="Rank similarity of the shared k nearest neighbours",
     references=(_SURVEY,),
     **_COMMON,
@@ -439,6 +442,7 @@ def rank_similarity(X, Y, k: int = 10) -> float:
 
 
 @register(
+    resampling="a duplicated row is its own copy's nearest neighbour (distance 0, ties)",
     summary="Joint rank and Jaccard similarity of the kNN sets (their per-input product)",
     references=(_SURVEY,),
     **_COMMON,
@@ -493,6 +497,7 @@ def joint_rank_jaccard(X, Y, k: int = 10) -> float:
 
 
 @register(
+    resampling="a duplicated row is its own copy's nearest neighbour (distance 0, ties)",
     summary="Mutual k-nearest-neighbour alignment: mean shared fraction of the kNN sets",
     references=(_HUH,),
     **_COMMON,

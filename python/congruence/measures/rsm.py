@@ -303,6 +303,7 @@ def _rsa_permuted(px, py, perms, rsm="correlation", compare="spearman"):
 
 
 @register(
+    resampling="a duplicated row adds RSM entries of exact similarity (ties in the ranks, and pairs of entries that are equal by construction)",
     family="rsm",
     kind="similarity",
     summary="Representational similarity analysis: rank (or linear) correlation of the two RSMs",
@@ -679,6 +680,7 @@ def _dcor_reindex(prep, idx):
 
 
 @register(
+    resampling="a duplicated row is at distance 0 from its copy (the double-centred distance matrices gain zero entries)",
     family="rsm",
     kind="similarity",
     summary="Distance correlation (V-statistic) of the two representations",

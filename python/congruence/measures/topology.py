@@ -308,6 +308,8 @@ def _gs_matrix(pa, pb, **params) -> np.ndarray:
 
 
 @register(
+    paired=False,
+    resampling="a duplicated row is at distance 0 from its copy, which changes the heat-kernel spectra of the kNN graph",
     family="topology",
     kind="distance",
     summary="Multi-scale intrinsic distance: heat traces of k-NN graph Laplacians (exact)",
@@ -441,6 +443,7 @@ def _rtd_once(X: np.ndarray, Y: np.ndarray) -> float:
 
 
 @register(
+    resampling="a duplicated row is at distance 0 from its copy, which merges points at filtration value 0",
     family="topology",
     kind="distance",
     summary="Representation topology divergence: H1 of the cross-barcode Rips filtration",
@@ -827,6 +830,8 @@ def _check_landmarks(name: str, value: Any, n: int) -> np.ndarray:
 
 
 @register(
+    paired=False,
+    resampling="a duplicated row is at distance 0 from its copy, which changes the witness complexes",
     family="topology",
     kind="distance",
     summary="Geometry score: mean relative living times of H1 in witness complexes",

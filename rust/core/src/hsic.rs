@@ -154,7 +154,7 @@ impl Spec {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if let Kernel::Rbf { sigma_frac } = self.kernel {
             if !(sigma_frac.is_finite() && sigma_frac > 0.0) {
                 return Err(CoreError::Parameter {
@@ -435,7 +435,7 @@ fn route_costs(
 /// two layers' normalisation exponents (the linear HSIC is homogeneous of degree 2 in each
 /// argument, so its value is the normalised one times `2^(2 exp)`, applied exactly and last:
 /// `inf` only when the value itself exceeds the float64 range).
-fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64, exp: i64) -> f64 {
+pub(crate) fn finish(spec: &Spec, n: usize, kl: f64, kk: f64, ll: f64, exp: i64) -> f64 {
     let nf = n as f64;
     let scale = match spec.kernel {
         Kernel::Linear => 2 * exp,

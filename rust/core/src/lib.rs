@@ -7,6 +7,8 @@
 //!   representations and for whole layer-by-layer matrices with per-layer statistics reused.
 //! * [`rsm`]: per-layer preparations of the RSM family (standardised RSM triangles, doubly
 //!   centred distance matrices) and the blocked products that combine them.
+//! * [`permutation`]: permutation nulls of HSIC and CKA from centred kernel matrices computed
+//!   once and re-indexed per permutation.
 //! * [`memory`]: the one memory budget (available memory, cgroup limit, address-space limit),
 //!   the pre-flight check and the fallible allocation of large buffers.
 //! * [`interrupt`]: cancellation (Ctrl-C) at a checkpoint per tile, and the pool it works in.
@@ -28,6 +30,7 @@ pub mod linalg;
 pub mod memory;
 pub mod neighbors;
 pub mod rsm;
+pub mod permutation;
 pub mod simd;
 #[cfg(test)]
 mod testutil;
