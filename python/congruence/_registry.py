@@ -154,11 +154,25 @@ class Measure:
             raise NotImplementedError(f"{self.name} declares no reindex; prepare x[idx] instead")
         return self.layers.reindex(prep, idx, **params)
 
-    def permuted(self, prep_x: Any, prep_y: Any, perms: Any, **params: Any):
+    def permuted(
+        self, prep_x: Any, prep_y: Any, perms: Any, *, y: Any = None, **params: Any
+    ) -> np.ndarray:
         """``values[k] = pair(prep_x, reindex(prep_y, perms[k]))`` for the ``(N, n)`` row
-        permutations ``perms``, by the measure's fast path if it has one."""
+        permutations ``perms``, by the measure's fast path if it has one. A measure without
+        one that is not :attr:`reindexable` prepares ``y[perms[k]]`` afresh: pass the
+        validated array ``y`` (``prep_y``'s source) then."""
         if self.layers.permuted is not None:
             return self.layers.permuted(prep_x, prep_y, perms, **params)
+        if not self.reindexable:
+            if y is None:
+                raise ValueError(f"{self.name}: permuted() needs y (it declares no reindex)")
+            return np.array(
+                [
+                    self.pair(prep_x, self.prepare(y[idx], name="Y", **params), **params)
+                    for idx in perms
+                ],
+                dtype=np.float64,
+            )
         return np.array(
             [self.pair(prep_x, self.reindex(prep_y, idx, **params), **params) for idx in perms],
             dtype=np.float64,

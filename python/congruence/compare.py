@@ -182,7 +182,7 @@ def compare_layers(
         values, preps = _prepared(m, xa, xb, params, (rows, cols), on_error, progress)
         if rng is not None:
             perms = draw_permutations(rng, len(xa[0]), permutations)
-            pvalues = _pvalues(m, preps, values, perms, params, alternative, (rows, cols), progress)
+            pvalues = _pvalues(m, preps, (xa, xb), values, perms, params, alternative, progress)
     return LayerComparison(
         measure=m.name,
         params=full,
@@ -194,6 +194,11 @@ def compare_layers(
         n_permutations=permutations,
         seed=seed if permutations is not None else None,
         alternative=alternative,
+        shapes={
+            side: {name: tuple(x.shape) for name, x in zip(names, xs)}
+            for side, names, xs in (("a", rows, xa), ("b", cols, xb))
+            if xs is not None
+        },
     )
 
 
@@ -210,11 +215,13 @@ def _each(m, xs, side: str, names, params) -> Optional[list]:
     return out
 
 
-def _pvalues(m, preps, values, perms, params, alternative, names, progress) -> np.ndarray:
+def _pvalues(m, preps, arrays, values, perms, params, alternative, progress) -> np.ndarray:
     """The permutation p-value of every cell, from the prepared layers (``preps``: rows and
-    columns, the columns ``None`` for ``a`` with itself) and one shared permutation set."""
+    columns, the columns ``None`` for ``a`` with itself; ``arrays`` the same as arrays, for
+    measures that prepare a permuted layer afresh) and one shared permutation set."""
     pa, pb = preps
     cols = pa if pb is None else pb
+    ys = arrays[0] if arrays[1] is None else arrays[1]
     half = pb is None and m.symmetric(**params)
     out = np.full(values.shape, np.nan)
     cells = sum(len(cols) - (i if half else 0) for i in range(len(pa)))
@@ -223,7 +230,7 @@ def _pvalues(m, preps, values, perms, params, alternative, names, progress) -> n
             for j in range(i if half else 0, len(cols)):
                 if np.isfinite(values[i, j]) and pa[i] is not None and cols[j] is not None:
                     try:
-                        null = m.permuted(pa[i], cols[j], perms, **params)
+                        null = m.permuted(pa[i], cols[j], perms, y=ys[j], **params)
                     except CELL_ERRORS:
                         null = None
                     if null is not None:

@@ -352,7 +352,7 @@ def permutation_test(
     px = m.prepare(X, name="X", **params)
     py = m.prepare(Y, name="Y", **params)
     statistic = float(m.pair(px, py, **params))
-    null = np.asarray(m.permuted(px, py, perms, **params), dtype=np.float64).reshape(-1)
+    null = np.asarray(m.permuted(px, py, perms, y=Y, **params), dtype=np.float64).reshape(-1)
     return PermutationTest(
         statistic=statistic,
         pvalue=pvalue(statistic, null, alternative),
