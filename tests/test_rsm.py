@@ -35,6 +35,7 @@ from scipy.stats import rankdata, spearmanr
 
 import congruence as cg
 from congruence import _core
+from congruence._core import _testing
 from congruence.measures import rsm as rsm_module
 
 RSA_VARIANTS = [
@@ -135,7 +136,7 @@ def test_riemannian_distance_matches_whitening_form(n, p1, p2):
 def test_distance_matrix_is_exact_symmetric_and_matches_scipy():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((150, 263))  # crosses row blocks, feature chunks and lanes
-    D = _core.distance_matrix(X)
+    D = _testing.distance_matrix(X)
     assert np.array_equal(D, D.T)
     assert np.all(np.diag(D) == 0)
     np.testing.assert_allclose(D, squareform(pdist(X)), rtol=1e-13, atol=0)
@@ -146,7 +147,7 @@ def test_duplicate_rows_are_at_distance_exactly_zero():
     rng = np.random.default_rng(1)
     X = rng.standard_normal((30, 8)) * 1e3 + 5e4
     X[17] = X[4]
-    D = _core.distance_matrix(X)
+    D = _testing.distance_matrix(X)
     assert D[4, 17] == 0.0 and D[17, 4] == 0.0
     assert np.count_nonzero(D == 0) == 30 + 2
 
@@ -155,13 +156,13 @@ def test_ranks_match_scipy_and_definition():
     rng = np.random.default_rng(2)
     v = rng.integers(0, 40, size=5000).astype(np.float64)  # many ties
     v[:3] = [-0.0, 0.0, -2.5]
-    got = _core.average_ranks(v)
+    got = _testing.average_ranks(v)
     np.testing.assert_array_equal(got, rankdata(v, method="average"))
     small = v[:700]
-    np.testing.assert_array_equal(_core.average_ranks(small), ref_average_ranks(small))
+    np.testing.assert_array_equal(_testing.average_ranks(small), ref_average_ranks(small))
     # A tie group spanning several of the core's parallel chunks (2**15 values each).
     w = np.repeat(np.arange(3.0), 40000)[::-1].copy()
-    np.testing.assert_array_equal(_core.average_ranks(w), rankdata(w))
+    np.testing.assert_array_equal(_testing.average_ranks(w), rankdata(w))
 
 
 def test_rsm_triangle_order_and_values():
@@ -243,7 +244,7 @@ def test_distance_correlation_published_energy_values():
     assert round(distance_correlation(M1, M3) ** 2, 5) == 0.31623
     assert round(distance_correlation(V1, V2) ** 2, 7) == 0.3066099
     # dCov^2 = (sum A B) / n^2 from the core's streamed sums.
-    ab, aa, bb = _core.dcov_sums(V1, V2)
+    ab, aa, bb = _testing.dcov_sums(V1, V2)
     assert round(ab / 36, 7) == 0.6851852
     assert round(aa / 36, 6) == 1.706790
     assert round(bb / 36, 5) == 2.92593
@@ -258,7 +259,7 @@ def test_distance_correlation_three_points_by_hand():
     # 81 sum AB / s = 72, 81 sum A^2 / s^2 = 360, 81 sum B^2 = 144, so
     # dCor^4 = 72^2 / (360 * 144) = 1/10, i.e. dCor^2 = 0.316228 (energy: 0.31623).
     assert distance_correlation(M1, M3) ** 4 == pytest.approx(0.1, rel=1e-13)
-    ab, aa, bb = _core.dcov_sums(M1, M3)
+    ab, aa, bb = _testing.dcov_sums(M1, M3)
     s = math.sqrt(27.0)
     assert ab == pytest.approx(72 / 81 * s, rel=1e-13)
     assert aa == pytest.approx(360 / 81 * s * s, rel=1e-13)
@@ -267,7 +268,7 @@ def test_distance_correlation_three_points_by_hand():
 
 def test_distance_covariance_sums_match_reference():
     X, Y = _pair(8, 70, 4, 3)
-    ab, aa, bb = _core.dcov_sums(X, Y)
+    ab, aa, bb = _testing.dcov_sums(X, Y)
     n2 = 70.0**2
     assert ab / n2 == pytest.approx(ref_dcov2(X, Y), rel=1e-12)
     assert aa / n2 == pytest.approx(ref_dcov2(X, X), rel=1e-12)
@@ -598,7 +599,7 @@ def test_compiled_functions_reject_bad_input_without_crashing():
     ):
         _core.rsa(np.eye(3), np.eye(3), "euclidean", "kendall")
     with pytest.raises(ValueError, match=r"v contains 1 non-finite value"):
-        _core.average_ranks(np.array([1.0, np.nan]))
+        _testing.average_ranks(np.array([1.0, np.nan]))
 
 
 # --------------------------------------------------------------------------- dtypes, layouts
@@ -632,6 +633,7 @@ _THREAD_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     from congruence import _core
+    from congruence._core import _testing
     rng = np.random.default_rng(0)
     out = []
     # n = 300: five row blocks of the core, and 44850 pairs (two chunks of the rank pass).
@@ -645,12 +647,12 @@ _THREAD_SCRIPT = textwrap.dedent(
     out.append(_core.distance_correlation(X, Y))
     # n = 2200: several waves of row blocks in the streamed distance covariance.
     Xw = rng.standard_normal((2200, 3)); Yw = np.abs(Xw[:, :2]) + rng.standard_normal((2200, 2))
-    out.extend(_core.dcov_sums(Xw, Yw))
-    out.extend(_core.dcov_sums(X, Yi))
+    out.extend(_testing.dcov_sums(Xw, Yw))
+    out.extend(_testing.dcov_sums(X, Yi))
     out.append(_core.rsm_fro_diff(X, Y))
-    out.append(float(np.sum(_core.distance_matrix(X) ** 2)))
+    out.append(float(np.sum(_testing.distance_matrix(X) ** 2)))
     out.append(float(np.sum(_core.distance_difference(X, Y) ** 2)))
-    out.append(float(np.sum(_core.average_ranks(_core.rsm_lower(Yi, "euclidean")) ** 2)))
+    out.append(float(np.sum(_testing.average_ranks(_core.rsm_lower(Yi, "euclidean")) ** 2)))
     print(json.dumps([repr(float(v)) for v in out]))
     """
 )

@@ -32,6 +32,7 @@ from reference_rsm import ref_distance_correlation, ref_rsa
 
 import congruence as cg
 from congruence import _core, _memory
+from congruence._core import _testing
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(cg.__file__)))
 
@@ -374,7 +375,7 @@ def test_a_core_bug_is_an_internal_error_not_a_panic_exception(where):
 
     def call():
         try:
-            _core._panic_for_tests("invariant broken")
+            _testing.panic("invariant broken")
         except BaseException as exc:
             box["exc"] = exc
 

@@ -1,11 +1,12 @@
 """The code-quality gates run with the test suite: ruff's lint rules and formatter (settings in
-pyproject.toml) on the Python code, rustfmt on the Rust code, and mypy's stubtest of the
-compiled module against its stub ``_core.pyi``."""
+pyproject.toml) on the repository's Python code, and mypy's stubtest of the compiled module (as
+imported: the installed wheel in CI) against its stub ``_core.pyi``. The Rust lints (rustfmt,
+clippy) need the Rust toolchain, which the test environment of CI does not have: ``.ci/run`` runs
+them in its Rust stage."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -22,13 +23,6 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["lint", "format"])
 def test_ruff(args):
     res = _run([sys.executable, "-m", "ruff", *args, *PATHS])
-    assert res.returncode == 0, res.stdout + res.stderr
-
-
-def test_rustfmt():
-    cargo = shutil.which("cargo")
-    assert cargo is not None, "cargo (the Rust toolchain) must be on PATH to build congruence"
-    res = _run([cargo, "fmt", "--all", "--check"])
     assert res.returncode == 0, res.stdout + res.stderr
 
 

@@ -29,8 +29,8 @@ pub mod kernel;
 pub mod linalg;
 pub mod memory;
 pub mod neighbors;
-pub mod rsm;
 pub mod permutation;
+pub mod rsm;
 pub mod simd;
 #[cfg(test)]
 mod testutil;

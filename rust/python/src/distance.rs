@@ -201,18 +201,24 @@ fn kendall_tau_a(
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(distance_matrix, m)?)?;
     m.add_function(wrap_pyfunction!(distance_difference, m)?)?;
     m.add_function(wrap_pyfunction!(rsm_fro_diff, m)?)?;
-    m.add_function(wrap_pyfunction!(dcov_sums, m)?)?;
     m.add_function(wrap_pyfunction!(distance_correlation, m)?)?;
     m.add_function(wrap_pyfunction!(rsa, m)?)?;
     m.add_function(wrap_pyfunction!(rsm_lower, m)?)?;
-    m.add_function(wrap_pyfunction!(average_ranks, m)?)?;
     m.add_function(wrap_pyfunction!(rsa_prepare, m)?)?;
     m.add_function(wrap_pyfunction!(dcor_prepare, m)?)?;
     m.add_function(wrap_pyfunction!(layer_cross, m)?)?;
     m.add_function(wrap_pyfunction!(permuted_dots, m)?)?;
     m.add_function(wrap_pyfunction!(kendall_tau_a, m)?)?;
+    Ok(())
+}
+
+/// The family's internals that only the tests call (the `_testing` submodule): each is checked
+/// there against an independent NumPy/SciPy reference.
+pub(crate) fn register_testing(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(distance_matrix, m)?)?;
+    m.add_function(wrap_pyfunction!(dcov_sums, m)?)?;
+    m.add_function(wrap_pyfunction!(average_ranks, m)?)?;
     Ok(())
 }

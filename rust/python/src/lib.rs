@@ -140,7 +140,7 @@ fn check_fits(nbytes: f64, what: &str, alternative: &str, budget: Option<u64>) -
 /// Run a computation that panics, as a bug in the core would: for the tests of the mapping to
 /// [`InternalError`] (from the main thread and from other threads).
 #[pyfunction]
-fn _panic_for_tests(py: Python<'_>, message: &str) -> PyResult<()> {
+fn panic(py: Python<'_>, message: &str) -> PyResult<()> {
     let message = message.to_owned();
     run(py, move || -> Result<(), CoreError> { panic!("{message}") })
 }
@@ -157,7 +157,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     neighbors::register(m)?;
     m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
     m.add_function(wrap_pyfunction!(check_fits, m)?)?;
-    m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add("InternalError", m.py().get_type::<InternalError>())?;
+    // The private testing surface `congruence._core._testing`: internals that only the tests
+    // call, kept out of the module's interface (and its stub).
+    let testing = PyModule::new(m.py(), "_testing")?;
+    distance::register_testing(&testing)?;
+    testing.add_function(wrap_pyfunction!(panic, &testing)?)?;
+    m.add_submodule(&testing)?;
     Ok(())
 }
