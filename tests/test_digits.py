@@ -84,8 +84,13 @@ def test_tiny10_refuses_bad_widths(widths):
 def test_train_cnn_builds_the_network_it_is_given():
     torch = pytest.importorskip("torch")
     X_train, X_test, y_train, y_test = digits.split()
-    a = digits.train_cnn(1, X_train, y_train, epochs=2, build=digits.tiny10_cnn)
-    b = digits.train_cnn(1, X_train, y_train, epochs=2, build=digits.tiny10_cnn)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: more threads only contend on a busy machine
+    try:
+        a = digits.train_cnn(1, X_train, y_train, epochs=2, build=digits.tiny10_cnn)
+        b = digits.train_cnn(1, X_train, y_train, epochs=2, build=digits.tiny10_cnn)
+    finally:
+        torch.set_num_threads(threads)
     assert not a.training and isinstance(a[8][0], torch.nn.AdaptiveAvgPool2d)
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(pa, pb)  # weights and batch-norm statistics
