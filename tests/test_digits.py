@@ -43,3 +43,57 @@ def test_cnn_trains_deterministically_and_returns_in_eval_mode():
     with torch.no_grad():
         acc = float((a(digits.as_images(X_test)).argmax(1).numpy() == y_test).mean())
     assert acc > 0.6  # three epochs: well above the 0.1 of chance
+
+
+def test_tiny10_layers_have_the_documented_shapes():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    c1, c2, c3 = 3, 5, 7
+    net = digits.tiny10_cnn((c1, c2, c3)).eval()
+    assert [name for name, _ in net.named_children()] == [str(k) for k in range(10)]
+    assert list(digits.TINY10_LAYERS) == [str(k) for k in range(9)]  # logits left out
+    expected = [(c1, 8, 8)] * 2 + [(c2, 4, 4)] * 3 + [(c3, 2, 2)] * 3 + [(c3,)] + [(10,)]
+    h = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        for k, shape in enumerate(expected):
+            h = net[k](h)
+            assert tuple(h.shape) == (4, *shape), k
+    # each convolution is followed by batch normalisation and a ReLU, without a bias
+    for k in range(8):
+        conv, bn, relu = net[k]
+        assert isinstance(conv, torch.nn.Conv2d) and conv.bias is None
+        assert isinstance(bn, torch.nn.BatchNorm2d) and isinstance(relu, torch.nn.ReLU)
+    assert [net[k][0].stride for k in range(8)] == [(1, 1)] * 2 + [(2, 2)] + [(1, 1)] * 2 + [
+        (2, 2)
+    ] + [(1, 1)] * 2
+    assert net[7][0].kernel_size == (1, 1)
+    # global average pooling is the mean of each channel of the last feature map
+    x = torch.rand(4, 1, 8, 8)
+    with torch.no_grad():
+        fmap = net[:8](x)
+        assert torch.allclose(net[8](fmap), fmap.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("widths", [(8, 16), (8, 0, 4), (8, 2.5, 4)])
+def test_tiny10_refuses_bad_widths(widths):
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="widths must be three positive integers"):
+        digits.tiny10_cnn(widths)
+
+
+def test_train_cnn_builds_the_network_it_is_given():
+    torch = pytest.importorskip("torch")
+    X_train, X_test, y_train, y_test = digits.split()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: more threads only contend on a busy machine
+    try:
+        a = digits.train_cnn(1, X_train, y_train, epochs=2, build=digits.tiny10_cnn)
+        b = digits.train_cnn(1, X_train, y_train, epochs=2, build=digits.tiny10_cnn)
+    finally:
+        torch.set_num_threads(threads)
+    assert not a.training and isinstance(a[8][0], torch.nn.AdaptiveAvgPool2d)
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(pa, pb)  # weights and batch-norm statistics
+    with torch.no_grad():
+        acc = float((a(digits.as_images(X_test)).argmax(1).numpy() == y_test).mean())
+    assert acc > 0.5  # two epochs: well above the 0.1 of chance

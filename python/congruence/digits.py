@@ -9,6 +9,10 @@ the one home of the data split and the training used by the demo, the examples a
 * :func:`small_cnn` / :func:`train_cnn` - a small convolutional network in PyTorch
   (conv 8, conv 16, max-pool, fc 64, logits), trained with Adam; needs ``congruence[torch]``
   and scikit-learn.
+* :func:`tiny10_cnn` - a ten-layer network for 8 x 8 digits shaped after the Tiny-10 network
+  of Kornblith et al. (2019, Appendix E): eight convolutions with batch normalisation, global
+  average pooling, logits (the layer-identification study); trained by
+  ``train_cnn(..., build=tiny10_cnn)``.
 
 >>> from congruence.digits import split
 >>> X_train, X_test, y_train, y_test = split()
@@ -19,7 +23,7 @@ the one home of the data split and the training used by the demo, the examples a
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -31,6 +35,8 @@ __all__ = [
     "as_images",
     "train_cnn",
     "CNN_LAYERS",
+    "tiny10_cnn",
+    "TINY10_LAYERS",
 ]
 
 #: The fixed train/test split.
@@ -39,6 +45,20 @@ TEST_SIZE = 0.3
 
 #: Readable names of the compared modules of :func:`small_cnn` (``nn.Sequential`` numbers them).
 CNN_LAYERS = {"1": "conv1", "3": "conv2", "7": "fc", "8": "logits"}
+
+#: Readable names of the nine hidden layers of :func:`tiny10_cnn` (the module names of its
+#: blocks; the logits, module ``"9"``, are left out as in Kornblith et al.'s Table 2).
+TINY10_LAYERS = {
+    "0": "conv1",
+    "1": "conv2",
+    "2": "conv3",
+    "3": "conv4",
+    "4": "conv5",
+    "5": "conv6",
+    "6": "conv7",
+    "7": "conv8",
+    "8": "pool",
+}
 
 
 def _sklearn():
@@ -109,6 +129,64 @@ def small_cnn() -> Any:
     )
 
 
+def tiny10_cnn(widths: Sequence[int] = (8, 16, 32)) -> Any:
+    """A ten-layer CNN for 1 x 8 x 8 digits after Kornblith et al.'s Tiny-10 (2019, Table E.1).
+
+    With ``widths = (c1, c2, c3)`` (Tiny-10 has 16, 32, 64 for 32 x 32 images), the blocks are
+    ``nn.Sequential`` modules named ``"0"`` to ``"9"``; each convolution (no bias) is followed
+    by batch normalisation and a ReLU, and the block's output is the layer's activation:
+
+    ====  ========================  ===============  =======================
+    name  block                     output           flattened width
+    ====  ========================  ===============  =======================
+    0-1   3 x 3 conv c1, twice      c1 x 8 x 8       64 c1
+    2     3 x 3 conv c2, stride 2   c2 x 4 x 4       16 c2
+    3-4   3 x 3 conv c2, twice      c2 x 4 x 4       16 c2
+    5     3 x 3 conv c3, stride 2   c3 x 2 x 2       4 c3
+    6     3 x 3 conv c3             c3 x 2 x 2       4 c3
+    7     1 x 1 conv c3             c3 x 2 x 2       4 c3
+    8     global average pooling    c3               c3
+    9     linear, 10 logits         10               10
+    ====  ========================  ===============  =======================
+
+    Tiny-10's seventh layer is a 3 x 3 convolution without padding; an 8 x 8 image is 2 x 2
+    after two stride-2 layers, so here it is padded like the others. Random weights come from
+    torch's current seed.
+
+    >>> import torch
+    >>> from congruence.digits import tiny10_cnn
+    >>> _ = torch.manual_seed(0)
+    >>> net = tiny10_cnn().eval()
+    >>> net[:8](torch.zeros(5, 1, 8, 8)).shape, net(torch.zeros(5, 1, 8, 8)).shape
+    (torch.Size([5, 32, 2, 2]), torch.Size([5, 10]))
+    """
+    from torch import nn
+
+    if len(widths) != 3 or any(int(w) != w or w < 1 for w in widths):
+        raise ValueError(f"widths must be three positive integers (c1, c2, c3), got {widths!r}")
+    c1, c2, c3 = (int(w) for w in widths)
+
+    def block(cin: int, cout: int, stride: int = 1, kernel: int = 3) -> Any:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+        )
+
+    return nn.Sequential(
+        block(1, c1),
+        block(c1, c1),
+        block(c1, c2, stride=2),
+        block(c2, c2),
+        block(c2, c2),
+        block(c2, c3, stride=2),
+        block(c3, c3),
+        block(c3, c3, kernel=1),
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+        nn.Linear(c3, 10),
+    )
+
+
 def as_images(X: np.ndarray) -> Any:
     """float32 ``(n, 1, 8, 8)`` torch tensor of the ``(n, 64)`` images of :func:`split`."""
     import torch
@@ -116,14 +194,17 @@ def as_images(X: np.ndarray) -> Any:
     return torch.from_numpy(np.asarray(X, dtype=np.float32).reshape(-1, 1, 8, 8))
 
 
-def train_cnn(seed: int, X_train, y_train, epochs: int = 10) -> Any:
-    """:func:`small_cnn` trained from ``seed`` (weights and minibatch order) with Adam
-    (learning rate 2e-3, minibatches of 64) for ``epochs`` epochs; returned in eval mode."""
+def train_cnn(
+    seed: int, X_train, y_train, epochs: int = 10, *, build: Optional[Callable[[], Any]] = None
+) -> Any:
+    """:func:`small_cnn` (or the network ``build()`` returns, e.g. :func:`tiny10_cnn`) trained
+    from ``seed`` (weights and minibatch order) with Adam (learning rate 2e-3, minibatches of
+    64) for ``epochs`` epochs; returned in eval mode."""
     import torch
     from torch import nn
 
     torch.manual_seed(seed)
-    net = small_cnn()
+    net = small_cnn() if build is None else build()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     X = X_train if isinstance(X_train, torch.Tensor) else as_images(X_train)
     y = torch.as_tensor(np.asarray(y_train), dtype=torch.long)
