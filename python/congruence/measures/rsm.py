@@ -616,17 +616,18 @@ def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
 # ------------------------------------------------------------------------------- dCor
 
 
-def _dcor_prepare(x, *, name="X"):
+def _dcor_prepare(x, *, name="X", lazy=False):
     """distance_correlation's per-layer part: the doubly centred distance matrix
     ``A = H a H`` of ``x`` as the unit vector ``[sqrt 2 A_lower, diag A] / ||A||_F``
     (``n (n + 1) / 2`` values), so that ``dCor^2`` of two layers is one dot product. When
-    it does not fit, the lazy form (the pair step streams, holding no ``n x n`` matrix)."""
+    it does not fit, or with ``lazy`` (one pair: nothing to reuse), the lazy form (the pair
+    step streams, holding no ``n x n`` matrix)."""
     if identical_rows(x):
         undefined(name, "distance_correlation")
         return _Prep(x, name, undefined=True)
     n = x.shape[0]
     size = n * (n + 1) // 2
-    if not _fits(8.0 * size, f"the centred distances of {name} ({size} values)"):
+    if lazy or not _fits(8.0 * size, f"the centred distances of {name} ({size} values)"):
         return _Prep(x, name)
     v = _core.dcor_prepare(_for_core(x))
     if v is None:
@@ -750,10 +751,11 @@ def distance_correlation(X, Y) -> float:
     0.1
     """
     X, Y = check_pair(X, Y)
-    px = _dcor_prepare(X, name="X")
+    # One pair: the streamed computation (O(n) memory), not two cached n x n matrices.
+    px = _dcor_prepare(X, name="X", lazy=True)
     if px.undefined:
         return math.nan
-    return _dcor_pair(px, _dcor_prepare(Y, name="Y"))
+    return _dcor_pair(px, _dcor_prepare(Y, name="Y", lazy=True))
 
 
 # ------------------------------------------------------------------------------- EOS

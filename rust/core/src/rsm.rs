@@ -154,7 +154,10 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
     let (low, diag) = v.split_at_mut(m);
     packed_segments(low, n)
         .into_par_iter()
-        .for_each(|((i0, i1), seg)| distance::distance_block(&rows, i0, i1, seg, fma));
+        .for_each(|((i0, i1), seg)| {
+            crate::interrupt::checkpoint();
+            distance::distance_block(&rows, i0, i1, seg, fma)
+        });
     // Row sums of the full symmetric matrix: row i's packed entries (j < i) and column i's
     // entries in later rows, from fixed blocks of rows added in order.
     let low: &mut [f64] = low;
@@ -185,6 +188,7 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
     packed_segments(low, n)
         .into_par_iter()
         .for_each(|((i0, i1), seg)| {
+            crate::interrupt::checkpoint();
             let base = tri(i0);
             for i in i0..i1 {
                 let ci = g - mu[i];
