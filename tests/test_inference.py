@@ -4,6 +4,7 @@ permutation fast path, and compare_layers' p-values."""
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import subprocess
 import sys
@@ -385,6 +386,8 @@ def test_measures_biased_by_duplicated_rows_warn():
     X = rng.standard_normal((25, 3))
     Y = X + rng.standard_normal((25, 3))
     for measure, params in [
+        ("cka", {}),
+        ("hsic", {}),
         ("cka", {"debiased": True}),
         ("cka", {"kernel": "rbf"}),
         ("hsic", {"unbiased": True}),
@@ -397,8 +400,22 @@ def test_measures_biased_by_duplicated_rows_warn():
     assert issubclass(cg.ResamplingBiasWarning, UserWarning)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cg.bootstrap(X, Y, "cka", n_boot=5, seed=0)
         cg.bootstrap(X, Y, "cca", n_boot=5, seed=0)
+
+
+def test_a_bootstrap_distribution_on_one_side_of_the_statistic_warns():
+    # Biased CKA with p comparable to n: every resample (about 63% distinct rows) gives a
+    # larger value than the data, so the percentile interval misses the estimate and BCa's
+    # bias correction is undefined; both are said, not returned silently.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 64))
+    Y = np.tanh(X @ rng.standard_normal((64, 32))) + rng.standard_normal((200, 32))
+    with pytest.warns(cg.ResamplingBiasWarning, match="on one side of the estimate"):
+        res = cg.bootstrap(X, Y, "cka", n_boot=200, seed=0)
+    assert np.all(res.distribution > res.statistic) and res.low > res.statistic
+    with pytest.warns(cg.DegenerateDataWarning, match="BCa interval is undefined"):
+        res = cg.bootstrap(X, Y, "cka", n_boot=200, seed=0, method="bca")
+    assert math.isnan(res.low) and math.isnan(res.high)
 
 
 # ----------------------------------------------------------------- compare_layers p-values

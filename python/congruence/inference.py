@@ -51,6 +51,7 @@ Efron, Tibshirani (1993). An Introduction to the Bootstrap. Chapman & Hall.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -510,6 +511,15 @@ def bootstrap(
             f"{dist.size - finite.size} of {dist.size} bootstrap replicates of {m.name} are "
             "not finite (degenerate resamples); the interval uses the others"
         )
+    if finite.size and np.isfinite(statistic):
+        above = int(np.count_nonzero(finite > statistic))
+        if above in (0, finite.size) or not finite.min() <= statistic <= finite.max():
+            warn_resampling_bias(
+                f"{m.name}: {above} of {finite.size} bootstrap replicates exceed the statistic "
+                f"{statistic!r}: the bootstrap distribution lies on one side of the estimate "
+                "(the resamples' duplicated rows bias it), so its interval does not cover the "
+                "estimate; prefer a permutation test, or subsampling without replacement"
+            )
     if finite.size == 0 or not np.isfinite(statistic):
         low = high = float("nan")
     elif method == "percentile":
@@ -518,6 +528,12 @@ def bootstrap(
         rows = np.arange(n)
         jack = np.array([value(np.delete(rows, i)) for i in range(n)], dtype=np.float64)
         low, high = bca_interval(statistic, finite, jack[np.isfinite(jack)], ci)
+        if math.isnan(low):
+            warn_degenerate(
+                f"{m.name}: the BCa interval is undefined (nan): its bias correction needs "
+                "replicates on both sides of the statistic; use method='percentile' or a "
+                "permutation test"
+            )
     return BootstrapResult(
         statistic=statistic,
         low=low,

@@ -254,12 +254,17 @@ def _resampling(flag_name: str):
         why = []
         if p[flag_name]:
             why.append("the unbiased estimator's U-statistic pairs a row with its own duplicate")
+        else:
+            why.append(
+                "a duplicated row and its copy are a pair with the kernel's diagonal values in "
+                "both X and Y, like the diagonal terms behind the biased estimator's upward bias"
+            )
         if p["kernel"] == "rbf":
             why.append(
                 "duplicated rows add zero squared distances, which lower the median that sets "
                 "the RBF bandwidth"
             )
-        return "; ".join(why) or None
+        return "; ".join(why)
 
     return reason
 
