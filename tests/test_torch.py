@@ -440,6 +440,10 @@ def test_torch_side_pooling_equals_cg_pool():
     got = _pool_tensor(t, None, None, "acts", torch)
     np.testing.assert_array_equal(got.numpy(), t.numpy())
     assert got.data_ptr() != t.data_ptr()
+    tt = torch.randn(3, 4, generator=g).T  # a transposed view: a C-ordered copy
+    got = _pool_tensor(tt, "mean", None, "acts", torch)
+    assert got.is_contiguous() and got.numpy().flags.c_contiguous
+    np.testing.assert_array_equal(got.numpy(), tt.numpy())
     assert _pool_tensor(torch.randn(5, generator=g), "mean", None, "a", torch).shape == (5, 1)
     for t, policy in [
         (torch.randn(2, 3, 4, 4), "spatial"),

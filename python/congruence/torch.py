@@ -15,7 +15,8 @@ Guarantees
   training flag is what it was and every hook is removed, also when an exception or
   ``KeyboardInterrupt`` (Ctrl-C) stops the loop.
 * Activations are detached, moved to the CPU and upcast (float16 and bfloat16 to float32) as
-  they arrive; each is pooled at once, so a batch's unpooled activations are never all held.
+  they arrive; each is pooled at once, so a batch's unpooled activations are never all held
+  (``"mean"`` and ``"max"`` of floating tensors in torch, the means summed in float64).
 * A 3-D or 4-D activation without ``pooling`` fails during the first forward pass, with the
   list of policies; a module that runs several times in one forward pass fails (naming it)
   unless ``reuse`` says which call to keep.
@@ -241,13 +242,15 @@ def _pool_tensor(t: Any, policy: Optional[str], mask: Any, name: str, torch: Any
     f32, f64 = torch.float32, torch.float64
     if t.dim() in (1, 2):
         # a copy: the model may still change its output in place (ReLU(inplace=True))
-        return t.reshape(t.shape[0], -1).to(device="cpu", dtype=f32, copy=True)
+        return t.reshape(t.shape[0], -1).to(
+            device="cpu", dtype=f32, copy=True, memory_format=torch.contiguous_format
+        )
     if t.dim() == 4 and policy == "mean":
         n, c, h, w = t.shape
         if t.is_contiguous():  # one contiguous run per channel: the faster reduction
-            out = torch.sum(t.view(n, c, h * w), dim=2, dtype=f64) / (h * w)
+            out = torch.sum(t.view(n, c, h * w), dim=2, dtype=f64).div_(h * w)
         else:
-            out = torch.sum(t, dim=(2, 3), dtype=f64) / (h * w)
+            out = torch.sum(t, dim=(2, 3), dtype=f64).div_(h * w)
     elif t.dim() == 3 and policy in ("mean", "max"):
         m = None
         if mask is not None:
@@ -255,7 +258,7 @@ def _pool_tensor(t: Any, policy: Optional[str], mask: Any, name: str, torch: Any
             m = None if m.all() else torch.from_numpy(m).to(t.device)
         if policy == "mean":
             if m is None:
-                out = torch.sum(t, dim=1, dtype=f64) / t.shape[1]
+                out = torch.sum(t, dim=1, dtype=f64).div_(t.shape[1])
             else:
                 total = torch.sum(t.to(f64) * m[:, :, None], dim=1)
                 out = total / m.sum(dim=1, dtype=f64)[:, None]
