@@ -655,11 +655,19 @@ class _Session:
             t.remove()
 
 
-def _one_blas_thread():
-    """A context in which the BLAS libraries loaded in this process use one thread."""
-    from threadpoolctl import threadpool_limits
+_BLAS: list = []
 
-    return threadpool_limits(limits=1, user_api="blas")
+
+def _one_blas_thread():
+    """A context in which the BLAS libraries loaded in this process use one thread.
+
+    The library scan of threadpoolctl (milliseconds, with torch's many libraries loaded) runs
+    once; the BLAS that the per-batch products use is NumPy's, loaded before torch."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _drive(
