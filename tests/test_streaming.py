@@ -417,6 +417,7 @@ def test_feed_blocks_equal_compare_layers(debiased):
 def test_products_on_threads_give_the_same_bits(debiased, monkeypatch):
     # the products of a batch shared by 1, 2 or 3 threads: bitwise the same state
     monkeypatch.setattr(streaming_moments, "_THREADED_WORK", 0)
+    monkeypatch.setattr(streaming_moments, "_CHUNK", 30)  # the cross block in 3 row chunks
     a, b = _model(300, 5, widths=(40, 7, 33)), _model(300, 6, widths=(25, 50))
     results = []
     for workers in (1, 2, 3):

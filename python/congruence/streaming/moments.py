@@ -148,6 +148,8 @@ def _rank1(M: np.ndarray, f: float, x: np.ndarray, y: np.ndarray) -> None:
 
 #: below this many multiply-adds per batch, the products run on the calling thread only
 _THREADED_WORK = 1 << 24
+#: the cross block of a batch is computed in row chunks of at most this many rows
+_CHUNK = 128
 
 
 def _products(pairs: list, workers: int) -> list:
@@ -303,11 +305,17 @@ class _Moments:
         if layout.full:
             st.caa = Z.T @ Z
         else:
-            # fixed tasks: each layer with itself, and all a-layers with all b-layers; every
-            # task is one BLAS call, whoever runs it, so the bits do not depend on ``workers``
+            # fixed tasks: each layer with itself, and the cross block in row chunks of at
+            # most _CHUNK rows (equal sizes); every task is one BLAS call, whoever runs it, so
+            # the bits do not depend on ``workers``
             pairs = [(Z[:, layout.sl(i)],) * 2 for i in range(layout.L)]
-            pairs.append((Z[:, : layout.PA], Z[:, layout.PA :]))
-            *st.selfs, st.cab = _products(pairs, workers)
+            zb = Z[:, layout.PA :]
+            k = -(-layout.PA // _CHUNK)
+            cuts = [layout.PA * i // k for i in range(k + 1)]
+            pairs += [(Z[:, cuts[i] : cuts[i + 1]], zb) for i in range(k)]
+            done = _products(pairs, workers)
+            st.selfs = done[: layout.L]
+            st.cab = np.concatenate(done[layout.L :], axis=0)
         if not exact:
             if debiased:  # pragma: no cover - the debiased path always centres exactly
                 raise AssertionError("the debiased state needs exactly centred rows")
