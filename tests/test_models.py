@@ -71,11 +71,11 @@ def test_one_model_with_itself(two_cnns):
 
 @pytest.mark.parametrize("debiased", [False, True])
 def test_exact_blocks_of_forward_batches_and_threads(two_cnns, monkeypatch, debiased):
-    # the forward batches (48 rows) are added in blocks of at least DEFAULT_EXACT_BATCH rows,
+    # the forward batches (48 rows) are added in blocks of at least MODEL_BLOCK rows,
     # their products shared by torch's thread count (the bits do not depend on it: see
     # test_streaming); the value is that of compare_layers
     a, b, loader, acts_a, acts_b = two_cnns
-    monkeypatch.setattr("congruence.models.DEFAULT_EXACT_BATCH", 100)
+    monkeypatch.setattr("congruence.models.MODEL_BLOCK", 100)
     monkeypatch.setattr("congruence.streaming.moments._THREADED_WORK", 0)
     blocks = []
     real = cg.LayerAccumulator.update

@@ -13,6 +13,7 @@ import importlib
 import math
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -435,6 +436,28 @@ def test_products_on_threads_give_the_same_bits(debiased, monkeypatch):
     got = streaming_moments._products([(x, x), (x, y), (y, y)], 2)
     for g, w in zip(got, [x.T @ x, x.T @ y, y.T @ y]):
         np.testing.assert_array_equal(g, w)
+
+
+def test_product_threads_after_fork(monkeypatch):
+    # the product threads are kept between calls; a forked child (whose copy of the pool has
+    # no threads) must make its own pool instead of waiting forever
+    monkeypatch.setattr(streaming_moments, "_THREADED_WORK", 0)
+    x, y = np.arange(12.0).reshape(4, 3), np.ones((4, 2))
+    pairs = [(x, x), (x, y)]
+    streaming_moments._products(pairs, 2)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        signal.alarm(60)  # a child waiting on threads that do not exist dies (SIGALRM)
+        try:
+            got = streaming_moments._products(pairs, 2)
+            code = 0 if np.array_equal(got[1], x.T @ y) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got = streaming_moments._products(pairs, 2)
+    np.testing.assert_array_equal(got[0], x.T @ x)
 
 
 def test_layers_list_input_and_merge():

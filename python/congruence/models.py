@@ -28,8 +28,8 @@ from congruence._validation import check_choice, check_number
 from congruence.compare import ON_ERROR, compare_layers
 from congruence.results import LayerComparison
 from congruence.streaming.drive import (
-    DEFAULT_EXACT_BATCH,
     ESTIMATORS,
+    MODEL_BLOCK,
     Feed,
     check_minibatch,
     streams,
@@ -228,8 +228,8 @@ def compare_models(
             first[0] = False
 
     if streaming:
-        # exact: the forward batches are added DEFAULT_EXACT_BATCH rows at a time (fewer,
-        # larger products; the same value), the products shared by torch's thread count of
+        # exact: the forward batches are added MODEL_BLOCK rows at a time (fewer, larger
+        # products; the same value), the products shared by torch's thread count of
         # one-thread BLAS calls (BLAS stays on one thread beside torch's threads, see _drive)
         feed = Feed(
             m.name,
@@ -237,7 +237,7 @@ def compare_models(
             estimator,
             minibatch=batch_size,
             regroup=True,
-            block=DEFAULT_EXACT_BATCH,
+            block=MODEL_BLOCK,
             workers=ct._torch().get_num_threads(),
         )
 

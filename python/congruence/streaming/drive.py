@@ -41,8 +41,12 @@ ESTIMATORS = ("exact", "minibatch")
 STREAMABLE = ("cka", "hsic")
 #: rows per block of the exact estimator when the caller does not choose
 DEFAULT_EXACT_BATCH = 4096
+#: rows per update when the model driver adds its forward batches in blocks: as fast per row as
+#: larger blocks, and the float64 copy of a block stays a few MB (larger ones, allocated and
+#: freed batch after batch, made the resident memory grow by about 100 MB)
+MODEL_BLOCK = 1024
 #: with ``Feed(block=...)``: an update also starts once the rows held take this many bytes
-BLOCK_BYTES = 1 << 25
+BLOCK_BYTES = 1 << 22
 
 
 def streams(measure: str, params: Mapping[str, Any]) -> bool:

@@ -81,6 +81,7 @@ itself (``nan`` when one is not positive, as :func:`congruence.cka`).
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -165,9 +166,29 @@ def _products(pairs: list, workers: int) -> list:
     if workers <= 1 or len(pairs) < 2 or work < _THREADED_WORK:
         return [product(p) for p in pairs]
     order = sorted(range(len(pairs)), key=lambda k: -pairs[k][0].shape[1] * pairs[k][1].shape[1])
-    with ThreadPoolExecutor(max_workers=min(workers, len(pairs))) as ex:
-        futures = {k: ex.submit(product, pairs[k]) for k in order}
-        return [futures[k].result() for k in range(len(pairs))]
+    ex = _pool(min(workers, len(pairs)))
+    futures = {k: ex.submit(product, pairs[k]) for k in order}
+    return [futures[k].result() for k in range(len(pairs))]
+
+
+_POOL: list = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One process-wide pool of product threads, kept between batches and calls: threads
+    that come and go would each make the BLAS library set up (and keep) buffers of its own.
+    A forked child (whose copy of the pool has no threads) makes a new one."""
+    pid = os.getpid()
+    with _POOL_LOCK:
+        if _POOL and (_POOL[0][1] < workers or _POOL[0][2] != pid):
+            old, _, owner = _POOL.pop()
+            if owner == pid:
+                old.shutdown(wait=False)
+        if not _POOL:
+            ex = ThreadPoolExecutor(workers, thread_name_prefix="congruence-products")
+            _POOL.append((ex, workers, pid))
+        return _POOL[0][0]
 
 
 def _centre(x: np.ndarray, out: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
