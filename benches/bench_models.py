@@ -9,7 +9,11 @@ Cases (full sizes; ``--quick`` shrinks them to a smoke run):
   average-pooled) over 20,000 inputs in forward batches of 256, against the two models' bare
   forward passes on the same batches (``a(xb); b(xb)`` under ``torch.inference_mode()``).
   Runs alternate (ours, bare, ours, bare, ...); reported: the median of ``--repeat`` (5)
-  ratios and their spread. Target: ratio <= 1.15.
+  ratios and their spread. Target: ratio <= 1.15. With ``--phases`` two more variants run in
+  the same rotation, to say where the overhead goes: the bare forwards with an empty forward
+  hook on each of the 8 layers (torch's hook dispatch), and ``compare_models`` with the
+  accumulator's ``push``/``result`` replaced by no-ops (hooks, pooling in torch, conversion and
+  the driver, without the co-moments).
 * ``memory``: peak resident memory (VmHWM) of a fresh interpreter running the same exact
   ``compare_models`` over 100,000 and over 10,000 inputs (generated batch by batch, so the
   inputs are not held either). Target: the 100,000-input peak within 300 MB of the 10,000-input
@@ -20,6 +24,7 @@ Usage::
     python benches/bench_models.py --quick           # smoke run, well under a minute
     python benches/bench_models.py                   # full sizes (a few minutes)
     python benches/bench_models.py --only memory --threads 2
+    python benches/bench_models.py --only overhead --threads 2 --phases
     python benches/bench_models.py --json models.json
 
 Both sides use the same thread count (``--threads``, else ``$RAYON_NUM_THREADS``, else
@@ -61,6 +66,12 @@ def _parse_args(argv=None):
         help="threads for both sides (default: $RAYON_NUM_THREADS or os.cpu_count())",
     )
     ap.add_argument("--repeat", type=int, default=5, help="alternating timed runs (median kept)")
+    ap.add_argument(
+        "--phases",
+        action="store_true",
+        help="overhead: also time the forwards with empty hooks and compare_models without "
+        "the accumulator, to split the overhead",
+    )
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     ap.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_args", dest="child_args", default=None, help=argparse.SUPPRESS)
@@ -132,9 +143,33 @@ def case_overhead(opts: dict, repeat: int) -> dict:
                 a(xb)
                 b(xb)
 
+    def hooks_only():
+        mods = [dict(m.named_modules())[k] for m in (a, b) for k in LAYERS]
+        handles = [m.register_forward_hook(lambda *_: None) for m in mods]
+        try:
+            bare()
+        finally:
+            for h in handles:
+                h.remove()
+
+    def no_accumulator():
+        from congruence.streaming.drive import Feed
+
+        push, result = Feed.push, Feed.result
+        Feed.push = lambda self, a, b=None: None
+        Feed.result = lambda self: None
+        try:
+            ours()
+        finally:
+            Feed.push, Feed.result = push, result
+
+    extra = {"hooks": hooks_only, "pooled": no_accumulator} if ARGS.phases else {}
     ours()
     bare()  # warm-up
+    for f in extra.values():
+        f()
     t_ours, t_bare = [], []
+    t_extra = {k: [] for k in extra}
     for _ in range(repeat):
         t0 = time.perf_counter()
         res = ours()
@@ -142,6 +177,10 @@ def case_overhead(opts: dict, repeat: int) -> dict:
         t0 = time.perf_counter()
         bare()
         t_bare.append(time.perf_counter() - t0)
+        for k, f in extra.items():
+            t0 = time.perf_counter()
+            f()
+            t_extra[k].append(time.perf_counter() - t0)
     ratios = [o / r for o, r in zip(t_ours, t_bare)]
     # correctness: the same matrix as compare_layers on float64 copies of the extracted arrays
     f64 = lambda acts: {k: v.astype(np.float64) for k, v in acts.items()}  # noqa: E731
@@ -163,6 +202,13 @@ def case_overhead(opts: dict, repeat: int) -> dict:
         diff=diff,
         target=TARGETS["overhead"],
         ok=med <= 1.15,
+        phases={
+            k: dict(
+                seconds=statistics.median(v),
+                ratio=statistics.median([t / r for t, r in zip(v, t_bare)]),
+            )
+            for k, v in t_extra.items()
+        },
     )
 
 
@@ -239,6 +285,15 @@ def main() -> int:
                 f"max {r['ratio_max']:.3f}) over {ARGS.repeat} runs, |diff| vs compare_layers "
                 f"{r['diff']:.1e}; target {r['target']}: {'yes' if r['ok'] else 'NO'}"
             )
+            for k, ph in r["phases"].items():
+                what = {
+                    "hooks": "bare forwards with 8 empty hooks",
+                    "pooled": "compare_models without the accumulator",
+                }[k]
+                print(
+                    f"  phase {k:6s}  {what}: {ph['seconds']:.3f} s, median ratio to bare "
+                    f"{ph['ratio']:.3f}"
+                )
         else:
             print(
                 f"memory    peak RSS n={r['n_small']}: {r['peak_small_mb']:.0f} MB "

@@ -69,6 +69,33 @@ def test_one_model_with_itself(two_cnns):
     np.testing.assert_allclose(rsa.values, want.values, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("debiased", [False, True])
+def test_exact_blocks_of_forward_batches_and_threads(two_cnns, monkeypatch, debiased):
+    # the forward batches (48 rows) are added in blocks of at least MODEL_BLOCK rows,
+    # their products shared by torch's thread count (the bits do not depend on it: see
+    # test_streaming); the value is that of compare_layers
+    a, b, loader, acts_a, acts_b = two_cnns
+    monkeypatch.setattr("congruence.models.MODEL_BLOCK", 100)
+    monkeypatch.setattr("congruence.streaming.moments._THREADED_WORK", 0)
+    blocks = []
+    real = cg.LayerAccumulator.update
+
+    def spy(self, x, y=None):
+        blocks.append((next(iter(x.values())).shape[0], self._workers))
+        return real(self, x, y)
+
+    monkeypatch.setattr(cg.LayerAccumulator, "update", spy)
+    want = cg.compare_layers(_f64(acts_a), _f64(acts_b), "cka", debiased=debiased)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        got = cg.compare_models(a, b, loader, LAYERS, pooling="mean", debiased=debiased)
+    finally:
+        torch.set_num_threads(threads)
+    assert blocks == [(144, 2), (16, 2)]  # 3 forward batches of 48, then the last 16 rows
+    np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-10)
+
+
 def test_minibatch_estimator_regroups_forward_batches(two_cnns):
     a, b, loader, acts_a, acts_b = two_cnns  # forward batches of 48 rows, n = 160
     for size in (32, 50, 200, None):

@@ -13,6 +13,7 @@ import importlib
 import math
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -41,6 +42,7 @@ from congruence.streaming import (
     batch_bounds,
     minibatch_cka,
 )
+from congruence.streaming import drive as streaming_drive
 from congruence.streaming import minibatch as streaming_minibatch
 from congruence.streaming import moments as streaming_moments
 
@@ -371,6 +373,91 @@ def test_layers_equal_compare_layers(measure, flag, unbiased, with_b):
     want2 = cg.compare_layers(a, b, other_name, **{other_flag: unbiased})
     scale = max(1.0, float(np.abs(want2.values).max()))
     np.testing.assert_allclose(other.values, want2.values, rtol=1e-10, atol=1e-10 * scale)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_feed_blocks_equal_compare_layers(debiased):
+    # Feed(block=k) holds the pushed blocks until k rows, then adds them in one update:
+    # the same matrix as compare_layers, and as one update per block
+    from congruence.streaming.drive import Feed
+
+    a, b = _model(90, 3), _model(90, 4, widths=(2, 5))
+    cuts = [0, 7, 8, 30, 31, 55, 90]
+    blocked = Feed("cka", {"debiased": debiased}, block=20)
+    plain = Feed("cka", {"debiased": debiased})
+    seen = []
+    real_update = blocked.acc.update
+    blocked.acc.update = lambda x, y: seen.append(len(next(iter(x.values())))) or real_update(x, y)
+    for s, e in zip(cuts[:-1], cuts[1:]):
+        for f in (blocked, plain):
+            f.push({k: v[s:e] for k, v in a.items()}, {k: v[s:e] for k, v in b.items()})
+    got, ref = blocked.result(), plain.result()
+    assert seen == [30, 25, 35]  # 7+1+22 rows, 1+24, then the last 35 at result()
+    want = cg.compare_layers(a, b, "cka", debiased=debiased)
+    np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.values, ref.values, rtol=0, atol=1e-13)
+    assert got.rows == want.rows and got.cols == want.cols
+    # one model with itself, and a block reached by bytes before rows
+    solo = Feed("hsic", block=10**9)
+    monkey = streaming_drive.BLOCK_BYTES
+    try:
+        streaming_drive.BLOCK_BYTES = 60 * 18 * 8
+        for s, n_added in zip(range(0, 90, 30), (0, 60, 60)):
+            solo.push({k: v[s : s + 30] for k, v in a.items()})
+            assert solo.acc.n == n_added  # flushed once 60 rows (8640 bytes) are held
+    finally:
+        streaming_drive.BLOCK_BYTES = monkey
+    np.testing.assert_allclose(
+        solo.result().values, cg.compare_layers(a, None, "hsic").values, rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="block"):
+        Feed("cka", block=0)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_products_on_threads_give_the_same_bits(debiased, monkeypatch):
+    # the products of a batch shared by 1, 2 or 3 threads: bitwise the same state
+    monkeypatch.setattr(streaming_moments, "_THREADED_WORK", 0)
+    monkeypatch.setattr(streaming_moments, "_CHUNK", 30)  # the cross block in 3 row chunks
+    a, b = _model(300, 5, widths=(40, 7, 33)), _model(300, 6, widths=(25, 50))
+    results = []
+    for workers in (1, 2, 3):
+        acc = LayerAccumulator("cka", debiased=debiased)
+        acc._workers = workers
+        _stream(acc, a, b, [100, 170])
+        results.append(acc)
+    for acc in results[1:]:
+        assert np.array_equal(acc.result().values, results[0].result().values)
+        for M, M0 in zip(acc._state.matrices(), results[0]._state.matrices()):
+            assert np.array_equal(M[0], M0[0])
+    want = cg.compare_layers(a, b, "cka", debiased=debiased)
+    np.testing.assert_allclose(results[1].result().values, want.values, rtol=0, atol=1e-12)
+    x, y = np.ones((4, 2)), np.arange(12.0).reshape(4, 3)
+    got = streaming_moments._products([(x, x), (x, y), (y, y)], 2)
+    for g, w in zip(got, [x.T @ x, x.T @ y, y.T @ y]):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_product_threads_after_fork(monkeypatch):
+    # the product threads are kept between calls; a forked child (whose copy of the pool has
+    # no threads) must make its own pool instead of waiting forever
+    monkeypatch.setattr(streaming_moments, "_THREADED_WORK", 0)
+    x, y = np.arange(12.0).reshape(4, 3), np.ones((4, 2))
+    pairs = [(x, x), (x, y)]
+    streaming_moments._products(pairs, 2)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        signal.alarm(60)  # a child waiting on threads that do not exist dies (SIGALRM)
+        try:
+            got = streaming_moments._products(pairs, 2)
+            code = 0 if np.array_equal(got[1], x.T @ y) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    got = streaming_moments._products(pairs, 2)
+    np.testing.assert_array_equal(got[0], x.T @ x)
 
 
 def test_layers_list_input_and_merge():

@@ -391,3 +391,102 @@ def test_invalid_options():
         cg.extract(lambda t: t, x, "0")
     with pytest.raises(ValueError, match="no batch"):
         cg.extract(net, [], "0")
+
+
+def _ulps32(got, want):
+    """Distance in float32 units in the last place, entry by entry."""
+    g = np.asarray(got, dtype=np.float32).view(np.int32).astype(np.int64)
+    w = np.asarray(want, dtype=np.float32).view(np.int32).astype(np.int64)
+    return np.abs(g - w)
+
+
+def test_torch_side_pooling_equals_cg_pool():
+    # the hooks pool 'mean' (3-D and 4-D) and 'max' (3-D) in torch: the float32 of the same
+    # float64 mean as cg.pool, so at most one float32 unit apart (max: exactly equal)
+    from congruence.torch import _pool_tensor
+
+    g = torch.Generator().manual_seed(5)
+    mask = np.ones((6, 7), dtype=np.int64)
+    mask[1, 4:] = 0
+    mask[3, 1:] = 0
+    mask[5, :6] = 0  # left padding
+    cases = [
+        (torch.randn(6, 5, 7, 3, generator=g) * 3 + 1, "mean", None),
+        (torch.randn(6, 5, 4, 4, generator=g).to(memory_format=torch.channels_last), "mean", None),
+        (torch.randn(6, 7, 5, generator=g), "mean", None),
+        (torch.randn(6, 7, 5, generator=g), "mean", mask),
+        (torch.randn(6, 7, 5, generator=g), "max", None),
+        (torch.randn(6, 7, 5, generator=g), "max", mask),
+        (torch.randn(6, 7, 5, generator=g), "mean", np.ones((6, 7))),  # a full mask
+        (torch.randn(6, 7, 5, generator=g).half(), "mean", mask),
+        (torch.randn(6, 5, 3, 3, generator=g).bfloat16(), "mean", None),
+        (torch.randn(6, 7, 5, generator=g, dtype=torch.float64) * 1e3, "mean", mask),
+    ]
+    for t, policy, m in cases:
+        got = _pool_tensor(t, policy, m, "acts", torch)
+        assert got.dtype == torch.float32 and got.is_contiguous()
+        ref = cg.pool(t if t.dtype != torch.bfloat16 else t.float(), policy, m)
+        assert got.shape == ref.shape
+        if policy == "max":
+            np.testing.assert_array_equal(got.numpy(), ref.astype(np.float32))
+        else:
+            assert _ulps32(got.numpy(), ref).max() <= 1, (t.shape, t.dtype, policy)
+        if t.dim() == 4:  # and against a loop over the positions, in float64
+            x = t.double().numpy()
+            want = sum(x[:, :, u, v] for u in range(x.shape[2]) for v in range(x.shape[3]))
+            np.testing.assert_allclose(got.numpy(), want / (x.shape[2] * x.shape[3]), rtol=1e-6)
+    # 2-D: a float32 copy of its own; other cases go through cg.pool (None here)
+    t = torch.randn(4, 3, generator=g)
+    got = _pool_tensor(t, None, None, "acts", torch)
+    np.testing.assert_array_equal(got.numpy(), t.numpy())
+    assert got.data_ptr() != t.data_ptr()
+    tt = torch.randn(3, 4, generator=g).T  # a transposed view: a C-ordered copy
+    got = _pool_tensor(tt, "mean", None, "acts", torch)
+    assert got.is_contiguous() and got.numpy().flags.c_contiguous
+    np.testing.assert_array_equal(got.numpy(), tt.numpy())
+    assert _pool_tensor(torch.randn(5, generator=g), "mean", None, "a", torch).shape == (5, 1)
+    for t, policy in [
+        (torch.randn(2, 3, 4, 4), "spatial"),
+        (torch.randn(2, 3, 4, 4), "flatten"),
+        (torch.randn(2, 3, 4), "first"),
+        (torch.randn(2, 3, 4), None),
+        (torch.arange(24).reshape(2, 3, 4), "mean"),
+        (torch.randn(0, 3, 4), "mean"),
+    ]:
+        assert _pool_tensor(t, policy, None, "acts", torch) is None
+    # the mask is checked as cg.pool checks it
+    with pytest.raises(ValueError, match="row 1.*no unmasked token"):
+        _pool_tensor(torch.randn(2, 3, 4), "mean", np.array([[1, 1, 0], [0, 0, 0]]), "a", torch)
+
+
+def test_inplace_relu_after_a_hooked_2d_layer():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+    x = torch.randn(30, 5)
+    got = cg.extract(net, x, ["0", "1"], batch_size=7)
+    with torch.no_grad():
+        want = net[0](x).numpy()
+    assert (want < 0).any()
+    np.testing.assert_array_equal(got["0"], want)
+    np.testing.assert_array_equal(got["1"], np.maximum(want, 0))
+
+
+def test_pooled_in_torch_equals_pooled_by_cg_pool_in_extract():
+    # extract's 4-D and masked 3-D means (pooled in torch) against cg.pool of the hooked
+    # activations, within one float32 unit
+    net, (x, _) = cnn(), digits(64)
+    acts = cg.extract(net, x, ["0", "4"], pooling="mean", batch_size=20)
+    for name in ("0", "4"):
+        ref = np.concatenate(
+            [cg.pool(hand_hook(net, name, x[s : s + 20])[0], "mean") for s in range(0, 64, 20)]
+        )
+        assert _ulps32(acts[name], ref).max() <= 1
+    model, batches = bert(), token_batches(2)
+    acts = cg.extract(model, batches, "hidden_states", pooling="mean")
+    for i in range(3):
+        ref = []
+        for b in batches:
+            with torch.no_grad():
+                h = model(**b, output_hidden_states=True).hidden_states[i]
+            ref.append(cg.pool(h, "mean", b["attention_mask"]))
+        assert _ulps32(acts[f"hidden_states.{i}"], np.concatenate(ref)).max() <= 1

@@ -27,7 +27,13 @@ from congruence._registry import get_measure
 from congruence._validation import check_choice, check_number
 from congruence.compare import ON_ERROR, compare_layers
 from congruence.results import LayerComparison
-from congruence.streaming.drive import ESTIMATORS, Feed, check_minibatch, streams
+from congruence.streaming.drive import (
+    ESTIMATORS,
+    MODEL_BLOCK,
+    Feed,
+    check_minibatch,
+    streams,
+)
 
 __all__ = ["compare_models"]
 
@@ -222,14 +228,26 @@ def compare_models(
             first[0] = False
 
     if streaming:
-        feed = Feed(m.name, params, estimator, minibatch=batch_size, regroup=True)
+        # exact: the forward batches are added MODEL_BLOCK rows at a time (fewer, larger
+        # products; the same value), the products shared by torch's thread count of
+        # one-thread BLAS calls (BLAS stays on one thread beside torch's threads, see _drive)
+        feed = Feed(
+            m.name,
+            params,
+            estimator,
+            minibatch=batch_size,
+            regroup=True,
+            block=MODEL_BLOCK,
+            workers=ct._torch().get_num_threads(),
+        )
 
         def consume(results: list[dict], inputs: int, total: Optional[int]) -> None:
             check_first()
             feed.push(*split(results))
 
         ct._drive(taps, data, consume, **drive)
-        return feed.result()
+        with ct._one_blas_thread():  # the last block as the others: results do not
+            return feed.result()  # depend on the thread count
 
     if estimator == "minibatch":  # pragma: no cover - excluded above (minibatch is cka only)
         raise AssertionError

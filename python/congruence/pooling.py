@@ -2,9 +2,13 @@ r"""Pooling policies: from token or spatial activations to one matrix of rows.
 
 Every measure compares 2-D ``(rows, features)`` matrices. A transformer layer gives 3-D
 ``(n, tokens, d)`` activations, a convolutional layer 4-D ``(n, c, h, w)`` ones; a pooling
-policy says which rows and features to compare. :func:`pool` is the one implementation, used by
+policy says which rows and features to compare. :func:`pool` is the one definition, used by
 :func:`congruence.torch.extract` and :func:`congruence.compare_models`; it needs NumPy only
-(tensors of any framework are converted without importing it).
+(tensors of any framework are converted without importing it). On floating PyTorch tensors
+those two compute ``"mean"`` and ``"max"`` inside the model's forward pass with torch's own
+operations, to the same definition (means summed in float64, then rounded to float32: at
+most one float32 unit from :func:`pool`, whose rounding of a differently ordered sum may
+differ in rare entries).
 
 3-D ``(n, T, d)`` activations ``x_{i,t}`` with an optional mask ``M_{i,t} \in \{0, 1\}``
 (1 = a real token, 0 = padding; without a mask every token counts). With

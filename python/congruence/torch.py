@@ -15,7 +15,8 @@ Guarantees
   training flag is what it was and every hook is removed, also when an exception or
   ``KeyboardInterrupt`` (Ctrl-C) stops the loop.
 * Activations are detached, moved to the CPU and upcast (float16 and bfloat16 to float32) as
-  they arrive; each is pooled at once, so a batch's unpooled activations are never all held.
+  they arrive; each is pooled at once, so a batch's unpooled activations are never all held
+  (``"mean"`` and ``"max"`` of floating tensors in torch, the means summed in float64).
 * A 3-D or 4-D activation without ``pooling`` fails during the first forward pass, with the
   list of policies; a module that runs several times in one forward pass fails (naming it)
   unless ``reuse`` says which call to keep.
@@ -36,7 +37,7 @@ from congruence._memory import check_fits
 from congruence._progress import Progress
 from congruence._validation import _to_numpy, check_bool, check_choice, check_number
 from congruence.errors import LayerNotFoundError
-from congruence.pooling import POLICIES_3D, POLICIES_4D, policies_text, pool
+from congruence.pooling import POLICIES_3D, POLICIES_4D, _check_mask, policies_text, pool
 from congruence.results import find_layer, layer_not_found
 
 __all__ = ["extract"]
@@ -222,6 +223,59 @@ def _select(out: Any, output: Any, label: str, torch: Any) -> Any:
     return picked
 
 
+def _pool_tensor(t: Any, policy: Optional[str], mask: Any, name: str, torch: Any) -> Any:
+    r"""The torch twin of :func:`congruence.pool` for the common cases, or ``None``.
+
+    For a floating tensor on a real device: 1-D ``(n,)`` and 2-D ``(n, p)`` activations are
+    copied; 4-D ``"mean"`` and 3-D ``"mean"`` / ``"max"`` (mask included) are computed in
+    torch, the means summed in float64 and divided by the count as :func:`congruence.pool`
+    does, then cast to float32. Returns a float32 CPU tensor of its own memory. Everything
+    else (other dtypes and policies, empty tensors, errors) returns ``None`` and takes the
+    NumPy path.
+
+    Both paths give the float32 of the same float64 mean; they may differ only when float64
+    round-off of a differently ordered sum crosses a float32 rounding boundary (one unit in
+    the last place, in rare entries).
+    """
+    if not t.is_floating_point() or t.is_complex() or t.device.type == "meta" or not t.numel():
+        return None
+    f32, f64 = torch.float32, torch.float64
+    if t.dim() in (1, 2):
+        # a copy: the model may still change its output in place (ReLU(inplace=True))
+        return t.reshape(t.shape[0], -1).to(
+            device="cpu", dtype=f32, copy=True, memory_format=torch.contiguous_format
+        )
+    if t.dim() == 4 and policy == "mean":
+        n, c, h, w = t.shape
+        if t.is_contiguous():  # one contiguous run per channel: the faster reduction
+            out = torch.sum(t.view(n, c, h * w), dim=2, dtype=f64).div_(h * w)
+        else:
+            out = torch.sum(t, dim=(2, 3), dtype=f64).div_(h * w)
+    elif t.dim() == 3 and policy in ("mean", "max"):
+        m = None
+        if mask is not None:
+            m = _check_mask(mask, tuple(t.shape), name, "mask")
+            m = None if m.all() else torch.from_numpy(m).to(t.device)
+        if policy == "mean":
+            if m is None:
+                out = torch.sum(t, dim=1, dtype=f64).div_(t.shape[1])
+            else:
+                total = torch.sum(t.to(f64) * m[:, :, None], dim=1)
+                out = total / m.sum(dim=1, dtype=f64)[:, None]
+        elif m is None:
+            out = t.amax(dim=1)
+        else:
+            out = torch.where(m[:, :, None], t, float("-inf")).amax(dim=1)
+    else:
+        return None
+    return out.to(device="cpu", dtype=f32).contiguous()
+
+
+def _as_array(x: Any) -> np.ndarray:
+    """A pooled activation as a NumPy array (a tensor of :func:`_pool_tensor` is shared)."""
+    return x if isinstance(x, np.ndarray) else x.numpy()
+
+
 class _Tap:
     """The hooks on one model, and the pooled activations of the current forward pass."""
 
@@ -239,7 +293,7 @@ class _Tap:
         self.handles: list[Any] = []
         self.flags: list[tuple[Any, bool]] = []
         self.mask: Optional[np.ndarray] = None
-        self.store: dict[str, list[np.ndarray]] = {}
+        self.store: dict[str, list[Any]] = {}
         self.calls: dict[str, int] = {}
         self.first_calls: dict[str, int] = {}
         self.widths: dict[str, int] = {}
@@ -285,10 +339,19 @@ class _Tap:
             return self.pooling.get(label)
         return self.pooling
 
-    def convert(self, label: str, t: Any) -> np.ndarray:
-        """Tensor -> pooled float32 (rows, features) array owned by us."""
-        base = _to_numpy(t.detach(), f"layer {label!r} of {self.where}")
+    def convert(self, label: str, t: Any) -> Any:
+        """Tensor -> pooled float32 (rows, features) array owned by us.
+
+        Floating tensors that :func:`_pool_tensor` handles stay in torch (a float32 CPU
+        tensor, turned into an array by :func:`_as_array` after the forward pass, so no NumPy
+        work runs between the model's operations); the rest go through :func:`congruence.pool`.
+        """
         policy = self._policy(label)
+        name = f"layer {label!r} of {self.where}"
+        fast = _pool_tensor(t.detach(), policy, self.mask, name, self.torch)
+        if fast is not None:
+            return fast
+        base = _to_numpy(t.detach(), name)
         a = base
         if a.ndim == 0:
             raise ValueError(
@@ -305,7 +368,7 @@ class _Tap:
                     "or a dict of layer name to policy"
                 )
             mask = self.mask if a.ndim == 3 else None
-            a = pool(a, policy, mask, name=f"layer {label!r} of {self.where}")
+            a = pool(a, policy, mask, name=name)
         if a.dtype != np.float32 or not a.flags.c_contiguous:
             a = np.ascontiguousarray(a, dtype=np.float32)
         if np.may_share_memory(a, base):
@@ -392,7 +455,7 @@ class _Tap:
                 )
             if self.n_hidden is None:
                 self.n_hidden = len(hs)
-            hidden = [self.convert(f"{_HIDDEN}.{i}", h) for i, h in enumerate(hs)]
+            hidden = [_as_array(self.convert(f"{_HIDDEN}.{i}", h)) for i, h in enumerate(hs)]
         for e in self.entries:
             if e == _HIDDEN:
                 for i, a in enumerate(hidden):
@@ -404,7 +467,7 @@ class _Tap:
                     f"module {label!r} of {self.where} did not run in the forward pass, so it "
                     "has no activations; pick a module that the model's forward uses"
                 )
-            parts = self.store[label]
+            parts = [_as_array(p) for p in self.store[label]]
             k = self.calls[label]
             first = self.first_calls.setdefault(label, k)
             if self.reuse == "stack" and k != first:
@@ -592,11 +655,19 @@ class _Session:
             t.remove()
 
 
-def _one_blas_thread():
-    """A context in which the BLAS libraries loaded in this process use one thread."""
-    from threadpoolctl import threadpool_limits
+_BLAS: list = []
 
-    return threadpool_limits(limits=1, user_api="blas")
+
+def _one_blas_thread():
+    """A context in which the BLAS libraries loaded in this process use one thread.
+
+    The library scan of threadpoolctl (milliseconds, with torch's many libraries loaded) runs
+    once; the BLAS that the per-batch products use is NumPy's, loaded before torch."""
+    from threadpoolctl import ThreadpoolController
+
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _drive(

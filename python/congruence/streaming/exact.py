@@ -326,6 +326,8 @@ class LayerAccumulator(_Locked):
         self._state: Optional[_Moments] = None
         self._rows: tuple[str, ...] = ()
         self._cols: tuple[str, ...] = ()
+        #: threads sharing the products of a batch (set by the model driver; same result)
+        self._workers = 1
         self._init_lock()
 
     @property
@@ -383,7 +385,9 @@ class LayerAccumulator(_Locked):
         self._check_batch(names_a, names_b, widths)
         # the products of the batch run outside the lock; only the combination is serialised
         lay = _Layout(widths, len(names_a), names_b is not None)
-        batch = _Moments.from_centred(lay, self._debiased, *block)
+        batch = _Moments.from_centred(
+            lay, self._debiased, *block, workers=getattr(self, "_workers", 1)
+        )
         with self._lock:
             self._check_batch(names_a, names_b, widths)  # another thread may have begun
             if self._state is None:

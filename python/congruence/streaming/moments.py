@@ -81,7 +81,9 @@ itself (``nan`` when one is not positive, as :func:`congruence.cka`).
 from __future__ import annotations
 
 import copy
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -145,6 +147,50 @@ def _rank1(M: np.ndarray, f: float, x: np.ndarray, y: np.ndarray) -> None:
         M[s : s + step] += np.multiply.outer(fx[s : s + step], y)
 
 
+#: below this many multiply-adds per batch, the products run on the calling thread only
+_THREADED_WORK = 1 << 24
+#: the cross block of a batch is computed in row chunks of at most this many rows
+_CHUNK = 128
+
+
+def _products(pairs: list, workers: int) -> list:
+    """``[x.T @ y for x, y in pairs]`` (``x is y``: a symmetric product), computed on up to
+    ``workers`` threads, the largest first. Each product is one NumPy call whichever thread
+    runs it, so the results do not depend on ``workers``; more than one helps when BLAS runs
+    on one thread (as :func:`congruence.compare_models` keeps it beside PyTorch's threads)."""
+
+    def product(pair: tuple) -> np.ndarray:
+        return pair[0].T @ pair[1]
+
+    work = sum(x.shape[0] * x.shape[1] * y.shape[1] for x, y in pairs)
+    if workers <= 1 or len(pairs) < 2 or work < _THREADED_WORK:
+        return [product(p) for p in pairs]
+    order = sorted(range(len(pairs)), key=lambda k: -pairs[k][0].shape[1] * pairs[k][1].shape[1])
+    ex = _pool(min(workers, len(pairs)))
+    futures = {k: ex.submit(product, pairs[k]) for k in order}
+    return [futures[k].result() for k in range(len(pairs))]
+
+
+_POOL: list = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One process-wide pool of product threads, kept between batches and calls: threads
+    that come and go would each make the BLAS library set up (and keep) buffers of its own.
+    A forked child (whose copy of the pool has no threads) makes a new one."""
+    pid = os.getpid()
+    with _POOL_LOCK:
+        if _POOL and (_POOL[0][1] < workers or _POOL[0][2] != pid):
+            old, _, owner = _POOL.pop()
+            if owner == pid:
+                old.shutdown(wait=False)
+        if not _POOL:
+            ex = ThreadPoolExecutor(workers, thread_name_prefix="congruence-products")
+            _POOL.append((ex, workers, pid))
+        return _POOL[0][0]
+
+
 def _centre(x: np.ndarray, out: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Write ``x`` minus its float64 column means ``mu`` into ``out``; return ``(mu, c)``.
 
@@ -155,7 +201,7 @@ def _centre(x: np.ndarray, out: np.ndarray, exact: bool = True) -> tuple[np.ndar
     (``Z^T Z - m c c^T``), saving a pass over the batch.
     """
     mu = x.mean(axis=0, dtype=np.float64)
-    np.subtract(x, mu, out=out)
+    np.subtract(x, mu, out=out)  # out may be x itself (float64)
     if x.shape[0] == 1:
         return mu, np.zeros_like(mu)
     c = out.mean(axis=0)
@@ -169,23 +215,15 @@ def _centred_block(arrays: Sequence[np.ndarray], exact: bool = True) -> tuple:
 
     Returns ``(Z, mu, c, exact, lo, hi)``: the column means are ``mu + c``; ``Z`` holds the
     rows minus ``mu + c`` if ``exact``, else minus ``mu`` (see :func:`_centre`); ``lo`` and
-    ``hi`` are the column minima and maxima (for the constant-column rule).
+    ``hi`` are the column minima and maxima (for the constant-column rule). The layers are
+    first copied side by side into one float64 matrix (float32 values exactly), so every
+    later pass runs over one contiguous block.
     """
-    m = arrays[0].shape[0]
-    P = sum(x.shape[1] for x in arrays)
-    Z = np.empty((m, P))
-    mu = np.empty(P)
-    c = np.empty(P)
-    lo = np.empty(P)
-    hi = np.empty(P)
-    o = 0
-    for x in arrays:
-        s = slice(o, o + x.shape[1])
-        mu[s], c[s] = _centre(x, Z[:, s], exact)
-        lo[s] = x.min(axis=0)
-        hi[s] = x.max(axis=0)
-        o = s.stop
-    return Z, mu, c, exact or m == 1, lo, hi
+    Z = np.concatenate(arrays, axis=1, dtype=np.float64)
+    lo = Z.min(axis=0)
+    hi = Z.max(axis=0)
+    mu, c = _centre(Z, Z, exact)
+    return Z, mu, c, exact or Z.shape[0] == 1, lo, hi
 
 
 # ------------------------------------------------------------------------------ moments
@@ -265,11 +303,13 @@ class _Moments:
         exact: bool,
         lo: np.ndarray,
         hi: np.ndarray,
+        workers: int = 1,
     ):
         """The state of a batch from :func:`_centred_block`'s ``(Z, mu, c, exact, lo, hi)``.
 
         The means are ``mu + c``; if not ``exact``, ``Z`` still has column means ``c`` and
-        the products are corrected by ``- m c c^T`` (biased estimator only).
+        the products are corrected by ``- m c c^T`` (biased estimator only). ``workers``
+        threads share the products of the layer pairs (the result is the same bits).
         """
         st = cls.__new__(cls)
         st.layout, st.debiased = layout, debiased
@@ -277,20 +317,26 @@ class _Moments:
         st.n, st.shift, st.mean = m, mu, c
         st.lo, st.hi = lo, hi
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
-            st._fill(Z, c, exact, m)
+            st._fill(Z, c, exact, m, workers)
         st._check_finite()
         return st
 
-    def _fill(self, Z: np.ndarray, c: np.ndarray, exact: bool, m: int) -> None:
+    def _fill(self, Z: np.ndarray, c: np.ndarray, exact: bool, m: int, workers: int = 1) -> None:
         st, layout, debiased = self, self.layout, self.debiased
         if layout.full:
             st.caa = Z.T @ Z
         else:
-            st.selfs = []
-            for i in range(layout.L):
-                z = Z[:, layout.sl(i)]
-                st.selfs.append(z.T @ z)
-            st.cab = Z[:, : layout.PA].T @ Z[:, layout.PA :]
+            # fixed tasks: each layer with itself, and the cross block in row chunks of at
+            # most _CHUNK rows (equal sizes); every task is one BLAS call, whoever runs it, so
+            # the bits do not depend on ``workers``
+            pairs = [(Z[:, layout.sl(i)],) * 2 for i in range(layout.L)]
+            zb = Z[:, layout.PA :]
+            k = -(-layout.PA // _CHUNK)
+            cuts = [layout.PA * i // k for i in range(k + 1)]
+            pairs += [(Z[:, cuts[i] : cuts[i + 1]], zb) for i in range(k)]
+            done = _products(pairs, workers)
+            st.selfs = done[: layout.L]
+            st.cab = np.concatenate(done[layout.L :], axis=0)
         if not exact:
             if debiased:  # pragma: no cover - the debiased path always centres exactly
                 raise AssertionError("the debiased state needs exactly centred rows")
