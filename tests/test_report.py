@@ -317,3 +317,19 @@ def test_report_in_browser(browser, files, layers, tmp_path):
         assert [(b.get_attribute("data-row"), b.get_attribute("data-col")) for b in best] == list(
             want.best_match().items()
         )
+
+
+def test_report_with_permutations_shows_the_p_values_of_compare_layers(layers, tmp_path):
+    a, b = layers
+    out = tmp_path / "p.html"
+    page = cg.report(a, b, "cka,rsa", permutations=49, seed=3, out=out)
+    assert out.read_text(encoding="utf-8") == page
+    _assert_self_contained(page)
+    parsed = _parse(page)
+    for measure in ("cka", "rsa"):
+        want = cg.compare_layers(a, b, measure, permutations=49, seed=3, progress=False)
+        cells = parsed.cells[measure]
+        assert len(parsed.rects[measure]) == want.values.size == len(cells)
+        got = np.array([float(c["data-pvalue"]) for c in cells]).reshape(want.values.shape)
+        np.testing.assert_array_equal(got, want.pvalues)
+    assert "p-values from 49 permutations (seed 3)" in page
