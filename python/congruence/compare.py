@@ -6,6 +6,7 @@ import re
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from congruence._layers import CELL_ERRORS, fill
 from congruence._progress import Progress
@@ -27,7 +28,7 @@ __all__ = ["compare", "compare_layers"]
 Layers = Union[Mapping[str, Any], Sequence[Any]]
 
 
-def compare(X, Y, measure: str = "cka", **params: Any) -> float:
+def compare(X: ArrayLike, Y: ArrayLike, measure: str = "cka", **params: Any) -> float:
     """Compute the registered ``measure`` between ``X`` and ``Y``.
 
     ``compare(X, Y, "cka", kernel="rbf")`` is ``cka(X, Y, kernel="rbf")``; see

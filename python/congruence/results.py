@@ -538,7 +538,7 @@ class LayerComparison:
             attrs=attrs,
         )
 
-    def to_csv(self, path=None) -> str:
+    def to_csv(self, path: Union[str, "os.PathLike[str]", None] = None) -> str:
         """Write the labelled matrix as CSV to ``path`` (if given, atomically: a temporary file
         renamed over ``path``) and return the text.
 

@@ -32,6 +32,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 import scipy.linalg
+from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 
 from congruence import _linalg
@@ -394,7 +395,7 @@ def _regression_layers_pair(px: _Regression, py: _Regression, epsilon: float = 0
     pair=lambda u, v: _orthogonal_procrustes_pair(u, v),
     permuted=_permuted(lambda u, v: _orthogonal_procrustes_pair(u, v), _mat_rows),
 )
-def orthogonal_procrustes(X, Y) -> float:
+def orthogonal_procrustes(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Orthogonal Procrustes distance (Schönemann 1966; Ding et al. 2021).
 
     With :math:`A = X_c / \lVert X_c\rVert_F`, :math:`B = Y_c / \lVert Y_c\rVert_F` (column
@@ -452,7 +453,7 @@ def orthogonal_procrustes(X, Y) -> float:
     pair=lambda u, v: _size_and_shape_pair(u, v),
     permuted=_permuted(lambda u, v: _size_and_shape_pair(u, v), _mat_rows),
 )
-def procrustes_size_and_shape(X, Y) -> float:
+def procrustes_size_and_shape(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Procrustes size-and-shape distance (Williams et al. 2021).
 
     :func:`orthogonal_procrustes` without the normalisation: on the column-centred,
@@ -625,7 +626,7 @@ def _angular_invariances(params) -> tuple[str, ...]:
     pair=lambda u, v, alpha=1.0: _angular_pair(u, v),
     permuted=_permuted(lambda u, v, alpha=1.0: _angular_pair(u, v), _mat_rows),
 )
-def angular_shape_metric(X, Y, alpha: float = 1.0) -> float:
+def angular_shape_metric(X: ArrayLike, Y: ArrayLike, alpha: float = 1.0) -> float:
     r"""Angular generalized shape metric (Williams, Kunz, Kornblith, Linderman 2021).
 
     Both inputs are zero-padded to width :math:`p = \max(p_1, p_2)` and column centred, then
@@ -757,7 +758,7 @@ def _permutation_pair(u: _Plain, v: _Plain) -> float:
     pair=lambda u, v: _permutation_pair(u, v),
     permuted=_permuted(lambda u, v: _permutation_pair(u, v), _mat_rows),
 )
-def permutation_procrustes(X, Y) -> float:
+def permutation_procrustes(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Permutation Procrustes distance: the best one-to-one matching of the columns.
 
     After zero padding to equal width (no centring, no scaling),
@@ -906,7 +907,7 @@ _NO_PREDICTOR = "explains none of the variance: R^2 = 0"
     pair=_regression_layers_pair,
     permuted=_permuted(_regression_layers_pair, lambda p, perm: p.permuted(perm)),
 )
-def linear_regression(X, Y, epsilon: float = 0.0) -> float:
+def linear_regression(X: ArrayLike, Y: ArrayLike, epsilon: float = 0.0) -> float:
     r"""Fraction of the variance of ``X`` explained by a linear map (with intercept) of ``Y``.
 
     .. math::
@@ -1044,7 +1045,7 @@ def _warn_all_rows_skipped(count: int, where: str) -> None:
     matrix=_aligned_cosine_matrix,
     permuted=_permuted(lambda u, v: _aligned_cosine_pair(u, v), _rows_permuted),
 )
-def aligned_cosine(X, Y) -> float:
+def aligned_cosine(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Mean cosine similarity of the rows after orthogonal alignment (Hamilton et al. 2016a).
 
     No centring; zero padding to equal width. With the SVD :math:`X^T Y = U S V^T` and the
@@ -1138,7 +1139,7 @@ _ZERO_CORRELATION = "stays defined (its columns have correlation 0 with every co
     pair=lambda u, v, soft=False: _correlation_match_pair(u, v, soft),
     permuted=_permuted(lambda u, v, soft=False: _correlation_match_pair(u, v, soft), _mat_rows),
 )
-def correlation_match(X, Y, soft: bool = False) -> float:
+def correlation_match(X: ArrayLike, Y: ArrayLike, soft: bool = False) -> float:
     r"""Mean correlation of matched neurons (Li, Yosinski, Clune, Lipson, Hopcroft 2016).
 
     :math:`C_{jk}` is the Pearson correlation of column :math:`j` of ``X`` and column

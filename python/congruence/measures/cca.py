@@ -95,6 +95,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import scipy.linalg as _la
+from numpy.typing import ArrayLike
 
 from congruence import _linalg
 from congruence._layers import fill
@@ -692,7 +693,7 @@ def _permuted(pair):
     matrix=_cca_matrix,
     permuted=_permuted(_cca_pair),
 )
-def cca(X, Y, statistic: str = "mean", epsilon: float = 0.0) -> float:
+def cca(X: ArrayLike, Y: ArrayLike, statistic: str = "mean", epsilon: float = 0.0) -> float:
     r"""Mean (squared) canonical correlation between two representations of the same inputs.
 
     With the columns centred, the canonical correlations
@@ -803,7 +804,13 @@ def _svcca_value(bx: _Basis, by: _Basis, statistic: str) -> float:
     matrix=_svcca_matrix,
     permuted=_permuted(_svcca_pair),
 )
-def svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float = 0.0) -> float:
+def svcca(
+    X: ArrayLike,
+    Y: ArrayLike,
+    variance: float = 0.99,
+    statistic: str = "mean",
+    epsilon: float = 0.0,
+) -> float:
     r"""Singular vector CCA: the mean CCA of the leading principal components.
 
     1. Centre the columns and take the thin SVD :math:`X_c = U S V^T`.
@@ -898,7 +905,7 @@ def svcca(X, Y, variance: float = 0.99, statistic: str = "mean", epsilon: float 
     matrix=_pwcca_matrix,
     permuted=_permuted(_pwcca_pair),
 )
-def pwcca(X, Y, epsilon: float = 0.0) -> float:
+def pwcca(X: ArrayLike, Y: ArrayLike, epsilon: float = 0.0) -> float:
     r"""Projection-weighted CCA: canonical correlations weighted by their share of the data.
 
     With :math:`S_{xx} = X_c^TX_c/(n-1)` etc. and the SVD

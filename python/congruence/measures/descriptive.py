@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.spatial.distance import cdist
 
 from congruence._linalg import identical_rows, pow2_exponent, pow2_scaled, scale_back, still_defined
@@ -129,7 +130,7 @@ def _magnitude_pair(px: tuple[float, int, bool], py: tuple[float, int, bool]) ->
     ),
     pair=_magnitude_pair,
 )
-def magnitude_diff(X, Y) -> float:
+def magnitude_diff(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Difference of magnitudes: the norm of each representation's mean instance.
 
     .. math::
@@ -184,7 +185,7 @@ def magnitude_diff(X, Y) -> float:
     ),
     pair=_difference,
 )
-def concentricity_diff(X, Y) -> float:
+def concentricity_diff(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Difference of concentricities: the mean cosine of the instances with their mean.
 
     .. math::
@@ -238,7 +239,7 @@ def concentricity_diff(X, Y) -> float:
     ),
     pair=_difference,
 )
-def uniformity_diff(X, Y) -> float:
+def uniformity_diff(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Difference of uniformities (Wang & Isola 2020) with :math:`t = 2`.
 
     .. math::

@@ -24,6 +24,7 @@ import numbers
 from typing import Any, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from congruence._linalg import scale_back
 from congruence._registry import register
@@ -144,7 +145,7 @@ def _nan(message: str) -> float:
     min_rows=_MIN_ROWS,
     inputs="outputs",
 )
-def disagreement(pred_a, pred_b) -> float:
+def disagreement(pred_a: ArrayLike, pred_b: ArrayLike) -> float:
     r"""Disagreement (churn) of two models' hard predictions.
 
     .. math::
@@ -191,7 +192,9 @@ def disagreement(pred_a, pred_b) -> float:
     inputs="outputs",
     variants=({}, {"mode": "min_max"}),
 )
-def error_corrected_disagreement(pred_a, pred_b, labels, mode: str = "error_rate") -> float:
+def error_corrected_disagreement(
+    pred_a: ArrayLike, pred_b: ArrayLike, labels: ArrayLike, mode: str = "error_rate"
+) -> float:
     r"""Disagreement corrected for the models' error rates.
 
     With :math:`\mathrm{Dis}` the :func:`disagreement` and :math:`e_a, e_b` the error rates
@@ -276,7 +279,7 @@ def error_corrected_disagreement(pred_a, pred_b, labels, mode: str = "error_rate
     min_rows=_MIN_ROWS,
     inputs="outputs",
 )
-def cohens_kappa(pred_a, pred_b) -> float:
+def cohens_kappa(pred_a: ArrayLike, pred_b: ArrayLike) -> float:
     r"""Cohen's kappa between two models' hard predictions.
 
     .. math::
@@ -342,7 +345,7 @@ def cohens_kappa(pred_a, pred_b) -> float:
     inputs="outputs",
     variants=({}, {"base": math.e}),
 )
-def jsd(P, Q, base: float = 2.0) -> float:
+def jsd(P: ArrayLike, Q: ArrayLike, base: float = 2.0) -> float:
     r"""Mean Jensen–Shannon divergence between corresponding rows of two probability outputs.
 
     Each row is renormalised to sum 1, :math:`M = (P_i + Q_i)/2`, and
@@ -438,7 +441,7 @@ def _rows_to_unit_scale(A: np.ndarray) -> np.ndarray:
     inputs="outputs",
     variants=({}, {"alpha": 0.5}, {"alpha": 3.0}),
 )
-def surrogate_churn(P, Q, alpha: float = 1.0) -> float:
+def surrogate_churn(P: ArrayLike, Q: ArrayLike, alpha: float = 1.0) -> float:
     r"""Surrogate churn, a smooth stand-in for the disagreement of two models.
 
     .. math::
@@ -499,7 +502,7 @@ def surrogate_churn(P, Q, alpha: float = 1.0) -> float:
     min_rows=_MIN_ROWS,
     inputs="outputs",
 )
-def accuracy_diff(pred_a, pred_b, labels) -> float:
+def accuracy_diff(pred_a: ArrayLike, pred_b: ArrayLike, labels: ArrayLike) -> float:
     r"""Absolute difference of the accuracies of two models.
 
     .. math::
@@ -549,7 +552,7 @@ def accuracy_diff(pred_a, pred_b, labels) -> float:
     inputs="outputs",
     variants=({}, {"p": 2}, {"p": math.inf}),
 )
-def prediction_difference(P, Q, *more, p: float = 1) -> float:
+def prediction_difference(P: ArrayLike, Q: ArrayLike, *more: ArrayLike, p: float = 1) -> float:
     r"""Prediction difference of two or more models' outputs.
 
     With the outputs :math:`O^1, \dots, O^m` (each ``(n, C)``) and their mean
@@ -626,7 +629,7 @@ def prediction_difference(P, Q, *more, p: float = 1) -> float:
     min_rows=_MIN_ROWS,
     inputs="outputs",
 )
-def fleiss_kappa(preds) -> float:
+def fleiss_kappa(preds: ArrayLike) -> float:
     r"""Fleiss' kappa of the hard predictions of ``m >= 2`` models.
 
     Categories are all values that occur; :math:`n_{ic}` is the number of models assigning

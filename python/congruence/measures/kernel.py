@@ -23,6 +23,7 @@ import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from congruence import _core
 from congruence._memory import check_fits
@@ -342,7 +343,13 @@ def _batch(statistic: str, flag_name: str):
     permuted=_permuted("cka", "debiased"),
     resampling=_resampling("debiased"),
 )
-def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = False) -> float:
+def cka(
+    X: ArrayLike,
+    Y: ArrayLike,
+    kernel: str = "linear",
+    sigma_frac: float = 1.0,
+    debiased: bool = False,
+) -> float:
     r"""Centered kernel alignment between two representations of the same inputs.
 
     .. math::
@@ -414,7 +421,13 @@ def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = 
     permuted=_permuted("hsic", "unbiased"),
     resampling=_resampling("unbiased"),
 )
-def hsic(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, unbiased: bool = False) -> float:
+def hsic(
+    X: ArrayLike,
+    Y: ArrayLike,
+    kernel: str = "linear",
+    sigma_frac: float = 1.0,
+    unbiased: bool = False,
+) -> float:
     r"""Hilbert–Schmidt independence criterion between two representations.
 
     Biased (Gretton et al. 2005): :math:`\mathrm{HSIC}_b = \mathrm{tr}(KHLH)/(n-1)^2`.

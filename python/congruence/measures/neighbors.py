@@ -32,6 +32,7 @@ import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from congruence import _core
 from congruence._registry import register
@@ -265,7 +266,7 @@ def _contract(statistic: Optional[str]) -> dict[str, Any]:
     **_COMMON,
     **_contract("jaccard"),
 )
-def knn_jaccard(X, Y, k: int = 10) -> float:
+def knn_jaccard(X: ArrayLike, Y: ArrayLike, k: int = 10) -> float:
     r"""k-NN Jaccard similarity: the mean overlap of the two neighbour sets of each input.
 
     .. math::
@@ -320,7 +321,7 @@ def knn_jaccard(X, Y, k: int = 10) -> float:
     **_COMMON,
     **_contract(None),
 )
-def second_order_cosine(X, Y, k: int = 10) -> float:
+def second_order_cosine(X: ArrayLike, Y: ArrayLike, k: int = 10) -> float:
     r"""Second-order cosine similarity (Hamilton et al. 2016b), on cosine distances.
 
     For each input ``i``, with :math:`U_i = N^X_k(i) \cup N^Y_k(i)` (a set) and the vectors of
@@ -389,7 +390,7 @@ def second_order_cosine(X, Y, k: int = 10) -> float:
     **_COMMON,
     **_contract("rank"),
 )
-def rank_similarity(X, Y, k: int = 10) -> float:
+def rank_similarity(X: ArrayLike, Y: ArrayLike, k: int = 10) -> float:
     r"""Rank similarity: agreement of the ranks of the neighbours the two sets share.
 
     With :math:`J_i = N^X_k(i) \cap N^Y_k(i)`, ranks :math:`r^X_i(j), r^Y_i(j) \in 1..k` (the
@@ -448,7 +449,7 @@ def rank_similarity(X, Y, k: int = 10) -> float:
     **_COMMON,
     **_contract("joint_rank_jaccard"),
 )
-def joint_rank_jaccard(X, Y, k: int = 10) -> float:
+def joint_rank_jaccard(X: ArrayLike, Y: ArrayLike, k: int = 10) -> float:
     r"""Joint rank and Jaccard similarity: per input, k-NN Jaccard times rank similarity.
 
     .. math::
@@ -503,7 +504,7 @@ def joint_rank_jaccard(X, Y, k: int = 10) -> float:
     **_COMMON,
     **_contract("mutual"),
 )
-def mutual_knn(X, Y, k: int = 10) -> float:
+def mutual_knn(X: ArrayLike, Y: ArrayLike, k: int = 10) -> float:
     r"""Mutual nearest-neighbour alignment (Huh et al. 2024).
 
     .. math::

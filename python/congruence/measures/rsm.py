@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from congruence import _core
 from congruence._linalg import (
@@ -333,7 +334,7 @@ def _rsa_permuted(px, py, perms, rsm="correlation", compare="spearman"):
     matrix=_rsa_matrix,
     permuted=_rsa_permuted,
 )
-def rsa(X, Y, rsm: str = "correlation", compare: str = "spearman") -> float:
+def rsa(X: ArrayLike, Y: ArrayLike, rsm: str = "correlation", compare: str = "spearman") -> float:
     r"""Representational similarity analysis (Kriegeskorte et al. 2008).
 
     Each representation gets an ``n x n`` representational similarity matrix:
@@ -555,7 +556,7 @@ def _norm_reindex(prep, idx, norm="fro"):
     reindex=_norm_reindex,
     matrix=_norm_matrix,
 )
-def rsm_norm_diff(X, Y, norm: str = "fro") -> float:
+def rsm_norm_diff(X: ArrayLike, Y: ArrayLike, norm: str = "fro") -> float:
     r"""Norm of the difference of the Euclidean distance matrices of two representations.
 
     With :math:`(D_X)_{ij} = \lVert x_i - x_j \rVert_2` (full ``n x n``, zero diagonal) and
@@ -700,7 +701,7 @@ def _dcor_reindex(prep, idx):
     reindex=_dcor_reindex,
     matrix=_dcor_matrix,
 )
-def distance_correlation(X, Y) -> float:
+def distance_correlation(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Distance correlation (Székely, Rizzo & Bakirov 2007), V-statistic.
 
     With :math:`a_{ij} = \lVert x_i - x_j \rVert`, its double centring
@@ -824,7 +825,7 @@ def _eos_reindex(prep, idx):
     pair=_eos_pair,
     reindex=_eos_reindex,
 )
-def eigenspace_overlap(X, Y) -> float:
+def eigenspace_overlap(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Eigenspace overlap score (May, Zhang, Dao & Ré 2019).
 
     No centring. :math:`U_X` holds the left singular vectors of ``X`` for its numerically
@@ -967,7 +968,7 @@ def _gulp_reindex(prep, idx, lam=0.0):
     pair=_gulp_pair,
     reindex=_gulp_reindex,
 )
-def gulp(X, Y, lam: float = 0.0) -> float:
+def gulp(X: ArrayLike, Y: ArrayLike, lam: float = 0.0) -> float:
     r"""GULP distance (Boix-Adserà, Lawrence, Stepaniants & Rigollet 2022), **squared**.
 
     Centre the columns and rescale to :math:`\lVert\cdot\rVert_F^2 = n`:
@@ -1091,7 +1092,7 @@ def _bures_reindex(prep, idx):
     pair=_bures_pair,
     reindex=_bures_reindex,
 )
-def normalized_bures(X, Y) -> float:
+def normalized_bures(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Normalized Bures similarity (Tang et al. 2020) of the centred linear kernels.
 
     With :math:`K = X_cX_c^T` and :math:`L = Y_cY_c^T`,
@@ -1252,7 +1253,7 @@ def _riemann_reindex(prep, idx):
     pair=_riemann_pair,
     reindex=_riemann_reindex,
 )
-def riemannian_distance(X, Y) -> float:
+def riemannian_distance(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Affine-invariant Riemannian distance between RSMs (Shahbazi et al. 2021).
 
     With :math:`S_X = XX^T/p_1` and :math:`S_Y = YY^T/p_2` (``n x n``, **no centring**),

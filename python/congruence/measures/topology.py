@@ -28,6 +28,7 @@ import numbers
 from typing import Any, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.spatial.distance import cdist, pdist, squareform
 
 from congruence._interrupt import interruptible
@@ -321,7 +322,7 @@ def _gs_matrix(pa, pb, **params) -> np.ndarray:
     prepare=_imd_prepare,
     pair=_imd_pair,
 )
-def imd(X, Y) -> float:
+def imd(X: ArrayLike, Y: ArrayLike) -> float:
     r"""Multi-scale intrinsic distance (IMD, Tsitsulin et al. 2020), exact heat traces.
 
     For each representation: the unweighted symmetric 5-NN graph (squared Euclidean ranking,
@@ -456,7 +457,9 @@ def _rtd_once(X: np.ndarray, Y: np.ndarray) -> float:
     prepare=_rtd_prepare,
     pair=_rtd_layers_pair,
 )
-def rtd(X, Y, max_points: int = 500, trials: int = 10, seed: Optional[Any] = None) -> float:
+def rtd(
+    X: ArrayLike, Y: ArrayLike, max_points: int = 500, trials: int = 10, seed: Optional[Any] = None
+) -> float:
     r"""Representation topology divergence (RTD, Barannikov et al. 2022).
 
     :math:`\mathrm{RTD} = (R(X, Y) + R(Y, X)) / 2`. For :math:`R(A, B)`: the Euclidean
@@ -847,8 +850,8 @@ def _check_landmarks(name: str, value: Any, n: int) -> np.ndarray:
     matrix=_gs_matrix,
 )
 def geometry_score(
-    X,
-    Y,
+    X: ArrayLike,
+    Y: ArrayLike,
     n_landmarks: int = 64,
     gamma: Optional[float] = None,
     i_max: int = 100,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from congruence._validation import check_choice, check_number, check_pair, constant_columns
 from congruence.errors import warn_degenerate
@@ -366,7 +367,7 @@ def batch_bounds(n: int, batch_size: int, ragged: str = "merge") -> list[tuple[i
     return bounds
 
 
-def minibatch_cka(X, Y, *, batch_size: int, ragged: str = "merge") -> float:
+def minibatch_cka(X: ArrayLike, Y: ArrayLike, *, batch_size: int, ragged: str = "merge") -> float:
     r"""Minibatch CKA between two representations (Nguyen, Raghu, Kornblith 2021).
 
     Splits the rows into consecutive batches of ``batch_size`` rows and returns
