@@ -60,6 +60,9 @@ def test_mypy_accepts_the_public_api_as_users_call_it():
         ("v: str = cg.cka(X, X)", "Incompatible types in assignment"),
         ('cg.compare_layers({"h": X}, progress="yes")', "incompatible type"),
         ("cg.permutation_test(X, X, n_permutations=1.5)", "incompatible type"),
+        ('cg.cka(X, X, kernel="gaussian")', "incompatible type"),
+        ('cg.compare_layers({"h": X}, on_error="ignore")', "incompatible type"),
+        ('cg.bootstrap(X, X, method="basic")', "incompatible type"),
     ],
 )
 def test_mypy_rejects_a_wrong_use(tmp_path, line, error):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,9 @@ INVARIANCES = (
 )
 
 Props = Callable[[Mapping[str, Any]], Any]
+#: A measure function; ``register`` returns it unchanged (its signature stays visible to type
+#: checkers).
+F = TypeVar("F", bound=Callable[..., float])
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def register(
     permuted: Optional[Callable[..., Any]] = None,
     paired: bool = True,
     resampling: Any = None,
-) -> Callable[[Callable[..., float]], Callable[..., float]]:
+) -> Callable[[F], F]:
     """Decorator that records a measure function and its metadata in the registry.
 
     ``symmetric``, ``invariances``, ``bounds`` and ``min_rows`` are constants or callables of
@@ -239,7 +242,7 @@ def register(
     if inputs not in ("representations", "outputs"):
         raise ValueError(f"inputs={inputs!r}")
 
-    def decorate(func: Callable[..., float]) -> Callable[..., float]:
+    def decorate(func: F) -> F:
         sig = inspect.signature(func)
         params = {
             p.name: p.default

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Literal, Mapping, Optional, Sequence, Union, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -14,6 +14,7 @@ from congruence._registry import get_measure
 from congruence._validation import as_matrix, check_bool, check_choice
 from congruence.errors import warn_degenerate
 from congruence.inference import (
+    Alternative,
     check_count,
     check_seed,
     draw_permutations,
@@ -52,10 +53,10 @@ def compare_layers(
     measure: str = "cka",
     *,
     progress: bool = True,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     permutations: Optional[int] = None,
     seed: Optional[int] = None,
-    alternative: Optional[str] = None,
+    alternative: Optional[Alternative] = None,
     **params: Any,
 ) -> LayerComparison:
     """Compare every layer of ``a`` with every layer of ``b`` (or of ``a`` itself).
@@ -242,7 +243,8 @@ def _pvalues(m, preps, arrays, values, perms, params, alternative, progress) -> 
     return out
 
 
-ON_ERROR = ("raise", "nan")
+OnError = Literal["raise", "nan"]
+ON_ERROR = get_args(OnError)
 
 #: an argument name of a measure (``X`` or ``Y``) standing alone in its message
 _ARG = re.compile(r"(?<![\w'\"\[])([XY])(?![\w'\"\]])")

@@ -55,7 +55,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, Mapping, Optional
+from typing import Any, Literal, Mapping, Optional, get_args
 
 import numpy as np
 
@@ -81,10 +81,12 @@ __all__ = [
 ]
 
 #: The alternatives of a permutation test.
-ALTERNATIVES = ("greater", "less", "two-sided")
+Alternative = Literal["greater", "less", "two-sided"]
+ALTERNATIVES = get_args(Alternative)
 #: Relative tolerance within which a permuted value ties with the statistic.
 TIE_TOLERANCE = 64 * np.finfo(np.float64).eps
-_METHODS = ("percentile", "bca")
+Method = Literal["percentile", "bca"]
+_METHODS = get_args(Method)
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ def permutation_test(
     *,
     n_permutations: int = 1000,
     seed: Optional[int] = None,
-    alternative: Optional[str] = None,
+    alternative: Optional[Alternative] = None,
     **params: Any,
 ) -> PermutationTest:
     """Permutation test of the registered ``measure`` between ``X`` and ``Y``.
@@ -437,7 +439,7 @@ def bootstrap(
     *,
     n_boot: int = 1000,
     ci: float = 0.95,
-    method: str = "percentile",
+    method: Method = "percentile",
     seed: Optional[int] = None,
     **params: Any,
 ) -> BootstrapResult:

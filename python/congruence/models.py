@@ -25,7 +25,7 @@ import numpy as np
 
 from congruence._registry import get_measure
 from congruence._validation import check_choice, check_number
-from congruence.compare import ON_ERROR, compare_layers
+from congruence.compare import ON_ERROR, OnError, compare_layers
 from congruence.results import LayerComparison
 from congruence.streaming.drive import (
     ESTIMATORS,
@@ -56,7 +56,7 @@ def compare_models(
     max_rows: Optional[int] = None,
     out: Union[None, str, os.PathLike] = None,
     reuse: Optional[str] = None,
-    on_error: str = "raise",
+    on_error: OnError = "raise",
     **params: Any,
 ) -> LayerComparison:
     r"""Compare every layer of ``model_a`` with every layer of ``model_b`` on ``data``.

@@ -32,7 +32,7 @@ import zipfile
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Literal, Mapping, Optional, Sequence, Union, get_args
 
 import numpy as np
 
@@ -215,7 +215,8 @@ _CSV_MARK = "# congruence "
 #: ``repr`` shows the numbers up to this many rows and columns, a summary beyond.
 _REPR_MAX = 20
 #: The corrections of :meth:`LayerComparison.significant`.
-CORRECTIONS = ("holm", "fdr_bh")
+Correction = Literal["holm", "fdr_bh"]
+CORRECTIONS = get_args(Correction)
 
 
 def _package_version() -> str:
@@ -357,7 +358,9 @@ class LayerComparison:
 
     # ------------------------------------------------------------------ inference
 
-    def significant(self, alpha: float = 0.05, correction: Optional[str] = "holm") -> np.ndarray:
+    def significant(
+        self, alpha: float = 0.05, correction: Optional[Correction] = "holm"
+    ) -> np.ndarray:
         """Which cells' p-values are significant at level ``alpha``, as a boolean matrix.
 
         Parameters

@@ -91,7 +91,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence, get_args
 
 import numpy as np
 import scipy.linalg as _la
@@ -111,7 +111,8 @@ _EPS = float(np.finfo(np.float64).eps)
 _COND_MAX = 1e8
 #: ... and its trace lies in this range (no overflow, underflow or subnormal entries).
 _GRAM_RANGE = (1e-250, 1e250)
-_STATISTICS = ("mean", "r2")
+Statistic = Literal["mean", "r2"]
+_STATISTICS = get_args(Statistic)
 
 _REF_HOTELLING = "Hotelling (1936). Relations between two sets of variates. Biometrika."
 _REF_KORNBLITH = (
@@ -693,7 +694,7 @@ def _permuted(pair):
     matrix=_cca_matrix,
     permuted=_permuted(_cca_pair),
 )
-def cca(X: ArrayLike, Y: ArrayLike, statistic: str = "mean", epsilon: float = 0.0) -> float:
+def cca(X: ArrayLike, Y: ArrayLike, statistic: Statistic = "mean", epsilon: float = 0.0) -> float:
     r"""Mean (squared) canonical correlation between two representations of the same inputs.
 
     With the columns centred, the canonical correlations
@@ -808,7 +809,7 @@ def svcca(
     X: ArrayLike,
     Y: ArrayLike,
     variance: float = 0.99,
-    statistic: str = "mean",
+    statistic: Statistic = "mean",
     epsilon: float = 0.0,
 ) -> float:
     r"""Singular vector CCA: the mean CCA of the leading principal components.

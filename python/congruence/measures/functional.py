@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -52,7 +52,8 @@ __all__ = [
 
 _FAMILY = "functional"
 _MIN_ROWS = 2  # the smallest n of every functional measure
-_MODES = ("error_rate", "min_max")
+Mode = Literal["error_rate", "min_max"]
+_MODES = get_args(Mode)
 
 _REF_SURVEY = (
     "Klabunde, Schumacher, Strohmaier, Lemmerich (2025). Similarity of Neural Network Models: "
@@ -193,7 +194,7 @@ def disagreement(pred_a: ArrayLike, pred_b: ArrayLike) -> float:
     variants=({}, {"mode": "min_max"}),
 )
 def error_corrected_disagreement(
-    pred_a: ArrayLike, pred_b: ArrayLike, labels: ArrayLike, mode: str = "error_rate"
+    pred_a: ArrayLike, pred_b: ArrayLike, labels: ArrayLike, mode: Mode = "error_rate"
 ) -> float:
     r"""Disagreement corrected for the models' error rates.
 

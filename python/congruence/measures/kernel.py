@@ -20,7 +20,7 @@ the argument and the cause.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -40,7 +40,8 @@ from congruence.results import layer_label
 
 __all__ = ["cka", "hsic"]
 
-_KERNELS = ("linear", "rbf")
+Kernel = Literal["linear", "rbf"]
+_KERNELS = get_args(Kernel)
 _REFS_CKA = (
     "Kornblith, Norouzi, Lee, Hinton (2019). Similarity of Neural Network Representations Revisited. ICML.",
     "Cortes, Mohri, Rostamizadeh (2012). Algorithms for learning kernels based on centered alignment. JMLR.",
@@ -346,7 +347,7 @@ def _batch(statistic: str, flag_name: str):
 def cka(
     X: ArrayLike,
     Y: ArrayLike,
-    kernel: str = "linear",
+    kernel: Kernel = "linear",
     sigma_frac: float = 1.0,
     debiased: bool = False,
 ) -> float:
@@ -424,7 +425,7 @@ def cka(
 def hsic(
     X: ArrayLike,
     Y: ArrayLike,
-    kernel: str = "linear",
+    kernel: Kernel = "linear",
     sigma_frac: float = 1.0,
     unbiased: bool = False,
 ) -> float:

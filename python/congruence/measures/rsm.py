@@ -19,6 +19,7 @@ in a correlation RSM) give ``nan`` or the formula's defined value, always with a
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -190,8 +191,12 @@ def _stacked(preps_a, preps_b, pair, cross, ready):
 
 # ------------------------------------------------------------------------------- rsa
 
-_RSM = ("correlation", "euclidean")
-_COMPARE = ("spearman", "pearson", "kendall_tau_a", "cosine")
+RsmKind = Literal["correlation", "euclidean"]
+CompareKind = Literal["spearman", "pearson", "kendall_tau_a", "cosine"]
+NormKind = Literal["fro", "spectral"]
+_RSM = get_args(RsmKind)
+_COMPARE = get_args(CompareKind)
+_NORMS = get_args(NormKind)
 
 
 def _rsa_prepare(x, *, name="X", rsm="correlation", compare="spearman"):
@@ -334,7 +339,9 @@ def _rsa_permuted(px, py, perms, rsm="correlation", compare="spearman"):
     matrix=_rsa_matrix,
     permuted=_rsa_permuted,
 )
-def rsa(X: ArrayLike, Y: ArrayLike, rsm: str = "correlation", compare: str = "spearman") -> float:
+def rsa(
+    X: ArrayLike, Y: ArrayLike, rsm: RsmKind = "correlation", compare: CompareKind = "spearman"
+) -> float:
     r"""Representational similarity analysis (Kriegeskorte et al. 2008).
 
     Each representation gets an ``n x n`` representational similarity matrix:
@@ -433,7 +440,7 @@ def _norm_prepare(x, *, name="X", norm="fro"):
     """rsm_norm_diff's per-layer part: the packed Euclidean distances of ``x`` (computed
     from ``x 2^-e``, ``e`` its own power of two when its magnitude is outside the safe range
     of the core, else 0), held as ``(e, d)``."""
-    check_choice("norm", norm, ("fro", "spectral"))
+    check_choice("norm", norm, _NORMS)
     if identical_rows(x):
         still_defined(name, "rsm_norm_diff", f"D_{name} = 0, the norm of the other")
     n = x.shape[0]
@@ -556,7 +563,7 @@ def _norm_reindex(prep, idx, norm="fro"):
     reindex=_norm_reindex,
     matrix=_norm_matrix,
 )
-def rsm_norm_diff(X: ArrayLike, Y: ArrayLike, norm: str = "fro") -> float:
+def rsm_norm_diff(X: ArrayLike, Y: ArrayLike, norm: NormKind = "fro") -> float:
     r"""Norm of the difference of the Euclidean distance matrices of two representations.
 
     With :math:`(D_X)_{ij} = \lVert x_i - x_j \rVert_2` (full ``n x n``, zero diagonal) and
@@ -608,7 +615,7 @@ def rsm_norm_diff(X: ArrayLike, Y: ArrayLike, norm: str = "fro") -> float:
     >>> cg.rsm_norm_diff(X, 2 * X, norm="spectral")
     5.0
     """
-    norm = check_choice("norm", norm, ("fro", "spectral"))
+    norm = check_choice("norm", norm, _NORMS)
     X, Y = check_pair(X, Y)
     px = _norm_prepare(X, name="X", norm=norm)
     return _norm_pair(px, _norm_prepare(Y, name="Y", norm=norm), norm)

@@ -19,7 +19,7 @@ batches hold ``batch_size`` to ``2 batch_size - 1`` rows (one batch of all ``n``
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -38,7 +38,8 @@ from congruence.streaming.moments import (
 
 __all__ = ["MinibatchCKA", "minibatch_cka", "batch_bounds", "Regroup"]
 
-_RAGGED = ("merge", "drop")
+Ragged = Literal["merge", "drop"]
+_RAGGED = get_args(Ragged)
 
 
 # ------------------------------------------------------------------------------ minibatch CKA
@@ -367,7 +368,9 @@ def batch_bounds(n: int, batch_size: int, ragged: str = "merge") -> list[tuple[i
     return bounds
 
 
-def minibatch_cka(X: ArrayLike, Y: ArrayLike, *, batch_size: int, ragged: str = "merge") -> float:
+def minibatch_cka(
+    X: ArrayLike, Y: ArrayLike, *, batch_size: int, ragged: Ragged = "merge"
+) -> float:
     r"""Minibatch CKA between two representations (Nguyen, Raghu, Kornblith 2021).
 
     Splits the rows into consecutive batches of ``batch_size`` rows and returns
