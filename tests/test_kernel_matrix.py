@@ -133,7 +133,9 @@ def test_float32_route_is_taken_and_falls_back_near_zero():
     rng = np.random.default_rng(9)
     noise32 = rng.standard_normal((3000, 70)).astype(np.float32)
     got = _core.kernel_matrix(a32, [noise32], "linear", 1.0, True, "cka", "gram")
-    want = _core.kernel_matrix(a64, [noise32.astype(np.float64)], "linear", 1.0, True, "cka", "gram")
+    want = _core.kernel_matrix(
+        a64, [noise32.astype(np.float64)], "linear", 1.0, True, "cka", "gram"
+    )
     assert np.all(np.abs(want) < 0.05)
     assert np.array_equal(got, want)
     both = _core.kernel_matrix(a32, a32, "linear", 1.0, False, "cka", "gram")
