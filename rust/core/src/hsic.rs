@@ -716,20 +716,7 @@ fn compute(
         v.sort_unstable();
         v.dedup();
     };
-    if b.is_none() {
-        // Symmetric: one symmetric sub-matrix over every layer involved.
-        rows.extend_from_slice(&cols);
-        uniq(&mut rows);
-        let sub: Vec<Input> = rows.iter().map(|&i| a[i]).collect();
-        let keep_sub: Vec<bool> = rows.iter().map(|&i| keep[i]).collect();
-        let m = compute(&sub, None, spec, route, &keep_sub, false);
-        for (u, &i) in rows.iter().enumerate() {
-            for (v, &j) in rows.iter().enumerate() {
-                out[[i, j]] = m[[u, v]];
-            }
-        }
-    } else {
-        let b = b.expect("two sides");
+    if let Some(b) = b {
         uniq(&mut rows);
         uniq(&mut cols);
         let sa: Vec<Input> = rows.iter().map(|&i| a[i]).collect();
@@ -742,6 +729,18 @@ fn compute(
         let m = compute(&sa, Some(&sb), spec, route, &keep_sub, false);
         for (u, &i) in rows.iter().enumerate() {
             for (v, &j) in cols.iter().enumerate() {
+                out[[i, j]] = m[[u, v]];
+            }
+        }
+    } else {
+        // Symmetric: one symmetric sub-matrix over every layer involved.
+        rows.extend_from_slice(&cols);
+        uniq(&mut rows);
+        let sub: Vec<Input> = rows.iter().map(|&i| a[i]).collect();
+        let keep_sub: Vec<bool> = rows.iter().map(|&i| keep[i]).collect();
+        let m = compute(&sub, None, spec, route, &keep_sub, false);
+        for (u, &i) in rows.iter().enumerate() {
+            for (v, &j) in rows.iter().enumerate() {
                 out[[i, j]] = m[[u, v]];
             }
         }
