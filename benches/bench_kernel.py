@@ -101,6 +101,13 @@ def _parse_args(argv=None):
         "--repeat", type=int, default=3, help="timed repetitions, best is kept (default 3)"
     )
     ap.add_argument(
+        "--stat",
+        choices=("best", "median"),
+        default="best",
+        help="best of --repeat runs (default) or their median (the layer-matrix and RBF 6000 "
+        "cases; the note then gives each ratio's range over the runs)",
+    )
+    ap.add_argument(
         "--serial",
         action="store_true",
         help="serial fraction instead of the table: run the selected cases (congruence only) "
@@ -535,6 +542,34 @@ def case_rbf_cka(k):
     ]
 
 
+def _timed(fns: dict, k: int):
+    """``_common.timed``, or with ``--stat median`` the median of k alternating runs; returns
+    (seconds, values, per-run seconds)."""
+    if ARGS.stat == "best":
+        t, v = _common.timed(fns, k)
+        return t, v, None
+    import statistics
+
+    runs = {name: [] for name in fns}
+    v = None
+    for r in range(k):
+        t, v = _common.timed(fns, 1, warmup=(r == 0))
+        for name in fns:
+            runs[name].append(t[name])
+    return {name: statistics.median(x) for name, x in runs.items()}, v, runs
+
+
+def _spread(runs, ours="ours", ref="ref") -> str:
+    if runs is None:
+        return ""
+    ratios = sorted(b / a for a, b in zip(runs[ours], runs[ref]))
+    return (
+        f"; median of {len(ratios)} alternating runs, ratio per run "
+        f"{ratios[0]:.2f}-{ratios[-1]:.2f}, congruence {min(runs[ours]):.3f}-"
+        f"{max(runs[ours]):.3f} s, reference {min(runs[ref]):.3f}-{max(runs[ref]):.3f} s"
+    )
+
+
 def _ours_only_row(case, n, p, dtype, t):
     return _row(case, "none (--ours-only)", n, p, dtype, t, None, target="info")
 
@@ -546,7 +581,7 @@ def case_rbf_cka_6000(k):
     ours = {"ours": lambda: cg.cka(X, Y, kernel="rbf")}
     if ARGS.ours_only:
         return [_ours_only_row("rbf_cka_6000", n, p, "float64", _common.timed(ours, k)[0]["ours"])]
-    t, v = _common.timed({**ours, "ref": lambda: np_rbf_cka(X, Y)}, k)
+    t, v, runs = _timed({**ours, "ref": lambda: np_rbf_cka(X, Y)}, k)
     diff = abs(v["ours"] - v["ref"])
     return [
         _row(
@@ -560,6 +595,7 @@ def case_rbf_cka_6000(k):
             diff,
             target=f"agree (<={AGREE_F64:g})",
             ok=diff <= AGREE_F64,
+            note=_spread(runs)[2:] or None,
         )
     ]
 
@@ -584,7 +620,7 @@ def case_layers_12x12(k):
     ours = {"ours": lambda: cg.compare_layers(a, b, "cka").values}
     if ARGS.ours_only:
         return [_ours_only_row("layers_12x12", n, p, "float64", _common.timed(ours, k)[0]["ours"])]
-    t, v = _common.timed({**ours, "ref": lambda: np_layers_cached(a, b)}, k)
+    t, v, runs = _timed({**ours, "ref": lambda: np_layers_cached(a, b)}, k)
     # The Gram-route bound: 2L layers x n^2 p flops (symmetric products), at the rate of one
     # n x n x p product (2 n^2 p flops) measured now: 2L x n^2 p / (2 n^2 p / t) = L t.
     t_gemm = gemm_calibration(n, p, k)
@@ -616,7 +652,7 @@ def case_layers_12x12(k):
                 f"Gram-route bound {bound:.3f} s = {2 * L} layers x n^2 p flops at the GEMM rate "
                 f"measured now ({2 * n * n * p / t_gemm / 1e9:.1f} GFLOP/s: one {n}x{p} @ "
                 f"{p}x{n} product in {t_gemm:.3f} s); congruence at "
-                f"{bound / t['ours']:.0%} of the bound"
+                f"{bound / t['ours']:.0%} of the bound" + _spread(runs)
             ),
         ),
         _row(
@@ -654,7 +690,7 @@ def case_layers_12x12_f32(k):
         ]
     a64 = [x.astype(np.float64) for x in a32]
     b64 = [x.astype(np.float64) for x in b32]
-    t, v = _common.timed({**ours, "ref": lambda: np_layers_cached(a64, b64)}, k)
+    t, v, runs = _timed({**ours, "ref": lambda: np_layers_cached(a64, b64)}, k)
     # The exact reference: congruence's float64 computation on the same values (not timed).
     exact = cg.compare_layers(a64, b64, "cka").values
     rel = float(np.max(np.abs(v["ours"] - exact) / np.abs(exact)))
@@ -671,6 +707,7 @@ def case_layers_12x12_f32(k):
             rel,
             target=">=4.00x; rel diff <=1e-6",
             ok=(r >= 4.0 and rel <= 1e-6),
+            note=_spread(runs)[2:] or None,
         )
     ]
 
@@ -687,7 +724,7 @@ def case_layers_12x12_n20000(k):
                 "layers_12x12_n20000", n, p, "float64", _common.timed(ours, k)[0]["ours"]
             )
         ]
-    t, v = _common.timed({**ours, "ref": lambda: np_layers_cached(a, b)}, k)
+    t, v, runs = _timed({**ours, "ref": lambda: np_layers_cached(a, b)}, k)
     diff = float(np.max(np.abs(v["ours"] - v["ref"])))
     r = t["ref"] / t["ours"]
     return [
@@ -702,6 +739,7 @@ def case_layers_12x12_n20000(k):
             diff,
             target=">=1.10x; agree",
             ok=(r >= 1.1 and diff <= AGREE_F64),
+            note=_spread(runs)[2:] or None,
         )
     ]
 
@@ -785,6 +823,7 @@ def environment() -> dict:
         },
         "quick": ARGS.quick,
         "repeat": ARGS.repeat,
+        "stat": ARGS.stat,
         "warmup": 1,
     }
     if threadpoolctl is not None:
@@ -842,7 +881,7 @@ def header_lines(env) -> list:
                 f"num_threads={b['num_threads']}, {b['file']}"
             )
     lines.append(
-        f"  timing: best of {env['repeat']} (time.perf_counter) after 1 warm-up, "
+        f"  timing: {env['stat']} of {env['repeat']} (time.perf_counter) after 1 warm-up, "
         "repetitions interleaved between congruence and the reference"
     )
     return lines
