@@ -87,6 +87,18 @@ def _zero_median(a: np.ndarray) -> bool:
     return zeros >= n * n // 2 + 1
 
 
+def _every_row_identical(a: np.ndarray) -> bool:
+    """Whether every column of ``a`` is constant (up to round-off, see ``constant_columns``).
+
+    A few columns spread over the width are looked at first: one varying column settles it
+    (the usual case) without a pass over the whole array.
+    """
+    few = np.unique(np.linspace(0, a.shape[1] - 1, num=min(8, a.shape[1])).astype(np.intp))
+    if not constant_columns(a[:, few]).all():
+        return False
+    return bool(constant_columns(a).all())
+
+
 def _layer_issue(a: np.ndarray, kernel: str, statistic: str) -> Optional[str]:
     """Why layer ``a`` makes the statistic degenerate, or None.
 
@@ -95,7 +107,7 @@ def _layer_issue(a: np.ndarray, kernel: str, statistic: str) -> Optional[str]:
     * RBF: more than half of the squared distances are 0 (duplicated rows), so the bandwidth
       (their median) is 0 and the kernel is undefined (nan).
     """
-    if constant_columns(a).all():
+    if _every_row_identical(a):
         return "has zero variance: every row is identical"
     if kernel == "rbf" and _zero_median(a):
         return (
