@@ -250,7 +250,10 @@ def cka(X, Y, kernel: str = "linear", sigma_frac: float = 1.0, debiased: bool = 
     X : array-like of shape (n, p1)
     Y : array-like of shape (n, p2)
         Row ``i`` of both is the same input example. float32 input is read in place and
-        centred into float64: the result is the float64 computation on the same values.
+        centred into float64; when every input is float32 and the linear kernel takes the
+        Gram route, the Gram tiles are float32 products of the centred values, and each value
+        is kept only if an estimate of its rounding error is within 1e-6 relative of the
+        float64 computation on the same values (otherwise it is computed in float64).
     kernel : {"linear", "rbf"}
     sigma_frac : float > 0
         RBF bandwidth as a fraction of the median distance (ignored for ``"linear"``).
