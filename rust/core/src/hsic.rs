@@ -8,14 +8,26 @@
 //!   with `d_i = ||xc_i||^2`, `e_i = ||yc_i||^2` (the diagonals of the Gram matrices of centred
 //!   features, whose row sums vanish):
 //!   `<Ku, Lu> = ||Xc^T Yc||_F^2 - (1 + 2/(n-2)) d.e + (sum d)(sum e)/((n-1)(n-2))`.
-//! * Gram route (linear kernel when p > n, and RBF): the kernel matrices are streamed in row
-//!   tiles (never stored whole, see [`crate::kernel`]) while accumulating `P = <K, L>`, the row
-//!   sums `r` and totals `S`; then, since `H` is idempotent,
+//! * Gram route (linear kernel when it is cheaper for the whole matrix, and RBF): the kernel
+//!   matrices of all layers are streamed together in square tiles (never stored whole, see
+//!   [`crate::gram`]: one product per layer and tile, and all the tile's inner products as one
+//!   more product) while accumulating `P = <K, L>`; the row sums `r` and totals `S` come from
+//!   the tiles (RBF) or, for the linear kernel, exactly from `r = Xc (Xc^T 1)` (minus the
+//!   diagonal `d` when unbiased); then, since `H` is idempotent,
 //!   `<Kt, Lt> = P - (2/n) r_K.r_L + S_K S_L / n^2`, and with diagonal-free sums
 //!   `<Ku, Lu> = P0 + S_K S_L/((n-1)(n-2)) - (2/(n-2)) r_K.r_L` (Song et al. 2012).
 //!
 //! Then `HSIC_b = <Kt, Lt>/(n-1)^2`, `HSIC_u = <Ku, Lu>/(n(n-3))` and
 //! `CKA = <K., L.>/sqrt(<K., K.><L., L.>)`.
+//!
+//! The route is chosen once for the whole matrix, by flop count ([`route_costs`]).
+//!
+//! float32 Gram route: when every layer arrives as float32 and the linear Gram route is taken,
+//! the centred, normalised float64 features are rounded to float32 and the tiles are float32
+//! products (accumulated in float32 over the features of one entry), widened to float64 before
+//! the inner products, which are accumulated in float64. Every entry is then checked against
+//! an estimate of its rounding error ([`f32_error`]); an entry whose estimate exceeds half of
+//! the `1e-6` relative tolerance (values near 0, e.g. a debiased CKA) is recomputed in float64.
 //!
 //! Magnitude and precision: every layer is centred in float64 (float32 input converted
 //! exactly) and multiplied by a power of two `2^-e` that brings its entries into `[-1, 1]`
@@ -25,6 +37,7 @@
 //! and gives `inf` only when the value itself exceeds the float64 range.
 
 use crate::error::{CoreError, Result};
+use crate::gram;
 use crate::kernel::{self, PackedLower, Rows, TileKind};
 use crate::linalg::{self, Centred, Input, Real};
 use ndarray::{s, Array1, Array2, ArrayView2};
@@ -179,13 +192,28 @@ struct Prepared {
     kind: Option<TileKind>,
     /// Squared distances kept from the median pass (RBF, when they fit the cache budget).
     cache: Option<PackedLower>,
+    /// `xc` rounded to float32, for the float32 Gram route.
+    x32: Option<Centred>,
+}
+
+impl Prepared {
+    fn xc_cols(&self) -> usize {
+        match &self.xc {
+            Centred::F32(a) => a.ncols(),
+            Centred::F64(a) => a.ncols(),
+        }
+    }
 }
 
 /// Memory that RBF layers may keep for their squared distances (saves a second product each).
 const CACHE_BUDGET: usize = 2 << 30;
 
-fn prepare(x: Input, spec: &Spec, route: Route, keep: bool) -> Prepared {
+fn prepare(x: Input, spec: &Spec, route: Route, keep: bool, f32: bool) -> Prepared {
     let (xc, exp) = Centred::normalised(x);
+    let x32 = match (&xc, f32) {
+        (Centred::F64(a), true) => Some(Centred::F32(a.mapv(|v| v as f32))),
+        _ => None,
+    };
     let sq = xc.sq_norms();
     let (kind, cache) = match (spec.kernel, route) {
         (Kernel::Rbf { sigma_frac }, _) => {
@@ -204,6 +232,7 @@ fn prepare(x: Input, spec: &Spec, route: Route, keep: bool) -> Prepared {
         sq,
         kind,
         cache,
+        x32,
     }
 }
 
@@ -322,13 +351,14 @@ fn joint_pair<T: Real, U: Real>(
 }
 
 /// The inner products of all pairs (`a` x `b`, or `a` x `a` when `b` is `None`) and every
-/// layer's own (`a` then `b`), NaN where a layer is undefined.
+/// layer's own (`a` then `b`), NaN where a layer is undefined; on the Gram route also every
+/// layer's raw `||K||_F^2` (diagonal included; for the float32 error estimate).
 fn inners(
     a: &[Prepared],
     b: Option<&[Prepared]>,
     spec: &Spec,
     route: Route,
-) -> (Array2<f64>, Vec<f64>) {
+) -> (Array2<f64>, Vec<f64>, Vec<f64>) {
     let pb = b.unwrap_or(a);
     let all: Vec<&Prepared> = a.iter().chain(b.unwrap_or(&[])).collect();
     let mut cross = Array2::from_elem((a.len(), pb.len()), f64::NAN);
@@ -352,7 +382,7 @@ fn inners(
                 selfs[k] = feature_self(x, spec);
             }
         }
-        return (cross, selfs);
+        return (cross, selfs, Vec::new());
     }
     // Gram route: stream the defined layers together.
     let defined: Vec<usize> = (0..all.len()).filter(|&k| all[k].kind.is_some()).collect();
@@ -363,7 +393,7 @@ fn inners(
             let p = all[k];
             (
                 Rows {
-                    xc: &p.xc,
+                    xc: p.x32.as_ref().unwrap_or(&p.xc),
                     sq: p.sq.as_slice().expect("contiguous"),
                     cache: p.cache.as_ref(),
                 },
@@ -371,11 +401,40 @@ fn inners(
             )
         })
         .collect();
+    let mut raw = vec![f64::NAN; all.len()];
     if layers.is_empty() {
-        return (cross, selfs);
+        return (cross, selfs, raw);
     }
     let unbiased = spec.estimator == Estimator::Unbiased;
-    let sums = kernel::stream(&layers, split, unbiased);
+    let linear = spec.kernel == Kernel::Linear;
+    let mut sums = gram::sums(&layers, split, unbiased, !linear);
+    if linear {
+        // Row sums of Xc Xc^T, exactly: Xc (Xc^T 1) (zero up to round-off), less the diagonal
+        // when it is left out.
+        sums.rows = defined
+            .iter()
+            .map(|&k| {
+                let p = all[k];
+                let Centred::F64(x) = &p.xc else {
+                    unreachable!("layers are centred in float64")
+                };
+                let r = linalg::mat_vec(x, &linalg::col_sums(x));
+                if unbiased {
+                    r - &p.sq
+                } else {
+                    r
+                }
+            })
+            .collect();
+    }
+    for (u, &k) in defined.iter().enumerate() {
+        raw[k] = sums.selfs[u]
+            + if unbiased {
+                all[k].sq.iter().map(|d| d * d).sum::<f64>()
+            } else {
+                0.0
+            };
+    }
     let n = all[0].sq.len() as f64;
     let total: Vec<f64> = sums.rows.iter().map(|r| r.sum()).collect();
     let centred = |p: f64, u: usize, v: usize| -> f64 {
@@ -409,16 +468,20 @@ fn inners(
             cross[[ka, col]] = centred(sums.cross[[u, w]], u, v);
         }
     }
-    (cross, selfs)
+    (cross, selfs, raw)
 }
 
-/// Approximate flop counts of the two linear routes for `pairs` pairings of the layers.
+/// Approximate costs (float64 flops) of the two linear routes for `pairs` pairings of the
+/// layers: the feature route's cross products `2 n p_a p_b` and symmetric self products
+/// `n p^2`; the Gram route's symmetric tiles `n^2 p` per layer, at half the cost in float32,
+/// and its inner products `n^2` per pair, weighted 2 (they run at memory speed).
 fn route_costs(
     n: usize,
     widths: &[usize],
     pairs: usize,
     cross_flops: f64,
     statistic: Statistic,
+    f32: bool,
 ) -> (f64, f64) {
     let n = n as f64;
     let selfs = if statistic == Statistic::Cka {
@@ -427,7 +490,9 @@ fn route_costs(
         0.0
     };
     let features = cross_flops + selfs * widths.iter().map(|&p| n * (p * p) as f64).sum::<f64>();
-    let gram = widths.iter().map(|&p| n * n * p as f64).sum::<f64>() + pairs as f64 * n * n;
+    let speed = if f32 { 0.5 } else { 1.0 };
+    let gram =
+        speed * widths.iter().map(|&p| n * n * p as f64).sum::<f64>() + 2.0 * pairs as f64 * n * n;
     (features, gram)
 }
 
@@ -535,10 +600,15 @@ pub fn layer_matrix<'a>(
                 .sum(),
         ),
     };
+    let all_f32 = a
+        .iter()
+        .chain(b.unwrap_or(&[]))
+        .all(|x| matches!(x, Input::F32(_)));
+    let f32_gram = spec.kernel == Kernel::Linear && all_f32;
     let route = match (spec.kernel, spec.route) {
         (Kernel::Rbf { .. }, _) => Route::Gram,
         (Kernel::Linear, Route::Auto) => {
-            let (f, g) = route_costs(n, &widths, pairs, cross_flops, spec.statistic);
+            let (f, g) = route_costs(n, &widths, pairs, cross_flops, spec.statistic, f32_gram);
             if g < f {
                 Route::Gram
             } else {
@@ -547,15 +617,15 @@ pub fn layer_matrix<'a>(
         }
         (Kernel::Linear, r) => r,
     };
-    // Memory pre-flight: a centred copy of every layer, and the kernel tiles of the Gram route.
+    let f32_gram = f32_gram && route == Route::Gram;
+    // Memory pre-flight: a centred copy of every layer (and its float32 rounding on the
+    // float32 Gram route), and the tile buffers of the Gram route.
     let all_layers = || a.iter().chain(b.unwrap_or(&[]));
     let copies: f64 = all_layers()
-        .map(|x| {
-            (x.nrows() * x.ncols()) as f64 * if matches!(x, Input::F32(_)) { 4.0 } else { 8.0 }
-        })
+        .map(|x| (x.nrows() * x.ncols()) as f64 * if f32_gram { 12.0 } else { 8.0 })
         .sum();
-    let tile_bytes = match (route, kernel::tiles(n, la + lb).first()) {
-        (Route::Gram, Some(&(t0, t1))) => 8.0 * ((la + lb) * (t1 - t0) * n) as f64,
+    let tile_bytes = match route {
+        Route::Gram => gram::buffer_bytes(n, la + lb),
         _ => 0.0,
     };
     crate::memory::check_fits(
@@ -593,28 +663,191 @@ pub fn layer_matrix<'a>(
                 .is_ok()
         })
         .collect();
+    Ok(compute(a, b, spec, route, &keep, f32_gram))
+}
+
+/// The layer matrix on `route` (validated, memory checked), float32 tiles when `f32`.
+fn compute<'a>(
+    a: &[Input<'a>],
+    b: Option<&[Input<'a>]>,
+    spec: &Spec,
+    route: Route,
+    keep: &[bool],
+    f32: bool,
+) -> Array2<f64> {
+    let la = a.len();
+    let n = a[0].nrows();
     let pa: Vec<Prepared> = a
         .iter()
-        .zip(&keep)
-        .map(|(&x, &k)| prepare(x, spec, route, k))
+        .zip(keep)
+        .map(|(&x, &k)| prepare(x, spec, route, k, f32))
         .collect();
     let pb: Option<Vec<Prepared>> = b.map(|b| {
         b.iter()
             .zip(&keep[la..])
-            .map(|(&x, &k)| prepare(x, spec, route, k))
+            .map(|(&x, &k)| prepare(x, spec, route, k, f32))
             .collect()
     });
-    let (cross, selfs) = inners(&pa, pb.as_deref(), spec, route);
-    let self_b = |j: usize| if b.is_some() { selfs[la + j] } else { selfs[j] };
+    let (cross, selfs, raw) = inners(&pa, pb.as_deref(), spec, route);
+    let side_b = |j: usize| if b.is_some() { la + j } else { j };
     let exp_b = |j: usize| match &pb {
         Some(pb) => pb[j].exp,
         None => pa[j].exp,
     };
-    let out = Array2::from_shape_fn(cross.dim(), |(i, j)| {
+    let mut out = Array2::from_shape_fn(cross.dim(), |(i, j)| {
         let e = i64::from(pa[i].exp) + i64::from(exp_b(j));
-        finish(spec, n, cross[[i, j]], selfs[i], self_b(j), e)
+        finish(spec, n, cross[[i, j]], selfs[i], selfs[side_b(j)], e)
     });
-    Ok(out)
+    if !f32 {
+        return out;
+    }
+    // Certify every entry of the float32 route; recompute the others in float64.
+    let all: Vec<&Prepared> = pa.iter().chain(pb.iter().flatten()).collect();
+    let stats: Vec<(f64, f64)> = all
+        .iter()
+        .zip(&raw)
+        .map(|(p, &r)| f32_stats(p, r))
+        .collect();
+    let mut rows = Vec::new();
+    let mut cols = Vec::new();
+    for ((i, j), _) in out.indexed_iter() {
+        let (u, v) = (i, side_b(j));
+        let ok = f32_certified(spec, cross[[i, j]], selfs[u], selfs[v], stats[u], stats[v]);
+        if !ok {
+            rows.push(i);
+            cols.push(j);
+        }
+    }
+    if rows.is_empty() {
+        return out;
+    }
+    // Few failures spread over many layers: recompute just those pairs on the feature route
+    // (cross product and both self products each) when that is cheaper than the float64 Gram
+    // route over every layer involved.
+    let width = |k: usize| all[k].xc_cols() as f64;
+    let nf = n as f64;
+    let per_pair: f64 = rows
+        .iter()
+        .zip(&cols)
+        .map(|(&i, &j)| {
+            let (p, q) = (width(i), width(side_b(j)));
+            nf * (2.0 * p * q + p * p + q * q)
+        })
+        .sum();
+    let mut involved: Vec<usize> = rows
+        .iter()
+        .copied()
+        .chain(cols.iter().map(|&j| side_b(j)))
+        .collect();
+    involved.sort_unstable();
+    involved.dedup();
+    let sub_gram: f64 = involved.iter().map(|&k| nf * nf * width(k)).sum();
+    if per_pair < sub_gram {
+        for (&i, &j) in rows.iter().zip(&cols) {
+            let y = match b {
+                Some(b) => b[j],
+                None => a[j],
+            };
+            let v = compute(
+                &[a[i]],
+                Some(&[y]),
+                spec,
+                Route::Features,
+                &[false, false],
+                false,
+            )[[0, 0]];
+            out[[i, j]] = v;
+        }
+        return out;
+    }
+    let uniq = |v: &mut Vec<usize>| {
+        v.sort_unstable();
+        v.dedup();
+    };
+    if let Some(b) = b {
+        uniq(&mut rows);
+        uniq(&mut cols);
+        let sa: Vec<Input> = rows.iter().map(|&i| a[i]).collect();
+        let sb: Vec<Input> = cols.iter().map(|&j| b[j]).collect();
+        let keep_sub: Vec<bool> = rows
+            .iter()
+            .map(|&i| keep[i])
+            .chain(cols.iter().map(|&j| keep[la + j]))
+            .collect();
+        let m = compute(&sa, Some(&sb), spec, route, &keep_sub, false);
+        for (u, &i) in rows.iter().enumerate() {
+            for (v, &j) in cols.iter().enumerate() {
+                out[[i, j]] = m[[u, v]];
+            }
+        }
+    } else {
+        // Symmetric: one symmetric sub-matrix over every layer involved.
+        rows.extend_from_slice(&cols);
+        uniq(&mut rows);
+        let sub: Vec<Input> = rows.iter().map(|&i| a[i]).collect();
+        let keep_sub: Vec<bool> = rows.iter().map(|&i| keep[i]).collect();
+        let m = compute(&sub, None, spec, route, &keep_sub, false);
+        for (u, &i) in rows.iter().enumerate() {
+            for (v, &j) in rows.iter().enumerate() {
+                out[[i, j]] = m[[u, v]];
+            }
+        }
+    }
+    out
+}
+
+/// Unit roundoff of float32.
+const U32: f64 = 1.0 / 16_777_216.0;
+/// How many standard deviations of the rounding error [`f32_error`] allows for. The
+/// deviations themselves are upper bounds built from the largest row norm and entry of each
+/// layer, far above the actual errors on typical data (3e-9 relative measured at n = 5000,
+/// p = 768, where the estimate gives up to 4e-7).
+const F32_LAMBDA: f64 = 2.0;
+/// The relative error a float32 entry may have.
+const F32_TOL: f64 = 1e-6;
+
+/// A layer's terms of the float32 error estimate: `(sqrt(p) D + 2 m sqrt(F), F)` with `D`
+/// the largest squared row norm and `m` the largest absolute entry of the (normalised,
+/// centred) features and `F = ||K||_F` (`raw = F^2`).
+fn f32_stats(p: &Prepared, raw: f64) -> (f64, f64) {
+    let Centred::F64(x) = &p.xc else {
+        unreachable!("layers are centred in float64")
+    };
+    let d = p.sq.iter().copied().fold(0.0, f64::max);
+    let m = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let f = raw.max(0.0).sqrt();
+    ((x.ncols() as f64).sqrt() * d + 2.0 * m * f.sqrt(), f)
+}
+
+/// Estimated rounding error of `P = <K, L>` computed from float32 tiles.
+///
+/// Under the standard probabilistic model of rounding (independent, mean-zero relative errors
+/// of at most `u = 2^-24`; Higham and Mary 2019), an entry `k_ij` of a float32 Gram tile
+/// carries an error of standard deviation at most `u sqrt(p) ||x_i|| ||x_j|| <= u sqrt(p) D`
+/// from its accumulation over the `p` features, and rounding the centred features to float32
+/// perturbs `P` by at most `2 u max|x| ||K_L||_F ||X||_2 <= 2 u m sqrt(F_K) F_L`; the errors
+/// of distinct entries are independent, so the error of `P` has a standard deviation of at
+/// most `u (sqrt(p) D ||K_L||_F + ...)`. `F32_LAMBDA` such deviations are allowed for.
+fn f32_error(x: (f64, f64), y: (f64, f64)) -> f64 {
+    F32_LAMBDA * U32 * (x.0 * y.1 + y.0 * x.1)
+}
+
+/// Whether an entry of the float32 route is within [`F32_TOL`] of its float64 value by the
+/// estimate [`f32_error`]: `kl`, `kk`, `ll` are the centred inner products.
+fn f32_certified(spec: &Spec, kl: f64, kk: f64, ll: f64, x: (f64, f64), y: (f64, f64)) -> bool {
+    let e = f32_error(x, y);
+    match spec.statistic {
+        Statistic::Hsic => kl.is_finite() && e <= F32_TOL * kl.abs(),
+        Statistic::Cka => {
+            if !(kk > 0.0 && ll > 0.0 && kl.is_finite()) {
+                return false;
+            }
+            let c = kl / (kk.sqrt() * ll.sqrt());
+            let err = e / (kk.sqrt() * ll.sqrt())
+                + c.abs() * (f32_error(x, x) / (2.0 * kk) + f32_error(y, y) / (2.0 * ll));
+            err <= F32_TOL * c.abs()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! bracket, and histogram rounds take over in the rare case the bracket misses.
 
 use crate::linalg::{Centred, Scratch};
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use rayon::prelude::*;
 
 /// Rows per task in passes over triangles (fixed, so results do not depend on thread count).
@@ -58,51 +58,56 @@ impl PackedLower {
         n * (n + 1) / 2 * std::mem::size_of::<f64>()
     }
 
-    fn row(&self, i: usize) -> &[f64] {
+    /// Row `i`: columns `0..=i`.
+    pub(crate) fn row(&self, i: usize) -> &[f64] {
         let o = i * (i + 1) / 2;
         &self.data[o..o + i + 1]
     }
 
-    /// The squared distances of `rows`, computed tile by tile (rows transformed in parallel
-    /// straight from the Gram tile into their packed place).
+    /// The squared distances of `rows`, computed in blocks of rows in parallel:
+    /// each block is one single-threaded product (rows `i0..i1` against rows `0..i1`)
+    /// transformed straight into its packed place, so the work is spread over all threads
+    /// and the result does not depend on their number. The packed triangle is written once
+    /// (no serial zero-filling first).
     pub fn squared_distances(rows: &Rows<'_>) -> Self {
         let n = rows.n();
-        let mut data = crate::memory::vec(
-            n * (n + 1) / 2,
-            0.0f64,
+        let len = n * (n + 1) / 2;
+        let mut data: Vec<f64> = crate::memory::with_capacity(
+            len,
             "the cached squared distances of an RBF layer",
             "subsample the rows",
         );
-        let mut buf = Vec::new();
-        let mut scratch = Scratch::default();
         let sq = rows.sq;
-        for (i0, i1) in tiles(n, 1) {
-            crate::interrupt::checkpoint();
-            buf.resize((i1 - i0) * i1, 0.0);
-            rows.xc.gram_rows(i0, i1, &mut buf, &mut scratch);
-            let dst = &mut data[i0 * (i0 + 1) / 2..i1 * (i1 + 1) / 2];
-            // Split the packed block into its rows (row i has i + 1 entries).
-            let mut parts = Vec::with_capacity(i1 - i0);
-            let mut rest = dst;
-            for i in i0..i1 {
-                let (row, tail) = rest.split_at_mut(i + 1);
-                parts.push(row);
+        {
+            // Split the packed triangle into its blocks of rows (row i has i + 1 entries).
+            const ROWS: usize = crate::gram::TASK_ROWS;
+            let mut blocks = Vec::with_capacity(n.div_ceil(ROWS));
+            let mut rest = &mut data.spare_capacity_mut()[..len];
+            for i0 in (0..n).step_by(ROWS) {
+                let i1 = (i0 + ROWS).min(n);
+                let (block, tail) = rest.split_at_mut(i1 * (i1 + 1) / 2 - i0 * (i0 + 1) / 2);
+                blocks.push((i0, i1, block));
                 rest = tail;
             }
-            parts
-                .into_par_iter()
-                .zip(buf.par_chunks(i1))
-                .enumerate()
-                .for_each(|(r, (out, g))| {
+            blocks.into_par_iter().for_each(|(i0, i1, block)| {
+                crate::interrupt::checkpoint();
+                let mut g = vec![0.0f64; (i1 - i0) * i1];
+                rows.xc.gram_block(i0, i1, 0, i1, &mut g, i1);
+                let mut at = 0;
+                for (r, gr) in g.chunks_exact(i1).enumerate() {
                     let i = i0 + r;
                     let si = sq[i];
-                    for ((o, &gij), &sj) in out.iter_mut().zip(g).zip(sq) {
+                    for ((o, &gij), &sj) in block[at..at + i].iter_mut().zip(gr).zip(sq) {
                         let t = si + sj - 2.0 * gij;
-                        *o = if t > 0.0 { t } else { 0.0 };
+                        o.write(if t > 0.0 { t } else { 0.0 });
                     }
-                    out[i] = 0.0;
-                });
+                    block[at + i].write(0.0);
+                    at += i + 1;
+                }
+            });
         }
+        // SAFETY: the blocks above cover all `len` reserved entries, each written once.
+        unsafe { data.set_len(len) };
         PackedLower { n, data }
     }
 }
@@ -457,7 +462,7 @@ fn select_by_bracket<S: Triangle>(d: &S, r: usize, with_next: bool) -> Option<(f
         .into_par_iter()
         .map(|(i, j)| d.entry(i, j))
         .collect();
-    sample.sort_by(|a, b| a.total_cmp(b));
+    sample.par_sort_unstable_by(|a, b| a.total_cmp(b));
     let s = SAMPLE as f64;
     let last = r + usize::from(with_next);
     let (q0, q1) = (r as f64 / total as f64, last as f64 / total as f64);
@@ -571,95 +576,6 @@ pub fn rbf_kind(
     )
 }
 
-/// Sums over all layers' kernel matrices, accumulated tile by tile (see [`stream`]).
-pub struct Sums {
-    /// `P[a, b] = sum_ij T_a,ij T_b,ij` (all ordered pairs, diagonal included unless the
-    /// estimator is unbiased) for the pairs asked for.
-    pub cross: Array2<f64>,
-    /// `P[a, a]` for every layer.
-    pub selfs: Vec<f64>,
-    /// Full row sums of each layer's (diagonal-free, when unbiased) matrix.
-    pub rows: Vec<Array1<f64>>,
-}
-
-/// Stream the kernel matrices of `layers` (each with its tile kind) tile by tile and
-/// accumulate the sums that HSIC and CKA need: for every requested pair `(i, j)` of
-/// `layers[..split]` x `layers[split..]` (or of `layers` with itself when `split` is `None`)
-/// the inner product of the two matrices, every layer's own inner product, and its row sums.
-/// With `zero_diagonal` the diagonals are left out everywhere (the unbiased estimator).
-/// Deterministic: tiles, chunks and the order of every sum are fixed by n alone.
-pub fn stream(layers: &[(Rows<'_>, TileKind)], split: Option<usize>, zero_diagonal: bool) -> Sums {
-    let l = layers.len();
-    let n = layers.first().map_or(0, |x| x.0.n());
-    let (ra, rb) = match split {
-        Some(s) => (0..s, s..l),
-        None => (0..l, 0..l),
-    };
-    let mut cross = Array2::<f64>::zeros((ra.len(), rb.len()));
-    let mut selfs = vec![0.0; l];
-    let mut rows: Vec<Array1<f64>> = vec![Array1::zeros(n); l];
-    let mut bufs: Vec<Vec<f64>> = vec![Vec::new(); l];
-    let mut scratch = Scratch::default();
-    let diag_weight = if zero_diagonal {
-        0.0
-    } else {
-        std::f64::consts::FRAC_1_SQRT_2
-    };
-    for (i0, i1) in tiles(n, l) {
-        crate::interrupt::checkpoint();
-        for ((rws, kind), buf) in layers.iter().zip(bufs.iter_mut()) {
-            rws.tile(*kind, i0, i1, buf, &mut scratch);
-        }
-        // Row sums (before the diagonal is reweighted), one layer per task.
-        let sums: Vec<(Vec<f64>, Vec<f64>)> = bufs
-            .par_iter()
-            .map(|buf| {
-                let mut row_part = vec![0.0; i1 - i0];
-                let mut col_part = vec![0.0; i1];
-                for (r, row) in buf.chunks(i1).enumerate() {
-                    let i = i0 + r;
-                    let below = &row[..i];
-                    row_part[r] =
-                        below.iter().sum::<f64>() + if zero_diagonal { 0.0 } else { row[i] };
-                    col_part[..i]
-                        .iter_mut()
-                        .zip(below)
-                        .for_each(|(c, v)| *c += v);
-                }
-                (row_part, col_part)
-            })
-            .collect();
-        for (acc, (row_part, col_part)) in rows.iter_mut().zip(&sums) {
-            for (a, v) in acc.slice_mut(ndarray::s![i0..i1]).iter_mut().zip(row_part) {
-                *a += v;
-            }
-            for (a, v) in acc.slice_mut(ndarray::s![..i1]).iter_mut().zip(col_part) {
-                *a += v;
-            }
-        }
-        // Reweight the diagonal so that 2 * <lower tiles> counts it once (or not at all).
-        bufs.par_iter_mut().for_each(|buf| {
-            for (r, row) in buf.chunks_mut(i1).enumerate() {
-                row[i0 + r] *= diag_weight;
-            }
-        });
-        let slices: Vec<&[f64]> = bufs.iter().map(|b| b.as_slice()).collect();
-        let m = crate::linalg::multi_dot(&slices[ra.clone()], &slices[rb.clone()], split.is_none());
-        cross.zip_mut_with(&m, |c, v| *c += 2.0 * v);
-        if split.is_some() {
-            for (s, b) in selfs.iter_mut().zip(&slices) {
-                *s += 2.0 * crate::linalg::par_dot(b, b);
-            }
-        }
-    }
-    if split.is_none() {
-        for (i, s) in selfs.iter_mut().enumerate() {
-            *s = cross[[i, i]];
-        }
-    }
-    Sums { cross, selfs, rows }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,59 +652,5 @@ mod tests {
             select_by_histogram(&d, 500_000, true),
             select_lower(&d, 500_000, true)
         );
-    }
-
-    #[test]
-    fn stream_sums_match_full_matrices() {
-        let n = 37;
-        let xs = [pseudo(n, 4, 1), pseudo(n, 6, 2)];
-        let cs: Vec<Centred> = xs
-            .iter()
-            .map(|x| Centred::new(linalg::Input::F64(x.view())))
-            .collect();
-        let sqs: Vec<Array1<f64>> = cs.iter().map(|c| c.sq_norms()).collect();
-        let kind = TileKind::Rbf {
-            c: -0.7,
-            shift: 0.25,
-        };
-        let full: Vec<Array2<f64>> = xs
-            .iter()
-            .map(|x| full_sq_dist(x).mapv(|d| (-0.7 * d).exp() - 0.25))
-            .collect();
-        for zero_diagonal in [false, true] {
-            let layers: Vec<(Rows, TileKind)> = cs
-                .iter()
-                .zip(&sqs)
-                .map(|(c, s)| {
-                    (
-                        Rows {
-                            xc: c,
-                            sq: s.as_slice().unwrap(),
-                            cache: None,
-                        },
-                        kind,
-                    )
-                })
-                .collect();
-            let sums = stream(&layers, Some(1), zero_diagonal);
-            let f: Vec<Array2<f64>> = full
-                .iter()
-                .map(|k| {
-                    let mut k = k.clone();
-                    if zero_diagonal {
-                        k.diag_mut().fill(0.0);
-                    }
-                    k
-                })
-                .collect();
-            let dot = |a: &Array2<f64>, b: &Array2<f64>| (a * b).sum();
-            assert!((sums.cross[[0, 0]] - dot(&f[0], &f[1])).abs() < 1e-10);
-            assert!((sums.selfs[1] - dot(&f[1], &f[1])).abs() < 1e-10);
-            for (r, k) in sums.rows.iter().zip(&f) {
-                assert!((r - &k.sum_axis(ndarray::Axis(1)))
-                    .iter()
-                    .all(|v| v.abs() < 1e-12));
-            }
-        }
     }
 }

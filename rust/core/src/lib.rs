@@ -3,6 +3,8 @@
 //! * [`linalg`]: column centring and matrix products that accumulate in float64.
 //! * [`kernel`]: Gram matrices (linear, RBF with the median-distance bandwidth), centring,
 //!   U-centring, and the exact selection of the median squared distance.
+//! * [`gram`]: the Gram route of a whole layer matrix, tile by tile, with all the inner
+//!   products of a tile as one matrix product.
 //! * [`hsic`]: HSIC (biased and unbiased) and CKA (biased and debiased), for one pair of
 //!   representations and for whole layer-by-layer matrices with per-layer statistics reused.
 //! * [`rsm`]: per-layer preparations of the RSM family (standardised RSM triangles, doubly
@@ -23,6 +25,7 @@
 
 pub mod distance;
 pub mod error;
+pub mod gram;
 pub mod hsic;
 pub mod interrupt;
 pub mod kernel;

@@ -275,8 +275,8 @@ pub fn product_f64<T: Real>(lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, part: Part) 
 }
 
 /// Floating-point operations per block of the inner dimension in float64 products (about
-/// 0.01 s here): the granularity at which a product checks for Ctrl-C.
-const F64_BLOCK_FLOPS: usize = 1 << 30;
+/// 0.1 s here; smaller blocks re-read the output and repack the inputs too often): the granularity at which a product checks for Ctrl-C.
+const F64_BLOCK_FLOPS: usize = 1 << 33;
 
 /// [`product_f64`] into a caller's row-major `m x n` buffer; `scratch` is reused between
 /// calls for the lower-precision partial products.
@@ -458,6 +458,68 @@ impl Centred {
         }
     }
 
+    /// Rows `ra..rb` of the Gram matrix restricted to columns `c0..c1`, that is
+    /// `Xc[ra..rb] Xc[c0..c1]^T`, written into `out` (row `i - ra` at offset
+    /// `(i - ra) * stride`, `c1 - c0 <= stride` values each) by one single-threaded product:
+    /// callers run many such blocks in parallel, so that the blocks, and hence every rounding,
+    /// depend on the shapes alone. float32 features are multiplied in float32 (accumulated in
+    /// float32 over the `p` features of one entry) and the block is then widened to float64.
+    pub fn gram_block(
+        &self,
+        ra: usize,
+        rb: usize,
+        c0: usize,
+        c1: usize,
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        let (h, w) = (rb - ra, c1 - c0);
+        if h == 0 || w == 0 {
+            return;
+        }
+        assert!(
+            w <= stride && out.len() >= (h - 1) * stride + w,
+            "gram_block: output too small"
+        );
+        match self {
+            Centred::F64(a) => {
+                let v = faer_ref(&a.view());
+                // SAFETY: `out` holds h rows of `stride >= w` values (checked above).
+                let dst = unsafe {
+                    MatMut::<f64>::from_raw_parts_mut(out.as_mut_ptr(), h, w, stride as isize, 1)
+                };
+                faer::linalg::matmul::matmul(
+                    dst,
+                    Accum::Replace,
+                    v.subrows(ra, h),
+                    v.subrows(c0, w).transpose(),
+                    1.0,
+                    Par::Seq,
+                );
+            }
+            Centred::F32(a) => {
+                let v = faer_ref(&a.view());
+                let mut tmp = vec![0.0f32; h * w];
+                // SAFETY: `tmp` holds h x w values, row-major.
+                let dst = unsafe {
+                    MatMut::<f32>::from_raw_parts_mut(tmp.as_mut_ptr(), h, w, w as isize, 1)
+                };
+                faer::linalg::matmul::matmul(
+                    dst,
+                    Accum::Replace,
+                    v.subrows(ra, h),
+                    v.subrows(c0, w).transpose(),
+                    1.0f32,
+                    Par::Seq,
+                );
+                for (r, src) in tmp.chunks_exact(w).enumerate() {
+                    let o = &mut out[r * stride..r * stride + w];
+                    o.iter_mut().zip(src).for_each(|(o, &t)| *o = f64::from(t));
+                }
+            }
+        }
+    }
+
     /// `<xc_i, xc_j>` accumulated in float64 (for sampling single entries).
     pub fn row_dot(&self, i: usize, j: usize) -> f64 {
         match self {
@@ -607,6 +669,37 @@ pub fn sym_sum_sq_from_lower<'a>(a: impl Into<ArrayView2<'a, f64>>) -> f64 {
         })
         .collect();
     parts.iter().sum()
+}
+
+/// Column sums of `x` in float64, over fixed blocks of rows combined in order (deterministic
+/// for any thread count).
+pub fn col_sums(x: &Array2<f64>) -> Array1<f64> {
+    const ROWS: usize = 256;
+    let (n, p) = x.dim();
+    let parts: Vec<Array1<f64>> = (0..n.div_ceil(ROWS))
+        .into_par_iter()
+        .map(|b| {
+            let mut acc = Array1::<f64>::zeros(p);
+            for i in (b * ROWS)..((b + 1) * ROWS).min(n) {
+                acc += &x.row(i);
+            }
+            acc
+        })
+        .collect();
+    let mut out = Array1::<f64>::zeros(p);
+    for part in &parts {
+        out += part;
+    }
+    out
+}
+
+/// `x v` for an (n, p) matrix and a p-vector, one row per task (deterministic).
+pub fn mat_vec(x: &Array2<f64>, v: &Array1<f64>) -> Array1<f64> {
+    let mut out = Array1::<f64>::zeros(x.nrows());
+    Zip::from(&mut out)
+        .and(x.rows())
+        .par_for_each(|o, r| *o = r.iter().zip(v).map(|(a, b)| a * b).sum());
+    out
 }
 
 /// Plain sequential dot product of two equally long vectors.
