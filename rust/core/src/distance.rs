@@ -1339,15 +1339,7 @@ pub fn naive_distances(x: ArrayView2<f64>) -> Array2<f64> {
 mod tests {
     use super::*;
 
-    use crate::testutil::pseudo;
-
-    fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(f)
-    }
+    use crate::testutil::{in_pool, pseudo};
 
     #[test]
     fn distances_match_naive_across_blocks_tiles_and_chunks() {

@@ -329,18 +329,7 @@ mod tests {
     use super::*;
     use crate::kernel::Rows;
     use crate::linalg::{self, Centred};
-    use crate::testutil::pseudo;
-
-    fn full_sq_dist(x: &Array2<f64>) -> Array2<f64> {
-        let n = x.nrows();
-        Array2::from_shape_fn((n, n), |(i, j)| {
-            x.row(i)
-                .iter()
-                .zip(x.row(j))
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum()
-        })
-    }
+    use crate::testutil::{full_sq_dist, pseudo};
 
     /// Every tile shape (several tiles, ragged edges, diagonal and off-diagonal tiles), both
     /// kinds, with and without the diagonal, against explicit n x n matrices.

@@ -581,18 +581,7 @@ mod tests {
     use super::*;
     use crate::linalg;
 
-    use crate::testutil::pseudo;
-
-    fn full_sq_dist(x: &Array2<f64>) -> Array2<f64> {
-        let n = x.nrows();
-        Array2::from_shape_fn((n, n), |(i, j)| {
-            x.row(i)
-                .iter()
-                .zip(x.row(j))
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum()
-        })
-    }
+    use crate::testutil::{full_sq_dist, pseudo};
 
     fn naive_median(d: &Array2<f64>) -> f64 {
         let mut v: Vec<f64> = d.iter().copied().collect();

@@ -412,15 +412,7 @@ pub fn permuted_dots(zx: &[f64], zy: &[f64], n: usize, perms: ArrayView2<i64>) -
 mod tests {
     use super::*;
     use crate::distance::{naive_distances, pearson, rank_in_place, rsa, spearman};
-    use crate::testutil::pseudo;
-
-    fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(f)
-    }
+    use crate::testutil::{in_pool, pseudo};
 
     fn ready(p: RsaPrep) -> Vec<f64> {
         match p {

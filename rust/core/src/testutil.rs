@@ -12,3 +12,25 @@ pub(crate) fn pseudo(n: usize, p: usize, seed: u64) -> Array2<f64> {
         ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
     })
 }
+
+/// The full `n x n` matrix of squared Euclidean distances between the rows of `x`, entry by
+/// entry (the slow reference of the kernel tests).
+pub(crate) fn full_sq_dist(x: &Array2<f64>) -> Array2<f64> {
+    let n = x.nrows();
+    Array2::from_shape_fn((n, n), |(i, j)| {
+        x.row(i)
+            .iter()
+            .zip(x.row(j))
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum()
+    })
+}
+
+/// `f` run in a fresh rayon pool of `threads` threads (for thread-count independence tests).
+pub(crate) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
