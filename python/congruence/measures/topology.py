@@ -175,22 +175,33 @@ def _rtd_subsets(n: int, max_points: int, trials: int, seed: Any) -> Optional[li
     return [np.sort(rng.choice(n, size=max_points, replace=False)) for _ in range(trials)]
 
 
-def _rtd_prepare(
-    x, *, name: str = "X", max_points: int = 500, trials: int = 10, seed: Optional[Any] = None
-) -> _RTDLayer:
+def _rtd_params(max_points: Any, trials: Any, seed: Any) -> tuple[int, int, Any]:
+    """rtd's parameters, checked."""
     max_points = check_number("max_points", max_points, low=3, integer=True)
     trials = check_number("trials", trials, low=1, integer=True)
-    seed = _check_seed(seed)
-    xs = _scaled_layer(x, name, "rtd")
-    if xs is None:
-        return _RTDLayer(None, name, nan=True)
-    n = xs.shape[0]
+    return max_points, trials, _check_seed(seed)
+
+
+def _rtd_fits(n: int, max_points: int) -> int:
+    """The memory pre-flight of rtd on ``n`` rows; returns the subset size ``m``."""
     m = min(n, max_points)
     check_fits(
         80.0 * m * m,
         f"the {m} x {m} distance matrices and the {2 * m} x {2 * m} cross-barcode matrix of rtd",
         "lower max_points (RTD then averages over random subsets of rows)",
     )
+    return m
+
+
+def _rtd_prepare(
+    x, *, name: str = "X", max_points: int = 500, trials: int = 10, seed: Optional[Any] = None
+) -> _RTDLayer:
+    max_points, trials, seed = _rtd_params(max_points, trials, seed)
+    xs = _scaled_layer(x, name, "rtd")
+    if xs is None:
+        return _RTDLayer(None, name, nan=True)
+    n = xs.shape[0]
+    m = _rtd_fits(n, max_points)
     subsets = _rtd_subsets(n, max_points, trials, seed)
     if subsets is None:
         return _RTDLayer(xs, name)
@@ -519,20 +530,13 @@ def rtd(
     >>> round(cg.rtd(X, Y), 12)   # R(X, Y): one cycle alive on [0.5, 1); R(Y, X) = 0
     0.25
     """
-    max_points = check_number("max_points", max_points, low=3, integer=True)
-    trials = check_number("trials", trials, low=1, integer=True)
-    seed = _check_seed(seed)
+    max_points, trials, seed = _rtd_params(max_points, trials, seed)
     pair = _pair64(X, Y, min_rows=3, measure="rtd")
     if pair is None:
         return math.nan
     X, Y = pair
     n = X.shape[0]
-    m = min(n, max_points)
-    check_fits(
-        80.0 * m * m,
-        f"the {m} x {m} distance matrices and the {2 * m} x {2 * m} cross-barcode matrix of rtd",
-        "lower max_points (RTD then averages over random subsets of rows)",
-    )
+    _rtd_fits(n, max_points)
     if n <= max_points:
         return float(_rtd_once(X, Y))
     rng = np.random.default_rng(seed)
