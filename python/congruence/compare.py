@@ -224,23 +224,24 @@ def _pvalues(m, preps, arrays, values, perms, params, alternative, progress) -> 
     pa, pb = preps
     cols = pa if pb is None else pb
     ys = arrays[0] if arrays[1] is None else arrays[1]
-    half = pb is None and m.symmetric(**params)
-    out = np.full(values.shape, np.nan)
-    cells = sum(len(cols) - (i if half else 0) for i in range(len(pa)))
+    sym = pb is None and m.symmetric(**params)
+    cells = len(pa) * (len(pa) + 1) // 2 if sym else values.size
+
+    def cell(i: int, j: int) -> float:
+        if not (np.isfinite(values[i, j]) and pa[i] is not None and cols[j] is not None):
+            return np.nan
+        null = m.permuted(pa[i], cols[j], perms, y=ys[j], **params)
+        return pvalue(values[i, j], null, alternative)
+
     with Progress(progress, total=cells, unit="cell") as bar:
-        for i in range(len(pa)):
-            for j in range(i if half else 0, len(cols)):
-                if np.isfinite(values[i, j]) and pa[i] is not None and cols[j] is not None:
-                    try:
-                        null = m.permuted(pa[i], cols[j], perms, y=ys[j], **params)
-                    except CELL_ERRORS:
-                        null = None
-                    if null is not None:
-                        out[i, j] = pvalue(values[i, j], null, alternative)
-                if half:
-                    out[j, i] = out[i, j]
-                bar.update(1)
-    return out
+        return fill(
+            range(len(pa)),
+            None if pb is None else range(len(cols)),
+            cell,
+            symmetric=sym,
+            on_error=lambda i, j, exc: np.nan,
+            tick=lambda: bar.update(1),
+        )
 
 
 OnError = Literal["raise", "nan"]
