@@ -777,10 +777,10 @@ def serial_fraction() -> int:
     print(f"serial fraction, {ARGS.repeat} alternating runs per thread count (medians; range)")
     for case, t in times.items():
         t1, t2 = statistics.median(t[1]), statistics.median(t[2])
-        per_run = sorted(2 * b / a - 1 for a, b in zip(t[1], t[2]))
+        per_run = sorted(_common.serial_fraction(a, b) for a, b in zip(t[1], t[2]))
         print(
             f"  {case}: T1 {t1:.3f} s ({min(t[1]):.3f}-{max(t[1]):.3f}), T2 {t2:.3f} s "
-            f"({min(t[2]):.3f}-{max(t[2]):.3f}), s = 2 T2/T1 - 1 = {2 * t2 / t1 - 1:.1%} "
+            f"({min(t[2]):.3f}-{max(t[2]):.3f}), s = 2 T2/T1 - 1 = {_common.serial_fraction(t1, t2):.1%} "
             f"(per run {per_run[0]:.1%} to {per_run[-1]:.1%})"
         )
     return 0
