@@ -259,3 +259,70 @@ def run_child(script: str, case: str, opts: dict, threads: int) -> dict:
     (forked from this process); its last JSON line of output, parsed."""
     args = [os.path.abspath(script), "--_child", case, "--_args", json.dumps(opts)]
     return run_child_argv(args + ["--threads", str(threads)], what=case)
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+
+
+def fmt(x, spec, none="-"):
+    """``format(x, spec)``, or ``none`` for None."""
+    return none if x is None else format(x, spec)
+
+
+def format_table(cols, body, numeric=()):
+    """Header, dashes and body lines; columns two spaces apart, padded to the widest cell,
+    right-aligned for the column indices in ``numeric`` and left-aligned otherwise."""
+    widths = [
+        max(len(c), *(len(b[i]) for b in body)) if body else len(c) for i, c in enumerate(cols)
+    ]
+
+    def line(cells):
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
+    return [line(cols), line(["-" * w for w in widths])] + [line(b) for b in body]
+
+
+def run_cases(names, runner, *, report_failures: bool = False):
+    """Run ``runner(name)`` (a list of rows) for each name, with progress on stderr; a case
+    that raises is recorded in ``failed`` and the others go on. Returns (rows, failed)."""
+    rows, failed = [], []
+    for name in names:
+        print(f"[{name}] running ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            new = runner(name)
+        except Exception as exc:  # keep going; report at the end
+            failed.append((name, f"{type(exc).__name__}: {exc}"))
+            if report_failures:
+                print(f"[{name}] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            continue
+        rows.extend(new)
+        print(f"[{name}] done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        gc.collect()
+    return rows, failed
+
+
+def finish_report(lines, failed, t_all: float, json_path, env: dict, rows: list) -> int:
+    """Print the table lines, the failures and the total time; write the JSON if asked.
+    Returns the exit status (1 if a case failed)."""
+    for ln in lines:
+        print(ln)
+    for name, msg in failed:
+        print(f"  FAILED [{name}]: {msg}")
+    total = time.perf_counter() - t_all
+    print(f"\ntotal wall time {total:.1f} s")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(
+                {"environment": env, "rows": rows, "failed": failed, "total_seconds": total},
+                f,
+                indent=2,
+                default=float,
+            )
+        print(f"wrote {json_path}")
+    return 1 if failed else 0
