@@ -602,8 +602,11 @@ where
     F: Fn(usize, usize, &mut [f64], bool) + Sync,
 {
     let fma = use_fma();
-    let mut d: Array2<f64> =
-        crate::memory::zeros((n, n), "an n x n distance matrix", FULL_ALTERNATIVE);
+    let mut d = Array2::from_shape_vec(
+        (n, n),
+        crate::memory::zeroed_f64(n * n, "an n x n distance matrix", FULL_ALTERNATIVE),
+    )
+    .expect("n * n elements");
     d.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
         .into_par_iter()
         .enumerate()
@@ -870,7 +873,7 @@ fn standardised_rows(x: &Rows) -> Option<Array2<f64>> {
 pub(crate) fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
     let n = x.n;
     let fma = use_fma();
-    let mut v = crate::memory::vec(tri(n), 0.0, "an RSM triangle", RSA_ALTERNATIVE);
+    let mut v = crate::memory::zeroed_f64(tri(n), "an RSM triangle", RSA_ALTERNATIVE);
     match rsm {
         Rsm::Euclidean => {
             packed_segments(&mut v, n)

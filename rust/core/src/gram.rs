@@ -93,9 +93,8 @@ pub fn sums(
         return Sums { cross, selfs, rows };
     }
     let t = tile_side(n, l);
-    let mut m = crate::memory::vec(
+    let mut m = crate::memory::zeroed_f64(
         l * t * t,
-        0.0f64,
         "the kernel tiles of the layer matrix",
         "pass fewer layers per call or subsample the rows",
     );

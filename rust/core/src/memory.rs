@@ -207,6 +207,38 @@ pub fn check_fits(bytes: f64, what: &str, alternative: &str) -> Result<()> {
     check_fits_within(bytes, budget(), what, alternative)
 }
 
+/// `len` zeros, reserved fallibly from zeroed pages: no serial fill pass, the pages are
+/// mapped (and cleared by the kernel) where each is first written, by whichever thread
+/// writes it. For the large buffers the parallel kernels fill (a serial `memset` of an
+/// n x n buffer was a tenth of a distance preparation and a serial phase).
+pub fn try_zeroed_f64(len: usize, what: &str, alternative: &str) -> Result<Vec<f64>> {
+    let error = || CoreError::Memory {
+        what: what.to_string(),
+        bytes: len as f64 * 8.0,
+        budget: None,
+        alternative: alternative.to_string(),
+    };
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<f64>(len).map_err(|_| error())?;
+    // SAFETY: the layout has a non-zero size; a null pointer (allocation failure) is checked
+    // before use; the all-zero bit pattern is the f64 0.0, so every element is initialised;
+    // the vector takes ownership with the layout the global allocator gave (capacity = len).
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout) as *mut f64;
+        if ptr.is_null() {
+            return Err(error());
+        }
+        Ok(Vec::from_raw_parts(ptr, len, len))
+    }
+}
+
+/// [`try_zeroed_f64`] for code that cannot return a `Result` (unwinds like [`vec`]).
+pub fn zeroed_f64(len: usize, what: &str, alternative: &str) -> Vec<f64> {
+    try_zeroed_f64(len, what, alternative).unwrap_or_else(|e| raise(e))
+}
+
 /// A vector of `len` copies of `value`, its memory reserved fallibly.
 pub fn try_vec<T: Clone>(len: usize, value: T, what: &str, alternative: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
@@ -284,6 +316,21 @@ mod tests {
 
     const MEMINFO: &str = "MemTotal:       24568372 kB\nMemFree:        17980000 kB\n\
                            MemAvailable:   23001234 kB\nBuffers:          123456 kB\n";
+
+    #[test]
+    fn zeroed_vectors_are_zero_and_writable() {
+        for len in [0, 1, 7, 1 << 20] {
+            let mut v = try_zeroed_f64(len, "a test buffer", "none").unwrap();
+            assert_eq!(v.len(), len);
+            assert!(v.iter().all(|&x| x.to_bits() == 0));
+            v.iter_mut().enumerate().for_each(|(i, x)| *x = i as f64);
+            assert!(v.iter().enumerate().all(|(i, &x)| x == i as f64));
+        }
+        assert!(matches!(
+            try_zeroed_f64(usize::MAX / 4, "an impossible buffer", "none"),
+            Err(CoreError::Memory { .. })
+        ));
+    }
 
     #[test]
     fn meminfo_and_status_fields_are_read_in_bytes() {

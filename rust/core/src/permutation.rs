@@ -94,12 +94,15 @@ pub fn centred_kernel(x: Input, spec: &Spec) -> Result<Option<CentredKernel>> {
         sq: sq.as_slice().expect("contiguous"),
         cache: None,
     };
-    let mut m = crate::memory::try_array2(
+    let mut m = Array2::from_shape_vec(
         (n, n),
-        0.0f64,
-        "the centred kernel matrix of a permutation test",
-        "use fewer rows",
-    )?;
+        crate::memory::try_zeroed_f64(
+            n * n,
+            "the centred kernel matrix of a permutation test",
+            "use fewer rows",
+        )?,
+    )
+    .expect("n * n elements");
     let (mut buf, mut scratch) = (Vec::new(), Scratch::default());
     {
         let out = m.as_slice_mut().expect("standard layout");

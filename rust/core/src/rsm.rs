@@ -145,9 +145,8 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
         RSA_ALTERNATIVE,
     )?;
     let fma = use_fma();
-    let mut v = crate::memory::vec(
+    let mut v = crate::memory::zeroed_f64(
         m + n,
-        0.0,
         "a packed doubly centred distance matrix",
         RSA_ALTERNATIVE,
     );
