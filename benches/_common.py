@@ -155,6 +155,36 @@ def timed(fns: dict, k: int, *, warmup: bool = True, cpu: bool = False):
     return best, values
 
 
+def alternating(fns: dict, k: int, *, warmup: bool = True):
+    """Median wall seconds of ``k`` alternating runs of each callable (ours, ref, ours, ref,
+    ...; a ``gc.collect()`` before each), so that every side sees the same machine load.
+
+    Returns ``(medians, values, runs)``: the median seconds and the last value of each
+    callable, and its ``k`` per-run seconds (for the spread of the ratios, see
+    :func:`ratio_spread`). With ``warmup`` each callable first runs once untimed."""
+    import statistics
+
+    values = {}
+    if warmup:
+        for name, fn in fns.items():
+            gc.collect()
+            values[name] = fn()
+    runs = {name: [] for name in fns}
+    for _ in range(k):
+        for name, fn in fns.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            values[name] = fn()
+            runs[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in runs.items()}, values, runs
+
+
+def ratio_spread(runs: dict, ours: str, ref: str) -> tuple:
+    """``(min, max)`` over the alternating runs of ``ref`` time / ``ours`` time."""
+    ratios = [b / a for a, b in zip(runs[ours], runs[ref])]
+    return min(ratios), max(ratios)
+
+
 # --------------------------------------------------------------------------------------
 # Peak memory
 # --------------------------------------------------------------------------------------

@@ -216,24 +216,6 @@ def _gemm_bound(a, b):
     return A.T @ B
 
 
-def _median_runs(fns, repeat):
-    """Median seconds of ``repeat`` alternating runs of each callable (after one warm-up)."""
-    import time
-
-    times = {k: [] for k in fns}
-    values = {k: f() for k, f in fns.items()}
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return (
-        {k: float(np.median(v)) for k, v in times.items()},
-        {k: min(v) for k, v in times.items()},
-        values,
-    )
-
-
 def layers_main():
     repeat = max(3, REPEAT)
     n, p, L = LAYER_N, LAYER_P, LAYER_L
@@ -249,9 +231,9 @@ def layers_main():
     print("-" * len(head))
     refs = {"svcca": _ref_svcca_matrix, "pwcca": _ref_pwcca_matrix}
     for name in ("svcca", "pwcca"):
-        med, _, v = _median_runs(
+        med, v, runs = _common.alternating(
             {
-                "ours": lambda: congruence.compare_layers(a, b, name).values,
+                "ours": lambda: congruence.compare_layers(a, b, name, progress=False).values,
                 "loop": lambda: refs[name](a, b),
                 "gemm": lambda: _gemm_bound(a, b),
             },
@@ -261,14 +243,18 @@ def layers_main():
         print(
             f"{name + ' 8x8':10} {med['ours']:8.2f} {med['loop']:8.2f} {med['gemm']:8.2f} "
             f"{med['loop'] / med['ours']:9.2f} {med['gemm'] / med['ours']:9.2f} {diff:9.1e}"
+            "  (loop/ours per run %.2f-%.2f)" % _common.ratio_spread(runs, "ours", "loop")
         )
         sys.stdout.flush()
     x, y = a["h0"], b["h0"]
     for Ls in (4, 8):
         sa = dict(list(a.items())[:Ls])
         sb = dict(list(b.items())[:Ls])
-        med, _, _ = _median_runs(
-            {"pair": lambda: cca(x, y), "matrix": lambda: congruence.compare_layers(sa, sb, "cca")},
+        med, _, _ = _common.alternating(
+            {
+                "pair": lambda: cca(x, y),
+                "matrix": lambda: congruence.compare_layers(sa, sb, "cca", progress=False),
+            },
             repeat,
         )
         print(

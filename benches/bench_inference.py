@@ -24,8 +24,9 @@ one sets the ratio):
 The slow references can be timed on the first ``--ref-perms`` permutations only and their time
 scaled to the full count (the table says so); their null values are then compared with
 congruence's on those permutations, and the p-values are compared when the reference ran all
-permutations. Timing: one run each after a warm-up of the small parts (the cases last seconds
-to minutes); ``--repeat`` k keeps the best of k.
+permutations. Timing: congruence and each reference run alternately ``--repeat`` times (5;
+after one untimed warm-up, except for the long 6 x 6 case), and the medians are kept; the
+table gives the median ratio and its range over the runs.
 
 Usage::
 
@@ -44,11 +45,12 @@ import time
 
 import _common
 
+# ref_perms: permutations the slow references run by default (their time scaled to 1,000).
 CASES = {
-    "linear_cka": dict(n=2000, p=256, target=3.0),
-    "rbf_cka": dict(n=2000, p=64, target=3.0),
-    "layers_6x6": dict(n=2000, p=256, target=3.0),
-    "rsa": dict(n=1000, p=64, target=5.0),
+    "linear_cka": dict(n=2000, p=256, target=3.0, ref_perms=1000),
+    "rbf_cka": dict(n=2000, p=64, target=3.0, ref_perms=100),
+    "layers_6x6": dict(n=2000, p=256, target=3.0, ref_perms=20),
+    "rsa": dict(n=1000, p=64, target=5.0, ref_perms=1000),
 }
 N_PERM = 1000
 
@@ -58,13 +60,19 @@ def _parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="n / 4 and 100 permutations")
     ap.add_argument("--only", metavar="NAME", help="comma-separated cases: " + ", ".join(CASES))
     ap.add_argument("--threads", type=int, default=None, help="threads for every side")
-    ap.add_argument("--repeat", type=int, default=1, help="timed runs, best kept (default 1)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="alternating timed runs (ours, reference, ours, ...); the median is kept (5)",
+    )
     ap.add_argument(
         "--ref-perms",
         type=int,
-        default=100,
-        help="permutations the slow references run, their time scaled to the full count "
-        "(default 100; the full count compares the p-values too)",
+        default=None,
+        help="permutations the references run, their time scaled to the full count (default "
+        "per case: 1000 for linear_cka and rsa, 100 for rbf_cka, 20 for layers_6x6; the full "
+        "count compares the p-values too)",
     )
     ap.add_argument("--json", metavar="OUT", help="also write environment and rows as JSON")
     return _common.finish_args(ap, ap.parse_args(argv), CASES, check_threads=True)
@@ -147,29 +155,22 @@ def ref_rsa(X, Y, perms):
     return np.array(out)
 
 
-def clock(fn):
-    best, value = float("inf"), None
-    for _ in range(ARGS.repeat):
-        t0 = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, value
-
-
 def run_case(name: str) -> list:
     spec = CASES[name]
     n, p, N = spec["n"], spec["p"], N_PERM
     if ARGS.quick:
         n, N = n // 4, 100
-    k = min(ARGS.ref_perms, N)
+    k = min(ARGS.ref_perms or spec["ref_perms"], N)
     perms = permutations(n, N, seed=0)
     rows = []
 
-    def row(ref, ours_s, ref_s_k, ours_null, ref_null, p_ours, p_ref):
+    def row(ref, k, runs, ours_null, ref_null, p_ours, p_ref):
         scale = np.max(np.abs(ours_null)) or 1.0
         diff = float(np.max(np.abs(np.asarray(ours_null)[:k] - ref_null[:k])) / scale)
-        ref_s = ref_s_k * N / k
+        ours_s = float(np.median(runs["ours"]))
+        ref_s = float(np.median(runs["ref"])) * N / k
         ratio = ref_s / ours_s
+        lo, hi = _common.ratio_spread(runs, "ours", "ref")
         same_p = None if p_ref is None else bool(p_ours == p_ref)
         rows.append(
             dict(
@@ -182,6 +183,7 @@ def run_case(name: str) -> list:
                 ours_s=ours_s,
                 ref_s=ref_s,
                 ratio=ratio,
+                spread=(lo * N / k, hi * N / k),
                 null_rel_diff=diff,
                 pvalue=p_ours,
                 same_p=same_p,
@@ -197,23 +199,28 @@ def run_case(name: str) -> list:
             "rbf_cka": ("cka", {"kernel": "rbf"}),
             "rsa": ("rsa", {}),
         }[name]
-        ours_s, res = clock(
-            lambda: cg.permutation_test(X, Y, measure, n_permutations=N, seed=0, **params)
-        )
-        refs = {}
+
+        def ours():
+            return cg.permutation_test(X, Y, measure, n_permutations=N, seed=0, **params)
+
+        refs = {}  # label -> (null of the first q permutations, q)
         if name == "linear_cka":
-            refs["numpy centred features"] = lambda q: ref_features(X, Y, q)
+            refs["numpy centred features"] = (lambda q: ref_features(X, Y, q), k)
             Kc, Lc = centre(X) @ centre(X).T, centre(Y) @ centre(Y).T
-            refs["numpy centred Gram re-indexed"] = lambda q: ref_gram(Kc, Lc, q)
+            # the slowest reference: 100 permutations unless --ref-perms says fewer
+            refs["numpy centred Gram re-indexed"] = (lambda q: ref_gram(Kc, Lc, q), min(k, 100))
         elif name == "rbf_cka":
             Kc, Lc = rbf_centred(X), rbf_centred(Y)
-            refs["numpy centred RBF kernels re-indexed"] = lambda q: ref_gram(Kc, Lc, q)
+            refs["numpy centred RBF kernels re-indexed"] = (lambda q: ref_gram(Kc, Lc, q), k)
         else:
-            refs["scipy ranks once, re-indexed"] = lambda q: ref_rsa(X, Y, q)
-        for label, fn in refs.items():
-            ref_s, ref_null = clock(lambda: fn(perms[:k]))
-            p_ref = pvalue(res.statistic, ref_null, res.alternative) if k == N else None
-            row(label, ours_s, ref_s, res.null, ref_null, res.pvalue, p_ref)
+            refs["scipy ranks once, re-indexed"] = (lambda q: ref_rsa(X, Y, q), k)
+        for label, (fn, kk) in refs.items():
+            _, v, runs = _common.alternating(
+                {"ours": ours, "ref": lambda: fn(perms[:kk])}, ARGS.repeat
+            )
+            res, ref_null = v["ours"], v["ref"]
+            p_ref = pvalue(res.statistic, ref_null, res.alternative) if kk == N else None
+            row(label, kk, runs, res.null, ref_null, res.pvalue, p_ref)
         return rows
 
     # layers_6x6
@@ -221,12 +228,17 @@ def run_case(name: str) -> list:
     base = rng.standard_normal((n, p))
     a = {f"a{i}": np.tanh(base @ rng.standard_normal((p, p)) / np.sqrt(p)) for i in range(6)}
     b = {f"b{i}": a[f"a{i}"] + rng.standard_normal((n, p)) for i in range(6)}
-    ours_s, res = clock(
-        lambda: cg.compare_layers(a, b, "cka", permutations=N, seed=0, progress=False)
-    )
     Ka = [centre(x) @ centre(x).T for x in a.values()]
     Lb = [centre(y) @ centre(y).T for y in b.values()]
-    ref_s, ref_null = clock(lambda: ref_layers(Ka, Lb, perms[:k]))
+    _, v, runs = _common.alternating(
+        {
+            "ours": lambda: cg.compare_layers(a, b, "cka", permutations=N, seed=0, progress=False),
+            "ref": lambda: ref_layers(Ka, Lb, perms[:k]),
+        },
+        ARGS.repeat,
+        warmup=False,
+    )
+    res, ref_null = v["ours"], v["ref"]
     ref_p = None
     if k == N:
         ref_p = np.array(
@@ -240,8 +252,8 @@ def run_case(name: str) -> list:
     cell = m.permuted(m.prepare(a["a0"]), m.prepare(b["b1"]), perms[:k])
     row(
         "numpy centred Grams, permuted once per permutation",
-        ours_s,
-        ref_s,
+        k,
+        runs,
         cell,
         ref_null[:, 0, 1],
         float(res.pvalues.sum()),
@@ -265,6 +277,7 @@ def main() -> int:
     }
     rows, failed = _common.run_cases(ARGS.only, run_case, report_failures=True)
     cols = ["case", "reference", "n", "p", "perms", "thr", "ours s", "ref s", "ref/ours"]
+    cols += ["per run"]
     cols += ["null rel diff", "same p", "target", "ok"]
     body = [
         [
@@ -277,6 +290,7 @@ def main() -> int:
             f"{r['ours_s']:.2f}",
             f"{r['ref_s']:.2f}",
             f"{r['ratio']:.2f}",
+            f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f}",
             f"{r['null_rel_diff']:.1e}",
             "-" if r["same_p"] is None else str(r["same_p"]),
             r["target"],
@@ -291,7 +305,7 @@ def main() -> int:
         f"threads {THREADS}, cpu_count {env['cpu_count']}, loadavg "
         + ("/".join(f"{x:.2f}" for x in load) if load else "?"),
         "",
-    ] + _common.format_table(cols, body, numeric=(2, 3, 4, 5, 6, 7, 8))
+    ] + _common.format_table(cols, body, numeric=(2, 3, 4, 5, 6, 7, 8, 9))
     return _common.finish_report(lines, failed, t_all, ARGS.json, env, rows)
 
 

@@ -548,15 +548,8 @@ def _timed(fns: dict, k: int):
     if ARGS.stat == "best":
         t, v = _common.timed(fns, k)
         return t, v, None
-    import statistics
-
-    runs = {name: [] for name in fns}
-    v = None
-    for r in range(k):
-        t, v = _common.timed(fns, 1, warmup=(r == 0))
-        for name in fns:
-            runs[name].append(t[name])
-    return {name: statistics.median(x) for name, x in runs.items()}, v, runs
+    t, v, runs = _common.alternating(fns, k)
+    return t, v, runs
 
 
 def _spread(runs, ours="ours", ref="ref") -> str:

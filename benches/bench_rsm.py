@@ -47,7 +47,6 @@ import math
 import os
 import platform
 import sys
-import time
 
 import _common
 
@@ -230,25 +229,12 @@ LAYER_IMPLS = {
 }
 
 
-def alternating(fns: dict, k: int):
-    """Median wall seconds of ``k`` alternating runs (after one warm-up) and the values."""
-    values = {name: fn() for name, fn in fns.items()}
-    times = {name: [] for name in fns}
-    for _ in range(k):
-        for name, fn in fns.items():
-            gc.collect()
-            t0 = time.perf_counter()
-            values[name] = fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(t)) for name, t in times.items()}, values, times
-
-
 def run_layers_case(case: str, quick: bool):
     measure, ref, ref_name = LAYER_IMPLS[case]
     n = LAYER_CASES[case] // (4 if quick else 1)
     a = make_layers(n, LAYER_P, LAYERS, 1)
     b = make_layers(n, LAYER_P, LAYERS, 2)
-    t, v, runs = alternating(
+    t, v, runs = _common.alternating(
         {
             "ours": lambda: cg.compare_layers(a, b, measure=measure, progress=False).values,
             "ref": lambda: ref(a, b),
@@ -256,7 +242,7 @@ def run_layers_case(case: str, quick: bool):
         max(ARGS.repeat, 3),
     )
     diff = float(np.max(np.abs(v["ours"] - v["ref"])))
-    ratios = [r / o for o, r in zip(runs["ours"], runs["ref"])]
+    spread = _common.ratio_spread(runs, "ours", "ref")
     return dict(
         case=case,
         reference=ref_name,
@@ -267,7 +253,7 @@ def run_layers_case(case: str, quick: bool):
         ours_s=t["ours"],
         ref_s=t["ref"],
         ratio=t["ref"] / t["ours"],
-        ratio_spread=(min(ratios), max(ratios)),
+        ratio_spread=spread,
         abs_diff=diff,
         value=float(v["ours"][0, 0]),
         mem_ours=None,
@@ -285,7 +271,7 @@ def run_scaling(quick: bool):
     out = []
     for L in (4, 8):
         sub = dict(list(layers.items())[:L])
-        t, _, _ = alternating(
+        t, _, _ = _common.alternating(
             {
                 "pair": lambda: rsa(X, Y),
                 "matrix": lambda: cg.compare_layers(sub, measure="rsa", progress=False),
