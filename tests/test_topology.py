@@ -88,6 +88,18 @@ def test_knn_ties_go_to_the_smaller_index():
         assert np.array_equal(A, ref_knn_adjacency(pts).astype(bool))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_knn_with_many_ties_matches_reference(seed):
+    # Integer lattice points (exact squared distances, many equal) with duplicated rows, in
+    # random order: rows with more than k points at their k-th distance keep the smallest
+    # indices among those at that distance.
+    rng = np.random.default_rng(seed)
+    pts = np.array([(i, j) for i in range(5) for j in range(4)], dtype=float)
+    pts = np.r_[pts, pts[rng.integers(0, len(pts), 6)]][rng.permutation(len(pts) + 6)]
+    A = topo._knn_adjacency(pts)
+    assert np.array_equal(A, ref_knn_adjacency(pts).astype(bool))
+
+
 def test_heat_trace_of_line_matches_closed_form():
     # K7 minus an edge: eigenvalues 0, 1, 7/6 (x4), 4/3 of the normalized Laplacian.
     h = topo._heat_trace(_line())

@@ -29,6 +29,8 @@ from typing import Any, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial.distance import cdist, pdist, squareform
 
 from congruence._interrupt import interruptible
@@ -90,14 +92,22 @@ _IMD_T = 10.0 ** (-1.0 + 2.0 * np.arange(256) / 255.0)
 
 
 def _knn_adjacency(X: np.ndarray, k: int = _IMD_K) -> np.ndarray:
-    """Symmetric 0/1 adjacency of the k-NN graph (squared Euclidean, ties to smaller index)."""
-    n = X.shape[0]
+    """Symmetric 0/1 adjacency of the k-NN graph (squared Euclidean, ties to smaller index).
+
+    Row ``i`` keeps every row strictly closer than its ``k``-th smallest distance ``d_k`` and,
+    of the rows at exactly ``d_k``, the smallest indices until it has ``k``: the first ``k``
+    of a stable sort by distance, found with one partition instead of a sort.
+    """
     d2 = squareform(pdist(X, "sqeuclidean"))
     np.fill_diagonal(d2, np.inf)  # a point is not its own neighbour
-    # A stable sort keeps equal distances in index order: ties go to the smaller index.
-    nearest = np.argsort(d2, axis=1, kind="stable")[:, :k]
-    A = np.zeros((n, n), dtype=bool)
-    A[np.repeat(np.arange(n), k), nearest.ravel()] = True
+    kth = np.partition(d2, k - 1, axis=1)[:, k - 1 : k]
+    A = d2 <= kth
+    over = np.flatnonzero(A.sum(axis=1) > k)  # rows with more than k at distance <= d_k
+    if over.size:
+        sub = d2[over]
+        tie = sub == kth[over]
+        need = k - (sub < kth[over]).sum(axis=1, keepdims=True)
+        A[over] = (sub < kth[over]) | (tie & (np.cumsum(tie, axis=1) <= need))
     return A | A.T
 
 
@@ -620,7 +630,9 @@ def _witness_values(Dw, rank, vals, close, candidates) -> np.ndarray:
     cand_key = np.ravel_multi_index(tuple(candidates.T), (L,) * k)
     srt = np.argsort(cand_key)
     sorted_key = cand_key[srt]
-    P = np.sort(np.where(close, np.arange(L), L), axis=1)[:, :cmax]
+    w_at, l_at = np.nonzero(close)  # row-major: by witness, landmarks ascending
+    P = np.full((n, cmax), L, dtype=np.intp)
+    P[w_at, np.arange(w_at.size) - np.repeat(np.cumsum(count) - count, count)] = l_at
     slots = np.array(list(itertools.combinations(range(cmax), k)), dtype=np.intp)
     step = max(1, _BLOCK // slots.shape[0])
     keys, mins = [], []
@@ -659,9 +671,15 @@ def _witness_filtration(Dw: np.ndarray, alpha_max: float):
     """
     n, L = Dw.shape
     k = min(4, L)
-    order = np.argsort(Dw, axis=1, kind="stable")[:, :k]
+    # The k nearest landmarks of each witness in increasing order. Which of several landmarks
+    # at one distance gets which position does not matter: ``vals`` holds the values, and the
+    # mex of _a_values finds the nearest landmark outside s for any order consistent with them.
+    near = np.argpartition(Dw, k - 1, axis=1)[:, :k] if k < L else np.tile(np.arange(L), (n, 1))
+    vk = np.take_along_axis(Dw, near, axis=1)
+    by = np.argsort(vk, axis=1, kind="stable")
+    order = np.take_along_axis(near, by, axis=1)
     vals = np.full((n, 5), np.inf)
-    vals[:, :k] = np.take_along_axis(Dw, order, axis=1)
+    vals[:, :k] = np.take_along_axis(vk, by, axis=1)
     rank = np.full((n, L), 4, dtype=np.uint8)
     rank[np.arange(n)[:, None], order] = np.arange(k, dtype=np.uint8)[None, :]
 
@@ -676,13 +694,10 @@ def _witness_filtration(Dw: np.ndarray, alpha_max: float):
 
     adj = np.zeros((L, L), dtype=bool)
     adj[edges[:, 0], edges[:, 1]] = True  # upper triangle: i < j
-    tris = []
-    for i in range(L):
-        nb = np.flatnonzero(adj[i])
-        if nb.size >= 2:
-            jj, kk = np.nonzero(adj[np.ix_(nb, nb)])
-            tris.append(np.stack([np.full(jj.size, i), nb[jj], nb[kk]], axis=1))
-    tris = np.concatenate(tris) if tris else np.empty((0, 3), dtype=np.intp)
+    # Triangles i < j < k whose three edges are present: each present edge (i, j) with every
+    # k adjacent to both (then k > j), in lexicographic order since the edges are.
+    e_at, kk = np.nonzero(adj[edges[:, 0]] & adj[edges[:, 1]])
+    tris = np.stack([edges[e_at, 0], edges[e_at, 1], kk], axis=1)
     tw = _witness_values(Dw, rank, vals, (Dw - vals[:, 2:3]) <= alpha_max, tris)
     keep = tw <= alpha_max
     tris, tw = tris[keep], tw[keep]
@@ -699,8 +714,9 @@ def _h1_intervals(L: int, edges, ev, tris, tv) -> np.ndarray:
 
     Persistent cohomology with clearing (the pairs are those of homology): edges sorted by
     value (ties by position, a valid filtration order since triangles come after their
-    edges); union-find finds the negative edges (those merging two components, paired with
-    vertices), whose coboundary columns would reduce to zero and are skipped (clearing).
+    edges); the negative edges (those merging two components, paired with vertices) are the
+    edges of the minimum spanning forest in that order (Kruskal's choice), and their
+    coboundary columns, which would reduce to zero, are skipped (clearing).
     The coboundary columns of the positive edges (the triangles containing them, the
     earliest triangle as pivot) are reduced over Z/2 in reverse filtration order, as Python
     integers used as bit sets (XOR is addition). A column with pivot triangle ``t`` gives the
@@ -714,21 +730,16 @@ def _h1_intervals(L: int, edges, ev, tris, tv) -> np.ndarray:
     pos = np.full((L, L), -1, dtype=np.int64)
     pos[edges[eorder, 0], edges[eorder, 1]] = np.arange(n_e)
 
-    parent = list(range(L))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    positive = []
-    for p, (u, v) in enumerate(edges[eorder].tolist()):
-        ru, rv = find(u), find(v)
-        if ru == rv:
-            positive.append(p)
-        else:
-            parent[ru] = rv
+    # The negative edges are those Kruskal's algorithm takes in the filtration order: the
+    # minimum spanning forest for the weights 1, 2, ... (distinct, so the forest is unique).
+    positive = np.ones(n_e, dtype=bool)
+    if n_e:
+        es = edges[eorder]
+        forest = minimum_spanning_tree(
+            csr_matrix((np.arange(1.0, n_e + 1.0), (es[:, 0], es[:, 1])), shape=(L, L))
+        )
+        positive[forest.data.astype(np.intp) - 1] = False
+    positive = np.flatnonzero(positive).tolist()
 
     torder = np.argsort(tv, kind="stable")
     t_s, tv_s = tris[torder], tv[torder]
