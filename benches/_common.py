@@ -155,9 +155,11 @@ def timed(fns: dict, k: int, *, warmup: bool = True, cpu: bool = False):
     return best, values
 
 
-def alternating(fns: dict, k: int, *, warmup: bool = True):
-    """Median wall seconds of ``k`` alternating runs of each callable (ours, ref, ours, ref,
-    ...; a ``gc.collect()`` before each), so that every side sees the same machine load.
+def alternating(fns: dict, k: int, *, warmup: bool = True, clock: str = "wall"):
+    """Median seconds of ``k`` alternating runs of each callable (ours, ref, ours, ref, ...;
+    a ``gc.collect()`` before each), so that every side sees the same machine load; wall
+    seconds, or with ``clock="cpu"`` the process's CPU seconds (steadier under load for
+    single-threaded comparisons).
 
     Returns ``(medians, values, runs)``: the median seconds and the last value of each
     callable, and its ``k`` per-run seconds (for the spread of the ratios, see
@@ -169,13 +171,14 @@ def alternating(fns: dict, k: int, *, warmup: bool = True):
         for name, fn in fns.items():
             gc.collect()
             values[name] = fn()
+    now = {"wall": time.perf_counter, "cpu": time.process_time}[clock]
     runs = {name: [] for name in fns}
     for _ in range(k):
         for name, fn in fns.items():
             gc.collect()
-            t0 = time.perf_counter()
+            t0 = now()
             values[name] = fn()
-            runs[name].append(time.perf_counter() - t0)
+            runs[name].append(now() - t0)
     return {name: statistics.median(t) for name, t in runs.items()}, values, runs
 
 

@@ -64,7 +64,6 @@ Cases: ``imd``, ``imd_layers``, ``rtd``, ``gs``, ``gs_layers``.
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import os
 import platform
@@ -272,24 +271,15 @@ def ref_geometry_score(X, Y, landmarks, gamma):
 # --------------------------------------------------------------------------------------
 
 
-def alternate(fns: dict, k: int) -> dict:
-    """One warm-up, then k alternating timed runs of each callable: per name, the lists of
-    CPU and wall seconds and the last value."""
-    out = {name: {"cpu": [], "wall": [], "value": None} for name in fns}
-    for name, fn in fns.items():
-        gc.collect()
-        out[name]["value"] = fn()
-    for _ in range(k):
-        for name, fn in fns.items():
-            gc.collect()
-            c0, w0 = time.process_time(), time.perf_counter()
-            out[name]["value"] = fn()
-            out[name]["cpu"].append(time.process_time() - c0)
-            out[name]["wall"].append(time.perf_counter() - w0)
-    return out
-
-
 CLOCK = "cpu" if THREADS == 1 else "wall"
+
+
+def alternate(fns: dict, k: int) -> dict:
+    """One warm-up, then k alternating timed runs of each callable (``_common.alternating``
+    in CPU seconds with one thread, wall seconds otherwise): per name, the list of seconds
+    under ``CLOCK`` and the last value."""
+    _, values, runs = _common.alternating(fns, k, clock=CLOCK)
+    return {name: {CLOCK: runs[name], "value": values[name]} for name in fns}
 
 
 def summarise(case, n, p, ours, refs, *, per_ours=1.0, per_ref=None, note=""):
