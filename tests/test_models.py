@@ -78,13 +78,13 @@ def test_exact_blocks_of_forward_batches_and_threads(two_cnns, monkeypatch, debi
     monkeypatch.setattr("congruence.models.MODEL_BLOCK", 100)
     monkeypatch.setattr("congruence.streaming.moments._THREADED_WORK", 0)
     blocks = []
-    real = cg.LayerAccumulator.update
+    real = cg.LayerAccumulator._absorb
 
-    def spy(self, x, y=None):
-        blocks.append((next(iter(x.values())).shape[0], self._workers))
-        return real(self, x, y)
+    def spy(self, prepared):  # each update of the accumulator: its rows, its threads
+        blocks.append((prepared[3][0].shape[0], self._workers))
+        return real(self, prepared)
 
-    monkeypatch.setattr(cg.LayerAccumulator, "update", spy)
+    monkeypatch.setattr(cg.LayerAccumulator, "_absorb", spy)
     want = cg.compare_layers(_f64(acts_a), _f64(acts_b), "cka", debiased=debiased)
     threads = torch.get_num_threads()
     try:

@@ -386,8 +386,8 @@ def test_feed_blocks_equal_compare_layers(debiased):
     blocked = Feed("cka", {"debiased": debiased}, block=20)
     plain = Feed("cka", {"debiased": debiased})
     seen = []
-    real_update = blocked.acc.update
-    blocked.acc.update = lambda x, y: seen.append(len(next(iter(x.values())))) or real_update(x, y)
+    real_absorb = blocked.acc._absorb  # each update of the accumulator: its rows
+    blocked.acc._absorb = lambda prep: seen.append(len(prep[3][0])) or real_absorb(prep)
     for s, e in zip(cuts[:-1], cuts[1:]):
         for f in (blocked, plain):
             f.push({k: v[s:e] for k, v in a.items()}, {k: v[s:e] for k, v in b.items()})
@@ -412,6 +412,47 @@ def test_feed_blocks_equal_compare_layers(debiased):
     )
     with pytest.raises(ValueError, match="block"):
         Feed("cka", block=0)
+
+
+def test_feed_blocks_check_every_block():
+    # Feed(block=k) copies the rows into one float64 buffer as they arrive and checks a
+    # later block by its shapes only: NaN and inf are still found (at the update, with the
+    # message of as_matrix), and a block of other layers or widths is refused at its push
+    from congruence.streaming.drive import Feed
+
+    a, b = _model(40, 7), _model(40, 8, widths=(2, 5))
+
+    def part(x, s, e):
+        return {k: v[s:e] for k, v in x.items()}
+
+    feed = Feed("cka", block=30)
+    feed.push(part(a, 0, 10), part(b, 0, 10))
+    bad = {k: v.copy() for k, v in part(b, 10, 20).items()}
+    bad["l1"][3, 1] = np.nan
+    bad["l1"][4, 0] = np.inf
+    feed.push(part(a, 10, 20), bad)
+    with pytest.raises(ValueError, match=r"b\['l1'\] of shape \(30, 5\) contains 2 non-finite"):
+        feed.push(part(a, 20, 30), part(b, 20, 30))
+    assert feed.acc.n == 0  # nothing was added
+    feed = Feed("cka", block=30)
+    feed.push(part(a, 0, 10), part(b, 0, 10))
+    wide = part(b, 10, 20)
+    wide["l0"] = np.ones((10, 3))
+    with pytest.raises(ValueError, match=r"b\['l0'\] has 3 columns but earlier batches"):
+        feed.push(part(a, 10, 20), wide)
+    with pytest.raises(LayerNotFoundError):
+        feed.push({"zz": a["l0"][10:20]}, part(b, 10, 20))
+    with pytest.raises(ValueError, match="b was given in the first batch"):
+        feed.push(part(a, 10, 20))
+    # blocks of other types (lists, float16, ints) are validated and converted in full
+    feed = Feed("cka", block=25)
+    for s in range(0, 40, 10):
+        x = {k: v[s : s + 10].tolist() for k, v in a.items()}
+        y = {k: v[s : s + 10].astype(np.float16) for k, v in b.items()}
+        feed.push(x, y)
+    y16 = {k: v.astype(np.float16).astype(np.float64) for k, v in b.items()}
+    want = cg.compare_layers(a, y16, "cka")
+    np.testing.assert_allclose(feed.result().values, want.values, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("debiased", [False, True])

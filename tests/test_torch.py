@@ -459,6 +459,33 @@ def test_torch_side_pooling_equals_cg_pool():
         _pool_tensor(torch.randn(2, 3, 4), "mean", np.array([[1, 1, 0], [0, 0, 0]]), "a", torch)
 
 
+def test_global_average_pool_sums_in_float64():
+    # the 4-D mean of a float32 CPU tensor is one pass of the core (congruence._core.
+    # row_means_f32): float64 sums, so a channel holding 2^24 and ones keeps the ones that a
+    # float32 sum would lose, and the mean is rounded to float32 once
+    from congruence import _core
+    from congruence.torch import _pool_tensor
+
+    t = torch.ones(2, 3, 4, 4)
+    t[0, 1, 0, 0] = 2.0**24
+    t[1, 2] = torch.arange(16.0).reshape(4, 4) * 0.1
+    got = _pool_tensor(t, "mean", None, "acts", torch)
+    x = t.double().numpy()
+    want = (x.sum(axis=(2, 3)) / 16).astype(np.float32)  # float64 sums, one rounding
+    np.testing.assert_array_equal(got.numpy(), want)
+    assert got[0, 1].item() == np.float32((2.0**24 + 15) / 16)
+    assert torch.sum(t[0, 1], dtype=torch.float32).item() != 2.0**24 + 15  # float32 loses them
+    # the kernel itself: one value per row, float32; wrong layouts are refused
+    rows = np.random.default_rng(3).standard_normal((50, 37)).astype(np.float32)
+    means = _core.row_means_f32(rows)
+    assert means.dtype == np.float32 and means.shape == (50,)
+    np.testing.assert_allclose(means, rows.astype(np.float64).mean(axis=1), rtol=1e-6)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.row_means_f32(rows[:, ::2])
+    with pytest.raises(ValueError, match="no columns"):
+        _core.row_means_f32(np.zeros((3, 0), dtype=np.float32))
+
+
 def test_inplace_relu_after_a_hooked_2d_layer():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))

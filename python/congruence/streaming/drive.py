@@ -20,7 +20,7 @@ import numpy as np
 
 from congruence._progress import Progress
 from congruence._registry import get_measure
-from congruence._validation import check_bool, check_choice, check_number
+from congruence._validation import _check_finite, check_bool, check_choice, check_number
 from congruence.io import (
     Pooling,
     RowSource,
@@ -33,6 +33,7 @@ from congruence.io import (
 from congruence.results import LayerComparison, find_layer, layer_set, same_rows
 from congruence.streaming.exact import LayerAccumulator
 from congruence.streaming.minibatch import MinibatchCKA, Regroup, batch_bounds
+from congruence.streaming.moments import _centred_rows, batch_layers
 
 __all__ = ["Feed", "streams", "stream_layers"]
 
@@ -47,6 +48,8 @@ DEFAULT_EXACT_BATCH = 4096
 MODEL_BLOCK = 1024
 #: with ``Feed(block=...)``: an update also starts once the rows held take this many bytes
 BLOCK_BYTES = 1 << 22
+#: dtypes that ``Feed(block=...)`` stages without the full validation after the first block
+_STAGED = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def streams(measure: str, params: Mapping[str, Any]) -> bool:
@@ -88,11 +91,13 @@ class Feed:
         (the rows left at the end join the last one, as ``batch_bounds(ragged="merge")``);
         without it every block is one minibatch.
     block : int, optional
-        Exact only: hold the pushed blocks (mappings of arrays) until they have ``block`` rows
-        (or :data:`BLOCK_BYTES` bytes), then add them in one update. Fewer, larger updates
-        cost less per row (one product per layer pair instead of one per small block); the
-        value is the same (the exact estimator does not depend on the split into blocks)
-        and the memory stays bounded.
+        Exact only: gather the pushed blocks (mappings of arrays) until they have ``block``
+        rows (or :data:`BLOCK_BYTES` bytes), then add them in one update. Fewer, larger
+        updates cost less per row (one product per layer pair instead of one per small
+        block); the value is the same (the exact estimator does not depend on the split into
+        blocks) and the memory stays bounded. The rows are copied as they arrive into one
+        float64 buffer, the layers side by side, kept from block to block: the update
+        centres it in place, with no per-block concatenation or allocation.
     workers : int
         Exact only: threads that share the matrix products of an update (for callers that
         keep BLAS on one thread); the result does not depend on it.
@@ -118,9 +123,12 @@ class Feed:
         if block is not None:
             block = check_number("block", block, low=1, integer=True)
         self._block = block if estimator == "exact" else None
-        self._held: list[tuple[dict, Optional[dict]]] = []
+        #: block=: the staging buffer (rows, sum of widths), float64, and its rows in use
+        self._stage: Optional[np.ndarray] = None
         self._held_rows = 0
         self._held_bytes = 0
+        #: block=: (names_a, names_b, widths) of the first block; later blocks must match
+        self._layers: Optional[tuple[list[str], Optional[list[str]], list[int]]] = None
         if estimator == "minibatch":
             check_minibatch(measure, params)
             self.acc: Any = MinibatchCKA()
@@ -138,30 +146,88 @@ class Feed:
         if self._regroup is not None:
             self._regroup.push(dict(a), None if b is None else dict(b))
         elif self._block is not None:
-            a, b = dict(a), None if b is None else dict(b)
-            self._held.append((a, b))
-            arrays = list(a.values()) + list((b or {}).values())
-            self._held_rows += int(np.shape(arrays[0])[0]) if arrays else 0
-            self._held_bytes += sum(int(getattr(x, "nbytes", 0)) for x in arrays)
+            arrays = self._checked(a, b)
+            m = arrays[0].shape[0]
+            self._stage_rows(arrays, m)
+            self._held_bytes += sum(x.nbytes for x in arrays)
             if self._held_rows >= self._block or self._held_bytes >= BLOCK_BYTES:
                 self.flush()
         else:
             self.acc.update(a, b)
 
+    def _checked(self, a: Any, b: Any) -> list[np.ndarray]:
+        """The arrays of one pushed block (layers of ``a`` then ``b``), validated.
+
+        The first block is validated in full (:func:`congruence.streaming.moments.
+        batch_layers`) and fixes the layers; a later block of float32/float64 matrices with
+        the same layers, widths and rows needs only a look at their shapes (its values are
+        checked for NaN and inf at the update, from the column extremes computed there
+        anyway); anything else is validated in full.
+        """
+        known = self._layers
+        if known is not None and isinstance(a, Mapping) and (b is None) == (known[1] is None):
+            names_a, names_b, widths = known
+            if list(a) == names_a and (b is None or list(b) == names_b):
+                arrays = list(a.values()) + ([] if b is None else list(b.values()))
+                m = np.shape(arrays[0])[0] if np.ndim(arrays[0]) == 2 else -1
+                if all(
+                    type(x) is np.ndarray
+                    and x.dtype in _STAGED
+                    and x.ndim == 2
+                    and x.shape[0] == m
+                    and x.shape[1] == w
+                    for x, w in zip(arrays, widths)
+                ):
+                    return arrays
+        names_a, xa, names_b, xb, _ = batch_layers(a, b)
+        widths = [x.shape[1] for x in xa + xb]
+        if known is None:
+            self.acc._check_batch(names_a, names_b, widths)
+            self._layers = (names_a, names_b, widths)
+        else:
+            self.acc._check_batch(names_a, names_b, widths, expect=known)
+        return xa + xb
+
+    def _stage_rows(self, arrays: list[np.ndarray], m: int) -> None:
+        """Copy one block's layers side by side into the staging buffer (float32 values
+        exactly), growing it if the block does not fit."""
+        rows = self._held_rows
+        stage = self._stage
+        if stage is None or rows + m > stage.shape[0]:
+            width = sum(x.shape[1] for x in arrays)
+            # doubling up to the block's rows (the bytes limit may flush before)
+            grown = np.empty((max(rows + m, min(self._block or 0, 2 * (rows + m))), width))
+            if stage is not None and rows:
+                grown[:rows] = stage[:rows]
+            self._stage = stage = grown
+        col = 0
+        for x in arrays:
+            p = x.shape[1]
+            stage[rows : rows + m, col : col + p] = x
+            col += p
+        self._held_rows = rows + m
+
     def flush(self) -> None:
-        """Add the blocks held back by ``block=`` in one update (nothing without them)."""
-        held, self._held = self._held, []
-        self._held_rows = self._held_bytes = 0
-        if len(held) == 1:
-            self.acc.update(*held[0])
-        elif held:
+        """Add the rows gathered by ``block=`` in one update (nothing without them)."""
+        rows, self._held_rows, self._held_bytes = self._held_rows, 0, 0
+        if not rows:
+            return
+        assert self._stage is not None and self._layers is not None
+        names_a, names_b, widths = self._layers
+        Z = self._stage[:rows]
 
-            def joined(side: int) -> Optional[dict]:
-                if held[0][side] is None:
-                    return None
-                return {k: np.concatenate([h[side][k] for h in held]) for k in held[0][side]}
+        def check(lo: np.ndarray, hi: np.ndarray) -> None:
+            # NaN and inf show in the column extremes; the message is that of as_matrix
+            if np.isfinite(lo).all() and np.isfinite(hi).all():
+                return
+            col = 0
+            labels = [f"a[{k!r}]" for k in names_a] + [f"b[{k!r}]" for k in names_b or []]
+            for label, p in zip(labels, widths):
+                _check_finite(Z[:, col : col + p], label)
+                col += p
 
-            self.acc.update(joined(0), joined(1))
+        block = _centred_rows(Z, self.acc._debiased, check)
+        self.acc._absorb((names_a, names_b, widths, block))
 
     def result(self) -> LayerComparison:
         """The layer matrix over every row pushed."""

@@ -366,19 +366,31 @@ class LayerAccumulator(_Locked):
         widths = [x.shape[1] for x in xa + xb]
         return names_a, names_b, widths, _centred_block(xa + xb, exact=self._debiased)
 
-    def _check_batch(self, names_a: list[str], names_b: Optional[list[str]], widths) -> None:
-        state = self._state
-        if state is None:
-            return
-        la, lay = len(names_a), state.layout
-        if (names_b is not None) != lay.cross:
+    def _check_batch(
+        self,
+        names_a: list[str],
+        names_b: Optional[list[str]],
+        widths,
+        expect: Optional[tuple] = None,
+    ) -> None:
+        """ValueError unless a batch has the layers and widths of the first one: that of the
+        state, or ``expect = (names_a, names_b, widths)`` (a caller's first batch)."""
+        if expect is None:
+            state = self._state
+            if state is None:
+                return
+            lay = state.layout
+            expect = (self._rows, self._cols if lay.cross else None, lay.widths)
+        want_a, want_b, want_widths = expect
+        la, na = len(names_a), len(want_a)
+        if (names_b is not None) != (want_b is not None):
             raise ValueError(
                 "b was given in the first batch but not in this one (or the reverse); "
                 "pass b in every batch or in none"
             )
-        _check_same_layers("a", names_a, widths[:la], self._rows, lay.widths[: lay.na])
+        _check_same_layers("a", names_a, widths[:la], want_a, want_widths[:na])
         if names_b is not None:
-            _check_same_layers("b", names_b, widths[la:], self._cols, lay.widths[lay.na :])
+            _check_same_layers("b", names_b, widths[la:], want_b, want_widths[na:])
 
     def _absorb(self, prepared: tuple) -> "LayerAccumulator":
         names_a, names_b, widths, block = prepared

@@ -219,9 +219,18 @@ def _centred_block(arrays: Sequence[np.ndarray], exact: bool = True) -> tuple:
     first copied side by side into one float64 matrix (float32 values exactly), so every
     later pass runs over one contiguous block.
     """
-    Z = np.concatenate(arrays, axis=1, dtype=np.float64)
+    return _centred_rows(np.concatenate(arrays, axis=1, dtype=np.float64), exact)
+
+
+def _centred_rows(Z: np.ndarray, exact: bool = True, check: Any = None) -> tuple:
+    """:func:`_centred_block` of rows already side by side in a float64 matrix ``Z``, which
+    is centred in place (a staging buffer, see :class:`congruence.streaming.drive.Feed`).
+    ``check(lo, hi)``, if given, sees the column extremes before ``Z`` changes (to raise for
+    NaN or inf, which they reveal)."""
     lo = Z.min(axis=0)
     hi = Z.max(axis=0)
+    if check is not None:
+        check(lo, hi)
     mu, c = _centre(Z, Z, exact)
     return Z, mu, c, exact or Z.shape[0] == 1, lo, hi
 

@@ -109,6 +109,37 @@ unsafe fn exp_avx2(v: &mut [f64], c: f64) {
     exp_body(v, c)
 }
 
+/// Accumulators of [`sum_f32`]: four AVX2 vectors, so the additions' latency overlaps.
+const SUM_LANES: usize = 16;
+
+/// `sum_i x_i` of float32 values in float64 (each value exact), with a fixed order.
+#[inline(always)]
+fn sum_f32_body(x: &[f32]) -> f64 {
+    let mut acc = [0.0f64; SUM_LANES];
+    let cx = x.chunks_exact(SUM_LANES);
+    let rx = cx.remainder();
+    for a in cx {
+        for l in 0..SUM_LANES {
+            acc[l] += f64::from(a[l]);
+        }
+    }
+    let mut tail = 0.0;
+    for &a in rx {
+        tail += f64::from(a);
+    }
+    let mut half = [0.0f64; SUM_LANES / 2];
+    for l in 0..SUM_LANES / 2 {
+        half[l] = acc[l] + acc[l + SUM_LANES / 2];
+    }
+    ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7])) + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sum_f32_avx2(x: &[f32]) -> f64 {
+    sum_f32_body(x)
+}
+
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
@@ -134,6 +165,16 @@ pub fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
         return unsafe { sq_dist_avx2(x, y) };
     }
     sq_dist_body(x, y)
+}
+
+/// `sum_i x_i` of float32 values accumulated in float64, with a fixed summation order.
+pub fn sum_f32(x: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        return unsafe { sum_f32_avx2(x) };
+    }
+    sum_f32_body(x)
 }
 
 /// `v <- exp(c v)` elementwise, for `c v <= 0`.
@@ -167,6 +208,23 @@ mod tests {
         assert_eq!(big[0], 1.0);
         assert!((big[1] - (-700.0f64).exp()).abs() <= 4.0 * f64::EPSILON * (-700.0f64).exp());
         assert_eq!(&big[2..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn sum_f32_is_exact_on_integers_and_paths_agree() {
+        // integers below 2^24 are exact float32 values and their sums exact in float64
+        let x: Vec<f32> = (0..1003).map(|i| ((i * 7919) % 65_536) as f32).collect();
+        let want: i64 = (0..1003).map(|i| ((i * 7919) % 65_536) as i64).sum();
+        assert_eq!(sum_f32(&x), want as f64);
+        // a sum no float32 accumulator gets right: 2^24 then ones (each lost in float32)
+        let mut y = vec![1.0f32; 64];
+        y[0] = 16_777_216.0;
+        assert_eq!(sum_f32(&y), 16_777_216.0 + 63.0);
+        let z: Vec<f32> = (0..77).map(|i| (i as f32 * 0.37).sin()).collect();
+        assert_eq!(sum_f32(&z), sum_f32_body(&z));
+        let naive: f64 = z.iter().map(|&v| f64::from(v)).sum();
+        assert!((sum_f32(&z) - naive).abs() < 1e-13);
+        assert_eq!(sum_f32(&[]), 0.0);
     }
 
     #[test]

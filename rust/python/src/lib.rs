@@ -13,8 +13,8 @@
 
 use congruence_core::interrupt::{self, Watched};
 use congruence_core::linalg::Input;
-use congruence_core::{memory, CoreError};
-use numpy::PyReadonlyArray2;
+use congruence_core::{memory, simd, CoreError};
+use numpy::{PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::time::Duration;
@@ -137,6 +137,32 @@ fn check_fits(nbytes: f64, what: &str, alternative: &str, budget: Option<u64>) -
     memory::check_fits_within(nbytes, budget, what, alternative).map_err(to_py)
 }
 
+/// `out[i] = float32(sum_j x[i, j] / k)` for a C-contiguous `(n, k)` float32 array, `k >= 1`:
+/// each row's mean accumulated in float64 (every value exact) and rounded once to float32,
+/// the global average pooling of `congruence.torch` in one pass over the activations. The
+/// interpreter is released meanwhile (short work: not in the watched pool).
+#[pyfunction]
+fn row_means_f32<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let k = x.shape()[1];
+    if k == 0 {
+        return Err(PyValueError::new_err(
+            "row_means_f32: x has no columns; expected an (n, k) array with k >= 1",
+        ));
+    }
+    let flat = x.as_slice().map_err(|_| {
+        PyValueError::new_err("row_means_f32: x must be a C-contiguous float32 array")
+    })?;
+    let out: Vec<f32> = py.detach(|| {
+        flat.chunks_exact(k)
+            .map(|row| (simd::sum_f32(row) / k as f64) as f32)
+            .collect()
+    });
+    Ok(PyArray1::from_vec(py, out))
+}
+
 /// Run a computation that panics, as a bug in the core would: for the tests of the mapping to
 /// [`InternalError`] (from the main thread and from other threads).
 #[pyfunction]
@@ -156,6 +182,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kernel::register(m)?;
     neighbors::register(m)?;
     m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
+    m.add_function(wrap_pyfunction!(row_means_f32, m)?)?;
     m.add_function(wrap_pyfunction!(check_fits, m)?)?;
     m.add("InternalError", m.py().get_type::<InternalError>())?;
     // The private testing surface `congruence._core._testing`: internals that only the tests
