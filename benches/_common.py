@@ -125,6 +125,30 @@ def loadavg():
 
 
 # --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def make_pair(n: int, p: int, link: str = "linear"):
+    """The benchmark pair, float64, from ``np.random.default_rng(0)``: ``X`` standard normal
+    with random column offsets (so centring matters), ``W`` Gaussian / sqrt(p), and
+    ``Y = X W + 0.5 noise`` (``link="linear"``) or ``Y = tanh(X W) + 0.5 noise``
+    (``link="tanh"``)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, p))
+    X += rng.standard_normal(p)
+    Y = X @ (rng.standard_normal((p, p)) / math.sqrt(p))
+    if link == "tanh":
+        np.tanh(Y, out=Y)
+    elif link != "linear":
+        raise ValueError(f"link must be 'linear' or 'tanh', not {link!r}")
+    Y += 0.5 * rng.standard_normal((n, p))
+    return X, Y
+
+
+# --------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------
 

@@ -93,16 +93,6 @@ threadpoolctl, _LIMITER = _common.limit_blas(THREADS)
 # --------------------------------------------------------------------------------------------
 
 
-def make_pair(n: int, p: int):
-    """X (n, p) standard normal with column offsets; Y = X W + 0.5 noise (W Gaussian / sqrt p)."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((n, p))
-    X += rng.standard_normal(p)
-    Y = X @ (rng.standard_normal((p, p)) / math.sqrt(p))
-    Y += 0.5 * rng.standard_normal((n, p))
-    return X, Y
-
-
 def _normalised_padded(X, Y):
     Xc = X - X.mean(axis=0)
     Yc = Y - Y.mean(axis=0)
@@ -130,7 +120,7 @@ def run_case(name: str) -> list:
     n, p = CASES[name]["n"], CASES[name]["p"]
     if ARGS.quick:
         n, p = n // QUICK_N_DIV, p // QUICK_P_DIV
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p)
     t, v = _common.timed(
         {
             "ours": lambda: orthogonal_procrustes(X, Y),

@@ -149,17 +149,6 @@ threadpoolctl, _LIMITER = _common.limit_blas(THREADS)
 # --------------------------------------------------------------------------------------
 
 
-def make_pair(n: int, p: int):
-    """X (n, p) with column offsets, Y = X @ W + noise (same width). float64."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((n, p))
-    X += rng.standard_normal(p)  # non-zero column means, so centring matters
-    W = rng.standard_normal((p, p)) / math.sqrt(p)
-    Y = X @ W
-    Y += 0.5 * rng.standard_normal((n, p))
-    return X, Y
-
-
 def make_layers(n: int, p: int, L: int):
     """Two 'models' of L layers each; a[l] drifts with l, b[l] = tanh(a[l] @ W) + noise."""
     rng = np.random.default_rng(0)
@@ -289,7 +278,7 @@ def mem_child(args) -> None:
     cg.cka(t, t[:, ::-1])
     np_rbf_cka(t, t[:, ::-1])
     del t
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p)
     gc.collect()
     base, base_hwm = _common.maxrss_kib(), _common.vmhwm_kib()
     fn = {"congruence": lambda: cg.cka(X, Y, kernel="rbf"), "numpy": lambda: np_rbf_cka(X, Y)}[
@@ -393,7 +382,7 @@ def _scale(n, p):
 
 def case_linear_cka_f64(k):
     n, p = _scale(**SIZES["linear"])
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p)
     t, v = _common.timed({"ours": lambda: cg.cka(X, Y), "ref": lambda: np_linear_cka(X, Y)}, k)
     diff = abs(v["ours"] - v["ref"])
     return [
@@ -414,7 +403,7 @@ def case_linear_cka_f64(k):
 
 def case_linear_cka_f32(k):
     n, p = _scale(**SIZES["linear"])
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p)
     # Round the data to float32 once: the float64 reference then sees exactly the values
     # congruence gets as float32, so |diff| is the error of the float32 computation alone.
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
@@ -460,7 +449,7 @@ def case_linear_cka_f32(k):
 
 def case_debiased_linear_cka(k):
     n, p = _scale(**SIZES["linear"])
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p)
     t, v = _common.timed(
         {
             "ours": lambda: cg.cka(X, Y, debiased=True),
@@ -501,7 +490,7 @@ def case_debiased_linear_cka(k):
 
 def case_rbf_cka(k):
     n, p = _scale(**SIZES["rbf"])
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p)
     t, v = _common.timed(
         {"ours": lambda: cg.cka(X, Y, kernel="rbf"), "ref": lambda: np_rbf_cka(X, Y)}, k
     )
@@ -570,7 +559,7 @@ def _ours_only_row(case, n, p, dtype, t):
 def case_rbf_cka_6000(k):
     """RBF CKA at the size of the serial-fraction measurement (no memory measurement)."""
     n, p = _scale(**SIZES["rbf_6000"])
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p)
     ours = {"ours": lambda: cg.cka(X, Y, kernel="rbf")}
     if ARGS.ours_only:
         return [_ours_only_row("rbf_cka_6000", n, p, "float64", _common.timed(ours, k)[0]["ours"])]

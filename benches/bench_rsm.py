@@ -121,15 +121,6 @@ distance_correlation = getattr(cg, "distance_correlation", _rsm.distance_correla
 # --------------------------------------------------------------------------------------
 
 
-def make_pair(n: int, p: int):
-    """X standard normal with column offsets; Y = tanh(X W) + noise, float64."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((n, p)) + rng.standard_normal(p)
-    Y = np.tanh(X @ (rng.standard_normal((p, p)) / math.sqrt(p)))
-    Y += 0.5 * rng.standard_normal((n, p))
-    return X, Y
-
-
 def ref_rsa_correlation(X, Y):
     iu = np.triu_indices(X.shape[0], k=1)
     return float(spearmanr(np.corrcoef(X)[iu], np.corrcoef(Y)[iu]).statistic)
@@ -293,7 +284,7 @@ def mem_child(args) -> None:
     fn = ours if args.impl == "congruence" else ref
     t = np.random.default_rng(1).standard_normal((64, 8))
     fn(t, t[:, ::-1] ** 2)  # warm-up: BLAS buffers, Rayon pool, lazy imports
-    X, Y = make_pair(args.n, args.p)
+    X, Y = _common.make_pair(args.n, args.p, "tanh")
     gc.collect()
     base = _common.maxrss_kib()
     v = float(fn(X, Y))
@@ -328,7 +319,7 @@ def measure_peak(case: str, impl: str, n: int, p: int) -> float:
 
 def run_case(case: str, n: int, p: int):
     ours, ref, ref_name = IMPLS[case]
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p, "tanh")
     t, v = _common.timed({"ours": lambda: ours(X, Y), "ref": lambda: ref(X, Y)}, ARGS.repeat)
     row = dict(
         case=case,

@@ -111,15 +111,6 @@ threadpoolctl, _LIMITER = _common.limit_blas(THREADS)
 # --------------------------------------------------------------------------------------
 
 
-def make_pair(n: int, p: int):
-    """X standard normal with column offsets; Y = tanh(X W) + 0.5 noise."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((n, p)) + rng.standard_normal(p)
-    Y = np.tanh(X @ (rng.standard_normal((p, p)) / math.sqrt(p)))
-    Y += 0.5 * rng.standard_normal((n, p))
-    return X, Y
-
-
 def make_layers(n: int, p: int, L: int):
     """a[l] = 0.8 a[l-1] + 0.6 noise; b[l] = tanh(a[l] W) + 0.3 noise + 0.1."""
     rng = np.random.default_rng(1)
@@ -316,7 +307,7 @@ def _rel(a, b):
 
 
 def case_imd(n, p, k):
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p, "tanh")
     rng = np.random.default_rng(7)
     res = alternate({"ours": lambda: cg.imd(X, Y), "ref": lambda: ref_msid(X, Y, rng)}, k)
     diff = _rel(res["ref"]["value"], res["ours"]["value"])
@@ -365,7 +356,7 @@ def case_imd_layers(n, p, k):
 
 
 def case_rtd(n, p, k):
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p, "tanh")
     subsets = _rtd_subsets(n)
     res = alternate(
         {"ours": lambda: cg.rtd(X, Y, seed=0), "ref": lambda: ref_rtd(X, Y, subsets)}, k
@@ -386,7 +377,7 @@ def _gs_landmarks(n, n_samples=1000, n_landmarks=64, seed=0):
 
 
 def case_gs(n, p, k):
-    X, Y = make_pair(n, p)
+    X, Y = _common.make_pair(n, p, "tanh")
     idx = _gs_landmarks(n)
     gamma = n / (128 * 5000)
     res = alternate(
