@@ -12,6 +12,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import CHILD_SIGINT
 
 import congruence as cg
 from congruence.cli import main, parse_params
@@ -324,7 +325,7 @@ def test_memory_error_is_one_line(files, capsys, monkeypatch):
     assert_one_line_error(capsys.readouterr().err, "out of memory: the 40 x 40 Gram matrix")
 
 
-_SLOW_CHILD = textwrap.dedent(
+_SLOW_CHILD = CHILD_SIGINT + textwrap.dedent(
     """
     import sys, time
     import congruence

@@ -264,7 +264,7 @@ def test_results_do_not_depend_on_the_thread_count():
     assert runs[0] == runs[1]
 
 
-def test_ctrl_c_stops_the_permutation_fast_path():
+def test_ctrl_c_stops_the_permutation_fast_path(default_sigint):
     rng = np.random.default_rng(13)
     n = 2000
     z = rng.standard_normal(n * (n - 1) // 2)

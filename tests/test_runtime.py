@@ -55,16 +55,6 @@ def _run_child(
 # ------------------------------------------------------------------------------ Ctrl-C
 
 
-@pytest.fixture
-def default_sigint():
-    """Python's own SIGINT handler (raises KeyboardInterrupt), restored afterwards."""
-    old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
 def _interrupt(call, delay: float = 0.3) -> float:
     """Run ``call`` with SIGINT sent to this process after ``delay`` s; check that the call
     itself (the line of its ``_core`` function) raised KeyboardInterrupt, and return the time

@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg
+from conftest import CHILD_SIGINT
 from scipy.spatial.distance import pdist
 from scipy.stats import kendalltau
 
@@ -544,7 +545,7 @@ def _wait_for_workers(threads):
         assert not t.is_alive()
 
 
-def test_ctrl_c_interrupts_a_long_lapack_call():
+def test_ctrl_c_interrupts_a_long_lapack_call(default_sigint):
     # n = p = 1500: uninterrupted, the n x n products and eigendecompositions take about 4 s
     # on an idle 2-core machine (1100: 1.7 s idle, 8.6 s under load).
     rng = np.random.default_rng(8)
@@ -559,7 +560,7 @@ def test_ctrl_c_interrupts_a_long_lapack_call():
     assert cg.riemannian_distance(a, b) == pytest.approx(_riemannian_reference(a, b), rel=1e-9)
 
 
-def test_ctrl_c_interrupts_an_exact_heat_trace():
+def test_ctrl_c_interrupts_an_exact_heat_trace(default_sigint):
     rng = np.random.default_rng(9)
     # n = 1800: two 1800 x 1800 eigendecompositions, about 4 s uninterrupted (1400: 2.0 s).
     A, B = rng.standard_normal((1800, 3)), rng.standard_normal((1800, 3))
@@ -570,7 +571,7 @@ def test_ctrl_c_interrupts_an_exact_heat_trace():
     assert cg.imd(small_a, small_b) == pytest.approx(ref_imd(small_a, small_b), rel=1e-9)
 
 
-def test_ctrl_c_interrupts_a_persistence_computation():
+def test_ctrl_c_interrupts_a_persistence_computation(default_sigint):
     rng = np.random.default_rng(10)
     # n = 500: two Rips persistences on 1000 points, about 4 s uninterrupted (450: 2.8 s).
     A, B = rng.standard_normal((500, 3)), rng.standard_normal((500, 3))
@@ -590,7 +591,7 @@ def test_exit_right_after_an_interrupted_persistence_call_is_clean():
     # The worker finishes before the interpreter exits. A daemon worker returning from GUDHI
     # while the interpreter finalises is ended inside C++ code, which aborts the process
     # ("terminate called without an active exception").
-    script = textwrap.dedent(
+    script = CHILD_SIGINT + textwrap.dedent(
         """
         import os, signal, threading, time
         import numpy as np
