@@ -4,7 +4,7 @@
 //! and the number of layers `L` alone ([`tile_side`]). For each tile:
 //!
 //! 1. the kernel tile of every layer is computed, one small single-threaded product per layer
-//!    and block of [`TASK_ROWS`] rows (all such products run in parallel), and transformed in
+//!    and block of [`task_rows`] rows (all such products run in parallel), and transformed in
 //!    place (squared distances and `exp` for the RBF kernel), optionally with its row and
 //!    column sums;
 //! 2. the tiles are the rows of one `L x |I||J|` matrix `M`, and all the inner products of the
@@ -28,19 +28,31 @@ use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array1, Array2};
 use rayon::prelude::*;
 
-/// Rows of a tile per product task.
-pub const TASK_ROWS: usize = 64;
+/// Rows per product task of the cached squared distances (a multiple of the 48-row
+/// float64 micro-kernel of the matrix product).
+pub const TASK_ROWS: usize = 96;
 /// Values of the flattened tiles per inner-product task (small enough that the chunks of 24
 /// layers stay in a core's L2 cache and that a tile gives many balanced tasks).
 const DOT_CHUNK: usize = 1 << 12;
 /// Values (of all layers) in one tile buffer: 16 MiB of float64.
 pub const TILE_VALUES: usize = 1 << 21;
 
-/// The side of the square tiles for `layers` layers of `n` rows: a multiple of 32 between 64
-/// and 1024 such that the tiles of all layers take about [`TILE_VALUES`] values (at most `n`).
+/// The side of the square tiles for `layers` layers of `n` rows: a multiple of 48 between 96
+/// and 1056 such that the tiles of all layers take about [`TILE_VALUES`] values (at most `n`).
 pub fn tile_side(n: usize, layers: usize) -> usize {
     let t = ((TILE_VALUES / layers.max(1)) as f64).sqrt() as usize;
-    (t / 32 * 32).clamp(64, 1024).min(n.max(1))
+    (t / 48 * 48).clamp(96, 1056).min(n.max(1))
+}
+
+/// Rows of a tile per product task: the tile side `t` cut into `ceil(32 / layers)` parts,
+/// rounded up to a multiple of 48, so that a tile gives about 32 tasks (at least 16) over all
+/// layers. Each task packs the tile's columns once for its whole product, so the rows per
+/// task are as many as that parallelism allows (few rows per task spend a large share of
+/// the product on packing). A function of `t` and `layers` only: the sums stay bitwise the
+/// same for any number of threads.
+pub fn task_rows(t: usize, layers: usize) -> usize {
+    let parts = 32usize.div_ceil(layers.max(1));
+    t.div_ceil(parts).div_ceil(48) * 48
 }
 
 /// Bytes of the buffers [`sums`] allocates for `layers` layers of `n` rows (the pre-flight).
@@ -93,6 +105,7 @@ pub fn sums(
         return Sums { cross, selfs, rows };
     }
     let t = tile_side(n, l);
+    let rows_per_task = task_rows(t, l);
     let mut m = crate::memory::zeroed_f64(
         l * t * t,
         "the kernel tiles of the layer matrix",
@@ -125,16 +138,16 @@ pub fn sums(
                 .enumerate()
                 .flat_map(|(k, lm)| {
                     let tile = &tile;
-                    lm.par_chunks_mut(TASK_ROWS * w)
+                    lm.par_chunks_mut(rows_per_task * w)
                         .enumerate()
-                        .map(move |(c, out)| tile.fill(&layers[k], r0 + c * TASK_ROWS, out))
+                        .map(move |(c, out)| tile.fill(&layers[k], r0 + c * rows_per_task, out))
                 })
                 .collect();
             if row_sums {
-                let per_layer = h.div_ceil(TASK_ROWS);
+                let per_layer = h.div_ceil(rows_per_task);
                 for (k, acc) in rows.iter_mut().enumerate() {
                     for (c, part) in parts[k * per_layer..(k + 1) * per_layer].iter().enumerate() {
-                        let ra = r0 + c * TASK_ROWS;
+                        let ra = r0 + c * rows_per_task;
                         for (a, v) in acc
                             .slice_mut(ndarray::s![ra..ra + part.rows.len()])
                             .iter_mut()
@@ -181,7 +194,7 @@ struct Tile {
 }
 
 impl Tile {
-    /// Rows `ra..` (up to [`TASK_ROWS`], as many as `out` holds) of one layer's tile, in
+    /// Rows `ra..` (up to [`task_rows`], as many as `out` holds) of one layer's tile, in
     /// place in `out` (row-major, `c1 - c0` values per row), with their row and column sums.
     fn fill(&self, layer: &(Rows<'_>, TileKind), ra: usize, out: &mut [f64]) -> Part {
         let (rows, kind) = layer;
@@ -415,13 +428,27 @@ mod tests {
 
     #[test]
     fn tiles_fit_their_budget() {
+        // sqrt(2^21 / 24) = 295.6 -> 288; sqrt(2^21 / 2) = 1024 -> 1008 (multiples of 48).
         assert_eq!(tile_side(5000, 24), 288);
-        assert_eq!(tile_side(5000, 2), 1024);
+        assert_eq!(tile_side(5000, 2), 1008);
         assert_eq!(tile_side(10, 2), 10);
-        assert!(tile_side(5000, 1000) == 64);
+        assert_eq!(tile_side(5000, 1000), 96);
         for l in [1usize, 2, 8, 24, 100] {
             let t = tile_side(100_000, l);
-            assert!(l * t * t <= TILE_VALUES || t == 64);
+            assert!(t % 48 == 0 && (l * t * t <= TILE_VALUES || t == 96));
+        }
+    }
+
+    #[test]
+    fn task_rows_give_enough_tasks() {
+        // 24 layers: a 288-row tile in two tasks of 144 rows (48 tasks over the layers).
+        assert_eq!(task_rows(288, 24), 144);
+        // 2 layers: 1008 rows in 16 parts of 63 rows, rounded up to 96.
+        assert_eq!(task_rows(1008, 2), 96);
+        for (t, l) in [(288usize, 24usize), (1008, 2), (96, 1000), (10, 2), (480, 9)] {
+            let r = task_rows(t, l);
+            assert!(r % 48 == 0 && r >= 48);
+            assert!(t.div_ceil(r) * l >= 16.min(l * t.div_ceil(48)), "{t} {l}");
         }
     }
 }
