@@ -445,7 +445,13 @@ mod tests {
         assert_eq!(task_rows(288, 24), 144);
         // 2 layers: 1008 rows in 16 parts of 63 rows, rounded up to 96.
         assert_eq!(task_rows(1008, 2), 96);
-        for (t, l) in [(288usize, 24usize), (1008, 2), (96, 1000), (10, 2), (480, 9)] {
+        for (t, l) in [
+            (288usize, 24usize),
+            (1008, 2),
+            (96, 1000),
+            (10, 2),
+            (480, 9),
+        ] {
             let r = task_rows(t, l);
             assert!(r % 48 == 0 && r >= 48);
             assert!(t.div_ceil(r) * l >= 16.min(l * t.div_ceil(48)), "{t} {l}");

@@ -40,7 +40,8 @@ use crate::error::{CoreError, Result};
 use crate::gram;
 use crate::kernel::{self, PackedLower, Rows, TileKind};
 use crate::linalg::{self, Centred, Input, Real};
-use ndarray::{s, Array1, Array2, ArrayView2};
+use ndarray::{s, Array1, Array2, ArrayView2, Zip};
+use rayon::prelude::*;
 
 /// The kernel of the Gram matrices.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -211,7 +212,7 @@ const CACHE_BUDGET: usize = 2 << 30;
 fn prepare(x: Input, spec: &Spec, route: Route, keep: bool, f32: bool) -> Prepared {
     let (xc, exp) = Centred::normalised(x);
     let x32 = match (&xc, f32) {
-        (Centred::F64(a), true) => Some(Centred::F32(a.mapv(|v| v as f32))),
+        (Centred::F64(a), true) => Some(Centred::F32(Zip::from(a).par_map_collect(|&v| v as f32))),
         _ => None,
     };
     let sq = xc.sq_norms();
@@ -814,7 +815,12 @@ fn f32_stats(p: &Prepared, raw: f64) -> (f64, f64) {
         unreachable!("layers are centred in float64")
     };
     let d = p.sq.iter().copied().fold(0.0, f64::max);
-    let m = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let m = x
+        .as_slice()
+        .expect("standard layout")
+        .par_iter()
+        .fold(|| 0.0f64, |m, v| m.max(v.abs()))
+        .reduce(|| 0.0, f64::max);
     let f = raw.max(0.0).sqrt();
     ((x.ncols() as f64).sqrt() * d + 2.0 * m * f.sqrt(), f)
 }
