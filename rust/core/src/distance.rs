@@ -874,6 +874,7 @@ pub(crate) fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
     let n = x.n;
     let fma = use_fma();
     let mut v = crate::memory::zeroed_f64(tri(n), "an RSM triangle", RSA_ALTERNATIVE);
+    huge_pages(v.as_mut_ptr() as *mut u8, 8 * v.len());
     match rsm {
         Rsm::Euclidean => {
             packed_segments(&mut v, n)
@@ -1078,6 +1079,29 @@ fn rank_run(
     ties
 }
 
+/// Ask the kernel to back a large fresh buffer with huge pages where it can (Linux, when
+/// transparent huge pages are enabled for advised regions): one fault per 2 MiB instead of
+/// one per 4 KiB when the buffer is first written, and fewer pages to free. Advice only: it
+/// changes no value, and failure is ignored.
+fn huge_pages(ptr: *mut u8, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 1 << 21;
+        const MADV_HUGEPAGE: i32 = 14;
+        extern "C" {
+            fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+        }
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + bytes) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: the range lies inside one live allocation; the advice does not change
+            // its contents or its mapping, only how the kernel backs untouched pages.
+            unsafe { madvise(start as *mut u8, end - start, MADV_HUGEPAGE) };
+        }
+    }
+    let _ = (ptr, bytes);
+}
+
 /// Replace the (finite) values of `v` by their ranks, 1 to m, ties getting the average of
 /// the ranks they span (as `scipy.stats.rankdata(method="average")`); returns the tie sum
 /// `sum (t^3 - t)` over the tie groups of sizes `t`, an exact integer.
@@ -1153,6 +1177,10 @@ fn rank_core(v: &mut [f64]) -> u128 {
     }
     let mut keyed: Vec<Keyed> =
         crate::memory::with_capacity(m, "the sort buffer of a ranking", RSA_ALTERNATIVE);
+    huge_pages(
+        keyed.as_mut_ptr() as *mut u8,
+        m * std::mem::size_of::<Keyed>(),
+    );
     {
         let dst = SyncPairs(keyed.as_mut_ptr());
         let vv: &[f64] = v;
