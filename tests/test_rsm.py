@@ -165,6 +165,34 @@ def test_ranks_match_scipy_and_definition():
     np.testing.assert_array_equal(_testing.average_ranks(w), rankdata(w))
 
 
+def test_ranks_match_scipy_across_the_ranking_blocks():
+    # Sizes around the ranking's blocks (runs of about 1024 values, chunks of 2**16, runs
+    # split again in cache), with ties, a far outlier that puts more than 2**20 values in
+    # one run (the sorted path), and geometric spacings that defeat equal-width buckets.
+    rng = np.random.default_rng(21)
+    cases = [
+        rng.standard_normal(1023),
+        rng.standard_normal(2049),
+        np.round(rng.standard_normal(3 * 2**16 + 5), 2),
+        2.0 ** -rng.integers(0, 900, size=20000),
+    ]
+    far = np.concatenate([np.arange(2**20 + 500) * 1e-9, np.full(3000, 0.5), [1e9]])
+    cases.append(rng.permutation(far))
+    for v in cases:
+        np.testing.assert_array_equal(_testing.average_ranks(v), rankdata(v, method="average"))
+
+
+def test_rsa_layer_matrix_with_ties_matches_scipy():
+    # Integer layers: the RSM triangles (11175 values, several ranking runs) are full of
+    # ties; every cell equals SciPy's Spearman correlation of the two triangles.
+    rng = np.random.default_rng(22)
+    layers = {f"l{i}": rng.integers(0, 3 + i, size=(150, 5)).astype(np.float64) for i in range(3)}
+    got = cg.compare_layers(layers, measure="rsa", rsm="euclidean", progress=False).values
+    tri = [pdist(x) for x in layers.values()]
+    want = np.array([[spearmanr(a, b).statistic for b in tri] for a in tri])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
 def test_rsm_triangle_order_and_values():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((12, 5))

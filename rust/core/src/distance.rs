@@ -874,6 +874,7 @@ pub(crate) fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
     let n = x.n;
     let fma = use_fma();
     let mut v = crate::memory::zeroed_f64(tri(n), "an RSM triangle", RSA_ALTERNATIVE);
+    huge_pages(v.as_mut_ptr() as *mut u8, 8 * v.len());
     match rsm {
         Rsm::Euclidean => {
             packed_segments(&mut v, n)
@@ -906,148 +907,411 @@ pub(crate) fn sort_key(v: f64) -> u64 {
     }
 }
 
-/// Buckets of [`rank_in_place`]: about this many values per bucket on average.
-const RANK_PER_BUCKET: usize = 8;
-/// A bucket with more values than this is sorted by the parallel sort on its own.
-const RANK_BIG_BUCKET: usize = 1 << 16;
-/// Buckets per task when the small buckets are sorted and ranked.
-const RANK_BUCKET_GROUP: usize = 1 << 12;
+/// A (value, index) pair of a ranking.
+type Keyed = (f64, u64);
+
+/// Values per bucket, on average, of the first (parallel) pass of a ranking: a bucket of
+/// 16-byte pairs then fits the fast caches of the thread that finishes it.
+const RANK_RUN: usize = 1024;
+/// At most this many buckets per split (more streams would thrash the scatter's caches and
+/// address translation).
+const RANK_FANOUT: usize = if cfg!(test) { 1 << 6 } else { 1 << 13 };
+/// Values per chunk of the parallel histogram and scatter (at least; see [`rank_chunks`]).
+const RANK_CHUNK: usize = 1 << 16;
+/// At most this many chunks (bounds the per-chunk histograms).
+const RANK_CHUNKS: usize = 256;
+/// Values per bucket, on average, when a run is split again inside the cache.
+const RANK_SUB: usize = 4;
+/// Runs at most this long are ranked by counting (see [`rank_small`]).
+const RANK_SMALL: usize = 16;
+/// A run longer than this is sorted by the parallel sort (only a value that is far denser
+/// than the average, such as one big tie group, gives a run this long).
+/// (The unit tests lower this and [`RANK_FANOUT`] to reach every path on small inputs.)
+const RANK_BIG: usize = if cfg!(test) { 1 << 14 } else { 1 << 20 };
+/// Splits of a run beyond this depth fall back to a sort (adversarial value spacings).
+const RANK_DEPTH: usize = 8;
+
+/// Positions `0..len` cut into the chunks of the parallel histogram and scatter.
+fn rank_chunks(len: usize) -> usize {
+    len.div_ceil(RANK_CHUNK).clamp(1, RANK_CHUNKS)
+}
+
+/// The equal-width buckets `0..nb` of the values `lo..=hi` (`lo < hi`): a function monotone in
+/// the value that puts `lo` in bucket 0 and `hi` in bucket `nb - 1`; `None` when the width
+/// is not representable (then the caller sorts). Halves, so that `hi - lo` cannot overflow.
+#[inline(always)]
+fn value_buckets(lo: f64, hi: f64, nb: usize) -> Option<impl Fn(f64) -> usize + Copy> {
+    let base = 0.5 * lo;
+    let span = 0.5 * hi - base;
+    let scale = nb as f64 / span;
+    let top = nb - 1;
+    (span > 0.0 && scale.is_finite())
+        .then_some(move |x: f64| (((0.5 * x - base) * scale) as usize).min(top))
+}
+
+/// Least and greatest of some values.
+#[inline(always)]
+fn value_range(it: impl Iterator<Item = f64>) -> (f64, f64) {
+    it.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+        (l.min(x), h.max(x))
+    })
+}
+
+/// The average rank of the positions `s..e` of a sorted run that starts at global position
+/// `s0`, and the tie term `t^3 - t` of the group.
+#[inline(always)]
+fn tie_group(s0: usize, s: usize, e: usize) -> (f64, u128) {
+    let t = (e - s) as u128;
+    // Positions s0+s+1 ..= s0+e (1-based) share the average rank (2 s0 + s + 1 + e) / 2.
+    ((2 * s0 + s + 1 + e) as f64 / 2.0, t * t * t - t)
+}
+
+/// Write the average ranks of a run sorted by value (positions `s0..s0 + run.len()` of the
+/// whole sorted order) to `out`; the run's tie sum `sum (t^3 - t)`.
+fn emit_sorted(run: &[Keyed], s0: usize, out: SyncPtr) -> u128 {
+    let mut ties = 0;
+    let mut s = 0;
+    while s < run.len() {
+        let x = run[s].0;
+        let mut e = s + 1;
+        while e < run.len() && run[e].0 == x {
+            e += 1;
+        }
+        let (r, t) = tie_group(s0, s, e);
+        ties += t;
+        for &(_, idx) in &run[s..e] {
+            // SAFETY: each index of the ranked vector appears once among all runs.
+            unsafe { *out.0.add(idx as usize) = r };
+        }
+        s = e;
+    }
+    ties
+}
+
+/// Sort a run by value (-0.0 next to 0.0, which it equals) and write its ranks.
+fn sort_and_emit(run: &mut [Keyed], s0: usize, out: SyncPtr) -> u128 {
+    run.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    emit_sorted(run, s0, out)
+}
+
+/// Rank a short run (at most [`RANK_SMALL`] pairs, positions `s0..` of the sorted order) by
+/// counting, for each pair, the values below and equal to its own (branch-free, no sort); the
+/// run's tie sum (a group of `t` equal values adds `t^2 - 1` per member, `t^3 - t` in all).
+fn rank_small(run: &[Keyed], s0: usize, out: SyncPtr) -> u128 {
+    let mut ties = 0usize;
+    for &(x, idx) in run {
+        let (mut less, mut eq) = (0usize, 0usize);
+        for &(o, _) in run {
+            less += (o < x) as usize;
+            eq += (o == x) as usize;
+        }
+        // Positions s0+less+1 ..= s0+less+eq (1-based) share the average rank.
+        let r = (2 * (s0 + less) + eq + 1) as f64 / 2.0;
+        ties += eq * eq - 1;
+        // SAFETY: each index of the ranked vector appears once among all runs.
+        unsafe { *out.0.add(idx as usize) = r };
+    }
+    ties as u128
+}
+
+/// Rank one run of pairs (positions `s0..` of the sorted order) on one thread: split it into
+/// about `len / RANK_SUB` buckets of equal width in value between its least and greatest
+/// value (through `scratch`, as long as the run), then each bucket in turn. Every step is
+/// monotone in the value, so equal values stay together and a bucket holds a contiguous range
+/// of ranks; the greatest value never shares the least one's bucket, so every split makes
+/// progress. Returns the tie sum.
+fn rank_run(
+    run: &mut [Keyed],
+    scratch: &mut [Keyed],
+    ids: &mut Vec<u32>,
+    s0: usize,
+    out: SyncPtr,
+    depth: usize,
+) -> u128 {
+    let len = run.len();
+    if len <= RANK_SMALL {
+        return rank_small(run, s0, out);
+    }
+    let (lo, hi) = value_range(run.iter().map(|p| p.0));
+    if lo == hi {
+        let (r, t) = tie_group(s0, 0, len);
+        for &(_, idx) in run.iter() {
+            // SAFETY: as in `emit_sorted`.
+            unsafe { *out.0.add(idx as usize) = r };
+        }
+        return t;
+    }
+    let nb = (len / RANK_SUB).clamp(2, RANK_FANOUT);
+    let bucket = match value_buckets(lo, hi, nb) {
+        Some(f) if depth < RANK_DEPTH => f,
+        _ => return sort_and_emit(run, s0, out),
+    };
+    ids.clear();
+    ids.extend(run.iter().map(|p| bucket(p.0) as u32));
+    let mut at = vec![0u32; nb + 1];
+    for &b in ids.iter() {
+        at[b as usize + 1] += 1;
+    }
+    for b in 0..nb {
+        at[b + 1] += at[b];
+    }
+    let starts = at.clone();
+    for (&p, &b) in run.iter().zip(ids.iter()) {
+        scratch[at[b as usize] as usize] = p;
+        at[b as usize] += 1;
+    }
+    let mut ties = 0;
+    for b in 0..nb {
+        let (a, e) = (starts[b] as usize, starts[b + 1] as usize);
+        if e - a <= RANK_SMALL {
+            ties += rank_small(&scratch[a..e], s0 + a, out);
+        } else {
+            ties += rank_run(
+                &mut scratch[a..e],
+                &mut run[a..e],
+                ids,
+                s0 + a,
+                out,
+                depth + 1,
+            );
+        }
+    }
+    ties
+}
+
+/// Ask the kernel to back a large fresh buffer with huge pages where it can (Linux, when
+/// transparent huge pages are enabled for advised regions): one fault per 2 MiB instead of
+/// one per 4 KiB when the buffer is first written, and fewer pages to free. Advice only: it
+/// changes no value, and failure is ignored.
+fn huge_pages(ptr: *mut u8, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 1 << 21;
+        const MADV_HUGEPAGE: i32 = 14;
+        extern "C" {
+            fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+        }
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + bytes) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: the range lies inside one live allocation; the advice does not change
+            // its contents or its mapping, only how the kernel backs untouched pages.
+            unsafe { madvise(start as *mut u8, end - start, MADV_HUGEPAGE) };
+        }
+    }
+    let _ = (ptr, bytes);
+}
 
 /// Replace the (finite) values of `v` by their ranks, 1 to m, ties getting the average of
-/// the ranks they span (as `scipy.stats.rankdata(method="average")`).
+/// the ranks they span (as `scipy.stats.rankdata(method="average")`); returns the tie sum
+/// `sum (t^3 - t)` over the tie groups of sizes `t`, an exact integer.
 ///
-/// A bucket sort by value: `v` is split into about `m / 8` buckets of equal width between its
-/// minimum and maximum (the bucket of a value is a monotone function of it, so equal values
-/// share a bucket and every bucket holds a contiguous range of ranks), the (key, index) pairs
-/// are scattered to their buckets, and each bucket is sorted on its own: `O(m)` work for the
-/// smooth distributions of RSM entries, and a plain parallel sort for a bucket that holds a
-/// large tie group. The sorted (key, index) pairs are distinct, so the ranks do not depend on
-/// the order of the scatter or on the number of threads.
-pub fn rank_in_place(v: &mut [f64]) {
-    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+/// A two-level bucket sort by value. The first pass splits `v` into about `m / 1024` buckets
+/// of equal width between its minimum and maximum, with per-chunk histograms and a parallel
+/// scatter of (value, index) pairs (each chunk owns its cursors: no atomics); each bucket (a
+/// "run") is then ranked on one thread inside the fast caches by [`rank_run`], which splits it
+/// again by value into buckets of about 4 and ranks those by counting. A run that a dense value
+/// made longer than [`RANK_BIG`] (a big tie group) is sorted by the parallel sort. Every
+/// bucket function is monotone in the value, so equal values share a bucket and every bucket
+/// holds a contiguous range of ranks: `O(m)` work for the smooth distributions of RSM
+/// entries. Ranks depend on the values only, so they do not depend on the thread count.
+fn rank_core(v: &mut [f64]) -> u128 {
     let m = v.len();
     if m == 0 {
-        return;
+        return 0;
     }
     let (lo, hi) = v
         .par_chunks(CHUNK)
         .map(|c| {
             crate::interrupt::checkpoint();
-            c.iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
-                    (l.min(x), h.max(x))
-                })
+            value_range(c.iter().copied())
         })
         .reduce(
             || (f64::INFINITY, f64::NEG_INFINITY),
             |a, b| (a.0.min(b.0), a.1.max(b.1)),
         );
-    let nb = (m / RANK_PER_BUCKET).clamp(1, 1 << 22);
-    // Halves, so that `hi - lo` cannot overflow; every step is monotone in x.
-    let base = 0.5 * lo;
-    let span = 0.5 * hi - base;
-    let scale = if span > 0.0 { nb as f64 / span } else { 0.0 };
-    let top = nb - 1;
-    let bucket = move |x: f64| -> usize { (((0.5 * x - base) * scale) as usize).min(top) };
-    let mut counts: Vec<AtomicUsize> =
-        crate::memory::with_capacity(nb, "the buckets of a ranking", RSA_ALTERNATIVE);
-    counts.extend((0..nb).map(|_| AtomicUsize::new(0)));
-    v.par_chunks(CHUNK).for_each(|c| {
+    if lo == hi {
+        let (r, t) = tie_group(0, 0, m);
+        v.par_chunks_mut(CHUNK).for_each(|c| c.fill(r));
+        return t;
+    }
+    let nb = (m / RANK_RUN).clamp(1, RANK_FANOUT);
+    // A width that is not representable puts every value in bucket 0 (one run, sorted).
+    let bucket = value_buckets(lo, hi, nb);
+    let bucket = move |x: f64| bucket.map_or(0, |f| f(x));
+    let nc = rank_chunks(m);
+    let per = m.div_ceil(nc);
+    let what = "the buckets of a ranking";
+    // Per-chunk histograms, chunk-major; then, per bucket, each chunk's cursor relative to
+    // the bucket's start, and the bucket's total.
+    let mut counts = crate::memory::vec(nc * nb, 0usize, what, RSA_ALTERNATIVE);
+    counts.par_chunks_mut(nb).enumerate().for_each(|(c, h)| {
         crate::interrupt::checkpoint();
-        for &x in c {
-            counts[bucket(x)].fetch_add(1, Relaxed);
+        for &x in &v[c * per..((c + 1) * per).min(m)] {
+            h[bucket(x)] += 1;
         }
     });
-    // Bucket starts (exclusive prefix sums); `counts` becomes the scatter cursor.
-    let mut starts =
-        crate::memory::vec(nb + 1, 0usize, "the buckets of a ranking", RSA_ALTERNATIVE);
-    for b in 0..nb {
-        let c = counts[b].load(Relaxed);
-        starts[b + 1] = starts[b] + c;
-        counts[b].store(starts[b], Relaxed);
+    let mut starts = crate::memory::vec(nb + 1, 0usize, what, RSA_ALTERNATIVE);
+    {
+        let cp = SyncUsize(counts.as_mut_ptr());
+        starts[1..]
+            .par_chunks_mut(1024)
+            .enumerate()
+            .for_each(|(g, tot)| {
+                for (k, t) in tot.iter_mut().enumerate() {
+                    let b = g * 1024 + k;
+                    let mut run = 0;
+                    for c in 0..nc {
+                        // SAFETY: each bucket's column is touched by this task only.
+                        let h = unsafe { &mut *cp.at(c * nb + b) };
+                        let n = *h;
+                        *h = run;
+                        run += n;
+                    }
+                    *t = run;
+                }
+            });
     }
-    let mut keyed: Vec<(u64, u64)> =
-        crate::memory::vec(m, (0, 0), "the sort buffer of a ranking", RSA_ALTERNATIVE);
+    for b in 0..nb {
+        starts[b + 1] += starts[b];
+    }
+    let mut keyed: Vec<Keyed> =
+        crate::memory::with_capacity(m, "the sort buffer of a ranking", RSA_ALTERNATIVE);
+    huge_pages(
+        keyed.as_mut_ptr() as *mut u8,
+        m * std::mem::size_of::<Keyed>(),
+    );
     {
         let dst = SyncPairs(keyed.as_mut_ptr());
         let vv: &[f64] = v;
-        let counts = &counts;
-        (0..m.div_ceil(CHUNK)).into_par_iter().for_each(move |c| {
-            let dst = dst;
-            crate::interrupt::checkpoint();
-            let i0 = c * CHUNK;
-            for (i, &x) in vv[i0..((c + 1) * CHUNK).min(m)].iter().enumerate() {
-                let i = i0 + i;
-                let at = counts[bucket(x)].fetch_add(1, Relaxed);
-                // SAFETY: the cursors hand out each position of `keyed` exactly once.
-                unsafe { *dst.0.add(at) = (sort_key(x), i as u64) };
-            }
-        });
+        let starts = &starts;
+        counts
+            .par_chunks_mut(nb)
+            .enumerate()
+            .for_each(move |(c, cur)| {
+                crate::interrupt::checkpoint();
+                let i0 = c * per;
+                for (i, &x) in vv[i0..((c + 1) * per).min(m)].iter().enumerate() {
+                    let b = bucket(x);
+                    let at = starts[b] + cur[b];
+                    cur[b] += 1;
+                    // SAFETY: the cursors hand out each position of `keyed` exactly once.
+                    unsafe { dst.at(at).write((x, (i0 + i) as u64)) };
+                }
+            });
+        // SAFETY: the scatter wrote every one of the m positions (the counts sum to m).
+        unsafe { keyed.set_len(m) };
     }
     drop(counts);
     let out = SyncPtr(v.as_mut_ptr());
     let src = SyncPairs(keyed.as_mut_ptr());
     let starts = &starts;
-    // Sort one bucket (positions s0..s1 of `keyed`) and write the average ranks of its tie
-    // groups (every tie group lies in one bucket).
-    let finish = move |s0: usize, s1: usize, parallel: bool| {
-        let (src, out) = (src, out);
-        // SAFETY: buckets are disjoint ranges of `keyed`, each handled by one call.
-        let seg = unsafe { std::slice::from_raw_parts_mut(src.0.add(s0), s1 - s0) };
-        if parallel {
-            let watch = crate::interrupt::Watch::current();
-            seg.par_sort_unstable_by(|a, b| {
-                watch.checkpoint();
-                a.cmp(b)
-            });
-        } else {
-            seg.sort_unstable();
-        }
-        let mut s = 0;
-        while s < seg.len() {
-            let key = seg[s].0;
-            let mut e = s + 1;
-            while e < seg.len() && seg[e].0 == key {
-                e += 1;
-            }
-            // Positions s0+s+1 ..= s0+e (1-based) share the average rank.
-            let r = (2 * s0 + s + 1 + e) as f64 / 2.0;
-            for &(_, idx) in &seg[s..e] {
-                // SAFETY: each index of `v` appears once in `keyed`: disjoint writes.
-                unsafe { *out.0.add(idx as usize) = r };
-            }
-            s = e;
-        }
-    };
-    (0..nb.div_ceil(RANK_BUCKET_GROUP))
+    let ties: u128 = (0..nb)
         .into_par_iter()
-        .for_each(|g| {
-            crate::interrupt::checkpoint();
-            for b in g * RANK_BUCKET_GROUP..((g + 1) * RANK_BUCKET_GROUP).min(nb) {
+        .with_min_len(4)
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(scratch, ids): &mut (Vec<Keyed>, Vec<u32>), b| {
                 let (s0, s1) = (starts[b], starts[b + 1]);
-                if s1 - s0 > 1 && s1 - s0 <= RANK_BIG_BUCKET {
-                    finish(s0, s1, false);
-                } else if s1 - s0 == 1 {
-                    let (src, out) = (src, out);
-                    // SAFETY: as in `finish`.
-                    unsafe { *out.0.add((*src.0.add(s0)).1 as usize) = (s0 + 1) as f64 };
+                // SAFETY: buckets are disjoint ranges of `keyed`, each handled by one task.
+                let run = unsafe { std::slice::from_raw_parts_mut(src.at(s0), s1 - s0) };
+                if run.len() > RANK_BIG {
+                    return 0;
                 }
-            }
-        });
+                crate::interrupt::checkpoint();
+                if scratch.len() < run.len() {
+                    scratch.resize(run.len(), (0.0, 0));
+                }
+                rank_run(run, &mut scratch[..s1 - s0], ids, s0, out, 0)
+            },
+        )
+        .sum();
+    let mut big = 0;
     for b in 0..nb {
         let (s0, s1) = (starts[b], starts[b + 1]);
-        if s1 - s0 > RANK_BIG_BUCKET {
-            finish(s0, s1, true);
+        if s1 - s0 > RANK_BIG {
+            let run = &mut keyed[s0..s1];
+            let watch = crate::interrupt::Watch::current();
+            run.par_sort_unstable_by(|a, b| {
+                watch.checkpoint();
+                a.0.total_cmp(&b.0)
+            });
+            big += emit_sorted(run, s0, out);
         }
     }
+    // Unmapping the buffer's pages is serial work in the kernel (about 2.5 ms per million
+    // values): leave it to an idle worker instead of the caller.
+    rayon::spawn(move || drop(keyed));
+    ties + big
 }
 
-/// A pointer to the (key, index) pairs of a ranking, shared by tasks that touch disjoint parts.
+/// Replace the (finite) values of `v` by their ranks, 1 to m, ties getting the average of
+/// the ranks they span (as `scipy.stats.rankdata(method="average")`); see [`rank_core`] for
+/// the method.
+pub fn rank_in_place(v: &mut [f64]) {
+    rank_core(v);
+}
+
+/// Replace the (finite) values of `v` by their standardised average ranks, `(r - mean) /
+/// ||r - mean||`: centred and of unit norm, so that the Spearman correlation of two vectors
+/// is the dot product of theirs. `false` (and `v` unspecified) when `v` has fewer than 2
+/// entries or all are equal.
+///
+/// The mean and norm are exact integers of the tie sizes, with no pass over the data: the
+/// ranks 1..m have mean `(m + 1) / 2` (averaging a tie group keeps its sum), and
+/// `sum (r - mean)^2 = (m^3 - m - sum (t^3 - t)) / 12` over the tie groups of sizes `t`
+/// (averaging a group of `t` consecutive ranks removes `(t^3 - t) / 12` from the sum of
+/// squares). So `z = (2 r - (m + 1)) / sqrt((m^3 - m - T) / 3)`, the numerator an exact
+/// integer.
+pub fn rank_standardised(v: &mut [f64]) -> bool {
+    let m = v.len();
+    if m < 2 {
+        return false;
+    }
+    let ties = rank_core(v);
+    let mm = m as u128;
+    let four_ss = (mm * mm * mm - mm - ties) / 3;
+    if four_ss == 0 {
+        return false;
+    }
+    let norm = (four_ss as f64).sqrt();
+    let shift = (m + 1) as f64;
+    v.par_chunks_mut(CHUNK)
+        .for_each(|c| c.iter_mut().for_each(|x| *x = (2.0 * *x - shift) / norm));
+    true
+}
+
+/// A pointer to the (value, index) pairs of a ranking, shared by tasks that touch disjoint
+/// parts.
 #[derive(Clone, Copy)]
-struct SyncPairs(*mut (u64, u64));
+struct SyncPairs(*mut Keyed);
 // SAFETY: only used where each element is written by one task and never read concurrently.
 unsafe impl Send for SyncPairs {}
 unsafe impl Sync for SyncPairs {}
+
+impl SyncPairs {
+    /// The pointer to pair `i` (a method, so that closures capture the whole wrapper).
+    fn at(self, i: usize) -> *mut Keyed {
+        // SAFETY (of the callers): `i` is inside the buffer.
+        self.0.wrapping_add(i)
+    }
+}
+
+/// A pointer to the per-chunk histograms of a ranking, shared by tasks that touch disjoint
+/// buckets.
+#[derive(Clone, Copy)]
+struct SyncUsize(*mut usize);
+// SAFETY: as for `SyncPairs`.
+unsafe impl Send for SyncUsize {}
+unsafe impl Sync for SyncUsize {}
+
+impl SyncUsize {
+    /// The pointer to element `i` (a method, so that closures capture the whole wrapper).
+    fn at(self, i: usize) -> *mut usize {
+        // SAFETY (of the callers): `i` is inside the histograms.
+        self.0.wrapping_add(i)
+    }
+}
 
 /// Deterministic parallel sum of `f(i)` over `0..len` in fixed chunks.
 pub(crate) fn chunked_sum<F: Fn(usize, usize) -> [f64; 3] + Sync>(len: usize, f: F) -> [f64; 3] {
@@ -1505,6 +1769,143 @@ mod tests {
         assert!((r * r - 0.93387).abs() < 5e-6);
         let r = distance_correlation(Input::F64(m1.view()), Input::F64(m3.view())).unwrap();
         assert!((r * r - 0.31623).abs() < 5e-6);
+    }
+
+    /// Average ranks from a full sort (values below, values equal): the reference.
+    fn naive_ranks(v: &[f64]) -> Vec<f64> {
+        let mut sorted: Vec<f64> = v.iter().map(|x| x + 0.0).collect();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        v.iter()
+            .map(|&x| {
+                let below = sorted.partition_point(|&u| u < x) as f64;
+                let equal = sorted.partition_point(|&u| u <= x) as f64 - below;
+                below + (equal + 1.0) / 2.0
+            })
+            .collect()
+    }
+
+    /// Inputs that reach every path of the ranking: short runs, runs split once and again,
+    /// sizes around the run, chunk and small-run boundaries, one run beyond `RANK_BIG`, value
+    /// spacings that defeat equal-width buckets, subnormals, signed zeros and ties.
+    fn ranking_cases() -> Vec<(&'static str, Vec<f64>)> {
+        let smooth = |m: usize, seed: u64| pseudo(m, 1, seed).into_raw_vec_and_offset().0;
+        let coarse = |m: usize, seed: u64, q: f64| -> Vec<f64> {
+            smooth(m, seed)
+                .iter()
+                .map(|x| (x * q).round() / q)
+                .collect()
+        };
+        let mut big: Vec<f64> = (0..RANK_BIG + 301)
+            .map(|i| if i % 2 == 0 { i as f64 * 1e-9 } else { 0.5 })
+            .collect();
+        big[1] = 1e9; // one far value: every other value lands in the first bucket
+        vec![
+            ("one", vec![2.5]),
+            ("two equal", vec![-1.0, -1.0]),
+            ("small", vec![3.0, -1.0, 3.0, 0.0, -0.0, 7.5, 3.0]),
+            ("RANK_SMALL", smooth(RANK_SMALL, 1)),
+            ("RANK_SMALL + 1", smooth(RANK_SMALL + 1, 2)),
+            ("one run", smooth(RANK_RUN - 1, 3)),
+            ("two runs", smooth(2 * RANK_RUN + 1, 4)),
+            ("chunks", smooth(RANK_CHUNK + 1, 5)),
+            ("many chunks, ties", coarse(3 * RANK_CHUNK + 17, 6, 300.0)),
+            ("fan-out cap", smooth(RANK_RUN * RANK_FANOUT + 5, 7)),
+            ("few values", coarse(50_000, 8, 3.0)),
+            (
+                "geometric",
+                (0..3000)
+                    .map(|i| 0.5f64.powi(i % 1000) * (1 + i / 1000) as f64)
+                    .collect(),
+            ),
+            (
+                "subnormals",
+                (0..4000)
+                    .map(|i| f64::from_bits((i % 7) as u64) * if i % 3 == 0 { -1.0 } else { 1.0 })
+                    .collect(),
+            ),
+            (
+                "extremes",
+                (0..5000)
+                    .map(|i| [1e300, -1e300, 0.0, -0.0, 5e-324][i % 5])
+                    .collect(),
+            ),
+            ("beyond RANK_BIG", big),
+        ]
+    }
+
+    #[test]
+    fn ranks_match_a_sort_on_every_path() {
+        for (name, v) in ranking_cases() {
+            let mut w = v.clone();
+            rank_in_place(&mut w);
+            assert_eq!(w, naive_ranks(&v), "{name}");
+        }
+    }
+
+    #[test]
+    fn standardised_ranks_are_the_centred_unit_ranks() {
+        for (name, v) in ranking_cases() {
+            let mut z = v.clone();
+            let ok = rank_standardised(&mut z);
+            // Centred ranks in exact integers: 2 r_i m - 2 sum r (ranks are half-integers).
+            let r = naive_ranks(&v);
+            let m = r.len() as i128;
+            let sum2: i128 = r.iter().map(|&x| (2.0 * x) as i128).sum();
+            let c: Vec<i128> = r.iter().map(|&x| (2.0 * x) as i128 * m - sum2).collect();
+            let ss: i128 = c.iter().map(|&d| d * d).sum();
+            if m < 2 || ss == 0 {
+                assert!(!ok, "{name}: constant or too short, yet standardised");
+                continue;
+            }
+            assert!(ok, "{name}");
+            let norm = (ss as f64).sqrt();
+            for (i, (&zi, &ci)) in z.iter().zip(&c).enumerate() {
+                let want = ci as f64 / norm;
+                assert!((zi - want).abs() < 1e-14, "{name} [{i}]: {zi} {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn all_equal_values_share_the_middle_rank() {
+        for m in [1usize, 2, 17, RANK_RUN + 3, RANK_CHUNK + 9] {
+            let mut w = vec![-0.25; m];
+            rank_in_place(&mut w);
+            assert!(w.iter().all(|&r| r == (m as f64 + 1.0) / 2.0), "m = {m}");
+            let mut z = vec![7.0; m];
+            assert!(!rank_standardised(&mut z), "m = {m}");
+        }
+        // Signed zeros are one value.
+        let mut z = vec![0.0, -0.0, 0.0, -0.0];
+        assert!(!rank_standardised(&mut z));
+    }
+
+    #[test]
+    fn ranks_do_not_depend_on_the_thread_count() {
+        for (name, v) in ranking_cases() {
+            let run = || {
+                let (mut w, mut z) = (v.clone(), v.clone());
+                rank_in_place(&mut w);
+                rank_standardised(&mut z);
+                (w, z)
+            };
+            let (one, three) = (in_pool(1, run), in_pool(3, run));
+            assert_eq!(one.0, three.0, "{name}");
+            let bits = |z: &[f64]| z.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+            assert_eq!(bits(&one.1), bits(&three.1), "{name}");
+        }
+    }
+
+    #[test]
+    fn spearman_with_ties_matches_the_hand_computation() {
+        // x = (1, 2, 2, 3) has ranks (1, 2.5, 2.5, 4): centred (-1.5, 0, 0, 1.5), norm^2 4.5
+        // = (4^3 - 4 - (2^3 - 2)) / 12; y = (0, 5, 4, 9) has ranks (1, 3, 2, 4): centred
+        // (-1.5, 0.5, -0.5, 1.5), norm^2 5. r = (2.25 + 2.25) / sqrt(4.5 * 5).
+        let (mut x, mut y) = (vec![1.0, 2.0, 2.0, 3.0], vec![0.0, 5.0, 4.0, 9.0]);
+        assert!(rank_standardised(&mut x) && rank_standardised(&mut y));
+        let r: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
+        assert!((r - 4.5 / (4.5f64 * 5.0).sqrt()).abs() < 1e-15);
+        assert!((r - spearman(&[1.0, 2.0, 2.0, 3.0], &[0.0, 5.0, 4.0, 9.0])).abs() < 1e-15);
     }
 
     #[test]

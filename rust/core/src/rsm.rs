@@ -105,13 +105,13 @@ pub fn rsa_prepare(x: Input, rsm: Rsm, compare: Compare) -> Result<RsaPrep> {
     let Some(mut v) = distance::rsm_vector(&rows, rsm) else {
         return Ok(RsaPrep::RowUndefined);
     };
-    if compare == Compare::Spearman {
-        distance::rank_in_place(&mut v);
-    }
     let ok = match compare {
         Compare::KendallTauA => v.len() >= 2 && !is_constant(&v),
         Compare::Cosine => standardise(&mut v, false),
-        Compare::Pearson | Compare::Spearman => standardise(&mut v, true),
+        Compare::Pearson => standardise(&mut v, true),
+        // Ranked and standardised in one go: the mean and norm of ranks are exact integers
+        // of the tie sizes.
+        Compare::Spearman => distance::rank_standardised(&mut v),
     };
     Ok(if ok {
         RsaPrep::Ready(v)
