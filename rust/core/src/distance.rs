@@ -917,8 +917,11 @@ fn dcov_sums_in_waves(rx: &Rows, ry: &Rows, per_wave: usize) -> (f64, f64, f64) 
     // ends with its slowest block, so fewer waves leave threads idle less often.
     for wave in blocks(n).chunks(per_wave) {
         crate::interrupt::checkpoint();
-        let parts: Vec<Sums> = wave
+        // The largest blocks first, so that the wave ends on small ones (less idle time);
+        // their sums are then added in block order.
+        let mut parts: Vec<Sums> = wave
             .par_iter()
+            .rev()
             .map(|&(i0, i1)| {
                 let len = tri(i1) - tri(i0);
                 let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
@@ -927,6 +930,7 @@ fn dcov_sums_in_waves(rx: &Rows, ry: &Rows, per_wave: usize) -> (f64, f64, f64) 
                 shifted_block_sums(&a, &b, i0, i1, (&ma, ga), (&mb, gb))
             })
             .collect();
+        parts.reverse();
         for s in &parts {
             off.iter_mut().zip(&s.off).for_each(|(t, v)| *t += v);
             ra.iter_mut().zip(&s.ra).for_each(|(t, v)| *t += v);

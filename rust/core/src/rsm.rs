@@ -158,13 +158,17 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
         RSA_ALTERNATIVE,
     );
     let (low, diag) = v.split_at_mut(m);
-    let parts: Vec<DcorBlock> = packed_segments(low, n)
+    // The largest blocks (the last rows) first, so that the pass ends on small ones; the
+    // blocks' sums are then combined in block order.
+    let mut parts: Vec<DcorBlock> = packed_segments(low, n)
         .into_par_iter()
+        .rev()
         .map(|((i0, i1), seg)| {
             crate::interrupt::checkpoint();
             distance::dcor_distances::<true>(&rows, &panels, i0, i1, seg, fma)
         })
         .collect();
+    parts.reverse();
     drop(panels);
     // Row means of the full symmetric matrix: row i's packed entries (j < i), then column i's
     // entries in the later blocks, added block by block in order.
@@ -184,8 +188,9 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
     drop(parts);
     let g = mu.iter().sum::<f64>() / nf;
     let s2 = std::f64::consts::SQRT_2;
-    let squares: Vec<f64> = packed_segments(low, n)
+    let mut squares: Vec<f64> = packed_segments(low, n)
         .into_par_iter()
+        .rev()
         .map(|((i0, i1), seg)| {
             crate::interrupt::checkpoint();
             let base = tri(i0);
@@ -212,6 +217,7 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
             total
         })
         .collect();
+    squares.reverse();
     let mut ss = squares.iter().sum::<f64>();
     for (d, &mi) in diag.iter_mut().zip(&mu) {
         *d = g - 2.0 * mi;
