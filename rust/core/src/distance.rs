@@ -8,8 +8,16 @@
 //!   pairs of rows over chunks of `K_CHUNK` features, with 4 accumulators per pair, so each
 //!   value is read once per 8 pairs. Every pair `(i, j)` is reduced in the same order whatever
 //!   tile computes it, so `d(i, j)` does not depend on the block layout or the thread count.
+//! * Distance correlation has its own distance kernel (its distances are never ranked, so they
+//!   need not match the RSM kernel's bits): the rows are packed feature-major in panels of
+//!   [`PANEL`], and a register tile of 6 rows x 8 panel rows keeps 12 accumulators, each pair
+//!   one `fma` chain over the features in order, so every pair costs one subtraction and one
+//!   `fma` per feature with fewer loads per pair than the 4 x 2 tiles and no horizontal
+//!   reduction. Each row's distances are written in order and their row and column sums are
+//!   formed as they are written.
 //! * [`distance_correlation`] streams in one pass over the distances, holding no n x n matrix
-//!   (memory O((threads * ROW_BLOCK + WAVE) * n)). It uses the exact identity
+//!   (memory O(threads * ROW_BLOCK * n) values plus a fixed bound on the partial row sums).
+//!   It uses the exact identity
 //!   `<HaH, HbH> = <a, b> - (2/n) r_a.r_b + S_a S_b / n^2` (row sums `r`, totals `S`), not on
 //!   the distances themselves, whose large common mean would cancel and cost a factor of
 //!   order n in accuracy, but on distances shifted by estimated row means, `a_ij - m_i - m_j
@@ -558,6 +566,187 @@ pub(crate) fn packed_segments(v: &mut [f64], n: usize) -> Vec<((usize, usize), &
     out
 }
 
+// ------------------------------------------------------------------------------ dCor distances
+
+/// Columns per panel of the distance-correlation kernel (two 4-lane vectors).
+pub(crate) const PANEL: usize = 8;
+/// Rows per register tile of the distance-correlation kernel.
+const PANEL_ROWS: usize = 6;
+/// Features per pass of the distance-correlation kernel (a panel's chunk stays in L1).
+const PANEL_K: usize = 256;
+/// Bytes of the panels one pass over a block's row groups reads (kept in L2).
+const PANEL_RUN_BYTES: usize = 1 << 18;
+
+/// The rows of `x` laid out for [`dcor_distances`]: panel `q` holds rows `q PANEL ..
+/// (q + 1) PANEL` feature-major (`p x PANEL`, row `k` the `k`-th feature of the panel's rows),
+/// zero past row `n`. Built in parallel, one task per group of panels.
+pub(crate) fn pack_panels(rows: &Rows) -> Vec<f64> {
+    let (n, p) = (rows.n, rows.p);
+    let x = rows.slice();
+    let per = PANEL * p;
+    let mut out = vec![0.0; n.div_ceil(PANEL) * per];
+    out.par_chunks_mut(per * 16)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for (q, panel) in chunk.chunks_mut(per).enumerate() {
+                let j0 = (c * 16 + q) * PANEL;
+                for w in 0..PANEL.min(n - j0) {
+                    let row = &x[(j0 + w) * p..(j0 + w + 1) * p];
+                    for (k, &v) in row.iter().enumerate() {
+                        panel[k * PANEL + w] = v;
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// `acc[r][w] += sum_k (x_r[k] - panel[k][w])^2`, the features in order (one `fma` chain per
+/// pair): the squared distances of `PANEL_ROWS` rows to the rows of one panel chunk.
+#[inline(always)]
+fn panel_tile<const FMA: bool>(
+    x: [&[f64]; PANEL_ROWS],
+    panel: &[f64],
+    acc: &mut [[f64; PANEL]; PANEL_ROWS],
+) {
+    let (cols, rest) = panel.as_chunks::<PANEL>();
+    assert!(rest.is_empty() && x.iter().all(|r| r.len() == cols.len()));
+    let mut a = *acc;
+    for (k, col) in cols.iter().enumerate() {
+        for r in 0..PANEL_ROWS {
+            let b = x[r][k];
+            for w in 0..PANEL {
+                a[r][w] = term::<false, FMA>(b, col[w], a[r][w]);
+            }
+        }
+    }
+    *acc = a;
+}
+
+/// The output of [`dcor_distances`] for one block of rows `i0..i1`.
+pub(crate) struct DcorBlock {
+    /// `sum_{j < i} d(i, j)` for each row `i` of the block.
+    pub(crate) rows: Vec<f64>,
+    /// `sum_{i0 <= i < i1, i > j} d(i, j)` for each column `j < i1`.
+    pub(crate) cols: Vec<f64>,
+}
+
+/// Euclidean distances `d(i, j)`, `i0 <= i < i1`, `j < i`, packed into `out` (length
+/// `tri(i1) - tri(i0)`), from `panels` ([`pack_panels`] of the same rows), and the block's
+/// parts of the row sums of the full symmetric matrix ([`DcorBlock`]).
+///
+/// Every squared distance is one `fma` chain over the features in order (continued, not
+/// restarted, across chunks of [`PANEL_K`] features), so `d(i, j)` does not depend on the
+/// block, the tile or the thread count. Row sums add their columns in 12 lanes (`j mod
+/// PANEL`), reduced in a fixed order; column sums add their rows in order.
+#[inline(always)]
+fn dcor_distances_body<const SUMS: bool, const FMA: bool>(
+    x: &[f64],
+    p: usize,
+    panels: &[f64],
+    i0: usize,
+    i1: usize,
+    out: &mut [f64],
+) -> DcorBlock {
+    let base = tri(i0);
+    assert_eq!(out.len(), tri(i1) - base);
+    let mut lanes = vec![[0.0f64; PANEL]; if SUMS { i1 - i0 } else { 0 }];
+    let mut cols = vec![0.0f64; if SUMS { i1 } else { 0 }];
+    // Panels with a column j < i1 - 1 (column i1 - 2 is the largest one the block needs), in
+    // runs that stay in L2 while every row group of the block meets them; each row's outputs
+    // are then written in order.
+    let npanel = (i1.saturating_sub(1)).div_ceil(PANEL);
+    for k0 in (0..p).step_by(PANEL_K) {
+        let k1 = (k0 + PANEL_K).min(p);
+        let last = k1 == p;
+        let run = (PANEL_RUN_BYTES / (8 * PANEL * (k1 - k0))).max(1);
+        for t0 in (0..npanel).step_by(run) {
+            crate::interrupt::checkpoint();
+            for g in (i0..i1).step_by(PANEL_ROWS) {
+                let gl = (g + PANEL_ROWS).min(i1);
+                let ri: [usize; PANEL_ROWS] = std::array::from_fn(|r| (g + r).min(i1 - 1));
+                let xr = ri.map(|i| &x[i * p + k0..i * p + k1]);
+                for q in t0..(gl - 1).div_ceil(PANEL).min(t0 + run) {
+                    let j0 = q * PANEL;
+                    let pan = &panels[(q * p + k0) * PANEL..(q * p + k1) * PANEL];
+                    let mut acc = [[0.0f64; PANEL]; PANEL_ROWS];
+                    if k0 > 0 {
+                        for (r, &i) in ri.iter().enumerate() {
+                            let o = tri(i) - base + j0;
+                            let width = PANEL.min(i.saturating_sub(j0));
+                            acc[r][..width].copy_from_slice(&out[o..o + width]);
+                        }
+                    }
+                    panel_tile::<FMA>(xr, pan, &mut acc);
+                    if last {
+                        for a in acc.iter_mut() {
+                            for v in a.iter_mut() {
+                                *v = v.sqrt();
+                            }
+                        }
+                    }
+                    for (r, i) in (g..gl).enumerate() {
+                        let width = PANEL.min(i.saturating_sub(j0));
+                        let o = tri(i) - base + j0;
+                        if width == PANEL {
+                            out[o..o + PANEL].copy_from_slice(&acc[r]);
+                            if SUMS && last {
+                                let (l, c) = (&mut lanes[i - i0], &mut cols[j0..j0 + PANEL]);
+                                for w in 0..PANEL {
+                                    l[w] += acc[r][w];
+                                    c[w] += acc[r][w];
+                                }
+                            }
+                        } else {
+                            out[o..o + width].copy_from_slice(&acc[r][..width]);
+                            if SUMS && last {
+                                for w in 0..width {
+                                    lanes[i - i0][w] += acc[r][w];
+                                    cols[j0 + w] += acc[r][w];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let rows = lanes.iter().map(|l| l.iter().sum()).collect();
+    DcorBlock { rows, cols }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dcor_distances_fma<const SUMS: bool>(
+    x: &[f64],
+    p: usize,
+    panels: &[f64],
+    i0: usize,
+    i1: usize,
+    out: &mut [f64],
+) -> DcorBlock {
+    dcor_distances_body::<SUMS, true>(x, p, panels, i0, i1, out)
+}
+
+/// See [`dcor_distances_body`]; with `SUMS`, the row and column sums too (else empty).
+pub(crate) fn dcor_distances<const SUMS: bool>(
+    rows: &Rows,
+    panels: &[f64],
+    i0: usize,
+    i1: usize,
+    out: &mut [f64],
+    fma: bool,
+) -> DcorBlock {
+    let x = rows.slice();
+    #[cfg(target_arch = "x86_64")]
+    if fma {
+        // SAFETY: `fma` is only true when the CPU supports AVX2 and FMA (see `use_fma`).
+        return unsafe { dcor_distances_fma::<SUMS>(x, rows.p, panels, i0, i1, out) };
+    }
+    let _ = fma;
+    dcor_distances_body::<SUMS, false>(x, rows.p, panels, i0, i1, out)
+}
+
 // ------------------------------------------------------------------------------ full matrices
 
 /// The full n x n matrix of Euclidean distances between the rows of `x` (zero diagonal,
@@ -650,7 +839,10 @@ pub fn rsm_fro_diff(x: Input, y: Input) -> Result<f64> {
 
 /// Rows sampled to estimate the row means of a distance matrix (the shift of `dcov_sums`).
 pub const MEAN_SAMPLE: usize = 128;
-/// Row blocks whose partial row sums are combined together (bounds the memory of the pass).
+/// Values of partial row sums held at once in [`dcov_sums`] (bounds the memory of the pass):
+/// a wave is as many row blocks as hold this many, at least [`WAVE`].
+const WAVE_VALUES: usize = 1 << 22;
+/// The fewest row blocks of a wave.
 const WAVE: usize = 32;
 
 /// Estimated row means of the distance matrix of `rows`: the mean distance from each row to
@@ -697,30 +889,48 @@ struct Sums {
 /// sample of rows and `g` the mean of the `m_i`: double centring removes any shift of the
 /// form `u_i + u_j + c` exactly (`H a~ H = H a H`), and `a~` is already nearly centred, so
 /// the three terms are small and nothing large cancels.
-/// Memory: O((threads * ROW_BLOCK + WAVE) * n) values, no n x n matrix.
+/// Memory: O(threads * ROW_BLOCK * n) values plus at most [`WAVE_VALUES`] (or `2 WAVE n`)
+/// partial row sums, no n x n matrix.
 pub fn dcov_sums(x: Input, y: Input) -> Result<(f64, f64, f64)> {
     let (rx, ry) = (Rows::new(x, "X")?, Rows::new(y, "Y")?);
     check_pair(&rx, &ry, 2)?;
+    Ok(dcov_sums_in_waves(
+        &rx,
+        &ry,
+        WAVE.max(WAVE_VALUES / (2 * rx.n)),
+    ))
+}
+
+/// [`dcov_sums`] with `per_wave` row blocks per wave. The blocks' partial sums are added in
+/// block order whatever the waves, so the result does not depend on `per_wave`.
+fn dcov_sums_in_waves(rx: &Rows, ry: &Rows, per_wave: usize) -> (f64, f64, f64) {
     let n = rx.n;
     let nf = n as f64;
     let fma = use_fma();
-    let (ma, mb) = (sampled_row_means(&rx, fma), sampled_row_means(&ry, fma));
+    let (ma, mb) = (sampled_row_means(rx, fma), sampled_row_means(ry, fma));
+    let (pa, pb) = (pack_panels(rx), pack_panels(ry));
     let ga = ma.iter().sum::<f64>() / nf;
     let gb = mb.iter().sum::<f64>() / nf;
     let (mut ra, mut rb) = (vec![0.0; n], vec![0.0; n]);
     let mut off = [0.0f64; 3];
-    for wave in blocks(n).chunks(WAVE) {
+    // Waves as large as the memory bound allows (all 47 blocks of n = 3000 in one): a wave
+    // ends with its slowest block, so fewer waves leave threads idle less often.
+    for wave in blocks(n).chunks(per_wave) {
         crate::interrupt::checkpoint();
-        let parts: Vec<Sums> = wave
+        // The largest blocks first, so that the wave ends on small ones (less idle time);
+        // their sums are then added in block order.
+        let mut parts: Vec<Sums> = wave
             .par_iter()
+            .rev()
             .map(|&(i0, i1)| {
                 let len = tri(i1) - tri(i0);
                 let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
-                distance_block(&rx, i0, i1, &mut a, fma);
-                distance_block(&ry, i0, i1, &mut b, fma);
+                dcor_distances::<false>(rx, &pa, i0, i1, &mut a, fma);
+                dcor_distances::<false>(ry, &pb, i0, i1, &mut b, fma);
                 shifted_block_sums(&a, &b, i0, i1, (&ma, ga), (&mb, gb))
             })
             .collect();
+        parts.reverse();
         for s in &parts {
             off.iter_mut().zip(&s.off).for_each(|(t, v)| *t += v);
             ra.iter_mut().zip(&s.ra).for_each(|(t, v)| *t += v);
@@ -746,11 +956,11 @@ pub fn dcov_sums(x: Input, y: Input) -> Result<(f64, f64, f64)> {
         tb += pb;
     }
     let n2 = nf * nf;
-    Ok((
+    (
         full[0] - 2.0 / nf * dot[0] + ta * tb / n2,
         full[1] - 2.0 / nf * dot[1] + ta * ta / n2,
         full[2] - 2.0 / nf * dot[2] + tb * tb / n2,
-    ))
+    )
 }
 
 /// The [`Sums`] of one block of packed distance rows `[i0, i1)` after the shift.
@@ -1757,6 +1967,54 @@ mod tests {
         assert!((got.0 - want.0).abs() < 1e-10 * want.1.sqrt() * want.2.sqrt());
         assert!((got.1 - want.1).abs() < 1e-11 * want.1);
         assert!((got.2 - want.2).abs() < 1e-11 * want.2);
+        // Waves of 5 of the 35 row blocks (n = 2200 is one wave by default): the same bits.
+        let (rx, ry) = (
+            Rows::new(Input::F64(x.view()), "X").unwrap(),
+            Rows::new(Input::F64(y.view()), "Y").unwrap(),
+        );
+        assert_eq!(dcov_sums_in_waves(&rx, &ry, 5), got);
+    }
+
+    #[test]
+    fn dcor_distances_and_their_sums_match_the_differences() {
+        // n not a multiple of the tile (6 rows) or the panel (8); p = 300 crosses a chunk of
+        // PANEL_K features (the chains continue across it); p = 1 a single feature.
+        for &(n, p) in &[(2usize, 1usize), (53, 300), (131, 7), (9, 1)] {
+            let x = pseudo(n, p, 40 + p as u64).mapv(|v| v * 3.0 + 1.0);
+            let d = naive_distances(x.view());
+            let rows = Rows::new(Input::F64(x.view()), "X").unwrap();
+            let panels = pack_panels(&rows);
+            for fma in [false, use_fma()] {
+                let mut v = vec![f64::NAN; tri(n)];
+                let mut rsum = vec![0.0; n];
+                let mut csum = vec![0.0; n];
+                for ((i0, i1), seg) in packed_segments(&mut v, n) {
+                    let b = dcor_distances::<true>(&rows, &panels, i0, i1, seg, fma);
+                    rsum[i0..i1].copy_from_slice(&b.rows);
+                    csum[..i1]
+                        .iter_mut()
+                        .zip(&b.cols)
+                        .for_each(|(t, c)| *t += c);
+                }
+                for i in 0..n {
+                    for j in 0..i {
+                        let got = v[tri(i) + j];
+                        assert!(
+                            (got - d[[i, j]]).abs() <= 1e-14 * d[[i, j]],
+                            "{n} {p} {i} {j}"
+                        );
+                    }
+                    let left: f64 = (0..i).map(|j| d[[i, j]]).sum();
+                    let below: f64 = (i + 1..n).map(|k| d[[k, i]]).sum();
+                    assert!((rsum[i] - left).abs() <= 1e-13 * left.max(1.0));
+                    assert!((csum[i] - below).abs() <= 1e-13 * below.max(1.0));
+                }
+                // One block for all rows: every pair is the same chain, so the same bits.
+                let mut whole = vec![0.0; tri(n)];
+                dcor_distances::<false>(&rows, &panels, 0, n, &mut whole, fma);
+                assert_eq!(whole, v);
+            }
+        }
     }
 
     #[test]

@@ -27,8 +27,8 @@
 //! `cross` and `permuted_dots` with the identity give the same bits.
 
 use crate::distance::{
-    self, chunked_sum, is_constant, packed_segments, pair, tile, tri, use_fma, Compare, Rows, Rsm,
-    K_CHUNK, RSA_ALTERNATIVE,
+    self, chunked_sum, is_constant, packed_segments, pair, tile, tri, use_fma, Compare, DcorBlock,
+    Rows, Rsm, K_CHUNK, LANES, PANEL, RSA_ALTERNATIVE,
 };
 use crate::error::{CoreError, Result};
 use crate::linalg::{Input, CHUNK};
@@ -122,12 +122,18 @@ pub fn rsa_prepare(x: Input, rsm: Rsm, compare: Compare) -> Result<RsaPrep> {
 
 // ------------------------------------------------------------------------------ dCor
 
-/// Rows per task when the row sums of a packed distance matrix are formed.
-const SUM_BLOCK: usize = 256;
+/// Below this sum of squares (or above [`SS_HIGH`]) the unit vector of [`dcor_prepare`] is
+/// formed by [`standardise`], which divides by the largest magnitude first.
+const SS_LOW: f64 = 1e-250;
+const SS_HIGH: f64 = 1e250;
 
 /// The doubly centred distance matrix `A = H a H` of `x` as one unit vector
 /// `[sqrt 2 A_ij (j < i, packed), A_ii] / ||A||_F` of length `n (n - 1) / 2 + n`, so that
 /// `dCor^2(X, Y) = <v_X, v_Y>`; `None` when `A = 0` (every row the same).
+///
+/// Two passes over the packed triangle, both parallel over fixed row blocks: the distances
+/// with their row and column sums ([`distance::dcor_distances`]), then the centring
+/// `sqrt 2 (a_ij - m_i - m_j + g)` with the sum of squares; a third divides by the norm.
 pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
     let rows = Rows::new(x, "X")?;
     let n = rows.n;
@@ -140,67 +146,94 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
     }
     let m = tri(n);
     crate::memory::check_fits(
-        8.0 * (m + n) as f64,
+        8.0 * (m + n + n.div_ceil(PANEL) * PANEL * rows.p) as f64,
         &format!("the doubly centred distance matrix of {n} rows (packed)"),
         RSA_ALTERNATIVE,
     )?;
     let fma = use_fma();
+    let panels = distance::pack_panels(&rows);
     let mut v = crate::memory::zeroed_f64(
         m + n,
         "a packed doubly centred distance matrix",
         RSA_ALTERNATIVE,
     );
     let (low, diag) = v.split_at_mut(m);
-    packed_segments(low, n)
+    // The largest blocks (the last rows) first, so that the pass ends on small ones; the
+    // blocks' sums are then combined in block order.
+    let mut parts: Vec<DcorBlock> = packed_segments(low, n)
         .into_par_iter()
-        .for_each(|((i0, i1), seg)| {
+        .rev()
+        .map(|((i0, i1), seg)| {
             crate::interrupt::checkpoint();
-            distance::distance_block(&rows, i0, i1, seg, fma)
-        });
-    // Row sums of the full symmetric matrix: row i's packed entries (j < i) and column i's
-    // entries in later rows, from fixed blocks of rows added in order.
-    let low: &mut [f64] = low;
-    let parts: Vec<Vec<f64>> = (0..n.div_ceil(SUM_BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            crate::interrupt::checkpoint();
-            let (i0, i1) = (b * SUM_BLOCK, ((b + 1) * SUM_BLOCK).min(n));
-            let mut r = vec![0.0; i1];
-            for i in i0..i1 {
-                let row = &low[tri(i)..tri(i + 1)];
-                r[i] += row.iter().sum::<f64>();
-                for (t, d) in r[..i].iter_mut().zip(row) {
-                    *t += d;
-                }
-            }
-            r
+            distance::dcor_distances::<true>(&rows, &panels, i0, i1, seg, fma)
         })
         .collect();
-    let mut mu = vec![0.0; n];
-    for p in &parts {
-        mu.iter_mut().zip(p).for_each(|(t, v)| *t += v);
-    }
+    parts.reverse();
+    drop(panels);
+    // Row means of the full symmetric matrix: row i's packed entries (j < i), then column i's
+    // entries in the later blocks, added block by block in order.
     let nf = n as f64;
-    mu.iter_mut().for_each(|t| *t /= nf);
-    let g = mu.iter().sum::<f64>() / nf;
-    let s2 = std::f64::consts::SQRT_2;
-    packed_segments(low, n)
-        .into_par_iter()
-        .for_each(|((i0, i1), seg)| {
-            crate::interrupt::checkpoint();
-            let base = tri(i0);
-            for i in i0..i1 {
-                let ci = g - mu[i];
-                for (d, &mj) in seg[tri(i) - base..tri(i + 1) - base].iter_mut().zip(&mu) {
-                    *d = s2 * (*d - mj + ci);
+    let mut mu: Vec<f64> = parts.iter().flat_map(|b| b.rows.iter().copied()).collect();
+    mu.par_chunks_mut(SUM_CHUNK)
+        .enumerate()
+        .for_each(|(c, out)| {
+            let j0 = c * SUM_CHUNK;
+            for b in &parts {
+                if let Some(col) = b.cols.get(j0..) {
+                    out.iter_mut().zip(col).for_each(|(t, v)| *t += v);
                 }
             }
+            out.iter_mut().for_each(|t| *t /= nf);
         });
+    drop(parts);
+    let g = mu.iter().sum::<f64>() / nf;
+    let s2 = std::f64::consts::SQRT_2;
+    let mut squares: Vec<f64> = packed_segments(low, n)
+        .into_par_iter()
+        .rev()
+        .map(|((i0, i1), seg)| {
+            crate::interrupt::checkpoint();
+            let base = tri(i0);
+            let mut total = 0.0;
+            for i in i0..i1 {
+                let ci = g - mu[i];
+                let row = &mut seg[tri(i) - base..tri(i + 1) - base];
+                let (cr, tr) = row.as_chunks_mut::<LANES>();
+                let (cm, tm) = mu[..i].as_chunks::<LANES>();
+                let mut q = [0.0f64; LANES];
+                for (d, mj) in cr.iter_mut().zip(cm) {
+                    for l in 0..LANES {
+                        d[l] = s2 * (d[l] - mj[l] + ci);
+                        q[l] += d[l] * d[l];
+                    }
+                }
+                let mut tail = 0.0;
+                for (d, &mj) in tr.iter_mut().zip(tm) {
+                    *d = s2 * (*d - mj + ci);
+                    tail += *d * *d;
+                }
+                total += ((q[0] + q[2]) + (q[1] + q[3])) + tail;
+            }
+            total
+        })
+        .collect();
+    squares.reverse();
+    let mut ss = squares.iter().sum::<f64>();
     for (d, &mi) in diag.iter_mut().zip(&mu) {
         *d = g - 2.0 * mi;
+        ss += *d * *d;
     }
-    Ok(standardise(&mut v, false).then_some(v))
+    if !(SS_LOW..=SS_HIGH).contains(&ss) {
+        return Ok(standardise(&mut v, false).then_some(v));
+    }
+    let norm = ss.sqrt();
+    v.par_chunks_mut(CHUNK)
+        .for_each(|c| c.iter_mut().for_each(|x| *x /= norm));
+    Ok(Some(v))
 }
+
+/// Entries per task when the column parts of the row sums are added.
+const SUM_CHUNK: usize = 4096;
 
 // ------------------------------------------------------------------------------ products
 
@@ -538,19 +571,34 @@ mod tests {
 
     #[test]
     fn dcor_vector_is_the_unit_double_centred_matrix() {
-        let n = 40;
-        let x = pseudo(n, 3, 4);
-        let v = dcor_prepare(Input::F64(x.view())).unwrap().unwrap();
-        let d = naive_distances(x.view());
-        let r: Vec<f64> = (0..n).map(|i| d.row(i).sum() / n as f64).collect();
-        let g = r.iter().sum::<f64>() / n as f64;
-        let a = ndarray::Array2::from_shape_fn((n, n), |(i, j)| d[[i, j]] - r[i] - r[j] + g);
-        let norm = a.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for i in 0..n {
-            assert!((v[tri(n) + i] - a[[i, i]] / norm).abs() < 1e-14);
-            for j in 0..i {
-                let want = 2f64.sqrt() * a[[i, j]] / norm;
-                assert!((v[tri(i) + j] - want).abs() < 1e-14);
+        // p = 300: the distance chains cross a chunk of features; n = 131: several row blocks.
+        for &(n, p) in &[(40usize, 3usize), (131, 300), (2, 1)] {
+            let x = pseudo(n, p, 4 + p as u64).mapv(|v| v + 2.0);
+            let v = dcor_prepare(Input::F64(x.view())).unwrap().unwrap();
+            let d = naive_distances(x.view());
+            let r: Vec<f64> = (0..n).map(|i| d.row(i).sum() / n as f64).collect();
+            let g = r.iter().sum::<f64>() / n as f64;
+            let a = ndarray::Array2::from_shape_fn((n, n), |(i, j)| d[[i, j]] - r[i] - r[j] + g);
+            let norm = a.iter().map(|v| v * v).sum::<f64>().sqrt();
+            for i in 0..n {
+                assert!((v[tri(n) + i] - a[[i, i]] / norm).abs() < 1e-14);
+                for j in 0..i {
+                    let want = 2f64.sqrt() * a[[i, j]] / norm;
+                    assert!((v[tri(i) + j] - want).abs() < 1e-14, "n={n} p={p}");
+                }
+            }
+            // Magnitudes whose sum of squares leaves the safe range take the rescaled route;
+            // the unit vector is scale-invariant (the scales are powers of two: exact).
+            for scale in [2f64.powi(-470), 2f64.powi(470)] {
+                let s = dcor_prepare(Input::F64(x.mapv(|t| t * scale).view()))
+                    .unwrap()
+                    .unwrap();
+                let worst = s
+                    .iter()
+                    .zip(&v)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(worst < 1e-15, "scale {scale}: {worst}");
             }
         }
         let same = ndarray::Array2::<f64>::from_elem((5, 2), 0.5);
