@@ -137,6 +137,9 @@ class Feed:
         else:
             self.acc = LayerAccumulator(measure, **params)
             self.acc._workers = check_number("workers", workers, low=1, integer=True)
+            # the accumulator is ours alone: an update may reuse the arrays of the state it
+            # replaces (the large arrays then stay out of the heap, see _Moments.blank)
+            self.acc._recycle = block is not None
         self.estimator = estimator
 
     def push(
