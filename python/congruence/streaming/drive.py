@@ -33,7 +33,7 @@ from congruence.io import (
 from congruence.results import LayerComparison, find_layer, layer_set, same_rows
 from congruence.streaming.exact import LayerAccumulator
 from congruence.streaming.minibatch import MinibatchCKA, Regroup, batch_bounds
-from congruence.streaming.moments import _centred_rows, _mapped, batch_layers
+from congruence.streaming.moments import _centred_rows, batch_layers
 
 __all__ = ["Feed", "streams", "stream_layers"]
 
@@ -203,9 +203,7 @@ class Feed:
         if stage is None or rows + m > stage.shape[0]:
             width = sum(x.shape[1] for x in arrays)
             # doubling up to the block's rows (the bytes limit may flush before)
-            # in pages of its own: kept for the whole run, it would otherwise sit in the heap
-            # among a model driver's forward passes (see _Moments.blank)
-            grown = _mapped(max(rows + m, min(self._block or 0, 2 * (rows + m))), width)
+            grown = np.empty((max(rows + m, min(self._block or 0, 2 * (rows + m))), width))
             if stage is not None and rows:
                 grown[:rows] = stage[:rows]
             self._stage = stage = grown
