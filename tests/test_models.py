@@ -96,6 +96,44 @@ def test_exact_blocks_of_forward_batches_and_threads(two_cnns, monkeypatch, debi
     np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-10)
 
 
+class _Twice(torch.nn.Module):
+    """A block whose Linear runs twice per forward pass (a reused module), then a ReLU."""
+
+    def __init__(self, seed):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.lin = torch.nn.Linear(4, 4)
+        self.act = torch.nn.ReLU()
+
+    def forward(self, x):
+        h = self.conv(x).mean(dim=(2, 3))
+        return self.act(self.lin(self.lin(h)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_exact_path_reuses_its_buffers(dtype):
+    # the exact estimator writes each batch's pooled activations into buffers kept from
+    # batch to batch: batches that grow and shrink, a module that runs twice (each call its
+    # own buffer) and half-precision models (converted on copy) give compare_layers' value
+    # on what extract returns (which keeps every batch in its own memory)
+    x = digits(120)[0].to(dtype)
+    sizes = [5, 40, 17, 58]
+    batches = [x[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(len(sizes))]
+    a, b = cnn(0).to(dtype), _Twice(1).to(dtype)
+    la, lb = ["0", "4", "7"], ["conv", "lin", "act"]
+    for model in (a, b):
+        model.eval()
+    kw = dict(pooling="mean", reuse="stack")
+    got = cg.compare_models(a, b, batches, la, lb, **kw)
+    want = cg.compare_layers(
+        _f64(cg.extract(a, batches, la, **kw)), _f64(cg.extract(b, batches, lb, **kw))
+    )
+    assert got.rows == tuple(la) and got.cols == tuple(lb)
+    np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-10)
+    assert hooks_left(a) == hooks_left(b) == 0
+
+
 def test_minibatch_estimator_regroups_forward_batches(two_cnns):
     a, b, loader, acts_a, acts_b = two_cnns  # forward batches of 48 rows, n = 160
     for size in (32, 50, 200, None):

@@ -414,6 +414,34 @@ def test_feed_blocks_equal_compare_layers(debiased):
         Feed("cka", block=0)
 
 
+@pytest.mark.parametrize("debiased", [False, True])
+@pytest.mark.parametrize("cross", [True, False])
+def test_feed_reuses_the_replaced_state_bit_for_bit(debiased, cross):
+    # Feed(block=) lets its accumulator write each update's products into the arrays of the
+    # state that the previous update replaced: the same bits as a LayerAccumulator fed the
+    # same blocks, whose states are all fresh; the two arrays alternate
+    from congruence.streaming.drive import Feed
+
+    a, b = _model(120, 5), _model(120, 6, widths=(3, 4))
+    b = b if cross else None
+    feed = Feed("cka", {"debiased": debiased}, block=20, workers=2)
+    plain = cg.LayerAccumulator("cka", debiased=debiased)
+    ids = []
+    for s in range(0, 120, 20):
+        part_a = {k: v[s : s + 20] for k, v in a.items()}
+        part_b = None if b is None else {k: v[s : s + 20] for k, v in b.items()}
+        feed.push(part_a, part_b)
+        plain.update(part_a, part_b)
+        state = feed.acc._state
+        ids.append(id(state.caa if state.layout.full else state.cab))
+        assert (getattr(feed.acc, "_spare", None) is not None) == (s > 0)
+    assert len(set(ids)) == 2 and ids[0] == ids[2] == ids[4]
+    for mine, theirs in zip(feed.acc._state.matrices(), plain._state.matrices()):
+        np.testing.assert_array_equal(mine[0], theirs[0])
+    np.testing.assert_array_equal(feed.result().values, plain.result().values)
+    assert "_spare" not in feed.acc.__getstate__()
+
+
 def test_feed_blocks_check_every_block():
     # Feed(block=k) copies the rows into one float64 buffer as they arrive and checks a
     # later block by its shapes only: NaN and inf are still found (at the update, with the

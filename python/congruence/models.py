@@ -245,6 +245,10 @@ def compare_models(
             check_first()
             feed.push(*split(results))
 
+        if estimator == "exact":  # Feed(block=) copies every batch into its staging buffer
+            for t in taps:
+                t.recycle = True
+
         ct._drive(taps, data, consume, **drive)
         with ct._one_blas_thread():  # the last block as the others: results do not
             return feed.result()  # depend on the thread count

@@ -25,6 +25,7 @@ Guarantees
 from __future__ import annotations
 
 import itertools
+import mmap
 import os
 import re
 import struct
@@ -224,7 +225,14 @@ def _select(out: Any, output: Any, label: str, torch: Any) -> Any:
     return picked
 
 
-def _pool_tensor(t: Any, policy: Optional[str], mask: Any, name: str, torch: Any) -> Any:
+def _pool_tensor(
+    t: Any,
+    policy: Optional[str],
+    mask: Any,
+    name: str,
+    torch: Any,
+    buffer: Optional[Callable[[int, int], tuple]] = None,
+) -> Any:
     r"""The torch twin of :func:`congruence.pool` for the common cases, or ``None``.
 
     For a floating tensor on a real device: 1-D ``(n,)`` and 2-D ``(n, p)`` activations are
@@ -239,20 +247,37 @@ def _pool_tensor(t: Any, policy: Optional[str], mask: Any, name: str, torch: Any
     Both paths give the float32 of the same float64 mean; they may differ only when float64
     round-off of a differently ordered sum crosses a float32 rounding boundary (one unit in
     the last place, in rare entries).
+
+    With ``buffer``, a function ``buffer(rows, cols) -> (array, tensor)`` giving a float32
+    C-ordered ``(rows, cols)`` array and a tensor sharing its memory, the result is written
+    there and the array returned (the same values): a caller that consumes each batch's
+    activations before the next forward pass reuses one buffer per layer, so no allocation
+    made during a forward pass outlives it (long-lived ones, interleaved with the model's
+    large activations, fragment the heap: glibc then grows and trims it on every batch).
     """
     if not t.is_floating_point() or t.is_complex() or t.device.type == "meta" or not t.numel():
         return None
     f32, f64 = torch.float32, torch.float64
     if t.dim() in (1, 2):
         # a copy: the model may still change its output in place (ReLU(inplace=True))
-        return t.reshape(t.shape[0], -1).to(
-            device="cpu", dtype=f32, copy=True, memory_format=torch.contiguous_format
-        )
+        flat = t.reshape(t.shape[0], -1)
+        if buffer is not None:
+            array, view = buffer(flat.shape[0], flat.shape[1])
+            if flat.dtype == f32 and flat.device.type == "cpu" and not flat.is_neg():
+                np.copyto(array, flat.numpy())  # NumPy's copy: no dispatch, no thread team
+            else:
+                view.copy_(flat)
+            return array
+        return flat.to(device="cpu", dtype=f32, copy=True, memory_format=torch.contiguous_format)
     if t.dim() == 4 and policy == "mean":
         n, c, h, w = t.shape
         if t.dtype == f32 and t.device.type == "cpu" and t.is_contiguous():
-            means = _core.row_means_f32(t.view(n * c, h * w).numpy())
-            return torch.from_numpy(means.reshape(n, c))
+            means = _core.row_means_f32(t.view(n * c, h * w).numpy()).reshape(n, c)
+            if buffer is not None:
+                array = buffer(n, c)[0]
+                array[...] = means
+                return array
+            return torch.from_numpy(means)
         if t.is_contiguous():  # one contiguous run per channel: the faster reduction
             out = torch.sum(t.view(n, c, h * w), dim=2, dtype=f64).div_(h * w)
         else:
@@ -274,7 +299,22 @@ def _pool_tensor(t: Any, policy: Optional[str], mask: Any, name: str, torch: Any
             out = torch.where(m[:, :, None], t, float("-inf")).amax(dim=1)
     else:
         return None
+    if buffer is not None:
+        array, view = buffer(out.shape[0], out.shape[1])
+        view.copy_(out)
+        return array
     return out.to(device="cpu", dtype=f32).contiguous()
+
+
+def _mapped_array(rows: int, cols: int) -> np.ndarray:
+    """An uninitialised float32 ``(rows, cols)`` array in pages of its own (an anonymous
+    memory map), outside the heap of ``malloc``: a buffer kept for a whole run, allocated
+    during the first forward pass, would otherwise sit among the model's activations and
+    fragment the heap for every later batch."""
+    size = max(rows * cols, 1) * 4
+    return np.frombuffer(mmap.mmap(-1, size), dtype=np.float32, count=rows * cols).reshape(
+        rows, cols
+    )
 
 
 def _as_array(x: Any) -> np.ndarray:
@@ -299,6 +339,10 @@ class _Tap:
         self.handles: list[Any] = []
         self.flags: list[tuple[Any, bool]] = []
         self.mask: Optional[np.ndarray] = None
+        #: pooled activations go into per-layer buffers kept from batch to batch (see
+        #: _pool_tensor): only for a consumer that copies each batch before the next one
+        self.recycle = False
+        self.buffers: dict[tuple[str, int], tuple[np.ndarray, Any]] = {}
         self.store: dict[str, list[Any]] = {}
         self.calls: dict[str, int] = {}
         self.first_calls: dict[str, int] = {}
@@ -345,8 +389,25 @@ class _Tap:
             return self.pooling.get(label)
         return self.pooling
 
-    def convert(self, label: str, t: Any) -> Any:
-        """Tensor -> pooled float32 (rows, features) array owned by us.
+    def _buffer(self, key: tuple[str, int]) -> Callable[[int, int], tuple]:
+        """``buffer(rows, cols)`` for :func:`_pool_tensor`: the kept buffer of ``key`` (a
+        label and a call of its module), grown when a batch has more rows than any before."""
+
+        def buffer(rows: int, cols: int) -> tuple:
+            kept = self.buffers.get(key)
+            if kept is None or kept[0].shape[0] < rows or kept[0].shape[1] != cols:
+                array = _mapped_array(rows, cols)
+                kept = (array, self.torch.from_numpy(array))
+                self.buffers[key] = kept
+            if kept[0].shape[0] == rows:
+                return kept
+            return kept[0][:rows], kept[1][:rows]
+
+        return buffer
+
+    def convert(self, label: str, t: Any, call: int = 1) -> Any:
+        """Tensor -> pooled float32 (rows, features) array owned by us (with ``recycle``, a
+        view of this layer's kept buffer, valid until the next batch).
 
         Floating tensors that :func:`_pool_tensor` handles stay in torch (a float32 CPU
         tensor, turned into an array by :func:`_as_array` after the forward pass, so no NumPy
@@ -354,7 +415,8 @@ class _Tap:
         """
         policy = self._policy(label)
         name = f"layer {label!r} of {self.where}"
-        fast = _pool_tensor(t.detach(), policy, self.mask, name, self.torch)
+        buffer = self._buffer((label, call)) if self.recycle else None
+        fast = _pool_tensor(t.detach(), policy, self.mask, name, self.torch, buffer)
         if fast is not None:
             return fast
         base = _to_numpy(t.detach(), name)
@@ -394,7 +456,7 @@ class _Tap:
                     )
                 if self.reuse == "first":
                     return None
-            a = self.convert(label, _select(out, self.output, label, self.torch))
+            a = self.convert(label, _select(out, self.output, label, self.torch), k)
             if self.reuse == "stack" and k > 1:
                 self.store[label].append(a)
             else:

@@ -97,7 +97,11 @@ class Feed:
         block); the value is the same (the exact estimator does not depend on the split into
         blocks) and the memory stays bounded. The rows are copied as they arrive into one
         float64 buffer, the layers side by side, kept from block to block: the update
-        centres it in place, with no per-block concatenation or allocation.
+        centres it in place, with no per-block concatenation or allocation. The accumulator
+        is then this Feed's alone, and each update writes its products into the matrices of
+        the state that the previous update replaced (two sets, each in pages of its own), so
+        no large array is allocated between the updates either: a model driver's forward
+        passes then find the heap as they left it (see :func:`congruence.compare_models`).
     workers : int
         Exact only: threads that share the matrix products of an update (for callers that
         keep BLAS on one thread); the result does not depend on it.
@@ -137,6 +141,9 @@ class Feed:
         else:
             self.acc = LayerAccumulator(measure, **params)
             self.acc._workers = check_number("workers", workers, low=1, integer=True)
+            # the accumulator is ours alone: an update may reuse the arrays of the state it
+            # replaces (the large arrays then stay out of the heap, see _Moments.blank)
+            self.acc._recycle = block is not None
         self.estimator = estimator
 
     def push(

@@ -328,6 +328,10 @@ class LayerAccumulator(_Locked):
         self._cols: tuple[str, ...] = ()
         #: threads sharing the products of a batch (set by the model driver; same result)
         self._workers = 1
+        #: with a single updating thread and no reader of the state meanwhile (the model
+        #: driver's private accumulator): the state replaced by an update is kept as
+        #: ``_spare``, whose arrays receive the next batch's products (see _Moments.blank)
+        self._recycle = False
         self._init_lock()
 
     @property
@@ -397,8 +401,14 @@ class LayerAccumulator(_Locked):
         self._check_batch(names_a, names_b, widths)
         # the products of the batch run outside the lock; only the combination is serialised
         lay = _Layout(widths, len(names_a), names_b is not None)
+        recycle = getattr(self, "_recycle", False)
+        spare = None
+        if recycle:
+            spare = self.__dict__.pop("_spare", None)
+            if spare is None or spare.layout.key() != lay.key():
+                spare = _Moments.blank(lay, self._debiased)
         batch = _Moments.from_centred(
-            lay, self._debiased, *block, workers=getattr(self, "_workers", 1)
+            lay, self._debiased, *block, workers=getattr(self, "_workers", 1), spare=spare
         )
         with self._lock:
             self._check_batch(names_a, names_b, widths)  # another thread may have begun
@@ -407,7 +417,10 @@ class LayerAccumulator(_Locked):
                 self._cols = tuple(names_b) if names_b is not None else tuple(names_a)
                 self._state = batch
             else:
-                self._state = self._state.combined(batch)
+                old = self._state
+                self._state = old.combined(batch)
+                if recycle and self._state is batch:
+                    self._spare = old
         return self
 
     def merge(self, other: "LayerAccumulator") -> "LayerAccumulator":

@@ -81,6 +81,7 @@ itself (``nan`` when one is not positive, as :func:`congruence.cka`).
 from __future__ import annotations
 
 import copy
+import mmap
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -153,22 +154,33 @@ _THREADED_WORK = 1 << 24
 _CHUNK = 128
 
 
-def _products(pairs: list, workers: int) -> list:
+def _products(pairs: list, workers: int, outs: Optional[list] = None) -> list:
     """``[x.T @ y for x, y in pairs]`` (``x is y``: a symmetric product), computed on up to
     ``workers`` threads, the largest first. Each product is one NumPy call whichever thread
     runs it, so the results do not depend on ``workers``; more than one helps when BLAS runs
-    on one thread (as :func:`congruence.compare_models` keeps it beside PyTorch's threads)."""
+    on one thread (as :func:`congruence.compare_models` keeps it beside PyTorch's threads).
+    ``outs``: arrays to write the products into (the same BLAS calls, the same bits)."""
 
-    def product(pair: tuple) -> np.ndarray:
-        return pair[0].T @ pair[1]
+    def product(k: int) -> np.ndarray:
+        x, y = pairs[k]
+        return x.T @ y if outs is None else np.matmul(x.T, y, out=outs[k])
 
     work = sum(x.shape[0] * x.shape[1] * y.shape[1] for x, y in pairs)
     if workers <= 1 or len(pairs) < 2 or work < _THREADED_WORK:
-        return [product(p) for p in pairs]
+        return [product(k) for k in range(len(pairs))]
     order = sorted(range(len(pairs)), key=lambda k: -pairs[k][0].shape[1] * pairs[k][1].shape[1])
     ex = _pool(min(workers, len(pairs)))
-    futures = {k: ex.submit(product, pairs[k]) for k in order}
+    futures = {k: ex.submit(product, k) for k in order}
     return [futures[k].result() for k in range(len(pairs))]
+
+
+def _mapped(rows: int, cols: int) -> np.ndarray:
+    """An uninitialised float64 ``(rows, cols)`` array in pages of its own (an anonymous
+    memory map, outside the heap of ``malloc``)."""
+    count = rows * cols
+    return np.frombuffer(mmap.mmap(-1, max(count, 1) * 8), dtype=np.float64, count=count).reshape(
+        rows, cols
+    )
 
 
 _POOL: list = []
@@ -313,12 +325,15 @@ class _Moments:
         lo: np.ndarray,
         hi: np.ndarray,
         workers: int = 1,
+        spare: Optional["_Moments"] = None,
     ):
         """The state of a batch from :func:`_centred_block`'s ``(Z, mu, c, exact, lo, hi)``.
 
         The means are ``mu + c``; if not ``exact``, ``Z`` still has column means ``c`` and
         the products are corrected by ``- m c c^T`` (biased estimator only). ``workers``
         threads share the products of the layer pairs (the result is the same bits).
+        ``spare``: a state of the same layout that is no longer used, whose co-moment
+        matrices receive the products (the same values; no new large arrays).
         """
         st = cls.__new__(cls)
         st.layout, st.debiased = layout, debiased
@@ -326,14 +341,37 @@ class _Moments:
         st.n, st.shift, st.mean = m, mu, c
         st.lo, st.hi = lo, hi
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
-            st._fill(Z, c, exact, m, workers)
+            st._fill(Z, c, exact, m, workers, spare)
         st._check_finite()
         return st
 
-    def _fill(self, Z: np.ndarray, c: np.ndarray, exact: bool, m: int, workers: int = 1) -> None:
+    @classmethod
+    def blank(cls, layout: _Layout, debiased: bool) -> "_Moments":
+        """A spare for :meth:`from_centred`: co-moment matrices of ``layout``, uninitialised,
+        each in pages of its own (:func:`_mapped`), so that a caller alternating between
+        two states keeps the large arrays out of the heap (see
+        :class:`congruence.streaming.drive.Feed`)."""
+        st = cls.__new__(cls)
+        st.layout, st.debiased = layout, debiased
+        if layout.full:
+            st.caa = _mapped(layout.P, layout.P)
+        else:
+            st.selfs = [_mapped(p, p) for p in layout.widths]
+            st.cab = _mapped(layout.PA, layout.P - layout.PA)
+        return st
+
+    def _fill(
+        self,
+        Z: np.ndarray,
+        c: np.ndarray,
+        exact: bool,
+        m: int,
+        workers: int = 1,
+        spare: Optional["_Moments"] = None,
+    ) -> None:
         st, layout, debiased = self, self.layout, self.debiased
         if layout.full:
-            st.caa = Z.T @ Z
+            st.caa = Z.T @ Z if spare is None else np.matmul(Z.T, Z, out=spare.caa)
         else:
             # fixed tasks: each layer with itself, and the cross block in row chunks of at
             # most _CHUNK rows (equal sizes); every task is one BLAS call, whoever runs it, so
@@ -343,9 +381,12 @@ class _Moments:
             k = -(-layout.PA // _CHUNK)
             cuts = [layout.PA * i // k for i in range(k + 1)]
             pairs += [(Z[:, cuts[i] : cuts[i + 1]], zb) for i in range(k)]
-            done = _products(pairs, workers)
+            outs = None
+            if spare is not None:
+                outs = list(spare.selfs) + [spare.cab[cuts[i] : cuts[i + 1]] for i in range(k)]
+            done = _products(pairs, workers, outs)
             st.selfs = done[: layout.L]
-            st.cab = np.concatenate(done[layout.L :], axis=0)
+            st.cab = np.concatenate(done[layout.L :], axis=0) if spare is None else spare.cab
         if not exact:
             if debiased:  # pragma: no cover - the debiased path always centres exactly
                 raise AssertionError("the debiased state needs exactly centred rows")
@@ -570,6 +611,7 @@ class _Locked:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_lock", None)
+        state.pop("_spare", None)  # scratch arrays of Feed's accumulator, no state
         return state
 
     def __setstate__(self, state: dict) -> None:
