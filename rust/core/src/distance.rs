@@ -1363,7 +1363,7 @@ fn rank_core(v: &mut [f64]) -> u128 {
     });
     let mut starts = crate::memory::vec(nb + 1, 0usize, what, RSA_ALTERNATIVE);
     {
-        let cp = SyncUsize(counts.as_mut_ptr());
+        let cp = SyncPtr(counts.as_mut_ptr());
         starts[1..]
             .par_chunks_mut(1024)
             .enumerate()
@@ -1392,7 +1392,7 @@ fn rank_core(v: &mut [f64]) -> u128 {
         m * std::mem::size_of::<Keyed>(),
     );
     {
-        let dst = SyncPairs(keyed.as_mut_ptr());
+        let dst = SyncPtr(keyed.as_mut_ptr());
         let vv: &[f64] = v;
         let starts = &starts;
         counts
@@ -1414,7 +1414,7 @@ fn rank_core(v: &mut [f64]) -> u128 {
     }
     drop(counts);
     let out = SyncPtr(v.as_mut_ptr());
-    let src = SyncPairs(keyed.as_mut_ptr());
+    let src = SyncPtr(keyed.as_mut_ptr());
     let starts = &starts;
     let ties: u128 = (0..nb)
         .into_par_iter()
@@ -1489,38 +1489,6 @@ pub fn rank_standardised(v: &mut [f64]) -> bool {
     v.par_chunks_mut(CHUNK)
         .for_each(|c| c.iter_mut().for_each(|x| *x = (2.0 * *x - shift) / norm));
     true
-}
-
-/// A pointer to the (value, index) pairs of a ranking, shared by tasks that touch disjoint
-/// parts.
-#[derive(Clone, Copy)]
-struct SyncPairs(*mut Keyed);
-// SAFETY: only used where each element is written by one task and never read concurrently.
-unsafe impl Send for SyncPairs {}
-unsafe impl Sync for SyncPairs {}
-
-impl SyncPairs {
-    /// The pointer to pair `i` (a method, so that closures capture the whole wrapper).
-    fn at(self, i: usize) -> *mut Keyed {
-        // SAFETY (of the callers): `i` is inside the buffer.
-        self.0.wrapping_add(i)
-    }
-}
-
-/// A pointer to the per-chunk histograms of a ranking, shared by tasks that touch disjoint
-/// buckets.
-#[derive(Clone, Copy)]
-struct SyncUsize(*mut usize);
-// SAFETY: as for `SyncPairs`.
-unsafe impl Send for SyncUsize {}
-unsafe impl Sync for SyncUsize {}
-
-impl SyncUsize {
-    /// The pointer to element `i` (a method, so that closures capture the whole wrapper).
-    fn at(self, i: usize) -> *mut usize {
-        // SAFETY (of the callers): `i` is inside the histograms.
-        self.0.wrapping_add(i)
-    }
 }
 
 /// Deterministic parallel sum of `f(i)` over `0..len` in fixed chunks.

@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(tile_side(5000, 1000), 96);
         for l in [1usize, 2, 8, 24, 100] {
             let t = tile_side(100_000, l);
-            assert!(t % 48 == 0 && (l * t * t <= TILE_VALUES || t == 96));
+            assert!(t.is_multiple_of(48) && (l * t * t <= TILE_VALUES || t == 96));
         }
     }
 
@@ -453,7 +453,7 @@ mod tests {
             (480, 9),
         ] {
             let r = task_rows(t, l);
-            assert!(r % 48 == 0 && r >= 48);
+            assert!(r.is_multiple_of(48) && r >= 48);
             assert!(t.div_ceil(r) * l >= 16.min(l * t.div_ceil(48)), "{t} {l}");
         }
     }

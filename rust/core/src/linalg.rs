@@ -560,11 +560,24 @@ pub fn at_a_lower<T: Real>(a: &Array2<T>) -> Array2<f64> {
 }
 
 /// A raw pointer that may cross threads; users guarantee disjoint writes.
-#[derive(Clone, Copy)]
-pub(crate) struct SyncPtr(pub *mut f64);
+pub(crate) struct SyncPtr<T = f64>(pub *mut T);
+impl<T> Clone for SyncPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SyncPtr<T> {}
 // SAFETY: only used where each element is written by one task and never read concurrently.
-unsafe impl Send for SyncPtr {}
-unsafe impl Sync for SyncPtr {}
+unsafe impl<T> Send for SyncPtr<T> {}
+unsafe impl<T> Sync for SyncPtr<T> {}
+
+impl<T> SyncPtr<T> {
+    /// The pointer to element `i` (a method, so that closures capture the whole wrapper).
+    pub(crate) fn at(self, i: usize) -> *mut T {
+        // SAFETY (of the callers): `i` is inside the buffer.
+        self.0.wrapping_add(i)
+    }
+}
 
 /// Copy the strict lower triangle onto the strict upper triangle, in place, tile by tile.
 pub fn mirror_lower(a: &mut Array2<f64>) {
