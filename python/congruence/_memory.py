@@ -23,11 +23,14 @@ True
 
 from __future__ import annotations
 
+import mmap
 from typing import Optional
+
+import numpy as np
 
 from . import _core
 
-__all__ = ["memory_budget", "check_fits"]
+__all__ = ["memory_budget", "check_fits", "mapped_array"]
 
 
 def memory_budget() -> Optional[int]:
@@ -43,3 +46,15 @@ def check_fits(nbytes: float, what: str, alternative: str) -> None:
     message gives the size in GB and in bytes, the budget, and the alternative.
     """
     _core.check_fits(float(nbytes), what, alternative, memory_budget())
+
+
+def mapped_array(rows: int, cols: int, dtype: type = np.float64) -> np.ndarray:
+    """An uninitialised C-ordered ``(rows, cols)`` array in pages of its own (an anonymous
+    memory map, outside the heap of ``malloc``).
+
+    For buffers kept from batch to batch while a model runs: allocated on the heap among the
+    model's activations, they would fragment it, and glibc would then grow and trim the heap
+    on every batch (page faults in every forward pass)."""
+    count = rows * cols
+    size = max(count, 1) * np.dtype(dtype).itemsize
+    return np.frombuffer(mmap.mmap(-1, size), dtype=dtype, count=count).reshape(rows, cols)

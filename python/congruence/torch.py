@@ -25,7 +25,6 @@ Guarantees
 from __future__ import annotations
 
 import itertools
-import mmap
 import os
 import re
 import struct
@@ -35,7 +34,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from congruence import _core
-from congruence._memory import check_fits
+from congruence._memory import check_fits, mapped_array
 from congruence._progress import Progress
 from congruence._validation import _to_numpy, check_bool, check_choice, check_number
 from congruence.errors import LayerNotFoundError
@@ -306,17 +305,6 @@ def _pool_tensor(
     return out.to(device="cpu", dtype=f32).contiguous()
 
 
-def _mapped_array(rows: int, cols: int) -> np.ndarray:
-    """An uninitialised float32 ``(rows, cols)`` array in pages of its own (an anonymous
-    memory map), outside the heap of ``malloc``: a buffer kept for a whole run, allocated
-    during the first forward pass, would otherwise sit among the model's activations and
-    fragment the heap for every later batch."""
-    size = max(rows * cols, 1) * 4
-    return np.frombuffer(mmap.mmap(-1, size), dtype=np.float32, count=rows * cols).reshape(
-        rows, cols
-    )
-
-
 def _as_array(x: Any) -> np.ndarray:
     """A pooled activation as a NumPy array (a tensor of :func:`_pool_tensor` is shared)."""
     return x if isinstance(x, np.ndarray) else x.numpy()
@@ -396,7 +384,7 @@ class _Tap:
         def buffer(rows: int, cols: int) -> tuple:
             kept = self.buffers.get(key)
             if kept is None or kept[0].shape[0] < rows or kept[0].shape[1] != cols:
-                array = _mapped_array(rows, cols)
+                array = mapped_array(rows, cols, np.float32)
                 kept = (array, self.torch.from_numpy(array))
                 self.buffers[key] = kept
             if kept[0].shape[0] == rows:

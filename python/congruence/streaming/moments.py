@@ -81,7 +81,6 @@ itself (``nan`` when one is not positive, as :func:`congruence.cka`).
 from __future__ import annotations
 
 import copy
-import mmap
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +88,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from congruence._memory import mapped_array
 from congruence._validation import as_matrix, constant_columns
 from congruence.errors import warn_degenerate
 from congruence.results import layer_not_found, layer_set, same_rows
@@ -172,15 +172,6 @@ def _products(pairs: list, workers: int, outs: Optional[list] = None) -> list:
     ex = _pool(min(workers, len(pairs)))
     futures = {k: ex.submit(product, k) for k in order}
     return [futures[k].result() for k in range(len(pairs))]
-
-
-def _mapped(rows: int, cols: int) -> np.ndarray:
-    """An uninitialised float64 ``(rows, cols)`` array in pages of its own (an anonymous
-    memory map, outside the heap of ``malloc``)."""
-    count = rows * cols
-    return np.frombuffer(mmap.mmap(-1, max(count, 1) * 8), dtype=np.float64, count=count).reshape(
-        rows, cols
-    )
 
 
 _POOL: list = []
@@ -348,16 +339,16 @@ class _Moments:
     @classmethod
     def blank(cls, layout: _Layout, debiased: bool) -> "_Moments":
         """A spare for :meth:`from_centred`: co-moment matrices of ``layout``, uninitialised,
-        each in pages of its own (:func:`_mapped`), so that a caller alternating between
+        each in pages of its own (:func:`congruence._memory.mapped_array`), so that a caller alternating between
         two states keeps the large arrays out of the heap (see
         :class:`congruence.streaming.drive.Feed`)."""
         st = cls.__new__(cls)
         st.layout, st.debiased = layout, debiased
         if layout.full:
-            st.caa = _mapped(layout.P, layout.P)
+            st.caa = mapped_array(layout.P, layout.P)
         else:
-            st.selfs = [_mapped(p, p) for p in layout.widths]
-            st.cab = _mapped(layout.PA, layout.P - layout.PA)
+            st.selfs = [mapped_array(p, p) for p in layout.widths]
+            st.cab = mapped_array(layout.PA, layout.P - layout.PA)
         return st
 
     def _fill(
