@@ -448,6 +448,54 @@ def test_identical_rows_give_nan_with_a_warning(name):
         assert math.isnan(cg.knn_jaccard(np.ones((100, 4)), Y, k=5))
 
 
+def _ref_all_ties(a: np.ndarray) -> bool:
+    """Every cosine distance between the rows of ``a`` is 0 or 1, from the definition: the
+    non-zero rows, each over its Euclidean norm (math.fsum), are one vector up to 1e-12."""
+    rows = [[float(v) for v in r] for r in np.asarray(a, dtype=np.float64)]
+    units = []
+    for r in rows:
+        m = max(abs(v) for v in r)
+        if m > 0.0:
+            r = [v / m for v in r]
+            norm = math.sqrt(math.fsum(v * v for v in r))
+            units.append([v / norm for v in r])
+    return len(units) <= 1 or all(
+        max(abs(x - y) for x, y in zip(u, units[0])) <= 1e-12 for u in units
+    )
+
+
+def test_tie_check_of_the_neighbour_family_matches_the_definition_past_its_first_rows():
+    """The check looks at the first rows first; rows that tie there but not further down, a
+    single non-zero row among them, or leading zero rows, must still get the full answer."""
+    from congruence.measures.neighbors import _PROBE_ROWS, _identical_rows
+
+    rng = np.random.default_rng(18)
+    n, p, h = 50, 5, _PROBE_ROWS
+    v = rng.standard_normal(p)
+    cases = {
+        "random": rng.standard_normal((n, p)),
+        "ties in the first rows only": np.vstack(
+            [np.tile(v, (h, 1)), rng.standard_normal((n - h, p))]
+        ),
+        "multiples in the first rows, one row apart at the end": np.vstack(
+            [np.outer(rng.uniform(1, 2, n - 1), v), [v + 1e-3]]
+        ),
+        "one non-zero row first, then others": np.vstack(
+            [v, np.zeros((h - 1, p)), rng.standard_normal((n - h, p))]
+        ),
+        "leading zero rows, then multiples": np.vstack(
+            [np.zeros((h + 2, p)), np.outer(2.0 ** rng.integers(-5, 5, n - h - 2), v)]
+        ),
+        "leading zero rows, then one row": np.vstack([np.zeros((n - 1, p)), [v]]),
+        "identical rows": np.tile(v, (n, 1)),
+        "two directions, alternating": np.vstack([v, -v] * (n // 2)),
+    }
+    for why, a in cases.items():
+        for dt in (np.float64, np.float32):
+            x = a.astype(dt)
+            assert (_identical_rows(x) is not None) == _ref_all_ties(x), (why, dt)
+
+
 def test_partially_duplicated_rows_are_defined_or_warned():
     rng = np.random.default_rng(17)
     n, k = 40, 4
