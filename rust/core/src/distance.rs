@@ -579,25 +579,42 @@ const PANEL_RUN_BYTES: usize = 1 << 18;
 
 /// The rows of `x` laid out for [`dcor_distances`]: panel `q` holds rows `q PANEL ..
 /// (q + 1) PANEL` feature-major (`p x PANEL`, row `k` the `k`-th feature of the panel's rows),
-/// zero past row `n`. Built in parallel, one task per group of panels.
+/// zero past row `n`. Built in parallel, one task per group of panels, into memory that is not
+/// zeroed first (a zeroed allocation of this size is a serial fill by the allocator: 1 ms of a
+/// 27 ms distance correlation at n = 3000 on 2 threads).
 pub(crate) fn pack_panels(rows: &Rows) -> Vec<f64> {
     let (n, p) = (rows.n, rows.p);
     let x = rows.slice();
     let per = PANEL * p;
-    let mut out = vec![0.0; n.div_ceil(PANEL) * per];
-    out.par_chunks_mut(per * 16)
+    let len = n.div_ceil(PANEL) * per;
+    let mut out: Vec<f64> = crate::memory::with_capacity(
+        len,
+        "the packed rows of a distance matrix",
+        "subsample the rows",
+    );
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(per * 16)
         .enumerate()
         .for_each(|(c, chunk)| {
             for (q, panel) in chunk.chunks_mut(per).enumerate() {
                 let j0 = (c * 16 + q) * PANEL;
-                for w in 0..PANEL.min(n - j0) {
+                let live = PANEL.min(n - j0);
+                for w in 0..live {
                     let row = &x[(j0 + w) * p..(j0 + w + 1) * p];
                     for (k, &v) in row.iter().enumerate() {
-                        panel[k * PANEL + w] = v;
+                        panel[k * PANEL + w].write(v);
+                    }
+                }
+                for k in 0..p {
+                    for slot in &mut panel[k * PANEL + live..(k + 1) * PANEL] {
+                        slot.write(0.0);
                     }
                 }
             }
         });
+    // SAFETY: the tasks wrote every one of the `len` values: each panel's `live` rows and,
+    // past them, its zero rows (the chunks cover `out[..len]`, the panels each chunk).
+    unsafe { out.set_len(len) };
     out
 }
 
