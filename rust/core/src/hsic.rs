@@ -40,8 +40,7 @@ use crate::error::{CoreError, Result};
 use crate::gram;
 use crate::kernel::{self, PackedLower, Rows, TileKind};
 use crate::linalg::{self, Centred, Input, Real};
-use ndarray::{s, Array1, Array2, ArrayView2, Zip};
-use rayon::prelude::*;
+use ndarray::{s, Array1, Array2, ArrayView2};
 
 /// The kernel of the Gram matrices.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -193,8 +192,10 @@ struct Prepared {
     kind: Option<TileKind>,
     /// Squared distances kept from the median pass (RBF, when they fit the cache budget).
     cache: Option<PackedLower>,
-    /// `xc` rounded to float32, for the float32 Gram route.
-    x32: Option<Centred>,
+    /// The float32 Gram route: `xc` holds the float32 rounding of the float64 centred
+    /// features, which are not kept; these are their row sums of `Xc Xc^T` and their largest
+    /// magnitude (see [`linalg::normalised_f32`]).
+    f32_stats: Option<(Array1<f64>, f64)>,
 }
 
 impl Prepared {
@@ -210,11 +211,19 @@ impl Prepared {
 const CACHE_BUDGET: usize = 2 << 30;
 
 fn prepare(x: Input, spec: &Spec, route: Route, keep: bool, f32: bool) -> Prepared {
+    if f32 {
+        // The float32 Gram route (linear kernel): no float64 copy of the layer.
+        let p = linalg::normalised_f32(x);
+        return Prepared {
+            xc: Centred::F32(p.x32),
+            exp: p.exp,
+            sq: p.sq,
+            kind: Some(TileKind::Gram),
+            cache: None,
+            f32_stats: Some((p.row_sums, p.max_abs)),
+        };
+    }
     let (xc, exp) = Centred::normalised(x);
-    let x32 = match (&xc, f32) {
-        (Centred::F64(a), true) => Some(Centred::F32(Zip::from(a).par_map_collect(|&v| v as f32))),
-        _ => None,
-    };
     let sq = xc.sq_norms();
     let (kind, cache) = match (spec.kernel, route) {
         (Kernel::Rbf { sigma_frac }, _) => {
@@ -233,7 +242,7 @@ fn prepare(x: Input, spec: &Spec, route: Route, keep: bool, f32: bool) -> Prepar
         sq,
         kind,
         cache,
-        x32,
+        f32_stats: None,
     }
 }
 
@@ -394,7 +403,7 @@ fn inners(
             let p = all[k];
             (
                 Rows {
-                    xc: p.x32.as_ref().unwrap_or(&p.xc),
+                    xc: &p.xc,
                     sq: p.sq.as_slice().expect("contiguous"),
                     cache: p.cache.as_ref(),
                 },
@@ -416,10 +425,11 @@ fn inners(
             .iter()
             .map(|&k| {
                 let p = all[k];
-                let Centred::F64(x) = &p.xc else {
-                    unreachable!("layers are centred in float64")
+                let r = match (&p.f32_stats, &p.xc) {
+                    (Some((rows, _)), _) => rows.clone(),
+                    (None, Centred::F64(x)) => linalg::mat_vec(x, &linalg::col_sums(x)),
+                    (None, Centred::F32(_)) => unreachable!("float32 copies come with their sums"),
                 };
-                let r = linalg::mat_vec(x, &linalg::col_sums(x));
                 if unbiased {
                     r - &p.sq
                 } else {
@@ -811,18 +821,12 @@ const F32_TOL: f64 = 1e-6;
 /// the largest squared row norm and `m` the largest absolute entry of the (normalised,
 /// centred) features and `F = ||K||_F` (`raw = F^2`).
 fn f32_stats(p: &Prepared, raw: f64) -> (f64, f64) {
-    let Centred::F64(x) = &p.xc else {
-        unreachable!("layers are centred in float64")
+    let Some((_, m)) = p.f32_stats else {
+        unreachable!("the float32 route prepares its layers with their statistics")
     };
     let d = p.sq.iter().copied().fold(0.0, f64::max);
-    let m = x
-        .as_slice()
-        .expect("standard layout")
-        .par_iter()
-        .fold(|| 0.0f64, |m, v| m.max(v.abs()))
-        .reduce(|| 0.0, f64::max);
     let f = raw.max(0.0).sqrt();
-    ((x.ncols() as f64).sqrt() * d + 2.0 * m * f.sqrt(), f)
+    ((p.xc_cols() as f64).sqrt() * d + 2.0 * m * f.sqrt(), f)
 }
 
 /// Estimated rounding error of `P = <K, L>` computed from float32 tiles.

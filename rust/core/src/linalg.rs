@@ -145,13 +145,15 @@ fn exponent_above(r: f64) -> i32 {
     bits as i32 - 1022
 }
 
-fn centre_into<T: Real, U: Real>(
-    x: ArrayView2<T>,
-    mut out: ArrayViewMut2<U>,
-    normalise: bool,
-) -> i32 {
-    const ROWS: usize = 256;
-    assert_eq!(x.dim(), out.dim(), "centre_columns_into: shapes differ");
+/// Rows per task of the column passes (centring, column sums); fixed, so that the partial
+/// sums, added in block order, do not depend on the thread count.
+const COL_ROWS: usize = 256;
+
+/// The column means of `x` and the power-of-two factor of [`centre_into`]: `(mean, e, s1,
+/// s2)`, the centred value of `x_ij` being `(x_ij - mean_j) s1 s2` with `s1 s2 = 2^-e` (two
+/// exact steps, so that `e` may reach the whole float64 exponent range).
+fn centring<T: Real>(x: ArrayView2<T>, normalise: bool) -> (Vec<f64>, i32, f64, f64) {
+    const ROWS: usize = COL_ROWS;
     let (n, p) = x.dim();
     // Partial column sums, minima and maxima over fixed blocks of rows, combined in order.
     struct Part {
@@ -219,7 +221,16 @@ fn centre_into<T: Real, U: Real>(
     } else {
         0
     };
-    let (s1, s2) = (pow2(-e / 2), pow2(-(e - e / 2)));
+    (mean, e, pow2(-e / 2), pow2(-(e - e / 2)))
+}
+
+fn centre_into<T: Real, U: Real>(
+    x: ArrayView2<T>,
+    mut out: ArrayViewMut2<U>,
+    normalise: bool,
+) -> i32 {
+    assert_eq!(x.dim(), out.dim(), "centre_columns_into: shapes differ");
+    let (mean, e, s1, s2) = centring(x, normalise);
     Zip::from(out.rows_mut())
         .and(x.rows())
         .par_for_each(|mut o, r| {
@@ -238,6 +249,113 @@ fn centre_into<T: Real, U: Real>(
             }
         });
     e
+}
+
+/// One layer prepared for the float32 Gram route without a float64 copy of its centred
+/// features (half the memory and the writes): see [`normalised_f32`].
+pub struct NormalisedF32 {
+    /// The centred features times `2^-exp`, rounded to float32.
+    pub x32: Array2<f32>,
+    pub exp: i32,
+    /// Of the float64 centred features `Xc` (times `2^-exp`) that `x32` rounds: the squared row
+    /// norms, the row sums `Xc (Xc^T 1)` of `Xc Xc^T`, and the largest magnitude.
+    pub sq: Array1<f64>,
+    pub row_sums: Array1<f64>,
+    pub max_abs: f64,
+}
+
+/// [`Centred::normalised`] rounded to float32, with the float64 statistics of the float64
+/// values that the float32 Gram route needs, computed as those values are formed (each row
+/// of `Xc` is formed twice, in a row buffer, and never stored). `x32` has the same bits as
+/// rounding the float64 copy; the column sums are added in the order of [`col_sums`], and the
+/// norms and row sums are float64 dot products (in another order than [`row_sq_norms`] and
+/// [`mat_vec`]). All passes run over fixed blocks of rows, so nothing depends on the thread
+/// count.
+pub fn normalised_f32(x: Input) -> NormalisedF32 {
+    match x {
+        Input::F32(a) => normalised_f32_of(a),
+        Input::F64(a) => normalised_f32_of(a),
+    }
+}
+
+fn normalised_f32_of<T: Real>(x: ArrayView2<T>) -> NormalisedF32 {
+    let (n, p) = x.dim();
+    let (mean, exp, s1, s2) = centring(x, true);
+    let centred_row = |i: usize, buf: &mut [f64]| {
+        let row = x.row(i);
+        match row.as_slice() {
+            Some(r) => {
+                for ((o, v), m) in buf.iter_mut().zip(r).zip(&mean) {
+                    *o = (v.to_f64() - m) * s1 * s2;
+                }
+            }
+            None => {
+                for ((o, v), m) in buf.iter_mut().zip(row.iter()).zip(&mean) {
+                    *o = (v.to_f64() - m) * s1 * s2;
+                }
+            }
+        }
+    };
+    let mut x32 = Array2::<f32>::zeros((n, p));
+    let mut sq = Array1::<f64>::zeros(n);
+    // Pass 1, blocks of COL_ROWS rows: the float32 rows, the squared norms, the block's
+    // column sums (added row by row, as `col_sums`) and its largest magnitude.
+    let parts: Vec<(Array1<f64>, f64)> = x32
+        .axis_chunks_iter_mut(Axis(0), COL_ROWS)
+        .into_par_iter()
+        .zip(sq.axis_chunks_iter_mut(Axis(0), COL_ROWS))
+        .enumerate()
+        .map(|(b, (mut rows32, mut sqs))| {
+            let mut buf = vec![0.0; p];
+            let mut acc = vec![0.0; p];
+            // Column-wise largest magnitudes (element-wise, so the loop vectorises).
+            let mut top = vec![0.0f64; p];
+            for (r, (mut o, s)) in rows32
+                .rows_mut()
+                .into_iter()
+                .zip(sqs.iter_mut())
+                .enumerate()
+            {
+                centred_row(b * COL_ROWS + r, &mut buf);
+                let o = o.as_slice_mut().expect("standard layout");
+                for (((o, a), t), &v) in o.iter_mut().zip(&mut acc).zip(&mut top).zip(&buf) {
+                    *o = v as f32;
+                    *a += v;
+                    let m = v.abs();
+                    *t = if m > *t { m } else { *t };
+                }
+                *s = crate::simd::dot(&buf, &buf);
+            }
+            (Array1::from(acc), top.into_iter().fold(0.0, f64::max))
+        })
+        .collect();
+    let mut sums = Array1::<f64>::zeros(p);
+    let mut max_abs = 0.0f64;
+    for (part, top) in &parts {
+        sums += part;
+        max_abs = max_abs.max(*top);
+    }
+    // Pass 2: the row sums `Xc sums`, each row formed again.
+    let sums = sums.to_vec();
+    let mut row_sums = Array1::<f64>::zeros(n);
+    row_sums
+        .axis_chunks_iter_mut(Axis(0), COL_ROWS)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(b, mut out)| {
+            let mut buf = vec![0.0; p];
+            for (r, o) in out.iter_mut().enumerate() {
+                centred_row(b * COL_ROWS + r, &mut buf);
+                *o = crate::simd::dot(&buf, &sums);
+            }
+        });
+    NormalisedF32 {
+        x32,
+        exp,
+        sq,
+        row_sums,
+        max_abs,
+    }
 }
 
 /// Squared Euclidean norm of each row, in float64.
@@ -687,7 +805,7 @@ pub fn sym_sum_sq_from_lower<'a>(a: impl Into<ArrayView2<'a, f64>>) -> f64 {
 /// Column sums of `x` in float64, over fixed blocks of rows combined in order (deterministic
 /// for any thread count).
 pub fn col_sums(x: &Array2<f64>) -> Array1<f64> {
-    const ROWS: usize = 256;
+    const ROWS: usize = COL_ROWS;
     let (n, p) = x.dim();
     let parts: Vec<Array1<f64>> = (0..n.div_ceil(ROWS))
         .into_par_iter()
@@ -734,6 +852,59 @@ mod tests {
         }
         assert!(c.column(1).iter().all(|&v| v == 0.0));
         assert_eq!(c[[0, 0]], -3.0);
+    }
+
+    #[test]
+    fn float32_preparation_matches_the_float64_copy() {
+        // Rows not a multiple of the block, a large offset in one column, a constant column,
+        // float32 and float64 input, a strided (transposed) view.
+        let (n, p) = (600, 7);
+        let x = Array2::from_shape_fn((n, p), |(i, j)| {
+            let v = ((i * 7919 + j * 104_729) % 1013) as f64 / 97.0 - 5.0;
+            match j {
+                0 => 1e6 + v,
+                3 => 2.5,
+                _ => v * (j as f64 + 0.5),
+            }
+        });
+        let x32 = x.mapv(|v| v as f32);
+        let xt = x.t().to_owned();
+        let inputs = [
+            Input::F64(x.view()),
+            Input::F32(x32.view()),
+            Input::F64(xt.t()),
+        ];
+        for input in inputs {
+            let got = normalised_f32(input);
+            let (Centred::F64(c), e) = Centred::normalised(input) else {
+                unreachable!()
+            };
+            assert_eq!(got.exp, e);
+            assert_eq!(
+                got.x32,
+                c.mapv(|v| v as f32),
+                "float32 rounding of the copy"
+            );
+            let max = c.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            assert_eq!(got.max_abs, max);
+            let sq = row_sq_norms(&c);
+            let sums = col_sums(&c);
+            let rows = mat_vec(&c, &sums);
+            let mut nonzero = 0;
+            for i in 0..n {
+                assert!((got.sq[i] - sq[i]).abs() <= 1e-14 * sq[i], "row {i}");
+                // The same column sums, a dot product in another order: within the rounding
+                // bound of a p-term dot product.
+                let mag: f64 = c.row(i).iter().zip(&sums).map(|(a, b)| (a * b).abs()).sum();
+                let bound = 2.0 * p as f64 * f64::EPSILON * mag;
+                assert!((got.row_sums[i] - rows[i]).abs() <= bound, "row sum {i}");
+                nonzero += usize::from(rows[i].abs() > bound);
+            }
+            assert!(
+                nonzero > n / 2,
+                "the row sums are not all round-off-free zeros"
+            );
+        }
     }
 
     #[test]
