@@ -629,8 +629,9 @@ pub fn layer_matrix<'a>(
         (Kernel::Linear, r) => r,
     };
     let f32_gram = f32_gram && route == Route::Gram;
-    // Memory pre-flight: a centred copy of every layer (and its float32 rounding on the
-    // float32 Gram route), and the tile buffers of the Gram route.
+    // Memory pre-flight: a centred float64 copy of every layer, and the tile buffers of the
+    // Gram route. The float32 Gram route keeps float32 copies only, but an entry it cannot
+    // certify is recomputed in float64 while they are held: 4 + 8 bytes per value.
     let all_layers = || a.iter().chain(b.unwrap_or(&[]));
     let copies: f64 = all_layers()
         .map(|x| (x.nrows() * x.ncols()) as f64 * if f32_gram { 12.0 } else { 8.0 })
