@@ -153,7 +153,6 @@ const COL_ROWS: usize = 256;
 /// s2)`, the centred value of `x_ij` being `(x_ij - mean_j) s1 s2` with `s1 s2 = 2^-e` (two
 /// exact steps, so that `e` may reach the whole float64 exponent range).
 fn centring<T: Real>(x: ArrayView2<T>, normalise: bool) -> (Vec<f64>, i32, f64, f64) {
-    const ROWS: usize = COL_ROWS;
     let (n, p) = x.dim();
     // Partial column sums, minima and maxima over fixed blocks of rows, combined in order.
     struct Part {
@@ -161,7 +160,7 @@ fn centring<T: Real>(x: ArrayView2<T>, normalise: bool) -> (Vec<f64>, i32, f64, 
         min: Vec<f64>,
         max: Vec<f64>,
     }
-    let parts: Vec<Part> = (0..n.div_ceil(ROWS))
+    let parts: Vec<Part> = (0..n.div_ceil(COL_ROWS))
         .into_par_iter()
         .map(|b| {
             let mut part = Part {
@@ -170,7 +169,7 @@ fn centring<T: Real>(x: ArrayView2<T>, normalise: bool) -> (Vec<f64>, i32, f64, 
                 max: vec![f64::NEG_INFINITY; p],
             };
             let mut buf = vec![0.0f64; p];
-            for i in (b * ROWS)..((b + 1) * ROWS).min(n) {
+            for i in (b * COL_ROWS)..((b + 1) * COL_ROWS).min(n) {
                 let row = x.row(i);
                 match row.as_slice() {
                     Some(r) => buf.iter_mut().zip(r).for_each(|(o, v)| *o = v.to_f64()),
@@ -234,21 +233,37 @@ fn centre_into<T: Real, U: Real>(
     Zip::from(out.rows_mut())
         .and(x.rows())
         .par_for_each(|mut o, r| {
-            let o = o.as_slice_mut().expect("standard layout");
-            match r.as_slice() {
-                Some(r) => {
-                    for ((o, v), m) in o.iter_mut().zip(r).zip(&mean) {
-                        *o = U::from_f64((v.to_f64() - m) * s1 * s2);
-                    }
-                }
-                None => {
-                    for ((o, v), m) in o.iter_mut().zip(r.iter()).zip(&mean) {
-                        *o = U::from_f64((v.to_f64() - m) * s1 * s2);
-                    }
-                }
-            }
+            centre_row(
+                r,
+                &mean,
+                (s1, s2),
+                o.as_slice_mut().expect("standard layout"),
+            );
         });
     e
+}
+
+/// One row of the centred, normalised matrix of [`centring`]'s `(mean, s1, s2)`:
+/// `out_j = (x_j - mean_j) s1 s2`, formed in float64 and then rounded to `U`.
+fn centre_row<T: Real, U: Real>(
+    row: ndarray::ArrayView1<T>,
+    mean: &[f64],
+    (s1, s2): (f64, f64),
+    out: &mut [U],
+) {
+    let value = |v: &T, m: &f64| U::from_f64((v.to_f64() - m) * s1 * s2);
+    match row.as_slice() {
+        Some(r) => {
+            for ((o, v), m) in out.iter_mut().zip(r).zip(mean) {
+                *o = value(v, m);
+            }
+        }
+        None => {
+            for ((o, v), m) in out.iter_mut().zip(row.iter()).zip(mean) {
+                *o = value(v, m);
+            }
+        }
+    }
 }
 
 /// One layer prepared for the float32 Gram route without a float64 copy of its centred
@@ -281,21 +296,7 @@ pub fn normalised_f32(x: Input) -> NormalisedF32 {
 fn normalised_f32_of<T: Real>(x: ArrayView2<T>) -> NormalisedF32 {
     let (n, p) = x.dim();
     let (mean, exp, s1, s2) = centring(x, true);
-    let centred_row = |i: usize, buf: &mut [f64]| {
-        let row = x.row(i);
-        match row.as_slice() {
-            Some(r) => {
-                for ((o, v), m) in buf.iter_mut().zip(r).zip(&mean) {
-                    *o = (v.to_f64() - m) * s1 * s2;
-                }
-            }
-            None => {
-                for ((o, v), m) in buf.iter_mut().zip(row.iter()).zip(&mean) {
-                    *o = (v.to_f64() - m) * s1 * s2;
-                }
-            }
-        }
-    };
+    let centred_row = |i: usize, buf: &mut [f64]| centre_row(x.row(i), &mean, (s1, s2), buf);
     let mut x32 = Array2::<f32>::zeros((n, p));
     let mut sq = Array1::<f64>::zeros(n);
     // Pass 1, blocks of COL_ROWS rows: the float32 rows, the squared norms, the block's
@@ -805,13 +806,12 @@ pub fn sym_sum_sq_from_lower<'a>(a: impl Into<ArrayView2<'a, f64>>) -> f64 {
 /// Column sums of `x` in float64, over fixed blocks of rows combined in order (deterministic
 /// for any thread count).
 pub fn col_sums(x: &Array2<f64>) -> Array1<f64> {
-    const ROWS: usize = COL_ROWS;
     let (n, p) = x.dim();
-    let parts: Vec<Array1<f64>> = (0..n.div_ceil(ROWS))
+    let parts: Vec<Array1<f64>> = (0..n.div_ceil(COL_ROWS))
         .into_par_iter()
         .map(|b| {
             let mut acc = Array1::<f64>::zeros(p);
-            for i in (b * ROWS)..((b + 1) * ROWS).min(n) {
+            for i in (b * COL_ROWS)..((b + 1) * COL_ROWS).min(n) {
                 acc += &x.row(i);
             }
             acc
