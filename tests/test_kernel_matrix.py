@@ -60,6 +60,24 @@ def test_whole_matrix_equals_the_pairs(kernel, flag, statistic):
     assert np.array_equal(sym, sym.T)
 
 
+@pytest.mark.parametrize("flag", [False, True])
+@pytest.mark.parametrize("statistic", ["cka", "hsic"])
+def test_linear_gram_route_equals_the_pairs_at_any_offset(flag, statistic):
+    # float64 layers whose means are small beside their spread are not copied: their tiles
+    # are centred as they are formed (x_i . x_j - x_i . mu - xc_j . mu); layers with large
+    # offsets are centred into copies. Both kinds, and a matrix mixing them, against the
+    # feature route on centred copies.
+    a = _layers(700, (30, 70, 5), seed=3)
+    b = _layers(700, (40, 12), seed=4)
+    a[1] = a[1] + 0.3  # |mu|^2 / mean |xc|^2 about 0.2: tiles centred as formed
+    b[0] = b[0] + 3e4  # a large offset: a centred copy
+    for x, y in [(a, b), ([v + 1e3 for v in a], b), (a, [v * 1e-150 for v in b])]:
+        got = _core.kernel_matrix(x, y, "linear", 1.0, flag, statistic, "gram")
+        np.testing.assert_allclose(got, _pairwise(x, y, "linear", flag, statistic), rtol=1e-10)
+        sym = _core.kernel_matrix(x, None, "linear", 1.0, flag, statistic, "gram")
+        np.testing.assert_allclose(sym, _pairwise(x, x, "linear", flag, statistic), rtol=1e-10)
+
+
 def test_compare_layers_equals_the_pairs_with_many_layers():
     # 24 layers: tiles of 288 rows, so n = 700 spans three row tiles.
     layers = _layers(700, [20 + 37 * (k % 5) for k in range(24)], seed=3)

@@ -85,7 +85,7 @@ struct Part {
 /// With `zero_diagonal` the diagonals are left out everywhere (the unbiased estimator).
 /// One Ctrl-C checkpoint per tile.
 pub fn sums(
-    layers: &[(Rows<'_>, TileKind)],
+    layers: &[(Rows<'_, '_>, TileKind)],
     split: Option<usize>,
     zero_diagonal: bool,
     row_sums: bool,
@@ -196,7 +196,7 @@ struct Tile {
 impl Tile {
     /// Rows `ra..` (up to [`task_rows`], as many as `out` holds) of one layer's tile, in
     /// place in `out` (row-major, `c1 - c0` values per row), with their row and column sums.
-    fn fill(&self, layer: &(Rows<'_>, TileKind), ra: usize, out: &mut [f64]) -> Part {
+    fn fill(&self, layer: &(Rows<'_, '_>, TileKind), ra: usize, out: &mut [f64]) -> Part {
         let (rows, kind) = layer;
         let (c0, c1) = (self.c0, self.c1);
         let w = c1 - c0;

@@ -39,8 +39,8 @@ pub enum TileKind {
 
 /// One representation's centred features with their squared row norms, and optionally its
 /// squared distances already computed (then RBF tiles need no matrix product).
-pub struct Rows<'a> {
-    pub xc: &'a Centred,
+pub struct Rows<'a, 'b> {
+    pub xc: &'a Centred<'b>,
     pub sq: &'a [f64],
     pub cache: Option<&'a PackedLower>,
 }
@@ -69,7 +69,7 @@ impl PackedLower {
     /// transformed straight into its packed place, so the work is spread over all threads
     /// and the result does not depend on their number. The packed triangle is written once
     /// (no serial zero-filling first).
-    pub fn squared_distances(rows: &Rows<'_>) -> Self {
+    pub fn squared_distances(rows: &Rows<'_, '_>) -> Self {
         let n = rows.n();
         let len = n * (n + 1) / 2;
         let mut data: Vec<f64> = crate::memory::with_capacity(
@@ -138,7 +138,7 @@ impl Triangle for PackedLower {
     }
 }
 
-impl Rows<'_> {
+impl Rows<'_, '_> {
     pub fn n(&self) -> usize {
         self.sq.len()
     }
@@ -246,9 +246,9 @@ impl Triangle for Array2<f64> {
 }
 
 /// The squared distances of one representation, produced tile by tile.
-pub struct StreamedDistances<'a>(pub Rows<'a>);
+pub struct StreamedDistances<'a, 'b>(pub Rows<'a, 'b>);
 
-impl Triangle for StreamedDistances<'_> {
+impl Triangle for StreamedDistances<'_, '_> {
     fn n(&self) -> usize {
         self.0.n()
     }
@@ -553,7 +553,7 @@ pub fn median_full<S: Triangle>(d: &S) -> f64 {
 /// into a packed triangle, used for the median and returned so the kernel tiles can reuse them
 /// instead of a second matrix product; otherwise they are streamed (no n x n memory).
 pub fn rbf_kind(
-    rows: Rows<'_>,
+    rows: Rows<'_, '_>,
     sigma_frac: f64,
     keep: bool,
 ) -> (Option<TileKind>, Option<PackedLower>) {

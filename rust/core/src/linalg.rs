@@ -296,60 +296,9 @@ pub fn normalised_f32(x: Input) -> NormalisedF32 {
 fn normalised_f32_of<T: Real>(x: ArrayView2<T>) -> NormalisedF32 {
     let (n, p) = x.dim();
     let (mean, exp, s1, s2) = centring(x, true);
-    let centred_row = |i: usize, buf: &mut [f64]| centre_row(x.row(i), &mean, (s1, s2), buf);
     let mut x32 = Array2::<f32>::zeros((n, p));
-    let mut sq = Array1::<f64>::zeros(n);
-    // Pass 1, blocks of COL_ROWS rows: the float32 rows, the squared norms, the block's
-    // column sums (added row by row, as `col_sums`) and its largest magnitude.
-    let parts: Vec<(Array1<f64>, f64)> = x32
-        .axis_chunks_iter_mut(Axis(0), COL_ROWS)
-        .into_par_iter()
-        .zip(sq.axis_chunks_iter_mut(Axis(0), COL_ROWS))
-        .enumerate()
-        .map(|(b, (mut rows32, mut sqs))| {
-            let mut buf = vec![0.0; p];
-            let mut acc = vec![0.0; p];
-            // Column-wise largest magnitudes (element-wise, so the loop vectorises).
-            let mut top = vec![0.0f64; p];
-            for (r, (mut o, s)) in rows32
-                .rows_mut()
-                .into_iter()
-                .zip(sqs.iter_mut())
-                .enumerate()
-            {
-                centred_row(b * COL_ROWS + r, &mut buf);
-                let o = o.as_slice_mut().expect("standard layout");
-                for (((o, a), t), &v) in o.iter_mut().zip(&mut acc).zip(&mut top).zip(&buf) {
-                    *o = v as f32;
-                    *a += v;
-                    let m = v.abs();
-                    *t = if m > *t { m } else { *t };
-                }
-                *s = crate::simd::dot(&buf, &buf);
-            }
-            (Array1::from(acc), top.into_iter().fold(0.0, f64::max))
-        })
-        .collect();
-    let mut sums = Array1::<f64>::zeros(p);
-    let mut max_abs = 0.0f64;
-    for (part, top) in &parts {
-        sums += part;
-        max_abs = max_abs.max(*top);
-    }
-    // Pass 2: the row sums `Xc sums`, each row formed again.
-    let sums = sums.to_vec();
-    let mut row_sums = Array1::<f64>::zeros(n);
-    row_sums
-        .axis_chunks_iter_mut(Axis(0), COL_ROWS)
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(b, mut out)| {
-            let mut buf = vec![0.0; p];
-            for (r, o) in out.iter_mut().enumerate() {
-                centred_row(b * COL_ROWS + r, &mut buf);
-                *o = crate::simd::dot(&buf, &sums);
-            }
-        });
+    let (sq, sums, max_abs) = centred_norms(x, &mean, (s1, s2), Some(&mut x32));
+    let row_sums = centred_row_sums(x, &mean, (s1, s2), &sums);
     NormalisedF32 {
         x32,
         exp,
@@ -359,6 +308,249 @@ fn normalised_f32_of<T: Real>(x: ArrayView2<T>) -> NormalisedF32 {
     }
 }
 
+/// Pass 1 of the statistics of the centred, normalised rows of [`centring`]'s `(mean, s1,
+/// s2)`, over blocks of [`COL_ROWS`] rows, each row formed in a float64 buffer: the squared
+/// norms, the column sums (added row by row in block order, as [`col_sums`]) and the largest
+/// magnitude; with `x32`, the rows rounded to float32 are written there.
+fn centred_norms<T: Real>(
+    x: ArrayView2<T>,
+    mean: &[f64],
+    s: (f64, f64),
+    x32: Option<&mut Array2<f32>>,
+) -> (Array1<f64>, Vec<f64>, f64) {
+    let (n, p) = x.dim();
+    let mut sq = Array1::<f64>::zeros(n);
+    let block = |b: usize,
+                 mut sqs: ndarray::ArrayViewMut1<f64>,
+                 mut rows32: Option<ArrayViewMut2<f32>>|
+     -> (Vec<f64>, f64) {
+        let mut buf = vec![0.0f64; p];
+        let mut acc = vec![0.0f64; p];
+        // Column-wise largest magnitudes (element-wise, so the loop vectorises).
+        let mut top = vec![0.0f64; p];
+        for (r, s_out) in sqs.iter_mut().enumerate() {
+            centre_row(x.row(b * COL_ROWS + r), mean, s, &mut buf);
+            if let Some(rows32) = rows32.as_mut() {
+                let mut o = rows32.row_mut(r);
+                let o = o.as_slice_mut().expect("standard layout");
+                o.iter_mut().zip(&buf).for_each(|(o, &v)| *o = v as f32);
+            }
+            for ((a, t), &v) in acc.iter_mut().zip(&mut top).zip(&buf) {
+                *a += v;
+                let m = v.abs();
+                *t = if m > *t { m } else { *t };
+            }
+            *s_out = crate::simd::dot(&buf, &buf);
+        }
+        (acc, top.into_iter().fold(0.0, f64::max))
+    };
+    let parts: Vec<(Vec<f64>, f64)> = match x32 {
+        Some(x32) => x32
+            .axis_chunks_iter_mut(Axis(0), COL_ROWS)
+            .into_par_iter()
+            .zip(sq.axis_chunks_iter_mut(Axis(0), COL_ROWS))
+            .enumerate()
+            .map(|(b, (rows32, sqs))| block(b, sqs, Some(rows32)))
+            .collect(),
+        None => sq
+            .axis_chunks_iter_mut(Axis(0), COL_ROWS)
+            .into_par_iter()
+            .enumerate()
+            .map(|(b, sqs)| block(b, sqs, None))
+            .collect(),
+    };
+    let mut sums = vec![0.0f64; p];
+    let mut max_abs = 0.0f64;
+    for (part, top) in &parts {
+        sums.iter_mut().zip(part).for_each(|(s, v)| *s += v);
+        max_abs = max_abs.max(*top);
+    }
+    (sq, sums, max_abs)
+}
+
+/// Pass 2: the row sums `Xc sums` of `Xc Xc^T` (`sums` the column sums of pass 1), each
+/// centred row formed again in a buffer.
+fn centred_row_sums<T: Real>(
+    x: ArrayView2<T>,
+    mean: &[f64],
+    s: (f64, f64),
+    sums: &[f64],
+) -> Array1<f64> {
+    let p = x.ncols();
+    let mut row_sums = Array1::<f64>::zeros(x.nrows());
+    row_sums
+        .axis_chunks_iter_mut(Axis(0), COL_ROWS)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(b, mut out)| {
+            let mut buf = vec![0.0f64; p];
+            for (r, o) in out.iter_mut().enumerate() {
+                centre_row(x.row(b * COL_ROWS + r), mean, s, &mut buf);
+                *o = crate::simd::dot(&buf, sums);
+            }
+        });
+    row_sums
+}
+
+/// How far the column means may lie from the origin for [`Shifted`]: `||mean||^2 <= SHIFT_RATIO
+/// * mean_i ||xc_i||^2` (post-ReLU features sit near 1.75, Gaussian ones near 0).
+const SHIFT_RATIO: f64 = 4.0;
+
+/// A float64 layer whose Gram blocks are centred as they are formed, with no centred copy.
+///
+/// `Xc Xc^T` is formed from the rows `x_i` themselves: with `mu` the column means,
+/// `xc_i . xc_j = x_i . x_j - x_i . mu - xc_j . mu`, the three terms in float64 (the last two
+/// once per row), times the exact factor `2^-2e` of [`Centred::normalised`]. Each entry's
+/// rounding error is at most `gamma_p (|x_i| + |mu|) (|x_j| + |mu|)`, against `gamma_p |xc_i|
+/// |xc_j|` for the centred copy; it is used only where the means are small beside the spread
+/// (`|mu|^2 <= 4 mean |xc_i|^2`, a factor of at most 25 on that bound: about 1e-13 relative
+/// at p = 768) and no product can overflow or underflow. Elsewhere (large offsets, constant or
+/// tiny layers, rows that are not contiguous) the layer is centred into a copy as before.
+/// Saves the copy's memory (`8 n p` bytes per layer) and writing it.
+pub struct Shifted<'a> {
+    x: ArrayView2<'a, f64>,
+    mean: Vec<f64>,
+    /// `x_i . mu` and `xc_i . mu`, per row (`mu` the means, `xc_i = x_i - mu`).
+    row_mu: Vec<f64>,
+    col_mu: Vec<f64>,
+    /// The normalising factor `2^-e` as two exact steps (see [`centring`]), and `2^-2e`.
+    s: (f64, f64),
+    scale: f64,
+    /// As [`normalised_f32`]: of the centred, normalised rows, the squared norms and the row
+    /// sums of `Xc Xc^T`.
+    pub exp: i32,
+    pub sq: Array1<f64>,
+    pub row_sums: Array1<f64>,
+}
+
+impl<'a> Shifted<'a> {
+    /// The shifted form of `x`, or `None` where it is not used (see [`Shifted`]).
+    pub fn new(x: ArrayView2<'a, f64>) -> Option<Self> {
+        let (n, p) = x.dim();
+        if n == 0 || p == 0 || x.strides()[1] != 1 {
+            return None;
+        }
+        let (mean, exp, s1, s2) = centring(x, true);
+        let scale = (s1 * s2) * (s1 * s2);
+        if !scale.is_normal() {
+            return None;
+        }
+        // Per row: x_i . mu, xc_i . mu and |x_i|^2 (for the largest and the mean).
+        let mut dots = vec![(0.0, 0.0); n];
+        let parts: Vec<(f64, f64)> = dots
+            .par_chunks_mut(COL_ROWS)
+            .enumerate()
+            .map(|(b, out)| {
+                let mut buf = vec![0.0; p];
+                let (mut top, mut total) = (0.0f64, 0.0f64);
+                for (r, d) in out.iter_mut().enumerate() {
+                    let row = x.row(b * COL_ROWS + r);
+                    let row = row.as_slice().expect("unit column stride");
+                    buf.iter_mut()
+                        .zip(row)
+                        .zip(&mean)
+                        .for_each(|((o, v), m)| *o = v - m);
+                    *d = (crate::simd::dot(row, &mean), crate::simd::dot(&buf, &mean));
+                    let norm = crate::simd::dot(row, row);
+                    top = top.max(norm);
+                    total += norm;
+                }
+                (top, total)
+            })
+            .collect();
+        let top = parts.iter().fold(0.0f64, |m, v| m.max(v.0));
+        let mean_norm = parts.iter().map(|v| v.1).sum::<f64>() / n as f64;
+        let mm = crate::simd::dot(&mean, &mean);
+        // |x_i . x_j| <= max |x_i|^2 stays far from overflow and the spread far above
+        // underflow; mean |x_i|^2 = |mu|^2 + mean |xc_i|^2, so the ratio needs no centred norm.
+        if !(top < 1e300
+            && mean_norm > 1e-200
+            && (1.0 + SHIFT_RATIO) * mm <= SHIFT_RATIO * mean_norm)
+        {
+            return None;
+        }
+        let (sq, sums, _) = centred_norms(x, &mean, (s1, s2), None);
+        let row_sums = centred_row_sums(x, &mean, (s1, s2), &sums);
+        let (row_mu, col_mu) = dots.into_iter().unzip();
+        Some(Shifted {
+            x,
+            mean,
+            row_mu,
+            col_mu,
+            s: (s1, s2),
+            scale,
+            exp,
+            sq,
+            row_sums,
+        })
+    }
+
+    /// Row `i` of the centred, normalised copy that this form stands for.
+    fn centred_row(&self, i: usize, out: &mut [f64]) {
+        // (the same formula as the copy, so the same bits)
+        centre_row(self.x.row(i), &self.mean, self.s, out);
+    }
+
+    /// The centred, normalised copy itself (for the feature route, which needs it whole).
+    pub fn dense(&self) -> Array2<f64> {
+        let mut out = Array2::<f64>::zeros(self.x.dim());
+        out.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, mut o)| self.centred_row(i, o.as_slice_mut().expect("standard layout")));
+        out
+    }
+
+    /// [`Centred::gram_block`] of the centred rows, formed from the rows themselves: one
+    /// single-threaded product, then `(x_i . x_j - x_i . mu - xc_j . mu) 2^-2e` per entry.
+    pub fn gram_block(
+        &self,
+        ra: usize,
+        rb: usize,
+        c0: usize,
+        c1: usize,
+        out: &mut [f64],
+        stride: usize,
+    ) {
+        let (h, w) = (rb - ra, c1 - c0);
+        if h == 0 || w == 0 {
+            return;
+        }
+        assert!(
+            w <= stride && out.len() >= (h - 1) * stride + w,
+            "gram_block: output too small"
+        );
+        let v = faer_ref(&self.x);
+        // SAFETY: `out` holds h rows of `stride >= w` values (checked above).
+        let dst = unsafe {
+            MatMut::<f64>::from_raw_parts_mut(out.as_mut_ptr(), h, w, stride as isize, 1)
+        };
+        faer::linalg::matmul::matmul(
+            dst,
+            Accum::Replace,
+            v.subrows(ra, h),
+            v.subrows(c0, w).transpose(),
+            1.0,
+            Par::Seq,
+        );
+        let cols = &self.col_mu[c0..c1];
+        for (r, &di) in self.row_mu[ra..rb].iter().enumerate() {
+            let o = &mut out[r * stride..r * stride + w];
+            o.iter_mut()
+                .zip(cols)
+                .for_each(|(o, &dj)| *o = ((*o - di) - dj) * self.scale);
+        }
+    }
+
+    /// `<xc_i, xc_j>` of the normalised centred rows (for sampling single entries).
+    pub fn row_dot(&self, i: usize, j: usize) -> f64 {
+        let p = self.x.ncols();
+        let (mut a, mut b) = (vec![0.0; p], vec![0.0; p]);
+        self.centred_row(i, &mut a);
+        self.centred_row(j, &mut b);
+        crate::simd::dot(&a, &b)
+    }
+}
 /// Squared Euclidean norm of each row, in float64.
 pub fn row_sq_norms<'a, T: Real + 'a>(x: impl Into<ArrayView2<'a, T>>) -> Array1<f64> {
     let x = x.into();
@@ -505,13 +697,15 @@ pub fn product_into<T: Real>(
     }
 }
 
-/// Centred features of one representation, in the precision they arrived in.
-pub enum Centred {
+/// Centred features of one representation, in the precision they arrived in, or a float64
+/// layer centred as its Gram blocks are formed ([`Shifted`]).
+pub enum Centred<'a> {
     F32(Array2<f32>),
     F64(Array2<f64>),
+    Shifted(Shifted<'a>),
 }
 
-impl Centred {
+impl<'a> Centred<'a> {
     /// Centre the columns of an input (see [`centre_columns`]).
     pub fn new(x: Input) -> Self {
         match x {
@@ -534,11 +728,22 @@ impl Centred {
         };
         (Centred::F64(out), e)
     }
+}
 
+impl Centred<'_> {
     pub fn nrows(&self) -> usize {
         match self {
             Centred::F32(a) => a.nrows(),
             Centred::F64(a) => a.nrows(),
+            Centred::Shifted(s) => s.x.nrows(),
+        }
+    }
+
+    pub fn ncols(&self) -> usize {
+        match self {
+            Centred::F32(a) => a.ncols(),
+            Centred::F64(a) => a.ncols(),
+            Centred::Shifted(s) => s.x.ncols(),
         }
     }
 
@@ -547,6 +752,7 @@ impl Centred {
         match self {
             Centred::F32(a) => row_sq_norms(a),
             Centred::F64(a) => row_sq_norms(a),
+            Centred::Shifted(s) => s.sq.clone(),
         }
     }
 
@@ -574,6 +780,7 @@ impl Centred {
                     &mut scratch.f64,
                 )
             }
+            Centred::Shifted(s) => s.gram_block(i0, i1, 0, i1, out, i1),
         }
     }
 
@@ -636,6 +843,7 @@ impl Centred {
                     o.iter_mut().zip(src).for_each(|(o, &t)| *o = f64::from(t));
                 }
             }
+            Centred::Shifted(s) => s.gram_block(ra, rb, c0, c1, out, stride),
         }
     }
 
@@ -649,6 +857,7 @@ impl Centred {
                 .map(|(x, y)| *x as f64 * *y as f64)
                 .sum(),
             Centred::F64(a) => a.row(i).dot(&a.row(j)),
+            Centred::Shifted(s) => s.row_dot(i, j),
         }
     }
 }
@@ -905,6 +1114,86 @@ mod tests {
                 "the row sums are not all round-off-free zeros"
             );
         }
+    }
+
+    #[test]
+    fn shifted_gram_blocks_match_the_centred_copy() {
+        // Means of half the spread in every column (a ratio |mu|^2 / mean |xc|^2 near 0.3),
+        // rows not a multiple of the block.
+        let (n, p) = (600, 9);
+        let x = Array2::from_shape_fn((n, p), |(i, j)| {
+            let v = ((i * 7919 + j * 104_729) % 1013) as f64 / 1013.0 - 0.5;
+            (v * 3.0 + 0.4 * (j % 3) as f64) * 1e-3
+        });
+        let s = Shifted::new(x.view()).expect("small offsets take the shifted form");
+        let (Centred::F64(c), e) = Centred::normalised(Input::F64(x.view())) else {
+            unreachable!()
+        };
+        assert_eq!(s.exp, e);
+        assert_eq!(s.dense(), c, "the same centred rows, bit for bit");
+        let sq = row_sq_norms(&c);
+        let sums = col_sums(&c);
+        let rows = mat_vec(&c, &sums);
+        for i in 0..n {
+            assert!((s.sq[i] - sq[i]).abs() <= 1e-14 * sq[i], "row {i}");
+            let mag: f64 = c.row(i).iter().zip(&sums).map(|(a, b)| (a * b).abs()).sum();
+            assert!((s.row_sums[i] - rows[i]).abs() <= 2.0 * p as f64 * f64::EPSILON * mag);
+        }
+        // Gram blocks (one off the diagonal, one on it, a ragged edge) with a wider stride,
+        // within the rounding bound gamma_p (|x_i| + |mu|) (|x_j| + |mu|) 2^-2e.
+        let mu = x.mean_axis(Axis(0)).unwrap();
+        let norm = |v: ndarray::ArrayView1<f64>| v.dot(&v).sqrt();
+        let scale = ldexp(1.0, -2 * i64::from(e));
+        let own = Centred::Shifted(s);
+        let copy = Centred::F64(c.clone());
+        for (ra, rb, c0, c1) in [(96, 192, 0, 96), (288, 400, 288, 400), (500, 600, 37, 599)] {
+            let (h, w, stride) = (rb - ra, c1 - c0, c1 - c0 + 5);
+            let mut got = vec![f64::NAN; h * stride];
+            let mut want = vec![f64::NAN; h * stride];
+            own.gram_block(ra, rb, c0, c1, &mut got, stride);
+            copy.gram_block(ra, rb, c0, c1, &mut want, stride);
+            let mut large = 0;
+            for r in 0..h {
+                for k in 0..w {
+                    let (i, j) = (ra + r, c0 + k);
+                    let (g, v) = (got[r * stride + k], want[r * stride + k]);
+                    let bound = 4.0
+                        * p as f64
+                        * f64::EPSILON
+                        * (norm(x.row(i)) + norm(mu.view()))
+                        * (norm(x.row(j)) + norm(mu.view()))
+                        * scale;
+                    assert!((g - v).abs() <= bound, "entry ({i}, {j}): {g} vs {v}");
+                    large += usize::from(v.abs() > 1e3 * bound);
+                    let dot_bound = 2.0 * p as f64 * f64::EPSILON * (sq[i] * sq[j]).sqrt();
+                    assert!((own.row_dot(i, j) - copy.row_dot(i, j)).abs() <= dot_bound);
+                }
+                // The stride's gap is left alone.
+                assert!(got[r * stride + w..(r + 1) * stride]
+                    .iter()
+                    .all(|v| v.is_nan()));
+            }
+            assert!(large > h * w / 2, "the entries are not all round-off");
+        }
+        // Where the shifted form is not used: a large offset, a constant layer, values near
+        // the overflow of a product, columns that are not contiguous.
+        let mut off = x.clone();
+        off.column_mut(2).mapv_inplace(|v| v + 1.0);
+        assert!(Shifted::new(off.view()).is_none(), "offset");
+        assert!(
+            Shifted::new(Array2::from_elem((50, 3), 2.0).view()).is_none(),
+            "constant"
+        );
+        assert!(
+            Shifted::new(x.mapv(|v| v * 1e160).view()).is_none(),
+            "overflow"
+        );
+        let xt = x.t().as_standard_layout().into_owned();
+        assert!(Shifted::new(xt.t()).is_none(), "column-major");
+        assert!(
+            Shifted::new(x.mapv(|v| v * 1e100).view()).is_some(),
+            "large but safe"
+        );
     }
 
     #[test]
