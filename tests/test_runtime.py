@@ -310,6 +310,46 @@ def test_an_rbf_distance_cache_that_does_not_fit_is_skipped_not_fatal():
     assert float.fromhex(r.stdout.strip()) == pytest.approx(want, rel=1e-12)
 
 
+def test_the_linear_gram_route_counts_only_the_copies_it_makes():
+    # 8 float64 layers of 1500 x 2500 (240 MB) take the Gram route; centred as their tiles are
+    # formed, they need only the tile buffers (about 17 MB), so 150 MB of address space is
+    # enough. With large offsets every layer is centred into a copy (240 MB more), and the
+    # pre-flight refuses before allocating.
+    code = """
+        import resource, numpy as np, congruence as cg
+        rng = np.random.default_rng(12)
+        base = rng.standard_normal((1500, 40))
+        layers = [base @ rng.standard_normal((40, 2500)) + rng.standard_normal((1500, 2500))
+                  for _ in range(8)]
+        layers = [x + OFFSET for x in layers]
+        cg.compare_layers(layers[:2], None, "cka", progress=False)  # pools exist first
+        with open("/proc/self/status") as fh:
+            vm = next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 150_000_000, resource.RLIM_INFINITY))
+        try:
+            m = cg.compare_layers(layers, None, "cka", progress=False).values
+        except MemoryError as e:
+            print("refused", e)
+        else:
+            print(m[0, 1].hex(), m[2, 7].hex())
+        """
+    rng = np.random.default_rng(12)
+    base = rng.standard_normal((1500, 40))
+    layers = [
+        base @ rng.standard_normal((40, 2500)) + rng.standard_normal((1500, 2500)) for _ in range(8)
+    ]
+    for offset in (0.0, 1e3):
+        r = _run_child(code.replace("OFFSET", repr(offset)))
+        assert r.returncode == 0, r.stderr
+        if offset == 0.0:
+            got = [float.fromhex(v) for v in r.stdout.split()]
+            want = [cg.cka(layers[0], layers[1]), cg.cka(layers[2], layers[7])]
+            np.testing.assert_allclose(got, want, rtol=1e-10)
+        else:
+            assert r.stdout.startswith("refused "), r.stdout
+            assert "centred copies and kernel tiles" in r.stdout
+
+
 def test_the_python_pre_flight_is_the_cores():
     budget = _memory.memory_budget()
     assert budget == _core.memory_budget() or abs(budget - _core.memory_budget()) < 256e6

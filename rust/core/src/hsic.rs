@@ -209,7 +209,16 @@ struct Prepared<'a> {
 /// Memory that RBF layers may keep for their squared distances (saves a second product each).
 const CACHE_BUDGET: usize = 2 << 30;
 
-fn prepare<'a>(x: Input<'a>, spec: &Spec, route: Route, keep: bool, f32: bool) -> Prepared<'a> {
+/// Prepare one layer; `shifted`: its form without a centred copy, when the float64 linear Gram
+/// route can use one (see [`linalg::Shifted`]; made before the memory pre-flight).
+fn prepare<'a>(
+    x: Input<'a>,
+    spec: &Spec,
+    route: Route,
+    keep: bool,
+    f32: bool,
+    shifted: Option<linalg::Shifted<'a>>,
+) -> Prepared<'a> {
     if f32 {
         // The float32 Gram route (linear kernel): no float64 copy of the layer.
         let p = linalg::normalised_f32(x);
@@ -222,18 +231,15 @@ fn prepare<'a>(x: Input<'a>, spec: &Spec, route: Route, keep: bool, f32: bool) -
             f32_stats: Some((p.row_sums, p.max_abs)),
         };
     }
-    if let (Kernel::Linear, Route::Gram, Input::F64(v)) = (spec.kernel, route, x) {
-        // No centred copy where the means are small beside the spread (see Shifted).
-        if let Some(s) = linalg::Shifted::new(v) {
-            return Prepared {
-                exp: s.exp,
-                sq: s.sq.clone(),
-                xc: Centred::Shifted(s),
-                kind: Some(TileKind::Gram),
-                cache: None,
-                f32_stats: None,
-            };
-        }
+    if let Some(s) = shifted {
+        return Prepared {
+            exp: s.exp,
+            sq: s.sq.clone(),
+            xc: Centred::Shifted(s),
+            kind: Some(TileKind::Gram),
+            cache: None,
+            f32_stats: None,
+        };
     }
     let (xc, exp) = Centred::normalised(x);
     let sq = xc.sq_norms();
@@ -650,13 +656,28 @@ pub fn layer_matrix<'a>(
         (Kernel::Linear, r) => r,
     };
     let f32_gram = f32_gram && route == Route::Gram;
-    // Memory pre-flight: a centred float64 copy of every layer (at most: the float64 linear
-    // Gram route copies only the layers with large offsets), and the tile buffers of the
-    // Gram route. The float32 Gram route keeps float32 copies only, but an entry it cannot
-    // certify is recomputed in float64 while they are held: 4 + 8 bytes per value.
+    // Memory pre-flight: a centred float64 copy of every layer, and the tile buffers of the
+    // Gram route. The float64 linear Gram route copies only the layers it cannot centre as
+    // their tiles are formed (see linalg::Shifted; deciding takes two passes over each layer
+    // and no large allocation). The float32 Gram route keeps float32 copies only, but an
+    // entry it cannot certify is recomputed in float64 while they are held: 4 + 8 bytes per
+    // value.
     let all_layers = || a.iter().chain(b.unwrap_or(&[]));
+    let shifted: Vec<Option<linalg::Shifted>> =
+        if route == Route::Gram && spec.kernel == Kernel::Linear && !f32_gram {
+            all_layers()
+                .map(|x| match x {
+                    Input::F64(v) => linalg::Shifted::new(*v),
+                    Input::F32(_) => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
     let copies: f64 = all_layers()
-        .map(|x| (x.nrows() * x.ncols()) as f64 * if f32_gram { 12.0 } else { 8.0 })
+        .enumerate()
+        .filter(|(k, _)| !matches!(shifted.get(*k), Some(Some(_))))
+        .map(|(_, x)| (x.nrows() * x.ncols()) as f64 * if f32_gram { 12.0 } else { 8.0 })
         .sum();
     let tile_bytes = match route {
         Route::Gram => gram::buffer_bytes(n, la + lb),
@@ -697,7 +718,7 @@ pub fn layer_matrix<'a>(
                 .is_ok()
         })
         .collect();
-    Ok(compute(a, b, spec, route, &keep, f32_gram))
+    Ok(compute(a, b, spec, route, &keep, f32_gram, shifted))
 }
 
 /// The layer matrix on `route` (validated, memory checked), float32 tiles when `f32`.
@@ -708,18 +729,20 @@ fn compute<'a>(
     route: Route,
     keep: &[bool],
     f32: bool,
+    shifted: Vec<Option<linalg::Shifted<'a>>>,
 ) -> Array2<f64> {
     let la = a.len();
     let n = a[0].nrows();
+    let mut shifted = shifted.into_iter();
     let pa: Vec<Prepared> = a
         .iter()
         .zip(keep)
-        .map(|(&x, &k)| prepare(x, spec, route, k, f32))
+        .map(|(&x, &k)| prepare(x, spec, route, k, f32, shifted.next().flatten()))
         .collect();
     let pb: Option<Vec<Prepared>> = b.map(|b| {
         b.iter()
             .zip(&keep[la..])
-            .map(|(&x, &k)| prepare(x, spec, route, k, f32))
+            .map(|(&x, &k)| prepare(x, spec, route, k, f32, shifted.next().flatten()))
             .collect()
     });
     let (cross, selfs, raw) = inners(&pa, pb.as_deref(), spec, route);
@@ -789,6 +812,7 @@ fn compute<'a>(
                 Route::Features,
                 &[false, false],
                 false,
+                Vec::new(),
             )[[0, 0]];
             out[[i, j]] = v;
         }
@@ -808,7 +832,7 @@ fn compute<'a>(
             .map(|&i| keep[i])
             .chain(cols.iter().map(|&j| keep[la + j]))
             .collect();
-        let m = compute(&sa, Some(&sb), spec, route, &keep_sub, false);
+        let m = compute(&sa, Some(&sb), spec, route, &keep_sub, false, Vec::new());
         for (u, &i) in rows.iter().enumerate() {
             for (v, &j) in cols.iter().enumerate() {
                 out[[i, j]] = m[[u, v]];
@@ -820,7 +844,7 @@ fn compute<'a>(
         uniq(&mut rows);
         let sub: Vec<Input> = rows.iter().map(|&i| a[i]).collect();
         let keep_sub: Vec<bool> = rows.iter().map(|&i| keep[i]).collect();
-        let m = compute(&sub, None, spec, route, &keep_sub, false);
+        let m = compute(&sub, None, spec, route, &keep_sub, false, Vec::new());
         for (u, &i) in rows.iter().enumerate() {
             for (v, &j) in rows.iter().enumerate() {
                 out[[i, j]] = m[[u, v]];
