@@ -220,7 +220,19 @@ fn prepare<'a>(
     shifted: Option<linalg::Shifted<'a>>,
 ) -> Prepared<'a> {
     if f32 {
-        // The float32 Gram route (linear kernel): no float64 copy of the layer.
+        // The float32 Gram route (linear kernel): no float64 copy of the layer, and no float32
+        // copy either where the tiles can be centred as they are formed (the rows are exact:
+        // no rounding of centred values to account for in the error estimate).
+        if let Some(s) = shifted {
+            return Prepared {
+                exp: s.exp,
+                sq: s.sq.clone(),
+                f32_stats: Some((s.row_sums.clone(), 0.0)),
+                xc: Centred::Shifted(s),
+                kind: Some(TileKind::Gram),
+                cache: None,
+            };
+        }
         let p = linalg::normalised_f32(x);
         return Prepared {
             xc: Centred::F32(p.x32),
@@ -657,18 +669,19 @@ pub fn layer_matrix<'a>(
     };
     let f32_gram = f32_gram && route == Route::Gram;
     // Memory pre-flight: a centred float64 copy of every layer, and the tile buffers of the
-    // Gram route. The float64 linear Gram route copies only the layers it cannot centre as
-    // their tiles are formed (see linalg::Shifted; deciding takes two passes over each layer
-    // and no large allocation). The float32 Gram route keeps float32 copies only, but an
-    // entry it cannot certify is recomputed in float64 while they are held: 4 + 8 bytes per
-    // value.
+    // Gram route. The linear Gram route copies only the layers it cannot centre as their
+    // tiles are formed (see linalg::Shifted; deciding takes two passes over each layer and no
+    // large allocation). The float32 Gram route keeps float32 copies at most, but an entry it
+    // cannot certify is recomputed in float64 while they are held: 4 + 8 bytes per value (8
+    // for a layer used in place).
     let all_layers = || a.iter().chain(b.unwrap_or(&[]));
+    // Float32 layers are used in place only on the (certified) float32 route.
     let shifted: Vec<Option<linalg::Shifted>> =
-        if route == Route::Gram && spec.kernel == Kernel::Linear && !f32_gram {
+        if route == Route::Gram && spec.kernel == Kernel::Linear {
             all_layers()
-                .map(|x| match x {
-                    Input::F64(v) => linalg::Shifted::new(*v),
-                    Input::F32(_) => None,
+                .map(|&x| match (x, f32_gram) {
+                    (Input::F64(_), false) | (Input::F32(_), true) => linalg::Shifted::new(x),
+                    _ => None,
                 })
                 .collect()
         } else {
@@ -676,8 +689,15 @@ pub fn layer_matrix<'a>(
         };
     let copies: f64 = all_layers()
         .enumerate()
-        .filter(|(k, _)| !matches!(shifted.get(*k), Some(Some(_))))
-        .map(|(_, x)| (x.nrows() * x.ncols()) as f64 * if f32_gram { 12.0 } else { 8.0 })
+        .map(|(k, x)| {
+            let per_value = match (f32_gram, matches!(shifted.get(k), Some(Some(_)))) {
+                (true, true) => 8.0,
+                (true, false) => 12.0,
+                (false, true) => 0.0,
+                (false, false) => 8.0,
+            };
+            (x.nrows() * x.ncols()) as f64 * per_value
+        })
         .sum();
     let tile_bytes = match route {
         Route::Gram => gram::buffer_bytes(n, la + lb),
@@ -866,12 +886,17 @@ const F32_TOL: f64 = 1e-6;
 
 /// A layer's terms of the float32 error estimate: `(sqrt(p) D + 2 m sqrt(F), F)` with `D`
 /// the largest squared row norm and `m` the largest absolute entry of the (normalised,
-/// centred) features and `F = ||K||_F` (`raw = F^2`).
+/// centred) features and `F = ||K||_F` (`raw = F^2`). For a layer used in place
+/// ([`linalg::Shifted`]) the products are of the rows themselves: `D` is their largest
+/// squared norm, and `m = 0` (they are exact, nothing was rounded to float32).
 fn f32_stats(p: &Prepared, raw: f64) -> (f64, f64) {
     let Some((_, m)) = p.f32_stats else {
         unreachable!("the float32 route prepares its layers with their statistics")
     };
-    let d = p.sq.iter().copied().fold(0.0, f64::max);
+    let d = match &p.xc {
+        Centred::Shifted(s) => s.max_sq,
+        _ => p.sq.iter().copied().fold(0.0, f64::max),
+    };
     let f = raw.max(0.0).sqrt();
     ((p.xc.ncols() as f64).sqrt() * d + 2.0 * m * f.sqrt(), f)
 }

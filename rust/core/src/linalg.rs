@@ -297,35 +297,48 @@ fn normalised_f32_of<T: Real>(x: ArrayView2<T>) -> NormalisedF32 {
     let (n, p) = x.dim();
     let (mean, exp, s1, s2) = centring(x, true);
     let mut x32 = Array2::<f32>::zeros((n, p));
-    let (sq, sums, max_abs) = centred_norms(x, &mean, (s1, s2), Some(&mut x32));
-    let row_sums = centred_row_sums(x, &mean, (s1, s2), &sums);
+    let pass = centred_norms(x, &mean, (s1, s2), Some(&mut x32), false);
+    let row_sums = centred_row_sums(x, &mean, (s1, s2), &pass.sums);
     NormalisedF32 {
         x32,
         exp,
-        sq,
+        sq: pass.sq,
         row_sums,
-        max_abs,
+        max_abs: pass.max_abs,
     }
+}
+
+/// What pass 1 ([`centred_norms`]) gives: of the centred, normalised rows, the squared norms,
+/// the column sums, the largest magnitude, and (when asked for) each row's product with the
+/// means, `xc_i . mu` (in the normalised unit).
+struct Pass1 {
+    sq: Array1<f64>,
+    sums: Vec<f64>,
+    max_abs: f64,
+    mu_dots: Vec<f64>,
 }
 
 /// Pass 1 of the statistics of the centred, normalised rows of [`centring`]'s `(mean, s1,
 /// s2)`, over blocks of [`COL_ROWS`] rows, each row formed in a float64 buffer: the squared
-/// norms, the column sums (added row by row in block order, as [`col_sums`]) and the largest
-/// magnitude; with `x32`, the rows rounded to float32 are written there.
+/// norms, the column sums (added row by row in block order, as [`col_sums`]), the largest
+/// magnitude, and with `mu_dots` the products with the means; with `x32`, the rows rounded to
+/// float32 are written there.
 fn centred_norms<T: Real>(
     x: ArrayView2<T>,
     mean: &[f64],
     s: (f64, f64),
     x32: Option<&mut Array2<f32>>,
-) -> (Array1<f64>, Vec<f64>, f64) {
+    mu_dots: bool,
+) -> Pass1 {
     let (n, p) = x.dim();
     let mut sq = Array1::<f64>::zeros(n);
     let block = |b: usize,
                  mut sqs: ndarray::ArrayViewMut1<f64>,
                  mut rows32: Option<ArrayViewMut2<f32>>|
-     -> (Vec<f64>, f64) {
+     -> (Vec<f64>, f64, Vec<f64>) {
         let mut buf = vec![0.0f64; p];
         let mut acc = vec![0.0f64; p];
+        let mut dots = Vec::with_capacity(if mu_dots { sqs.len() } else { 0 });
         // Column-wise largest magnitudes (element-wise, so the loop vectorises).
         let mut top = vec![0.0f64; p];
         for (r, s_out) in sqs.iter_mut().enumerate() {
@@ -341,10 +354,13 @@ fn centred_norms<T: Real>(
                 *t = if m > *t { m } else { *t };
             }
             *s_out = crate::simd::dot(&buf, &buf);
+            if mu_dots {
+                dots.push(crate::simd::dot(&buf, mean));
+            }
         }
-        (acc, top.into_iter().fold(0.0, f64::max))
+        (acc, top.into_iter().fold(0.0, f64::max), dots)
     };
-    let parts: Vec<(Vec<f64>, f64)> = match x32 {
+    let parts: Vec<(Vec<f64>, f64, Vec<f64>)> = match x32 {
         Some(x32) => x32
             .axis_chunks_iter_mut(Axis(0), COL_ROWS)
             .into_par_iter()
@@ -361,11 +377,18 @@ fn centred_norms<T: Real>(
     };
     let mut sums = vec![0.0f64; p];
     let mut max_abs = 0.0f64;
-    for (part, top) in &parts {
+    let mut all_dots = Vec::with_capacity(if mu_dots { n } else { 0 });
+    for (part, top, dots) in &parts {
         sums.iter_mut().zip(part).for_each(|(s, v)| *s += v);
         max_abs = max_abs.max(*top);
+        all_dots.extend_from_slice(dots);
     }
-    (sq, sums, max_abs)
+    Pass1 {
+        sq,
+        sums,
+        max_abs,
+        mu_dots: all_dots,
+    }
 }
 
 /// Pass 2: the row sums `Xc sums` of `Xc Xc^T` (`sums` the column sums of pass 1), each
@@ -396,19 +419,21 @@ fn centred_row_sums<T: Real>(
 /// * mean_i ||xc_i||^2` (post-ReLU features sit near 1.75, Gaussian ones near 0).
 const SHIFT_RATIO: f64 = 4.0;
 
-/// A float64 layer whose Gram blocks are centred as they are formed, with no centred copy.
+/// A layer whose Gram blocks are centred as they are formed, with no centred copy.
 ///
 /// `Xc Xc^T` is formed from the rows `x_i` themselves: with `mu` the column means,
-/// `xc_i . xc_j = x_i . x_j - x_i . mu - xc_j . mu`, the three terms in float64 (the last two
-/// once per row), times the exact factor `2^-2e` of [`Centred::normalised`]. Each entry's
-/// rounding error is at most `gamma_p (|x_i| + |mu|) (|x_j| + |mu|)`, against `gamma_p |xc_i|
-/// |xc_j|` for the centred copy; it is used only where the means are small beside the spread
+/// `xc_i . xc_j = x_i . x_j - x_i . mu - xc_j . mu`, the product in the input's precision
+/// (float32 products are the float32 Gram route's, certified by its error estimate with the
+/// rows' own norms, [`Shifted::max_sq`]) and the two corrections in float64, once per row,
+/// then times the exact factor `2^-2e` of [`Centred::normalised`]. Each entry's rounding error
+/// is at most `gamma_p (|x_i| + |mu|) (|x_j| + |mu|)`, against `gamma_p |xc_i| |xc_j|` for the
+/// centred copy; the form is used only where the means are small beside the spread
 /// (`|mu|^2 <= 4 mean |xc_i|^2`, a factor of at most 25 on that bound: about 1e-13 relative
-/// at p = 768) and no product can overflow or underflow. Elsewhere (large offsets, constant or
-/// tiny layers, rows that are not contiguous) the layer is centred into a copy as before.
-/// Saves the copy's memory (`8 n p` bytes per layer) and writing it.
+/// in float64 at p = 768) and no product can overflow or underflow. Elsewhere (large offsets,
+/// constant or tiny layers, rows that are not contiguous) the layer is centred into a copy.
+/// Saves the copy's memory (`8 n p` or `4 n p` bytes per layer) and writing it.
 pub struct Shifted<'a> {
-    x: ArrayView2<'a, f64>,
+    x: Input<'a>,
     mean: Vec<f64>,
     /// `x_i . mu` and `xc_i . mu`, per row (`mu` the means, `xc_i = x_i - mu`).
     row_mu: Vec<f64>,
@@ -421,57 +446,59 @@ pub struct Shifted<'a> {
     pub exp: i32,
     pub sq: Array1<f64>,
     pub row_sums: Array1<f64>,
+    /// The largest squared norm of a row itself (not centred), times `2^-2e`.
+    pub max_sq: f64,
 }
 
 impl<'a> Shifted<'a> {
     /// The shifted form of `x`, or `None` where it is not used (see [`Shifted`]).
-    pub fn new(x: ArrayView2<'a, f64>) -> Option<Self> {
-        let (n, p) = x.dim();
-        if n == 0 || p == 0 || x.strides()[1] != 1 {
+    pub fn new(x: Input<'a>) -> Option<Self> {
+        match x {
+            // |x_i . x_j| <= max |x_i|^2 stays far from overflow, and the products far above
+            // underflow, in the precision of the product.
+            Input::F64(v) => Self::of(v, x, 1e300, 1e-200),
+            Input::F32(v) => Self::of(v, x, 1e36, 1e-30),
+        }
+    }
+
+    fn of<T: Real>(
+        v: ArrayView2<'a, T>,
+        x: Input<'a>,
+        top_max: f64,
+        mean_min: f64,
+    ) -> Option<Self> {
+        let (n, p) = v.dim();
+        if n == 0 || p == 0 || v.strides()[1] != 1 {
             return None;
         }
-        let (mean, exp, s1, s2) = centring(x, true);
+        let (mean, exp, s1, s2) = centring(v, true);
         let scale = (s1 * s2) * (s1 * s2);
         if !scale.is_normal() {
             return None;
         }
-        // Per row: x_i . mu, xc_i . mu and |x_i|^2 (for the largest and the mean).
-        let mut dots = vec![(0.0, 0.0); n];
-        let parts: Vec<(f64, f64)> = dots
-            .par_chunks_mut(COL_ROWS)
-            .enumerate()
-            .map(|(b, out)| {
-                let mut buf = vec![0.0; p];
-                let (mut top, mut total) = (0.0f64, 0.0f64);
-                for (r, d) in out.iter_mut().enumerate() {
-                    let row = x.row(b * COL_ROWS + r);
-                    let row = row.as_slice().expect("unit column stride");
-                    buf.iter_mut()
-                        .zip(row)
-                        .zip(&mean)
-                        .for_each(|((o, v), m)| *o = v - m);
-                    *d = (crate::simd::dot(row, &mean), crate::simd::dot(&buf, &mean));
-                    let norm = crate::simd::dot(row, row);
-                    top = top.max(norm);
-                    total += norm;
-                }
-                (top, total)
-            })
-            .collect();
-        let top = parts.iter().fold(0.0f64, |m, v| m.max(v.0));
-        let mean_norm = parts.iter().map(|v| v.1).sum::<f64>() / n as f64;
+        // One pass: the centred rows' norms and sums, and their products with the means.
+        // With `xc_i . mu = 2^e (buffer . mu)` (the buffer is the centred row times the exact
+        // factor 2^-e), `x_i . mu = xc_i . mu + |mu|^2` and `|x_i|^2 = |xc_i|^2 + 2 xc_i . mu
+        // + |mu|^2`, each within a few ulps of its terms.
+        let pass = centred_norms(v, &mean, (s1, s2), None, true);
         let mm = crate::simd::dot(&mean, &mean);
-        // |x_i . x_j| <= max |x_i|^2 stays far from overflow and the spread far above
-        // underflow; mean |x_i|^2 = |mu|^2 + mean |xc_i|^2, so the ratio needs no centred norm.
-        if !(top < 1e300
-            && mean_norm > 1e-200
-            && (1.0 + SHIFT_RATIO) * mm <= SHIFT_RATIO * mean_norm)
-        {
+        let unit = 1.0 / (s1 * s2);
+        let col_mu: Vec<f64> = pass.mu_dots.iter().map(|d| d * unit).collect();
+        let row_mu: Vec<f64> = col_mu.iter().map(|e| e + mm).collect();
+        let spread = pass.sq.sum() / scale / n as f64;
+        let top = pass
+            .sq
+            .iter()
+            .zip(&col_mu)
+            .map(|(q, e)| q / scale + 2.0 * e + mm)
+            .fold(0.0f64, f64::max);
+        // |x_i . x_j| <= max |x_i|^2 stays far from overflow, and the spread far above
+        // underflow, in the product's precision; the means small beside the spread.
+        if !(top < top_max && spread + mm > mean_min && mm <= SHIFT_RATIO * spread) {
             return None;
         }
-        let (sq, sums, _) = centred_norms(x, &mean, (s1, s2), None);
-        let row_sums = centred_row_sums(x, &mean, (s1, s2), &sums);
-        let (row_mu, col_mu) = dots.into_iter().unzip();
+        let row_sums = centred_row_sums(v, &mean, (s1, s2), &pass.sums);
+        let sq = pass.sq;
         Some(Shifted {
             x,
             mean,
@@ -482,18 +509,31 @@ impl<'a> Shifted<'a> {
             exp,
             sq,
             row_sums,
+            max_sq: top * scale,
         })
+    }
+
+    pub fn nrows(&self) -> usize {
+        self.x.nrows()
+    }
+
+    pub fn ncols(&self) -> usize {
+        self.x.ncols()
     }
 
     /// Row `i` of the centred, normalised copy that this form stands for.
     fn centred_row(&self, i: usize, out: &mut [f64]) {
         // (the same formula as the copy, so the same bits)
-        centre_row(self.x.row(i), &self.mean, self.s, out);
+        match self.x {
+            Input::F32(v) => centre_row(v.row(i), &self.mean, self.s, out),
+            Input::F64(v) => centre_row(v.row(i), &self.mean, self.s, out),
+        }
     }
 
-    /// The centred, normalised copy itself (for the feature route, which needs it whole).
+    /// The centred, normalised float64 copy itself (for the feature route, which needs it
+    /// whole).
     pub fn dense(&self) -> Array2<f64> {
-        let mut out = Array2::<f64>::zeros(self.x.dim());
+        let mut out = Array2::<f64>::zeros((self.nrows(), self.ncols()));
         out.axis_iter_mut(Axis(0))
             .into_par_iter()
             .enumerate()
@@ -502,7 +542,8 @@ impl<'a> Shifted<'a> {
     }
 
     /// [`Centred::gram_block`] of the centred rows, formed from the rows themselves: one
-    /// single-threaded product, then `(x_i . x_j - x_i . mu - xc_j . mu) 2^-2e` per entry.
+    /// single-threaded product in the input's precision, then `(x_i . x_j - x_i . mu -
+    /// xc_j . mu) 2^-2e` per entry in float64.
     pub fn gram_block(
         &self,
         ra: usize,
@@ -520,31 +561,48 @@ impl<'a> Shifted<'a> {
             w <= stride && out.len() >= (h - 1) * stride + w,
             "gram_block: output too small"
         );
-        let v = faer_ref(&self.x);
-        // SAFETY: `out` holds h rows of `stride >= w` values (checked above).
-        let dst = unsafe {
-            MatMut::<f64>::from_raw_parts_mut(out.as_mut_ptr(), h, w, stride as isize, 1)
-        };
-        faer::linalg::matmul::matmul(
-            dst,
-            Accum::Replace,
-            v.subrows(ra, h),
-            v.subrows(c0, w).transpose(),
-            1.0,
-            Par::Seq,
-        );
         let cols = &self.col_mu[c0..c1];
-        for (r, &di) in self.row_mu[ra..rb].iter().enumerate() {
-            let o = &mut out[r * stride..r * stride + w];
-            o.iter_mut()
-                .zip(cols)
-                .for_each(|(o, &dj)| *o = ((*o - di) - dj) * self.scale);
+        let rows = self.row_mu[ra..rb].iter().enumerate();
+        let scale = self.scale;
+        match self.x {
+            Input::F64(v) => {
+                let v = faer_ref(&v);
+                // SAFETY: `out` holds h rows of `stride >= w` values (checked above).
+                let dst = unsafe {
+                    MatMut::<f64>::from_raw_parts_mut(out.as_mut_ptr(), h, w, stride as isize, 1)
+                };
+                let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
+                faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+                for (r, &di) in rows {
+                    let o = &mut out[r * stride..r * stride + w];
+                    o.iter_mut()
+                        .zip(cols)
+                        .for_each(|(o, &dj)| *o = ((*o - di) - dj) * scale);
+                }
+            }
+            Input::F32(v) => {
+                let v = faer_ref(&v);
+                let mut tmp = vec![0.0f32; h * w];
+                // SAFETY: `tmp` holds h x w values, row-major.
+                let dst = unsafe {
+                    MatMut::<f32>::from_raw_parts_mut(tmp.as_mut_ptr(), h, w, w as isize, 1)
+                };
+                let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
+                faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+                for ((r, &di), src) in rows.zip(tmp.chunks_exact(w)) {
+                    let o = &mut out[r * stride..r * stride + w];
+                    o.iter_mut()
+                        .zip(src)
+                        .zip(cols)
+                        .for_each(|((o, &t), &dj)| *o = ((f64::from(t) - di) - dj) * scale);
+                }
+            }
         }
     }
 
     /// `<xc_i, xc_j>` of the normalised centred rows (for sampling single entries).
     pub fn row_dot(&self, i: usize, j: usize) -> f64 {
-        let p = self.x.ncols();
+        let p = self.ncols();
         let (mut a, mut b) = (vec![0.0; p], vec![0.0; p]);
         self.centred_row(i, &mut a);
         self.centred_row(j, &mut b);
@@ -735,7 +793,7 @@ impl Centred<'_> {
         match self {
             Centred::F32(a) => a.nrows(),
             Centred::F64(a) => a.nrows(),
-            Centred::Shifted(s) => s.x.nrows(),
+            Centred::Shifted(s) => s.nrows(),
         }
     }
 
@@ -743,7 +801,7 @@ impl Centred<'_> {
         match self {
             Centred::F32(a) => a.ncols(),
             Centred::F64(a) => a.ncols(),
-            Centred::Shifted(s) => s.x.ncols(),
+            Centred::Shifted(s) => s.ncols(),
         }
     }
 
@@ -1119,81 +1177,92 @@ mod tests {
     #[test]
     fn shifted_gram_blocks_match_the_centred_copy() {
         // Means of half the spread in every column (a ratio |mu|^2 / mean |xc|^2 near 0.3),
-        // rows not a multiple of the block.
+        // rows not a multiple of the block; float64 and float32 rows.
         let (n, p) = (600, 9);
         let x = Array2::from_shape_fn((n, p), |(i, j)| {
             let v = ((i * 7919 + j * 104_729) % 1013) as f64 / 1013.0 - 0.5;
             (v * 3.0 + 0.4 * (j % 3) as f64) * 1e-3
         });
-        let s = Shifted::new(x.view()).expect("small offsets take the shifted form");
-        let (Centred::F64(c), e) = Centred::normalised(Input::F64(x.view())) else {
-            unreachable!()
-        };
-        assert_eq!(s.exp, e);
-        assert_eq!(s.dense(), c, "the same centred rows, bit for bit");
-        let sq = row_sq_norms(&c);
-        let sums = col_sums(&c);
-        let rows = mat_vec(&c, &sums);
-        for i in 0..n {
-            assert!((s.sq[i] - sq[i]).abs() <= 1e-14 * sq[i], "row {i}");
-            let mag: f64 = c.row(i).iter().zip(&sums).map(|(a, b)| (a * b).abs()).sum();
-            assert!((s.row_sums[i] - rows[i]).abs() <= 2.0 * p as f64 * f64::EPSILON * mag);
-        }
-        // Gram blocks (one off the diagonal, one on it, a ragged edge) with a wider stride,
-        // within the rounding bound gamma_p (|x_i| + |mu|) (|x_j| + |mu|) 2^-2e.
-        let mu = x.mean_axis(Axis(0)).unwrap();
-        let norm = |v: ndarray::ArrayView1<f64>| v.dot(&v).sqrt();
-        let scale = ldexp(1.0, -2 * i64::from(e));
-        let own = Centred::Shifted(s);
-        let copy = Centred::F64(c.clone());
-        for (ra, rb, c0, c1) in [(96, 192, 0, 96), (288, 400, 288, 400), (500, 600, 37, 599)] {
-            let (h, w, stride) = (rb - ra, c1 - c0, c1 - c0 + 5);
-            let mut got = vec![f64::NAN; h * stride];
-            let mut want = vec![f64::NAN; h * stride];
-            own.gram_block(ra, rb, c0, c1, &mut got, stride);
-            copy.gram_block(ra, rb, c0, c1, &mut want, stride);
-            let mut large = 0;
-            for r in 0..h {
-                for k in 0..w {
-                    let (i, j) = (ra + r, c0 + k);
-                    let (g, v) = (got[r * stride + k], want[r * stride + k]);
-                    let bound = 4.0
-                        * p as f64
-                        * f64::EPSILON
-                        * (norm(x.row(i)) + norm(mu.view()))
-                        * (norm(x.row(j)) + norm(mu.view()))
-                        * scale;
-                    assert!((g - v).abs() <= bound, "entry ({i}, {j}): {g} vs {v}");
-                    large += usize::from(v.abs() > 1e3 * bound);
-                    let dot_bound = 2.0 * p as f64 * f64::EPSILON * (sq[i] * sq[j]).sqrt();
-                    assert!((own.row_dot(i, j) - copy.row_dot(i, j)).abs() <= dot_bound);
-                }
-                // The stride's gap is left alone.
-                assert!(got[r * stride + w..(r + 1) * stride]
-                    .iter()
-                    .all(|v| v.is_nan()));
+        let x32 = x.mapv(|v| v as f32);
+        let exact32 = x32.mapv(f64::from);
+        for (input, values, eps) in [
+            (Input::F64(x.view()), &x, f64::EPSILON),
+            (Input::F32(x32.view()), &exact32, f64::from(f32::EPSILON)),
+        ] {
+            let s = Shifted::new(input).expect("small offsets take the shifted form");
+            let (Centred::F64(c), e) = Centred::normalised(input) else {
+                unreachable!()
+            };
+            assert_eq!(s.exp, e);
+            assert_eq!(s.dense(), c, "the same centred rows, bit for bit");
+            let scale = ldexp(1.0, -2 * i64::from(e));
+            let norm = |v: ndarray::ArrayView1<f64>| v.dot(&v).sqrt();
+            let top = values
+                .rows()
+                .into_iter()
+                .map(|r| norm(r).powi(2))
+                .fold(0.0, f64::max);
+            assert!((s.max_sq - top * scale).abs() <= 1e-14 * top * scale);
+            let sq = row_sq_norms(&c);
+            let sums = col_sums(&c);
+            let rows = mat_vec(&c, &sums);
+            for i in 0..n {
+                assert!((s.sq[i] - sq[i]).abs() <= 1e-14 * sq[i], "row {i}");
+                let mag: f64 = c.row(i).iter().zip(&sums).map(|(a, b)| (a * b).abs()).sum();
+                assert!((s.row_sums[i] - rows[i]).abs() <= 2.0 * p as f64 * f64::EPSILON * mag);
             }
-            assert!(large > h * w / 2, "the entries are not all round-off");
+            // Gram blocks (one off the diagonal, one on it, a ragged edge) with a wider
+            // stride, within the rounding bound gamma_p (|x_i| + |mu|) (|x_j| + |mu|) 2^-2e
+            // of the product's precision.
+            let mu = values.mean_axis(Axis(0)).unwrap();
+            let own = Centred::Shifted(s);
+            let copy = Centred::F64(c.clone());
+            for (ra, rb, c0, c1) in [(96, 192, 0, 96), (288, 400, 288, 400), (500, 600, 37, 599)] {
+                let (h, w, stride) = (rb - ra, c1 - c0, c1 - c0 + 5);
+                let mut got = vec![f64::NAN; h * stride];
+                let mut want = vec![f64::NAN; h * stride];
+                own.gram_block(ra, rb, c0, c1, &mut got, stride);
+                copy.gram_block(ra, rb, c0, c1, &mut want, stride);
+                let mut large = 0;
+                for r in 0..h {
+                    for k in 0..w {
+                        let (i, j) = (ra + r, c0 + k);
+                        let (g, v) = (got[r * stride + k], want[r * stride + k]);
+                        let bound = 4.0
+                            * p as f64
+                            * eps
+                            * (norm(values.row(i)) + norm(mu.view()))
+                            * (norm(values.row(j)) + norm(mu.view()))
+                            * scale;
+                        assert!((g - v).abs() <= bound, "entry ({i}, {j}): {g} vs {v}");
+                        large += usize::from(v.abs() > 30.0 * bound);
+                        let dot_bound = 2.0 * p as f64 * f64::EPSILON * (sq[i] * sq[j]).sqrt();
+                        assert!((own.row_dot(i, j) - copy.row_dot(i, j)).abs() <= dot_bound);
+                    }
+                    // The stride's gap is left alone.
+                    assert!(got[r * stride + w..(r + 1) * stride]
+                        .iter()
+                        .all(|v| v.is_nan()));
+                }
+                assert!(large > h * w / 2, "the entries are not all round-off");
+            }
         }
-        // Where the shifted form is not used: a large offset, a constant layer, values near
-        // the overflow of a product, columns that are not contiguous.
+        // Where the shifted form is not used: a large offset, a constant layer, products
+        // that could overflow or underflow, columns that are not contiguous.
         let mut off = x.clone();
         off.column_mut(2).mapv_inplace(|v| v + 1.0);
-        assert!(Shifted::new(off.view()).is_none(), "offset");
-        assert!(
-            Shifted::new(Array2::from_elem((50, 3), 2.0).view()).is_none(),
-            "constant"
-        );
-        assert!(
-            Shifted::new(x.mapv(|v| v * 1e160).view()).is_none(),
-            "overflow"
-        );
+        let f64_of = |a: &Array2<f64>| Shifted::new(Input::F64(a.view())).is_some();
+        let f32_of = |a: &Array2<f32>| Shifted::new(Input::F32(a.view())).is_some();
+        assert!(!f64_of(&off), "offset");
+        assert!(!f32_of(&off.mapv(|v| v as f32)), "offset");
+        assert!(!f64_of(&Array2::from_elem((50, 3), 2.0)), "constant");
+        assert!(!f64_of(&x.mapv(|v| v * 1e160)), "float64 overflow");
+        assert!(f64_of(&x.mapv(|v| v * 1e100)), "large but safe");
+        assert!(!f32_of(&x32.mapv(|v| v * 1e21)), "float32 overflow");
+        assert!(!f32_of(&x32.mapv(|v| v * 1e-14)), "float32 underflow");
+        assert!(f32_of(&x32.mapv(|v| v * 1e18)), "large but safe");
         let xt = x.t().as_standard_layout().into_owned();
-        assert!(Shifted::new(xt.t()).is_none(), "column-major");
-        assert!(
-            Shifted::new(x.mapv(|v| v * 1e100).view()).is_some(),
-            "large but safe"
-        );
+        assert!(Shifted::new(Input::F64(xt.t())).is_none(), "column-major");
     }
 
     #[test]
