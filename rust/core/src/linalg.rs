@@ -541,63 +541,18 @@ impl<'a> Shifted<'a> {
         out
     }
 
-    /// [`Centred::gram_block`] of the centred rows, formed from the rows themselves: one
-    /// single-threaded product in the input's precision, then `(x_i . x_j - x_i . mu -
+    /// [`Centred::gram_block`] (`block = (ra, rb, c0, c1)`) of the centred rows, formed from
+    /// the rows themselves: one single-threaded product in the input's precision, then `(x_i . x_j - x_i . mu -
     /// xc_j . mu) 2^-2e` per entry in float64.
-    pub fn gram_block(
-        &self,
-        ra: usize,
-        rb: usize,
-        c0: usize,
-        c1: usize,
-        out: &mut [f64],
-        stride: usize,
-    ) {
-        let (h, w) = (rb - ra, c1 - c0);
-        if h == 0 || w == 0 {
-            return;
-        }
-        assert!(
-            w <= stride && out.len() >= (h - 1) * stride + w,
-            "gram_block: output too small"
-        );
-        let cols = &self.col_mu[c0..c1];
-        let rows = self.row_mu[ra..rb].iter().enumerate();
-        let scale = self.scale;
-        match self.x {
-            Input::F64(v) => {
-                let v = faer_ref(&v);
-                // SAFETY: `out` holds h rows of `stride >= w` values (checked above).
-                let dst = unsafe {
-                    MatMut::<f64>::from_raw_parts_mut(out.as_mut_ptr(), h, w, stride as isize, 1)
-                };
-                let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
-                faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
-                for (r, &di) in rows {
-                    let o = &mut out[r * stride..r * stride + w];
-                    o.iter_mut()
-                        .zip(cols)
-                        .for_each(|(o, &dj)| *o = ((*o - di) - dj) * scale);
-                }
-            }
-            Input::F32(v) => {
-                let v = faer_ref(&v);
-                let mut tmp = vec![0.0f32; h * w];
-                // SAFETY: `tmp` holds h x w values, row-major.
-                let dst = unsafe {
-                    MatMut::<f32>::from_raw_parts_mut(tmp.as_mut_ptr(), h, w, w as isize, 1)
-                };
-                let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
-                faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
-                for ((r, &di), src) in rows.zip(tmp.chunks_exact(w)) {
-                    let o = &mut out[r * stride..r * stride + w];
-                    o.iter_mut()
-                        .zip(src)
-                        .zip(cols)
-                        .for_each(|((o, &t), &dj)| *o = ((f64::from(t) - di) - dj) * scale);
-                }
-            }
-        }
+    pub fn gram_block(&self, block: (usize, usize, usize, usize), out: &mut [f64], stride: usize) {
+        let (ra, _, c0, c1) = block;
+        let (rows, cols, scale) = (&self.row_mu[ra..], &self.col_mu[c0..c1], self.scale);
+        block_product(self.x, block, out, stride, |r, o| {
+            let di = rows[r];
+            o.iter_mut()
+                .zip(cols)
+                .for_each(|(o, &dj)| *o = ((*o - di) - dj) * scale);
+        });
     }
 
     /// `<xc_i, xc_j>` of the normalised centred rows (for sampling single entries).
@@ -838,7 +793,7 @@ impl Centred<'_> {
                     &mut scratch.f64,
                 )
             }
-            Centred::Shifted(s) => s.gram_block(i0, i1, 0, i1, out, i1),
+            Centred::Shifted(s) => s.gram_block((i0, i1, 0, i1), out, i1),
         }
     }
 
@@ -857,51 +812,11 @@ impl Centred<'_> {
         out: &mut [f64],
         stride: usize,
     ) {
-        let (h, w) = (rb - ra, c1 - c0);
-        if h == 0 || w == 0 {
-            return;
-        }
-        assert!(
-            w <= stride && out.len() >= (h - 1) * stride + w,
-            "gram_block: output too small"
-        );
+        let block = (ra, rb, c0, c1);
         match self {
-            Centred::F64(a) => {
-                let v = faer_ref(&a.view());
-                // SAFETY: `out` holds h rows of `stride >= w` values (checked above).
-                let dst = unsafe {
-                    MatMut::<f64>::from_raw_parts_mut(out.as_mut_ptr(), h, w, stride as isize, 1)
-                };
-                faer::linalg::matmul::matmul(
-                    dst,
-                    Accum::Replace,
-                    v.subrows(ra, h),
-                    v.subrows(c0, w).transpose(),
-                    1.0,
-                    Par::Seq,
-                );
-            }
-            Centred::F32(a) => {
-                let v = faer_ref(&a.view());
-                let mut tmp = vec![0.0f32; h * w];
-                // SAFETY: `tmp` holds h x w values, row-major.
-                let dst = unsafe {
-                    MatMut::<f32>::from_raw_parts_mut(tmp.as_mut_ptr(), h, w, w as isize, 1)
-                };
-                faer::linalg::matmul::matmul(
-                    dst,
-                    Accum::Replace,
-                    v.subrows(ra, h),
-                    v.subrows(c0, w).transpose(),
-                    1.0f32,
-                    Par::Seq,
-                );
-                for (r, src) in tmp.chunks_exact(w).enumerate() {
-                    let o = &mut out[r * stride..r * stride + w];
-                    o.iter_mut().zip(src).for_each(|(o, &t)| *o = f64::from(t));
-                }
-            }
-            Centred::Shifted(s) => s.gram_block(ra, rb, c0, c1, out, stride),
+            Centred::F64(a) => block_product(Input::F64(a.view()), block, out, stride, |_, _| {}),
+            Centred::F32(a) => block_product(Input::F32(a.view()), block, out, stride, |_, _| {}),
+            Centred::Shifted(s) => s.gram_block(block, out, stride),
         }
     }
 
@@ -916,6 +831,55 @@ impl Centred<'_> {
                 .sum(),
             Centred::F64(a) => a.row(i).dot(&a.row(j)),
             Centred::Shifted(s) => s.row_dot(i, j),
+        }
+    }
+}
+
+/// Rows `ra..rb` of `x x^T` restricted to columns `c0..c1` by one single-threaded product,
+/// written into `out` (row `r = i - ra` at offset `r * stride`, `c1 - c0 <= stride` values),
+/// then `fix(r, row)` on each row. float32 rows are multiplied in float32 (accumulated in
+/// float32 over the `p` features of one entry) and each row widened to float64 before `fix`.
+fn block_product(
+    x: Input<'_>,
+    (ra, rb, c0, c1): (usize, usize, usize, usize),
+    out: &mut [f64],
+    stride: usize,
+    mut fix: impl FnMut(usize, &mut [f64]),
+) {
+    let (h, w) = (rb - ra, c1 - c0);
+    if h == 0 || w == 0 {
+        return;
+    }
+    assert!(
+        w <= stride && out.len() >= (h - 1) * stride + w,
+        "gram_block: output too small"
+    );
+    match x {
+        Input::F64(a) => {
+            let v = faer_ref(&a);
+            // SAFETY: `out` holds h rows of `stride >= w` values (checked above).
+            let dst = unsafe {
+                MatMut::<f64>::from_raw_parts_mut(out.as_mut_ptr(), h, w, stride as isize, 1)
+            };
+            let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
+            faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
+            for r in 0..h {
+                fix(r, &mut out[r * stride..r * stride + w]);
+            }
+        }
+        Input::F32(a) => {
+            let v = faer_ref(&a);
+            let mut tmp = vec![0.0f32; h * w];
+            // SAFETY: `tmp` holds h x w values, row-major.
+            let dst =
+                unsafe { MatMut::<f32>::from_raw_parts_mut(tmp.as_mut_ptr(), h, w, w as isize, 1) };
+            let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
+            faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+            for (r, src) in tmp.chunks_exact(w).enumerate() {
+                let o = &mut out[r * stride..r * stride + w];
+                o.iter_mut().zip(src).for_each(|(o, &t)| *o = f64::from(t));
+                fix(r, o);
+            }
         }
     }
 }
