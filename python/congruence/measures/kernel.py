@@ -391,11 +391,11 @@ def cka(
         Gram route, the Gram tiles are float32 products of the centred values, and each value
         is kept only if an estimate of its rounding error is within 1e-6 relative of the
         float64 computation on the same values (otherwise it is computed in float64). On the
-        linear Gram route a float64 layer whose column means are small beside its spread
+        linear Gram route a layer whose column means are small beside its spread
         (:math:`\lVert\mu\rVert^2 \le 4` times the mean squared norm of the centred rows) is
         not copied: its Gram tiles are formed from the rows and centred entry by entry
-        (within about 1e-13 relative of the centred copy); other layers are centred into a
-        float64 copy.
+        (float64: within about 1e-13 relative of the centred copy; float32 rows on the
+        float32 route, checked as above); other layers are centred into a copy.
     kernel : {"linear", "rbf"}
     sigma_frac : float > 0
         RBF bandwidth as a fraction of the median distance (ignored for ``"linear"``).

@@ -22,16 +22,17 @@
 //!
 //! The route is chosen once for the whole matrix, by flop count ([`route_costs`]).
 //!
-//! float64 linear Gram route: a float64 layer whose column means `mu` are small beside its
+//! Linear Gram route without copies: a layer whose column means `mu` are small beside its
 //! spread (`|mu|^2 <= 4 mean |xc_i|^2`, as for Gaussian or post-ReLU features) is not copied:
 //! its tiles are formed from the rows themselves and centred entry by entry,
-//! `xc_i . xc_j = x_i . x_j - x_i . mu - xc_j . mu` ([`linalg::Shifted`]; at most 25 times the
-//! rounding bound of the centred copy, about 1e-13 relative at p = 768). Other layers are
-//! centred into copies as below.
+//! `xc_i . xc_j = x_i . x_j - x_i . mu - xc_j . mu` ([`linalg::Shifted`]; in float64 at most 25
+//! times the rounding bound of the centred copy, about 1e-13 relative at p = 768; float32 rows
+//! only on the float32 route below, whose error estimate then uses the rows' own norms).
+//! Other layers are centred into copies as below.
 //!
 //! float32 Gram route: when every layer arrives as float32 and the linear Gram route is taken,
-//! the centred, normalised float64 features are rounded to float32 and the tiles are float32
-//! products (accumulated in float32 over the features of one entry), widened to float64 before
+//! the centred, normalised float64 features are rounded to float32 (or the rows are used as
+//! they are, see above) and the tiles are float32 products (accumulated in float32 over the features of one entry), widened to float64 before
 //! the inner products, which are accumulated in float64. Every entry is then checked against
 //! an estimate of its rounding error ([`f32_error`]); an entry whose estimate exceeds half of
 //! the `1e-6` relative tolerance (values near 0, e.g. a debiased CKA) is recomputed in float64.
@@ -190,8 +191,8 @@ impl Spec {
 
 /// One representation, prepared for any number of pairings.
 struct Prepared<'a> {
-    /// Centred features times `2^-exp` (see [`Centred::normalised`]), or on the float64 linear
-    /// Gram route the layer itself, centred as its tiles are formed ([`linalg::Shifted`]).
+    /// Centred features times `2^-exp` (see [`Centred::normalised`]), or on the linear Gram
+    /// route the layer itself, centred as its tiles are formed ([`linalg::Shifted`]).
     xc: Centred<'a>,
     exp: i32,
     sq: Array1<f64>,
@@ -209,8 +210,8 @@ struct Prepared<'a> {
 /// Memory that RBF layers may keep for their squared distances (saves a second product each).
 const CACHE_BUDGET: usize = 2 << 30;
 
-/// Prepare one layer; `shifted`: its form without a centred copy, when the float64 linear Gram
-/// route can use one (see [`linalg::Shifted`]; made before the memory pre-flight).
+/// Prepare one layer; `shifted`: its form without a centred copy, when the linear Gram route
+/// can use one (see [`linalg::Shifted`]; made before the memory pre-flight).
 fn prepare<'a>(
     x: Input<'a>,
     spec: &Spec,
@@ -219,20 +220,21 @@ fn prepare<'a>(
     f32: bool,
     shifted: Option<linalg::Shifted<'a>>,
 ) -> Prepared<'a> {
+    if let Some(s) = shifted {
+        // No copy: the tiles are centred as they are formed. On the float32 route the rows
+        // themselves are multiplied; they are exact, so the error estimate has no term for
+        // rounding centred values to float32 (m = 0).
+        return Prepared {
+            exp: s.exp,
+            sq: s.sq.clone(),
+            f32_stats: f32.then(|| (s.row_sums.clone(), 0.0)),
+            xc: Centred::Shifted(s),
+            kind: Some(TileKind::Gram),
+            cache: None,
+        };
+    }
     if f32 {
-        // The float32 Gram route (linear kernel): no float64 copy of the layer, and no float32
-        // copy either where the tiles can be centred as they are formed (the rows are exact:
-        // no rounding of centred values to account for in the error estimate).
-        if let Some(s) = shifted {
-            return Prepared {
-                exp: s.exp,
-                sq: s.sq.clone(),
-                f32_stats: Some((s.row_sums.clone(), 0.0)),
-                xc: Centred::Shifted(s),
-                kind: Some(TileKind::Gram),
-                cache: None,
-            };
-        }
+        // The float32 Gram route (linear kernel): no float64 copy of the layer.
         let p = linalg::normalised_f32(x);
         return Prepared {
             xc: Centred::F32(p.x32),
@@ -241,16 +243,6 @@ fn prepare<'a>(
             kind: Some(TileKind::Gram),
             cache: None,
             f32_stats: Some((p.row_sums, p.max_abs)),
-        };
-    }
-    if let Some(s) = shifted {
-        return Prepared {
-            exp: s.exp,
-            sq: s.sq.clone(),
-            xc: Centred::Shifted(s),
-            kind: Some(TileKind::Gram),
-            cache: None,
-            f32_stats: None,
         };
     }
     let (xc, exp) = Centred::normalised(x);

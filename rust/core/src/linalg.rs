@@ -415,8 +415,9 @@ fn centred_row_sums<T: Real>(
     row_sums
 }
 
-/// How far the column means may lie from the origin for [`Shifted`]: `||mean||^2 <= SHIFT_RATIO
-/// * mean_i ||xc_i||^2` (post-ReLU features sit near 1.75, Gaussian ones near 0).
+/// How far the column means may lie from the origin for [`Shifted`]: at most `SHIFT_RATIO`
+/// times `mean_i ||xc_i||^2` in `||mean||^2` (post-ReLU features sit near 1.75, Gaussian ones
+/// near 0).
 const SHIFT_RATIO: f64 = 4.0;
 
 /// A layer whose Gram blocks are centred as they are formed, with no centred copy.
@@ -453,9 +454,9 @@ pub struct Shifted<'a> {
 impl<'a> Shifted<'a> {
     /// The shifted form of `x`, or `None` where it is not used (see [`Shifted`]).
     pub fn new(x: Input<'a>) -> Option<Self> {
+        // Limits on the largest squared row norm and on the mean one, in the product's
+        // precision (see `of`).
         match x {
-            // |x_i . x_j| <= max |x_i|^2 stays far from overflow, and the products far above
-            // underflow, in the precision of the product.
             Input::F64(v) => Self::of(v, x, 1e300, 1e-200),
             Input::F32(v) => Self::of(v, x, 1e36, 1e-30),
         }
@@ -542,8 +543,8 @@ impl<'a> Shifted<'a> {
     }
 
     /// [`Centred::gram_block`] (`block = (ra, rb, c0, c1)`) of the centred rows, formed from
-    /// the rows themselves: one single-threaded product in the input's precision, then `(x_i . x_j - x_i . mu -
-    /// xc_j . mu) 2^-2e` per entry in float64.
+    /// the rows themselves: one single-threaded product in the input's precision, then
+    /// `(x_i . x_j - x_i . mu - xc_j . mu) 2^-2e` per entry in float64.
     pub fn gram_block(&self, block: (usize, usize, usize, usize), out: &mut [f64], stride: usize) {
         let (ra, _, c0, c1) = block;
         let (rows, cols, scale) = (&self.row_mu[ra..], &self.col_mu[c0..c1], self.scale);
@@ -564,6 +565,7 @@ impl<'a> Shifted<'a> {
         crate::simd::dot(&a, &b)
     }
 }
+
 /// Squared Euclidean norm of each row, in float64.
 pub fn row_sq_norms<'a, T: Real + 'a>(x: impl Into<ArrayView2<'a, T>>) -> Array1<f64> {
     let x = x.into();
@@ -710,8 +712,8 @@ pub fn product_into<T: Real>(
     }
 }
 
-/// Centred features of one representation, in the precision they arrived in, or a float64
-/// layer centred as its Gram blocks are formed ([`Shifted`]).
+/// Centred features of one representation, in the precision they arrived in, or a layer
+/// centred as its Gram blocks are formed ([`Shifted`]).
 pub enum Centred<'a> {
     F32(Array2<f32>),
     F64(Array2<f64>),
