@@ -4,7 +4,9 @@
 //!   with the Gram-matrix identity `|x_i|^2 + |x_j|^2 - 2 <x_i, x_j>`: that identity loses the
 //!   small distances to cancellation (an exact duplicate row gets a distance of order
 //!   `1e-8 |x|` instead of 0) and breaks the exact ties that `rsa`'s Spearman ranks must see.
-//!   Row blocks of [`ROW_BLOCK`] rows run in parallel; inside a block, groups of 4 rows meet
+//!   Row blocks of [`ROW_BLOCK`] rows run in parallel, each block a task of its own and, on a
+//!   triangle, the largest (last) blocks first, so a pass ends on small tasks instead of
+//!   leaving one thread alone with a run of large blocks; inside a block, groups of 4 rows meet
 //!   pairs of rows over chunks of `K_CHUNK` features, with 4 accumulators per pair, so each
 //!   value is read once per 8 pairs. Every pair `(i, j)` is reduced in the same order whatever
 //!   tile computes it, so `d(i, j)` does not depend on the block layout or the thread count.
@@ -838,8 +840,12 @@ pub fn rsm_fro_diff(x: Input, y: Input) -> Result<f64> {
     let (rx, ry) = (Rows::new(x, "X")?, Rows::new(y, "Y")?);
     check_pair(&rx, &ry, 1)?;
     let fma = use_fma();
-    let parts: Vec<f64> = blocks(rx.n)
+    // The largest blocks (the last rows) first, one per task, so that the pass ends on small
+    // ones; their sums are then added in block order.
+    let mut parts: Vec<f64> = blocks(rx.n)
         .into_par_iter()
+        .rev()
+        .with_max_len(1)
         .map(|(i0, i1)| {
             let len = tri(i1) - tri(i0);
             let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
@@ -851,6 +857,7 @@ pub fn rsm_fro_diff(x: Input, y: Input) -> Result<f64> {
                 .sum::<f64>()
         })
         .collect();
+    parts.reverse();
     Ok((2.0 * parts.iter().sum::<f64>()).sqrt())
 }
 
@@ -875,6 +882,7 @@ fn sampled_row_means(rows: &Rows, fma: bool) -> Vec<f64> {
     }
     let parts: Vec<Vec<f64>> = blocks(n)
         .into_par_iter()
+        .with_max_len(1)
         .map(|(i0, i1)| {
             let mut d = vec![0.0; (i1 - i0) * m];
             rect_distances(rows, i0, i1, &sample, &mut d, fma);
@@ -939,6 +947,7 @@ fn dcov_sums_in_waves(rx: &Rows, ry: &Rows, per_wave: usize) -> (f64, f64, f64) 
         let mut parts: Vec<Sums> = wave
             .par_iter()
             .rev()
+            .with_max_len(1)
             .map(|&(i0, i1)| {
                 let len = tri(i1) - tri(i0);
                 let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
@@ -1101,11 +1110,12 @@ pub(crate) fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
     let n = x.n;
     let fma = use_fma();
     let mut v = crate::memory::zeroed_f64(tri(n), "an RSM triangle", RSA_ALTERNATIVE);
-    huge_pages(v.as_mut_ptr() as *mut u8, 8 * v.len());
     match rsm {
         Rsm::Euclidean => {
             packed_segments(&mut v, n)
                 .into_par_iter()
+                .rev()
+                .with_max_len(1)
                 .for_each(|((i0, i1), seg)| distance_block(x, i0, i1, seg, fma));
         }
         Rsm::Correlation => {
@@ -1117,6 +1127,8 @@ pub(crate) fn rsm_vector(x: &Rows, rsm: Rsm) -> Option<Vec<f64>> {
             };
             packed_segments(&mut v, n)
                 .into_par_iter()
+                .rev()
+                .with_max_len(1)
                 .for_each(|((i0, i1), seg)| lower_block::<true>(&zr, i0, i1, seg, fma));
         }
     }
@@ -1147,6 +1159,10 @@ const RANK_FANOUT: usize = if cfg!(test) { 1 << 6 } else { 1 << 13 };
 const RANK_CHUNK: usize = 1 << 16;
 /// At most this many chunks (bounds the per-chunk histograms).
 const RANK_CHUNKS: usize = 256;
+/// At most this many buckets per parallel task of a ranking's second pass (about 16,000
+/// values), so that the pass ends on a short task: a task, once started, is not split again,
+/// and tasks of a few thousand buckets left one thread working alone for milliseconds.
+const RANK_TASK: usize = 16;
 /// Values per bucket, on average, when a run is split again inside the cache.
 const RANK_SUB: usize = 4;
 /// Runs at most this long are ranked by counting (see [`rank_small`]).
@@ -1306,29 +1322,6 @@ fn rank_run(
     ties
 }
 
-/// Ask the kernel to back a large fresh buffer with huge pages where it can (Linux, when
-/// transparent huge pages are enabled for advised regions): one fault per 2 MiB instead of
-/// one per 4 KiB when the buffer is first written, and fewer pages to free. Advice only: it
-/// changes no value, and failure is ignored.
-fn huge_pages(ptr: *mut u8, bytes: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 1 << 21;
-        const MADV_HUGEPAGE: i32 = 14;
-        extern "C" {
-            fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
-        }
-        let start = (ptr as usize).next_multiple_of(HUGE);
-        let end = (ptr as usize + bytes) / HUGE * HUGE;
-        if end > start {
-            // SAFETY: the range lies inside one live allocation; the advice does not change
-            // its contents or its mapping, only how the kernel backs untouched pages.
-            unsafe { madvise(start as *mut u8, end - start, MADV_HUGEPAGE) };
-        }
-    }
-    let _ = (ptr, bytes);
-}
-
 /// Replace the (finite) values of `v` by their ranks, 1 to m, ties getting the average of
 /// the ranks they span (as `scipy.stats.rankdata(method="average")`); returns the tie sum
 /// `sum (t^3 - t)` over the tie groups of sizes `t`, an exact integer.
@@ -1404,10 +1397,6 @@ fn rank_core(v: &mut [f64]) -> u128 {
     }
     let mut keyed: Vec<Keyed> =
         crate::memory::with_capacity(m, "the sort buffer of a ranking", RSA_ALTERNATIVE);
-    huge_pages(
-        keyed.as_mut_ptr() as *mut u8,
-        m * std::mem::size_of::<Keyed>(),
-    );
     {
         let dst = SyncPtr(keyed.as_mut_ptr());
         let vv: &[f64] = v;
@@ -1436,6 +1425,7 @@ fn rank_core(v: &mut [f64]) -> u128 {
     let ties: u128 = (0..nb)
         .into_par_iter()
         .with_min_len(4)
+        .with_max_len(RANK_TASK)
         .map_init(
             || (Vec::new(), Vec::new()),
             |(scratch, ids): &mut (Vec<Keyed>, Vec<u32>), b| {

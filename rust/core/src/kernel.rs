@@ -16,7 +16,8 @@ use crate::linalg::{Centred, Scratch};
 use ndarray::Array2;
 use rayon::prelude::*;
 
-/// Rows per task in passes over triangles (fixed, so results do not depend on thread count).
+/// Rows per task in passes over triangles (fixed, so results do not depend on thread count;
+/// one task per block, so that a pass does not end with one thread working through several).
 const ROW_BLOCK: usize = 32;
 /// Values collected for the final in-memory selection.
 const SELECT_CAP: usize = 1 << 20;
@@ -89,22 +90,26 @@ impl PackedLower {
                 blocks.push((i0, i1, block));
                 rest = tail;
             }
-            blocks.into_par_iter().for_each(|(i0, i1, block)| {
-                crate::interrupt::checkpoint();
-                let mut g = vec![0.0f64; (i1 - i0) * i1];
-                rows.xc.gram_block(i0, i1, 0, i1, &mut g, i1);
-                let mut at = 0;
-                for (r, gr) in g.chunks_exact(i1).enumerate() {
-                    let i = i0 + r;
-                    let si = sq[i];
-                    for ((o, &gij), &sj) in block[at..at + i].iter_mut().zip(gr).zip(sq) {
-                        let t = si + sj - 2.0 * gij;
-                        o.write(if t > 0.0 { t } else { 0.0 });
+            blocks
+                .into_par_iter()
+                .rev()
+                .with_max_len(1)
+                .for_each(|(i0, i1, block)| {
+                    crate::interrupt::checkpoint();
+                    let mut g = vec![0.0f64; (i1 - i0) * i1];
+                    rows.xc.gram_block(i0, i1, 0, i1, &mut g, i1);
+                    let mut at = 0;
+                    for (r, gr) in g.chunks_exact(i1).enumerate() {
+                        let i = i0 + r;
+                        let si = sq[i];
+                        for ((o, &gij), &sj) in block[at..at + i].iter_mut().zip(gr).zip(sq) {
+                            let t = si + sj - 2.0 * gij;
+                            o.write(if t > 0.0 { t } else { 0.0 });
+                        }
+                        block[at + i].write(0.0);
+                        at += i + 1;
                     }
-                    block[at + i].write(0.0);
-                    at += i + 1;
-                }
-            });
+                });
         }
         // SAFETY: the blocks above cover all `len` reserved entries, each written once.
         unsafe { data.set_len(len) };
@@ -126,6 +131,7 @@ impl Triangle for PackedLower {
     {
         (0..self.n.div_ceil(ROW_BLOCK))
             .into_par_iter()
+            .with_max_len(1)
             .map(|b| {
                 crate::interrupt::checkpoint();
                 let mut acc = init.clone();
@@ -234,6 +240,7 @@ impl Triangle for Array2<f64> {
         let flat = self.as_slice().expect("standard layout");
         (0..n.div_ceil(ROW_BLOCK))
             .into_par_iter()
+            .with_max_len(1)
             .map(|b| {
                 let mut acc = init.clone();
                 for i in (b * ROW_BLOCK)..((b + 1) * ROW_BLOCK).min(n) {
@@ -272,6 +279,7 @@ impl Triangle for StreamedDistances<'_, '_> {
                 .step_by(ROW_BLOCK)
                 .collect::<Vec<_>>()
                 .into_par_iter()
+                .with_max_len(1)
                 .map(|b0| {
                     let mut acc = init.clone();
                     for i in b0..(b0 + ROW_BLOCK).min(i1) {

@@ -20,6 +20,13 @@
 //! allocator cannot serve is still an error, never an abort. Inside computations that cannot
 //! return a `Result` (parallel loops), [`vec`] and [`zeros`] unwind with the
 //! `CoreError::Memory` as payload; [`crate::interrupt::guard`] turns that back into an `Err`.
+//!
+//! **Huge pages.** The large buffers of [`try_zeroed_f64`] and [`with_capacity`] are fresh
+//! mappings; they are advised to the kernel for transparent huge pages (Linux, where they are
+//! enabled for advised regions): one page fault per 2 MiB instead of one per 4 KiB where a
+//! buffer is first written, and, when it is freed, 512 times fewer pages to unmap. Freeing
+//! the 144 MB squared-distance cache of an RBF layer in 4 KiB pages was a serial phase of
+//! the RBF CKA (the kernel's unmapping runs on the freeing thread).
 
 use crate::error::{CoreError, Result};
 use ndarray::{Array2, Ix2};
@@ -230,6 +237,7 @@ pub fn try_zeroed_f64(len: usize, what: &str, alternative: &str) -> Result<Vec<f
         if ptr.is_null() {
             return Err(error());
         }
+        huge_pages(ptr as *mut u8, layout.size());
         Ok(Vec::from_raw_parts(ptr, len, len))
     }
 }
@@ -285,8 +293,8 @@ pub fn vec<T: Clone>(len: usize, value: T, what: &str, alternative: &str) -> Vec
     try_vec(len, value, what, alternative).unwrap_or_else(|e| raise(e))
 }
 
-/// An empty vector with room for `len` elements, reserved fallibly; for code that cannot
-/// return a `Result` (unwinds like [`vec`]).
+/// An empty vector with room for `len` elements, reserved fallibly (advised for huge pages,
+/// see the module docs); for code that cannot return a `Result` (unwinds like [`vec`]).
 pub fn with_capacity<T>(len: usize, what: &str, alternative: &str) -> Vec<T> {
     let mut v = Vec::new();
     if v.try_reserve_exact(len).is_err() {
@@ -297,6 +305,7 @@ pub fn with_capacity<T>(len: usize, what: &str, alternative: &str) -> Vec<T> {
             alternative: alternative.to_string(),
         });
     }
+    huge_pages(v.as_mut_ptr() as *mut u8, len * std::mem::size_of::<T>());
     v
 }
 
@@ -308,6 +317,31 @@ pub fn zeros<T: Clone + Default>(
     alternative: &str,
 ) -> Array2<T> {
     try_array2(shape, T::default(), what, alternative).unwrap_or_else(|e| raise(e))
+}
+
+/// Ask the kernel to back the whole 2 MiB pages inside a fresh buffer with huge pages (see
+/// the module docs). Advice only: it changes no value, and failure is ignored; buffers
+/// smaller than two huge pages hold at most one whole one and are left alone.
+fn huge_pages(ptr: *mut u8, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 1 << 21;
+        const MADV_HUGEPAGE: i32 = 14;
+        extern "C" {
+            fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+        }
+        if bytes >= 2 * HUGE {
+            let start = (ptr as usize).next_multiple_of(HUGE);
+            let end = (ptr as usize + bytes) / HUGE * HUGE;
+            if end > start {
+                // SAFETY: the range lies inside one live allocation; the advice does not
+                // change its contents or its mapping, only how the kernel backs untouched
+                // pages.
+                unsafe { madvise(start as *mut u8, end - start, MADV_HUGEPAGE) };
+            }
+        }
+    }
+    let _ = (ptr, bytes);
 }
 
 #[cfg(test)]

@@ -163,6 +163,7 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
     let mut parts: Vec<DcorBlock> = packed_segments(low, n)
         .into_par_iter()
         .rev()
+        .with_max_len(1)
         .map(|((i0, i1), seg)| {
             crate::interrupt::checkpoint();
             distance::dcor_distances::<true>(&rows, &panels, i0, i1, seg, fma)
@@ -191,6 +192,7 @@ pub fn dcor_prepare(x: Input) -> Result<Option<Vec<f64>>> {
     let mut squares: Vec<f64> = packed_segments(low, n)
         .into_par_iter()
         .rev()
+        .with_max_len(1)
         .map(|((i0, i1), seg)| {
             crate::interrupt::checkpoint();
             let base = tri(i0);
