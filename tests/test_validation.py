@@ -297,3 +297,41 @@ def test_compare_passes_parameters(XY):
     assert cg.compare(X, Y) == cg.cka(X, Y)
     with pytest.raises(ValueError, match=r"sigma_frac=-2"):
         cg.compare(X, Y, "hsic", kernel="rbf", sigma_frac=-2.0)
+
+
+def _identical_by_definition(Z: np.ndarray) -> bool:
+    """Every column's range within 8 eps of its largest magnitude, from the definition."""
+    Z = np.asarray(Z, dtype=np.float64)
+    eps = np.finfo(np.float64).eps
+    with np.errstate(over="ignore"):
+        return all(
+            np.ptp(Z[:, j]) <= 8.0 * eps * np.max(np.abs(Z[:, j])) for j in range(Z.shape[1])
+        )
+
+
+def test_identical_rows_quick_look_agrees_with_the_definition():
+    from congruence._linalg import identical_rows
+
+    rng = np.random.default_rng(7)
+    eps = np.finfo(np.float64).eps
+    base = rng.standard_normal(6) * 10.0 ** rng.integers(-5, 5, 6)
+    cases = {
+        "random": rng.standard_normal((40, 6)),
+        "identical": np.tile(base, (40, 1)),
+        "one-ulp noise": np.tile(base, (40, 1)) * (1 + eps * rng.integers(-2, 3, (40, 6))),
+        "zeros": np.zeros((12, 3)),
+        "zeros, one entry late": np.vstack([np.zeros((11, 3)), [[0.0, 1e-300, 0.0]]]),
+        "differs after the first rows only": np.vstack([np.tile(base, (20, 1)), base * 1.5]),
+        "range of 6 eps |z| in the first rows": np.tile(base, (10, 1))
+        * (1 + 6 * eps * (np.arange(10) % 2))[:, None],
+        "range of 40 eps |z| in the first rows": np.tile(base, (10, 1))
+        * (1 + 40 * eps * (np.arange(10) % 2))[:, None],
+        "one row": base[None, :],
+        "two rows, float32": np.tile(base.astype(np.float32), (2, 1)),
+        "huge values": np.array([[1e308, -1e308], [-1e308, 1e308], [1e308, -1e308]]),
+    }
+    for name, Z in cases.items():
+        assert identical_rows(Z) == _identical_by_definition(Z), name
+    assert identical_rows(cases["identical"]) and identical_rows(cases["one-ulp noise"])
+    assert not identical_rows(cases["differs after the first rows only"])
+    assert not identical_rows(cases["zeros, one entry late"])

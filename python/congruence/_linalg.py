@@ -230,9 +230,29 @@ def check_matrix_fits(rows: int, cols: int, what: str, alternative: str) -> None
         check_fits(nbytes, what, alternative)
 
 
+#: Rows of the quick look of :func:`identical_rows`.
+_PROBE_ROWS = 8
+
+
 def identical_rows(Z: np.ndarray) -> bool:
     """Every row of ``Z`` is the same (all columns constant, by the one relative rule of
-    :func:`congruence._validation.constant_columns`)."""
+    :func:`congruence._validation.constant_columns`).
+
+    The first rows are looked at first. A column is constant when its range is at most
+    ``8 eps S`` with ``S`` its largest magnitude; every value of such a column then lies
+    within ``8 eps S`` of its first value ``z``, so ``S <= |z| / (1 - 8 eps)`` and any two of
+    its values differ by at most ``8 eps |z| / (1 - 8 eps) < 16 eps |z|``. Two of the first
+    rows that differ by more than ``16 eps |z|`` in some column (an overflowing difference
+    included) therefore prove that column varies, and the answer is False without the two
+    passes over the whole array (serial NumPy reductions, a few percent of a distance
+    correlation at n = 3000 on two threads).
+    """
+    head = np.asarray(Z[:_PROBE_ROWS], dtype=np.float64)
+    if head.shape[0] >= 2:
+        with np.errstate(over="ignore"):
+            gap = np.max(head, axis=0) - np.min(head, axis=0)
+        if np.any(gap > 16.0 * np.finfo(np.float64).eps * np.abs(head[0])):
+            return False
     return bool(constant_columns(Z).all())
 
 
