@@ -169,27 +169,29 @@ fn centring<T: Real>(x: ArrayView2<T>, normalise: bool) -> (Vec<f64>, i32, f64, 
                 max: vec![f64::NEG_INFINITY; p],
             };
             let mut buf = vec![0.0f64; p];
-            for i in (b * COL_ROWS)..((b + 1) * COL_ROWS).min(n) {
-                let row = x.row(i);
-                match row.as_slice() {
-                    Some(r) => buf.iter_mut().zip(r).for_each(|(o, v)| *o = v.to_f64()),
-                    None => buf
+            crate::simd::with_avx2(|| {
+                for i in (b * COL_ROWS)..((b + 1) * COL_ROWS).min(n) {
+                    let row = x.row(i);
+                    match row.as_slice() {
+                        Some(r) => buf.iter_mut().zip(r).for_each(|(o, v)| *o = v.to_f64()),
+                        None => buf
+                            .iter_mut()
+                            .zip(row.iter())
+                            .for_each(|(o, v)| *o = v.to_f64()),
+                    }
+                    for (((s, lo), hi), &v) in part
+                        .sum
                         .iter_mut()
-                        .zip(row.iter())
-                        .for_each(|(o, v)| *o = v.to_f64()),
+                        .zip(&mut part.min)
+                        .zip(&mut part.max)
+                        .zip(&buf)
+                    {
+                        *s += v;
+                        *lo = if v < *lo { v } else { *lo };
+                        *hi = if v > *hi { v } else { *hi };
+                    }
                 }
-                for (((s, lo), hi), &v) in part
-                    .sum
-                    .iter_mut()
-                    .zip(&mut part.min)
-                    .zip(&mut part.max)
-                    .zip(&buf)
-                {
-                    *s += v;
-                    *lo = if v < *lo { v } else { *lo };
-                    *hi = if v > *hi { v } else { *hi };
-                }
-            }
+            });
             part
         })
         .collect();
@@ -341,23 +343,25 @@ fn centred_norms<T: Real>(
         let mut dots = Vec::with_capacity(if mu_dots { sqs.len() } else { 0 });
         // Column-wise largest magnitudes (element-wise, so the loop vectorises).
         let mut top = vec![0.0f64; p];
-        for (r, s_out) in sqs.iter_mut().enumerate() {
-            centre_row(x.row(b * COL_ROWS + r), mean, s, &mut buf);
-            if let Some(rows32) = rows32.as_mut() {
-                let mut o = rows32.row_mut(r);
-                let o = o.as_slice_mut().expect("standard layout");
-                o.iter_mut().zip(&buf).for_each(|(o, &v)| *o = v as f32);
+        crate::simd::with_avx2(|| {
+            for (r, s_out) in sqs.iter_mut().enumerate() {
+                centre_row(x.row(b * COL_ROWS + r), mean, s, &mut buf);
+                if let Some(rows32) = rows32.as_mut() {
+                    let mut o = rows32.row_mut(r);
+                    let o = o.as_slice_mut().expect("standard layout");
+                    o.iter_mut().zip(&buf).for_each(|(o, &v)| *o = v as f32);
+                }
+                for ((a, t), &v) in acc.iter_mut().zip(&mut top).zip(&buf) {
+                    *a += v;
+                    let m = v.abs();
+                    *t = if m > *t { m } else { *t };
+                }
+                *s_out = crate::simd::dot(&buf, &buf);
+                if mu_dots {
+                    dots.push(crate::simd::dot(&buf, mean));
+                }
             }
-            for ((a, t), &v) in acc.iter_mut().zip(&mut top).zip(&buf) {
-                *a += v;
-                let m = v.abs();
-                *t = if m > *t { m } else { *t };
-            }
-            *s_out = crate::simd::dot(&buf, &buf);
-            if mu_dots {
-                dots.push(crate::simd::dot(&buf, mean));
-            }
-        }
+        });
         (acc, top.into_iter().fold(0.0, f64::max), dots)
     };
     let parts: Vec<(Vec<f64>, f64, Vec<f64>)> = match x32 {
@@ -407,10 +411,12 @@ fn centred_row_sums<T: Real>(
         .enumerate()
         .for_each(|(b, mut out)| {
             let mut buf = vec![0.0f64; p];
-            for (r, o) in out.iter_mut().enumerate() {
-                centre_row(x.row(b * COL_ROWS + r), mean, s, &mut buf);
-                *o = crate::simd::dot(&buf, sums);
-            }
+            crate::simd::with_avx2(|| {
+                for (r, o) in out.iter_mut().enumerate() {
+                    centre_row(x.row(b * COL_ROWS + r), mean, s, &mut buf);
+                    *o = crate::simd::dot(&buf, sums);
+                }
+            });
         });
     row_sums
 }
@@ -865,9 +871,11 @@ fn block_product(
             };
             let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
             faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
-            for r in 0..h {
-                fix(r, &mut out[r * stride..r * stride + w]);
-            }
+            crate::simd::with_avx2(|| {
+                for r in 0..h {
+                    fix(r, &mut out[r * stride..r * stride + w]);
+                }
+            });
         }
         Input::F32(a) => {
             let v = faer_ref(&a);
@@ -877,11 +885,13 @@ fn block_product(
                 unsafe { MatMut::<f32>::from_raw_parts_mut(tmp.as_mut_ptr(), h, w, w as isize, 1) };
             let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
             faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
-            for (r, src) in tmp.chunks_exact(w).enumerate() {
-                let o = &mut out[r * stride..r * stride + w];
-                o.iter_mut().zip(src).for_each(|(o, &t)| *o = f64::from(t));
-                fix(r, o);
-            }
+            crate::simd::with_avx2(|| {
+                for (r, src) in tmp.chunks_exact(w).enumerate() {
+                    let o = &mut out[r * stride..r * stride + w];
+                    o.iter_mut().zip(src).for_each(|(o, &t)| *o = f64::from(t));
+                    fix(r, o);
+                }
+            });
         }
     }
 }
@@ -1137,6 +1147,59 @@ mod tests {
                 nonzero > n / 2,
                 "the row sums are not all round-off-free zeros"
             );
+        }
+    }
+
+    #[test]
+    fn row_passes_give_the_same_bits_with_and_without_avx2() {
+        // The layer passes and the Gram blocks' row loops run through simd::with_avx2: the
+        // AVX2 build of a loop must give the baseline build's bits (no fused multiply-adds,
+        // no reordered sums). float64 and float32 rows, offsets, a ragged last block.
+        use std::sync::atomic::Ordering;
+        let (n, p) = (300, 37);
+        let x = Array2::from_shape_fn((n, p), |(i, j)| {
+            let v = ((i * 7919 + j * 104_729) % 1013) as f64 / 1013.0 - 0.5;
+            v * (1.0 + j as f64) + 0.3 * (j % 4) as f64
+        });
+        let x32 = x.mapv(|v| v as f32);
+        let run = |input: Input, baseline: bool| {
+            crate::simd::FORCE_BASELINE.store(baseline, Ordering::Relaxed);
+            let s = Shifted::new(input).expect("small offsets take the shifted form");
+            let stats = (
+                s.mean.clone(),
+                s.sq.clone(),
+                s.row_sums.clone(),
+                s.col_mu.clone(),
+            );
+            let max_sq = s.max_sq;
+            let (c, e) = Centred::normalised(input);
+            let mut blocks = Vec::new();
+            for own in [Centred::Shifted(s), c] {
+                let mut out = vec![f64::NAN; 100 * 150];
+                own.gram_block(50, 150, 10, 160, &mut out, 150);
+                blocks.push(out);
+            }
+            crate::simd::FORCE_BASELINE.store(false, Ordering::Relaxed);
+            (stats.0, stats.1, stats.2, stats.3, max_sq, e, blocks)
+        };
+        for input in [Input::F64(x.view()), Input::F32(x32.view())] {
+            let (fast, slow) = (run(input, false), run(input, true));
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast.0), bits(&slow.0), "means");
+            assert_eq!(
+                bits(fast.1.as_slice().unwrap()),
+                bits(slow.1.as_slice().unwrap())
+            );
+            assert_eq!(
+                bits(fast.2.as_slice().unwrap()),
+                bits(slow.2.as_slice().unwrap())
+            );
+            assert_eq!(bits(&fast.3), bits(&slow.3), "products with the means");
+            assert_eq!(fast.4.to_bits(), slow.4.to_bits());
+            assert_eq!(fast.5, slow.5);
+            for (a, b) in fast.6.iter().zip(&slow.6) {
+                assert_eq!(bits(a), bits(b), "Gram blocks");
+            }
         }
     }
 

@@ -145,6 +145,40 @@ fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
+/// `f()`, compiled for AVX2 where the CPU has it (checked at run time) and for the baseline
+/// target elsewhere: for loops over rows that the compiler vectorises, where the baseline's
+/// 128-bit vectors (or scalar conversions) leave them several times slower. `f` is inlined
+/// into a function compiled with AVX2 enabled (a closure called once is), with whatever it
+/// inlines in turn. Neither version fuses multiplications and additions, and vectorising
+/// never reorders a sum (no reassociation without fast-math), so both give the same bits.
+#[inline(always)]
+pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() && !baseline_forced() {
+        #[target_feature(enable = "avx2")]
+        unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        return unsafe { run(f) };
+    }
+    f()
+}
+
+/// Tests set this to run [`with_avx2`]'s closures as the baseline build does (the two must give
+/// the same bits).
+#[cfg(test)]
+pub(crate) static FORCE_BASELINE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[inline(always)]
+fn baseline_forced() -> bool {
+    #[cfg(test)]
+    return FORCE_BASELINE.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(test))]
+    false
+}
+
 /// `sum_i x_i y_i` with a fixed summation order.
 pub fn dot(x: &[f64], y: &[f64]) -> f64 {
     assert_eq!(x.len(), y.len());
