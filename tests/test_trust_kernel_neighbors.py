@@ -467,10 +467,11 @@ def _ref_all_ties(a: np.ndarray) -> bool:
 def test_tie_check_of_the_neighbour_family_matches_the_definition_past_its_first_rows():
     """The check looks at the first rows first; rows that tie there but not further down, a
     single non-zero row among them, or leading zero rows, must still get the full answer."""
-    from congruence.measures.neighbors import _PROBE_ROWS, _identical_rows
+    from congruence._linalg import PROBE_ROWS
+    from congruence.measures.neighbors import _identical_rows
 
     rng = np.random.default_rng(18)
-    n, p, h = 50, 5, _PROBE_ROWS
+    n, p, h = 50, 5, PROBE_ROWS
     v = rng.standard_normal(p)
     cases = {
         "random": rng.standard_normal((n, p)),

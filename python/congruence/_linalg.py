@@ -230,8 +230,9 @@ def check_matrix_fits(rows: int, cols: int, what: str, alternative: str) -> None
         check_fits(nbytes, what, alternative)
 
 
-#: Rows of the quick look of :func:`identical_rows`.
-_PROBE_ROWS = 8
+#: Rows that the quick looks of :func:`identical_rows` and of the neighbour family's tie
+#: check take first.
+PROBE_ROWS = 8
 
 
 def identical_rows(Z: np.ndarray) -> bool:
@@ -247,7 +248,7 @@ def identical_rows(Z: np.ndarray) -> bool:
     passes over the whole array (serial NumPy reductions, a few percent of a distance
     correlation at n = 3000 on two threads).
     """
-    head = np.asarray(Z[:_PROBE_ROWS], dtype=np.float64)
+    head = np.asarray(Z[:PROBE_ROWS], dtype=np.float64)
     if head.shape[0] >= 2:
         with np.errstate(over="ignore"):
             gap = np.max(head, axis=0) - np.min(head, axis=0)

@@ -35,8 +35,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from congruence import _core
+from congruence._linalg import PROBE_ROWS, identical_rows
 from congruence._registry import register
-from congruence._validation import check_number, check_pair, constant_columns
+from congruence._validation import check_number, check_pair
 from congruence.errors import warn_degenerate
 
 __all__ = [
@@ -91,8 +92,6 @@ def _knn(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _core.knn(X, k)
 
 
-#: rows that :func:`_identical_rows` looks at first
-_PROBE_ROWS = 8
 #: a gap between two unit rows far above the round-off of the full test (``16 eps``)
 _PROBE_GAP = 1e-6
 
@@ -121,10 +120,10 @@ def _identical_rows(a: np.ndarray) -> Optional[str]:
     multiples of one row, have unit rows within a few ``eps`` of each other), so the answer
     is None without the passes over the whole array (one serial pass of NumPy each).
     """
-    head = _unit_rows(a[:_PROBE_ROWS])
+    head = _unit_rows(a[:PROBE_ROWS])
     if head.shape[0] >= 2 and np.max(np.abs(head[1:] - head[0])) > _PROBE_GAP:
         return None
-    if constant_columns(a).all():
+    if identical_rows(a):
         return "has zero variance: every row is identical"
     u = _unit_rows(a)
     if u.shape[0] <= 1:
