@@ -12,7 +12,7 @@
 //! a fixed sample brackets the wanted ranks, one streaming pass counts and collects inside the
 //! bracket, and histogram rounds take over in the rare case the bracket misses.
 
-use crate::linalg::{Centred, Scratch};
+use crate::linalg::{Centred, Entries, Scratch};
 use ndarray::Array2;
 use rayon::prelude::*;
 
@@ -97,7 +97,8 @@ impl PackedLower {
                 .for_each(|(i0, i1, block)| {
                     crate::interrupt::checkpoint();
                     let mut g = vec![0.0f64; (i1 - i0) * i1];
-                    rows.xc.gram_block(i0, i1, 0, i1, &mut g, i1);
+                    rows.xc
+                        .gram_block((i0, i1, 0, i1), Entries::Lower, &mut g, i1);
                     let mut at = 0;
                     for (r, gr) in g.chunks_exact(i1).enumerate() {
                         let i = i0 + r;

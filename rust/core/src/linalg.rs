@@ -169,7 +169,7 @@ fn centring<T: Real>(x: ArrayView2<T>, normalise: bool) -> (Vec<f64>, i32, f64, 
                 max: vec![f64::NEG_INFINITY; p],
             };
             let mut buf = vec![0.0f64; p];
-            crate::simd::with_avx2(|| {
+            crate::simd::with_avx2! {
                 for i in (b * COL_ROWS)..((b + 1) * COL_ROWS).min(n) {
                     let row = x.row(i);
                     match row.as_slice() {
@@ -191,7 +191,7 @@ fn centring<T: Real>(x: ArrayView2<T>, normalise: bool) -> (Vec<f64>, i32, f64, 
                         *hi = if v > *hi { v } else { *hi };
                     }
                 }
-            });
+            }
             part
         })
         .collect();
@@ -246,7 +246,9 @@ fn centre_into<T: Real, U: Real>(
 }
 
 /// One row of the centred, normalised matrix of [`centring`]'s `(mean, s1, s2)`:
-/// `out_j = (x_j - mean_j) s1 s2`, formed in float64 and then rounded to `U`.
+/// `out_j = (x_j - mean_j) s1 s2`, formed in float64 and then rounded to `U`. Inlined, so
+/// that it is compiled for AVX2 inside [`crate::simd::with_avx2!`] blocks.
+#[inline(always)]
 fn centre_row<T: Real, U: Real>(
     row: ndarray::ArrayView1<T>,
     mean: &[f64],
@@ -343,7 +345,7 @@ fn centred_norms<T: Real>(
         let mut dots = Vec::with_capacity(if mu_dots { sqs.len() } else { 0 });
         // Column-wise largest magnitudes (element-wise, so the loop vectorises).
         let mut top = vec![0.0f64; p];
-        crate::simd::with_avx2(|| {
+        crate::simd::with_avx2! {
             for (r, s_out) in sqs.iter_mut().enumerate() {
                 centre_row(x.row(b * COL_ROWS + r), mean, s, &mut buf);
                 if let Some(rows32) = rows32.as_mut() {
@@ -361,7 +363,7 @@ fn centred_norms<T: Real>(
                     dots.push(crate::simd::dot(&buf, mean));
                 }
             }
-        });
+        }
         (acc, top.into_iter().fold(0.0, f64::max), dots)
     };
     let parts: Vec<(Vec<f64>, f64, Vec<f64>)> = match x32 {
@@ -411,12 +413,12 @@ fn centred_row_sums<T: Real>(
         .enumerate()
         .for_each(|(b, mut out)| {
             let mut buf = vec![0.0f64; p];
-            crate::simd::with_avx2(|| {
+            crate::simd::with_avx2! {
                 for (r, o) in out.iter_mut().enumerate() {
                     centre_row(x.row(b * COL_ROWS + r), mean, s, &mut buf);
                     *o = crate::simd::dot(&buf, sums);
                 }
-            });
+            }
         });
     row_sums
 }
@@ -551,10 +553,16 @@ impl<'a> Shifted<'a> {
     /// [`Centred::gram_block`] (`block = (ra, rb, c0, c1)`) of the centred rows, formed from
     /// the rows themselves: one single-threaded product in the input's precision, then
     /// `(x_i . x_j - x_i . mu - xc_j . mu) 2^-2e` per entry in float64.
-    pub fn gram_block(&self, block: (usize, usize, usize, usize), out: &mut [f64], stride: usize) {
+    pub fn gram_block(
+        &self,
+        block: (usize, usize, usize, usize),
+        entries: Entries,
+        out: &mut [f64],
+        stride: usize,
+    ) {
         let (ra, _, c0, c1) = block;
         let (rows, cols, scale) = (&self.row_mu[ra..], &self.col_mu[c0..c1], self.scale);
-        block_product(self.x, block, out, stride, |r, o| {
+        block_product(self.x, block, entries, out, stride, |r, o| {
             let di = rows[r];
             o.iter_mut()
                 .zip(cols)
@@ -801,30 +809,30 @@ impl Centred<'_> {
                     &mut scratch.f64,
                 )
             }
-            Centred::Shifted(s) => s.gram_block((i0, i1, 0, i1), out, i1),
+            Centred::Shifted(s) => s.gram_block((i0, i1, 0, i1), Entries::All, out, i1),
         }
     }
 
-    /// Rows `ra..rb` of the Gram matrix restricted to columns `c0..c1`, that is
-    /// `Xc[ra..rb] Xc[c0..c1]^T`, written into `out` (row `i - ra` at offset
-    /// `(i - ra) * stride`, `c1 - c0 <= stride` values each) by one single-threaded product:
-    /// callers run many such blocks in parallel, so that the blocks, and hence every rounding,
-    /// depend on the shapes alone. float32 features are multiplied in float32 (accumulated in
-    /// float32 over the `p` features of one entry) and the block is then widened to float64.
+    /// Rows `ra..rb` of the Gram matrix restricted to columns `c0..c1` (`block = (ra, rb, c0,
+    /// c1)`), that is `Xc[ra..rb] Xc[c0..c1]^T`, all of it or (with [`Entries::Lower`], for a
+    /// block that ends on the diagonal) the entries `j <= i`, written into `out` (row `i - ra`
+    /// at offset `(i - ra) * stride`, `c1 - c0 <= stride` values each) by one single-threaded
+    /// product: callers run many such blocks in parallel, so that the blocks, and hence every
+    /// rounding, depend on the shapes alone. float32 features are multiplied in float32
+    /// (accumulated in float32 over the `p` features of one entry) and the block is then
+    /// widened to float64.
     pub fn gram_block(
         &self,
-        ra: usize,
-        rb: usize,
-        c0: usize,
-        c1: usize,
+        block: (usize, usize, usize, usize),
+        entries: Entries,
         out: &mut [f64],
         stride: usize,
     ) {
-        let block = (ra, rb, c0, c1);
+        let id = |_: usize, _: &mut [f64]| {};
         match self {
-            Centred::F64(a) => block_product(Input::F64(a.view()), block, out, stride, |_, _| {}),
-            Centred::F32(a) => block_product(Input::F32(a.view()), block, out, stride, |_, _| {}),
-            Centred::Shifted(s) => s.gram_block(block, out, stride),
+            Centred::F64(a) => block_product(Input::F64(a.view()), block, entries, out, stride, id),
+            Centred::F32(a) => block_product(Input::F32(a.view()), block, entries, out, stride, id),
+            Centred::Shifted(s) => s.gram_block(block, entries, out, stride),
         }
     }
 
@@ -843,17 +851,73 @@ impl Centred<'_> {
     }
 }
 
-/// Rows `ra..rb` of `x x^T` restricted to columns `c0..c1` by one single-threaded product,
-/// written into `out` (row `r = i - ra` at offset `r * stride`, `c1 - c0 <= stride` values),
-/// then `fix(r, row)` on each row. float32 rows are multiplied in float32 (accumulated in
+/// Which entries of a Gram block are formed (see [`Centred::gram_block`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entries {
+    /// All of them.
+    All,
+    /// Those on and below the diagonal (`j <= i`) of a block that ends on it (`c1 == rb`,
+    /// `c0 <= ra`): the columns left of `ra` by a rectangular product, the square right of
+    /// it by a triangular one (half its products). Each row `i` then holds
+    /// `i + 1 - c0` formed values; the rest of the row is left as it was.
+    Lower,
+}
+
+/// The product `rows ra..rb` times `(rows c0..c1)^T` of `v` into `dst`, single-threaded, all
+/// of it or (with [`Entries::Lower`]) its part on and below the diagonal.
+fn product_block<T: faer::traits::ComplexField>(
+    dst: MatMut<'_, T>,
+    v: MatRef<'_, T>,
+    (ra, rb, c0, c1): (usize, usize, usize, usize),
+    entries: Entries,
+    one: T,
+) {
+    let h = rb - ra;
+    let lhs = v.subrows(ra, h);
+    match entries {
+        Entries::All => {
+            let rhs = v.subrows(c0, c1 - c0).transpose();
+            faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, one, Par::Seq);
+        }
+        Entries::Lower => {
+            assert!(
+                c1 == rb && c0 <= ra,
+                "gram_block: a lower block must end on the diagonal"
+            );
+            let (left, square) = dst.split_at_col_mut(ra - c0);
+            if ra > c0 {
+                let rhs = v.subrows(c0, ra - c0).transpose();
+                faer::linalg::matmul::matmul(left, Accum::Replace, lhs, rhs, one.clone(), Par::Seq);
+            }
+            triangular::matmul(
+                square,
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                lhs,
+                BlockStructure::Rectangular,
+                lhs.transpose(),
+                BlockStructure::Rectangular,
+                one,
+                Par::Seq,
+            );
+        }
+    }
+}
+
+/// Rows `ra..rb` of `x x^T` restricted to columns `c0..c1` by one single-threaded product
+/// (all the entries, or those on and below the diagonal: `entries`), written into `out` (row
+/// `r = i - ra` at offset `r * stride`, `c1 - c0 <= stride` values), then `fix(r, row)` on
+/// the formed entries of each row. float32 rows are multiplied in float32 (accumulated in
 /// float32 over the `p` features of one entry) and each row widened to float64 before `fix`.
 fn block_product(
     x: Input<'_>,
-    (ra, rb, c0, c1): (usize, usize, usize, usize),
+    block: (usize, usize, usize, usize),
+    entries: Entries,
     out: &mut [f64],
     stride: usize,
     mut fix: impl FnMut(usize, &mut [f64]),
 ) {
+    let (ra, rb, c0, c1) = block;
     let (h, w) = (rb - ra, c1 - c0);
     if h == 0 || w == 0 {
         return;
@@ -862,36 +926,37 @@ fn block_product(
         w <= stride && out.len() >= (h - 1) * stride + w,
         "gram_block: output too small"
     );
+    // The formed values of row r.
+    let formed = |r: usize| match entries {
+        Entries::All => w,
+        Entries::Lower => ra + r + 1 - c0,
+    };
     match x {
         Input::F64(a) => {
-            let v = faer_ref(&a);
             // SAFETY: `out` holds h rows of `stride >= w` values (checked above).
             let dst = unsafe {
                 MatMut::<f64>::from_raw_parts_mut(out.as_mut_ptr(), h, w, stride as isize, 1)
             };
-            let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
-            faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0, Par::Seq);
-            crate::simd::with_avx2(|| {
+            product_block(dst, faer_ref(&a), block, entries, 1.0);
+            crate::simd::with_avx2! {
                 for r in 0..h {
-                    fix(r, &mut out[r * stride..r * stride + w]);
+                    fix(r, &mut out[r * stride..r * stride + formed(r)]);
                 }
-            });
+            }
         }
         Input::F32(a) => {
-            let v = faer_ref(&a);
             let mut tmp = vec![0.0f32; h * w];
             // SAFETY: `tmp` holds h x w values, row-major.
             let dst =
                 unsafe { MatMut::<f32>::from_raw_parts_mut(tmp.as_mut_ptr(), h, w, w as isize, 1) };
-            let (lhs, rhs) = (v.subrows(ra, h), v.subrows(c0, w).transpose());
-            faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
-            crate::simd::with_avx2(|| {
+            product_block(dst, faer_ref(&a), block, entries, 1.0f32);
+            crate::simd::with_avx2! {
                 for (r, src) in tmp.chunks_exact(w).enumerate() {
-                    let o = &mut out[r * stride..r * stride + w];
+                    let o = &mut out[r * stride..r * stride + formed(r)];
                     o.iter_mut().zip(src).for_each(|(o, &t)| *o = f64::from(t));
                     fix(r, o);
                 }
-            });
+            }
         }
     }
 }
@@ -1176,7 +1241,7 @@ mod tests {
             let mut blocks = Vec::new();
             for own in [Centred::Shifted(s), c] {
                 let mut out = vec![f64::NAN; 100 * 150];
-                own.gram_block(50, 150, 10, 160, &mut out, 150);
+                own.gram_block((50, 150, 10, 160), Entries::All, &mut out, 150);
                 blocks.push(out);
             }
             crate::simd::FORCE_BASELINE.store(false, Ordering::Relaxed);
@@ -1199,6 +1264,53 @@ mod tests {
             assert_eq!(fast.5, slow.5);
             for (a, b) in fast.6.iter().zip(&slow.6) {
                 assert_eq!(bits(a), bits(b), "Gram blocks");
+            }
+        }
+    }
+
+    #[test]
+    fn lower_gram_blocks_form_the_lower_entries_only() {
+        // A block ending on the diagonal, formed with Entries::Lower, holds the entries j <= i
+        // of the whole block (to the rounding of the product: the triangular product may add
+        // in another order) and leaves every other value as it was; blocks starting left of
+        // the diagonal and on it, float64, float32 and shifted rows, a stride with a gap.
+        let (n, p) = (400, 70);
+        let x = Array2::from_shape_fn((n, p), |(i, j)| {
+            let v = ((i * 7919 + j * 104_729) % 1013) as f64 / 1013.0 - 0.5;
+            v + 0.1 * (j % 3) as f64
+        });
+        let x32 = x.mapv(|v| v as f32);
+        for input in [Input::F64(x.view()), Input::F32(x32.view())] {
+            let eps = match input {
+                Input::F64(_) => f64::EPSILON,
+                Input::F32(_) => f64::from(f32::EPSILON),
+            };
+            let forms = [
+                Centred::Shifted(Shifted::new(input).expect("small offsets")),
+                Centred::normalised(input).0,
+            ];
+            for own in &forms {
+                for (ra, rb, c0) in [(100, 196, 0), (288, 400, 288), (150, 250, 130)] {
+                    let (h, w) = (rb - ra, rb - c0);
+                    let stride = w + 3;
+                    let mut all = vec![f64::NAN; h * stride];
+                    let mut low = vec![f64::NAN; h * stride];
+                    own.gram_block((ra, rb, c0, rb), Entries::All, &mut all, stride);
+                    own.gram_block((ra, rb, c0, rb), Entries::Lower, &mut low, stride);
+                    let norms: Vec<f64> = (c0..rb).map(|i| own.row_dot(i, i).sqrt()).collect();
+                    for r in 0..h {
+                        let i = ra + r;
+                        for k in 0..stride {
+                            let (a, l) = (all[r * stride + k], low[r * stride + k]);
+                            if k < w && c0 + k <= i {
+                                let bound = 2.0 * p as f64 * eps * norms[i - c0] * norms[k];
+                                assert!((a - l).abs() <= bound, "({i}, {}): {a} vs {l}", c0 + k);
+                            } else {
+                                assert!(l.is_nan(), "({i}, {}) was written", c0 + k);
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -1250,8 +1362,8 @@ mod tests {
                 let (h, w, stride) = (rb - ra, c1 - c0, c1 - c0 + 5);
                 let mut got = vec![f64::NAN; h * stride];
                 let mut want = vec![f64::NAN; h * stride];
-                own.gram_block(ra, rb, c0, c1, &mut got, stride);
-                copy.gram_block(ra, rb, c0, c1, &mut want, stride);
+                own.gram_block((ra, rb, c0, c1), Entries::All, &mut got, stride);
+                copy.gram_block((ra, rb, c0, c1), Entries::All, &mut want, stride);
                 let mut large = 0;
                 for r in 0..h {
                     for k in 0..w {

@@ -145,27 +145,60 @@ fn has_avx2() -> bool {
     std::is_x86_feature_detected!("avx2")
 }
 
-/// `f()`, compiled for AVX2 where the CPU has it (checked at run time) and for the baseline
-/// target elsewhere: for loops over rows that the compiler vectorises, where the baseline's
-/// 128-bit vectors (or scalar conversions) leave them several times slower. `f` is inlined
-/// into a function compiled with AVX2 enabled (a closure called once is), with whatever it
-/// inlines in turn. Neither version fuses multiplications and additions, and vectorising
-/// never reorders a sum (no reassociation without fast-math), so both give the same bits.
-#[inline(always)]
-pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() && !baseline_forced() {
-        #[target_feature(enable = "avx2")]
-        unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// Run a block compiled for AVX2 where the CPU has it (checked at run time) and for the
+/// baseline target elsewhere: for loops over rows that the compiler vectorises, where the
+/// baseline's 128-bit vectors (or scalar conversions) leave them several times slower.
+///
+/// The block is expanded twice, as two closures: one is the only call in [`run_avx2`] (a
+/// function compiled with AVX2 enabled), where the compiler inlines it with whatever it
+/// inlines in turn (a closure with one caller always is; the same closure called from both
+/// branches was left out of line and ran the baseline code), the other is the baseline path.
+/// Neither version fuses multiplications and additions, and vectorising never reorders a sum
+/// (no reassociation without fast-math), so both give the same bits.
+macro_rules! with_avx2 {
+    ($($body:tt)*) => {
+        if $crate::simd::use_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked at run time by `use_avx2`).
+            unsafe { $crate::simd::run_avx2(|| { $($body)* }) }
+        } else {
+            $crate::simd::run_baseline(|| { $($body)* })
         }
-        // SAFETY: the CPU supports AVX2 (checked at run time).
-        return unsafe { run(f) };
-    }
+    };
+}
+pub(crate) use with_avx2;
+
+/// Whether [`with_avx2!`] takes its AVX2 branch.
+#[inline(always)]
+pub(crate) fn use_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return has_avx2() && !baseline_forced();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// `f()` inside a function compiled with AVX2 enabled (see [`with_avx2!`]).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Tests set this to run [`with_avx2`]'s closures as the baseline build does (the two must give
+/// `f()` (the other branch of [`with_avx2!`]).
+#[inline(always)]
+pub(crate) fn run_baseline<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Elsewhere [`use_avx2`] is false and this is never called.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Tests set this to run [`with_avx2!`]'s blocks as the baseline build does (the two must give
 /// the same bits).
 #[cfg(test)]
 pub(crate) static FORCE_BASELINE: std::sync::atomic::AtomicBool =
