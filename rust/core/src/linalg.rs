@@ -187,8 +187,12 @@ fn centring<T: Real>(x: ArrayView2<T>, normalise: bool) -> (Vec<f64>, i32, f64, 
                         .zip(&buf)
                     {
                         *s += v;
-                        *lo = if v < *lo { v } else { *lo };
-                        *hi = if v > *hi { v } else { *hi };
+                        // min/max rather than a comparison and a select, whose store the
+                        // compiler makes conditional (a masked store, several times slower
+                        // per element on AMD cores). Both skip a NaN; only the sign of a
+                        // zero extreme may differ, which no range or mean depends on.
+                        *lo = lo.min(v);
+                        *hi = hi.max(v);
                     }
                 }
             }
@@ -356,7 +360,7 @@ fn centred_norms<T: Real>(
                 for ((a, t), &v) in acc.iter_mut().zip(&mut top).zip(&buf) {
                     *a += v;
                     let m = v.abs();
-                    *t = if m > *t { m } else { *t };
+                    *t = t.max(m); // (not a select: see `centring`)
                 }
                 *s_out = crate::simd::dot(&buf, &buf);
                 if mu_dots {
