@@ -554,24 +554,20 @@ impl<'a> Shifted<'a> {
         out
     }
 
-    /// [`Centred::gram_block`] (`block = (ra, rb, c0, c1)`) of the centred rows, formed from
-    /// the rows themselves: one single-threaded product in the input's precision, then
-    /// `(x_i . x_j - x_i . mu - xc_j . mu) 2^-2e` per entry in float64.
-    pub fn gram_block(
+    /// What turns row `r` of a block `(ra, rb, c0, c1)` of `x x^T`, the product of the rows
+    /// themselves in the input's precision, into the centred block of [`Centred::gram_block`]:
+    /// `(x_i . x_j - x_i . mu - xc_j . mu) 2^-2e` per entry, in float64.
+    fn centring_fix(
         &self,
-        block: (usize, usize, usize, usize),
-        entries: Entries,
-        out: &mut [f64],
-        stride: usize,
-    ) {
-        let (ra, _, c0, c1) = block;
+        (ra, _, c0, c1): (usize, usize, usize, usize),
+    ) -> impl FnMut(usize, &mut [f64]) + '_ {
         let (rows, cols, scale) = (&self.row_mu[ra..], &self.col_mu[c0..c1], self.scale);
-        block_product(self.x, block, entries, out, stride, |r, o| {
+        move |r, o| {
             let di = rows[r];
             o.iter_mut()
                 .zip(cols)
                 .for_each(|(o, &dj)| *o = ((*o - di) - dj) * scale);
-        });
+        }
     }
 
     /// `<xc_i, xc_j>` of the normalised centred rows (for sampling single entries).
@@ -813,7 +809,7 @@ impl Centred<'_> {
                     &mut scratch.f64,
                 )
             }
-            Centred::Shifted(s) => s.gram_block((i0, i1, 0, i1), Entries::All, out, i1),
+            Centred::Shifted(_) => self.gram_block((i0, i1, 0, i1), Entries::All, out, i1),
         }
     }
 
@@ -836,7 +832,9 @@ impl Centred<'_> {
         match self {
             Centred::F64(a) => block_product(Input::F64(a.view()), block, entries, out, stride, id),
             Centred::F32(a) => block_product(Input::F32(a.view()), block, entries, out, stride, id),
-            Centred::Shifted(s) => s.gram_block(block, entries, out, stride),
+            Centred::Shifted(s) => {
+                block_product(s.x, block, entries, out, stride, s.centring_fix(block))
+            }
         }
     }
 
