@@ -87,6 +87,24 @@ fn par() -> Par {
     Par::rayon(rayon::current_num_threads().max(1))
 }
 
+/// The threads of one product: every thread of the pool, or the calling thread alone (for
+/// products run side by side, one per task). faer splits a product over its output, never
+/// over the reduction, so both give the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    All,
+    One,
+}
+
+impl Threads {
+    fn par(self) -> Par {
+        match self {
+            Threads::All => par(),
+            Threads::One => Par::Seq,
+        }
+    }
+}
+
 /// Columns of `x` minus their means, as a new C-ordered array of the same precision, with the
 /// means computed in float64. A column whose entries are all equal becomes exactly zero.
 pub fn centre_columns<T: Real>(x: ArrayView2<T>) -> Array2<T> {
@@ -601,7 +619,12 @@ pub enum Part {
 
 /// `lhs @ rhs` (shapes m x k and k x n) in float64, reducing over k in blocks of
 /// `T::REDUCTION_BLOCK`: each block is multiplied in `T` and added to the float64 result.
-pub fn product_f64<T: Real>(lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, part: Part) -> Array2<f64> {
+pub fn product_f64<T: Real>(
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    part: Part,
+    threads: Threads,
+) -> Array2<f64> {
     let mut out = Array2::<f64>::zeros((lhs.nrows(), rhs.ncols()));
     let mut scratch = Vec::new();
     product_into(
@@ -610,6 +633,7 @@ pub fn product_f64<T: Real>(lhs: MatRef<'_, T>, rhs: MatRef<'_, T>, part: Part) 
         part,
         out.as_slice_mut().expect("standard layout"),
         &mut scratch,
+        threads,
     );
     out
 }
@@ -626,6 +650,7 @@ pub fn product_into<T: Real>(
     part: Part,
     out: &mut [f64],
     scratch: &mut Vec<T>,
+    threads: Threads,
 ) {
     let (m, k, n) = (lhs.nrows(), lhs.ncols(), rhs.ncols());
     assert_eq!(rhs.nrows(), k, "product_into: inner dimensions differ");
@@ -682,7 +707,7 @@ pub fn product_into<T: Real>(
                 r.subrows(k0, b),
                 BlockStructure::Rectangular,
                 1.0,
-                par(),
+                threads.par(),
             );
             k0 += b;
             if b == 0 {
@@ -710,7 +735,7 @@ pub fn product_into<T: Real>(
             rhs.subrows(k0, kb),
             BlockStructure::Rectangular,
             T::one(),
-            par(),
+            threads.par(),
         );
         let first = k0 == 0 && k <= T::REDUCTION_BLOCK;
         out.par_chunks_mut(CHUNK)
@@ -797,6 +822,7 @@ impl Centred<'_> {
                     Part::Full,
                     out,
                     &mut scratch.f32,
+                    Threads::All,
                 )
             }
             Centred::F64(a) => {
@@ -807,6 +833,7 @@ impl Centred<'_> {
                     Part::Full,
                     out,
                     &mut scratch.f64,
+                    Threads::All,
                 )
             }
             Centred::Shifted(_) => self.gram_block((i0, i1, 0, i1), Entries::All, out, i1),
@@ -971,20 +998,22 @@ pub struct Scratch {
 }
 
 /// `a^T b` for two (n, p) and (n, q) arrays, in float64.
-pub fn at_b<T: Real>(a: &Array2<T>, b: &Array2<T>) -> Array2<f64> {
+pub fn at_b<T: Real>(a: &Array2<T>, b: &Array2<T>, threads: Threads) -> Array2<f64> {
     product_f64(
         faer_ref(&a.view()).transpose(),
         faer_ref(&b.view()),
         Part::Full,
+        threads,
     )
 }
 
 /// Lower triangle of `a^T a` in float64.
-pub fn at_a_lower<T: Real>(a: &Array2<T>) -> Array2<f64> {
+pub fn at_a_lower<T: Real>(a: &Array2<T>, threads: Threads) -> Array2<f64> {
     product_f64(
         faer_ref(&a.view()).transpose(),
         faer_ref(&a.view()),
         Part::Lower,
+        threads,
     )
 }
 
@@ -1450,22 +1479,45 @@ mod tests {
         let a = Array2::from_shape_fn((n, p), |(i, j)| ((i * 31 + j * 17) % 13) as f64 - 6.0);
         let b = Array2::from_shape_fn((n, q), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
         let naive = a.t().dot(&b);
-        assert_eq!(at_b(&a, &b), naive);
         let a32 = a.mapv(|v| v as f32);
         let b32 = b.mapv(|v| v as f32);
-        // Small integers: every float32 block product is exact, so the result is too.
-        assert_eq!(at_b(&a32, &b32), naive);
-        let lower = at_a_lower(&a32);
         let full = a.t().dot(&a);
-        for i in 0..p {
-            for j in 0..p {
-                let want = if j <= i { full[[i, j]] } else { 0.0 };
-                assert_eq!(lower[[i, j]], want);
+        for threads in [Threads::All, Threads::One] {
+            assert_eq!(at_b(&a, &b, threads), naive);
+            // Small integers: every float32 block product is exact, so the result is too.
+            assert_eq!(at_b(&a32, &b32, threads), naive);
+            let lower = at_a_lower(&a32, threads);
+            for i in 0..p {
+                for j in 0..p {
+                    let want = if j <= i { full[[i, j]] } else { 0.0 };
+                    assert_eq!(lower[[i, j]], want);
+                }
             }
+            assert_eq!(
+                sym_sum_sq_from_lower(&lower),
+                full.iter().map(|v| v * v).sum::<f64>()
+            );
         }
-        assert_eq!(
-            sym_sum_sq_from_lower(&lower),
-            full.iter().map(|v| v * v).sum::<f64>()
-        );
+    }
+
+    #[test]
+    fn one_thread_and_all_threads_give_the_same_bits() {
+        // Values whose products round, on shapes large enough for faer to split the product
+        // over 4 threads: the feature route may run a product either way.
+        let (n, p, q) = (3000, 300, 260);
+        let a = crate::testutil::pseudo(n, p, 5);
+        let b = crate::testutil::pseudo(n, q, 6);
+        let (all, all_lower) = crate::testutil::in_pool(4, || {
+            (at_b(&a, &b, Threads::All), at_a_lower(&a, Threads::All))
+        });
+        let bits = |m: &Array2<f64>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&all), bits(&at_b(&a, &b, Threads::One)));
+        assert_eq!(bits(&all_lower), bits(&at_a_lower(&a, Threads::One)));
+        let naive = a.t().dot(&b);
+        let scale = naive.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(all
+            .iter()
+            .zip(&naive)
+            .all(|(x, y)| (x - y).abs() <= 1e-12 * scale));
     }
 }
