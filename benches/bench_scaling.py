@@ -13,7 +13,8 @@ Two reports (``--only layers``, ``--only serial``; both by default):
   minutes; the ratios, not the seconds, are the point.
 * ``serial``: the serial fraction ``s = 2 T2 / T1 - 1`` (Amdahl) of the kernels named by the
   issue (RBF CKA, rsa, distance_correlation, knn_jaccard, cca and an 8 x 8 linear-CKA layer
-  matrix; cca also at the issue's single-pair size 5000 x 768). Each of ``--rounds`` rounds
+  matrix; cca also at the issue's single-pair size 5000 x 768, and SciPy's cca beside it
+  at both sizes, whose LAPACK calls bound cca's own fraction). Each of ``--rounds`` rounds
   times every kernel in fresh interpreters with 1 and with 2 threads (Rayon and BLAS alike;
   best of ``--repeat`` calls each), and the median of the rounds' fractions is reported with
   their range. On 2 cores, s <= 5% keeps
@@ -59,6 +60,9 @@ SERIAL = {
     "knn_jaccard": ("knn_jaccard", {}, 6000, 64, 1),
     "cca": ("cca", {}, 5000, 256, 1),
     "cca_768": ("cca", {}, 5000, 768, 1),
+    # SciPy's cca (see scipy_cca), whose LAPACK calls bound cca's own fraction
+    "cca_scipy": ("scipy_cca", {}, 5000, 256, 1),
+    "cca_768_scipy": ("scipy_cca", {}, 5000, 768, 1),
     "layers_8x8_cka": ("cka", {}, 3000, 256, 8),
 }
 
@@ -153,6 +157,16 @@ def layer_rows() -> list:
     return rows
 
 
+def scipy_cca(x, y) -> float:
+    """Mean canonical correlation as SciPy users compute it: QR of both centred sides, then
+    the singular values of ``Qx^T Qy`` (LAPACK's geqrf, orgqr and gesdd)."""
+    from scipy import linalg as la
+
+    qx = la.qr(x - x.mean(0), mode="economic")[0]
+    qy = la.qr(y - y.mean(0), mode="economic")[0]
+    return float(np.mean(la.svd(qx.T @ qy, compute_uv=False)))
+
+
 def serial_child(name: str) -> None:
     """Time one serial-fraction kernel (best of --repeat) and print it as a JSON line."""
     measure, params, n, p, L = SERIAL[name]
@@ -160,7 +174,9 @@ def serial_child(name: str) -> None:
         n = n // 4
     a = layers(L, n, p, seed=1)
     b = layers(L, n, p, seed=2)
-    if L == 1:
+    if measure == "scipy_cca":
+        fn = lambda: scipy_cca(a[0], b[0])  # noqa: E731
+    elif L == 1:
         fn = lambda: cg.compare(a[0], b[0], measure, **params)  # noqa: E731
     else:
         fn = lambda: cg.compare_layers(a, b, measure, progress=False, **params)  # noqa: E731
