@@ -397,7 +397,8 @@ const SIDE_BY_SIDE_ROOM: f64 = (1u64 << 30) as f64;
 
 /// Bytes a feature-route product of `x` and `y` holds while it runs: its `p_x x p_y` result
 /// (counted twice: a float32 product is converted to float64) and the float64 copies made of
-/// a side in the shifted form or of a float32 side met by a float64 one.
+/// a side in the shifted form or of a float32 side met by a float64 one (the copies
+/// [`cross_sq`] and [`self_sq`] make; change both together).
 fn product_bytes(x: &Centred, y: &Centred) -> f64 {
     let wide = |c: &Centred| !matches!(c, Centred::F32(_));
     let copy = |c: &Centred, other: &Centred| match c {
