@@ -88,6 +88,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from congruence import _core
 from congruence._memory import mapped_array
 from congruence._validation import as_matrix, constant_columns
 from congruence.errors import warn_degenerate
@@ -195,22 +196,29 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _centre(x: np.ndarray, out: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Write ``x`` minus its float64 column means ``mu`` into ``out``; return ``(mu, c)``.
+    """Write ``x`` minus its float64 column means ``mu`` into ``out`` (a C-ordered float64
+    array; it may be ``x`` itself); return ``(mu, c)``.
 
     Corrected two-pass: ``c`` is the mean of the residuals (zero in exact arithmetic; the
     rounding of ``mu``), so the mean is ``mu + c``, kept as two terms for precision. With
     ``exact=True`` ``c`` is also removed from the residuals, which then sum to zero to working
     precision even with large offsets; otherwise the products are corrected instead
-    (``Z^T Z - m c c^T``), saving a pass over the batch.
+    (``Z^T Z - m c c^T``), saving a pass over the batch. The passes run in the core
+    (:func:`_centre_in_place`).
     """
-    mu = x.mean(axis=0, dtype=np.float64)
-    np.subtract(x, mu, out=out)  # out may be x itself (float64)
-    if x.shape[0] == 1:
-        return mu, np.zeros_like(mu)
-    c = out.mean(axis=0)
-    if exact:
-        out -= c
+    if out is not x:
+        np.copyto(out, x)
+    mu, c, _, _ = _centre_in_place(out, exact)
     return mu, c
+
+
+def _centre_in_place(Z: np.ndarray, exact: bool) -> tuple:
+    """``(mu, c, lo, hi)`` of the C-ordered float64 rows ``Z``, centred in place by the
+    corrected two-pass rule of :func:`_centre` (``lo``, ``hi``: the column extremes before,
+    NaN for a column holding a NaN; with any NaN or inf ``Z`` is left as it was): two or three
+    sweeps over the rows in the core, each row's columns at once, instead of NumPy's five
+    passes."""
+    return _core.centre_rows(Z, exact)
 
 
 def _centred_block(arrays: Sequence[np.ndarray], exact: bool = True) -> tuple:
@@ -228,13 +236,12 @@ def _centred_block(arrays: Sequence[np.ndarray], exact: bool = True) -> tuple:
 def _centred_rows(Z: np.ndarray, exact: bool = True, check: Any = None) -> tuple:
     """:func:`_centred_block` of rows already side by side in a float64 matrix ``Z``, which
     is centred in place (a staging buffer, see :class:`congruence.streaming.drive.Feed`).
-    ``check(lo, hi)``, if given, sees the column extremes before ``Z`` changes (to raise for
-    NaN or inf, which they reveal)."""
-    lo = Z.min(axis=0)
-    hi = Z.max(axis=0)
+    ``check(lo, hi)``, if given, sees the column extremes (to raise for NaN or inf, which they
+    reveal; ``Z`` is then left as it was, so the values can be reported)."""
+    Z = np.ascontiguousarray(Z)  # the staging buffer's rows already are
+    mu, c, lo, hi = _centre_in_place(Z, exact)
     if check is not None:
         check(lo, hi)
-    mu, c = _centre(Z, Z, exact)
     return Z, mu, c, exact or Z.shape[0] == 1, lo, hi
 
 

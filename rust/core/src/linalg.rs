@@ -119,6 +119,90 @@ pub fn centre_columns_into<T: Real>(x: ArrayView2<T>, out: ArrayViewMut2<T>) {
     centre_into(x, out, false);
 }
 
+/// The column statistics of a block of rows that [`centre_rows_in_place`] removes.
+pub struct RowBlockStats {
+    /// `mu + c` is each column's mean: `mu` the float64 mean, `c` the mean of the residuals
+    /// `x - mu` (its rounding error; zero in exact arithmetic)
+    pub mu: Vec<f64>,
+    pub c: Vec<f64>,
+    /// column minima and maxima before centring; NaN for a column holding a NaN
+    pub lo: Vec<f64>,
+    pub hi: Vec<f64>,
+}
+
+/// Centre the columns of the row-major `(n, p)` float64 block `z` (`n >= 1`) in place by the
+/// corrected two-pass rule, in two or three sweeps over the rows (each row contiguous, the
+/// column statistics vectorised across it):
+///
+/// 1. column minima, maxima and sums: `mu = sum / n`;
+/// 2. `z <- z - mu`, and the residual sums: `c = sum(z - mu) / n`;
+/// 3. with `exact`, `z <- z - c`, so the columns sum to zero to working precision even for
+///    large offsets; without it the caller corrects the products (`Z^T Z - n c c^T`).
+///
+/// A NaN makes its column's `lo` and `hi` NaN (an infinity shows in them as itself), so a
+/// caller sees every non-finite column in the extremes; `z` is then left as it was (no
+/// centring, `c` zero), for the caller to report the offending values.
+pub fn centre_rows_in_place(mut z: ArrayViewMut2<f64>, exact: bool) -> RowBlockStats {
+    let (n, p) = z.dim();
+    assert!(n >= 1, "centre_rows_in_place: no rows");
+    let mut lo = vec![f64::INFINITY; p];
+    let mut hi = vec![f64::NEG_INFINITY; p];
+    let mut sum = vec![0.0f64; p];
+    crate::simd::with_avx2! {
+        for row in z.rows() {
+            let row = row.to_slice().expect("centre_rows_in_place: rows must be contiguous");
+            for (((v, l), h), s) in row.iter().zip(&mut lo).zip(&mut hi).zip(&mut sum) {
+                *l = if *v < *l { *v } else { *l };
+                *h = if *v > *h { *v } else { *h };
+                *s += *v;
+            }
+        }
+    }
+    let nf = n as f64;
+    let mu: Vec<f64> = sum.iter().map(|s| s / nf).collect();
+    for ((l, h), s) in lo.iter_mut().zip(&mut hi).zip(&sum) {
+        if s.is_nan() {
+            // a NaN (or infinities of both signs): shown in the extremes
+            *l = f64::NAN;
+            *h = f64::NAN;
+        }
+    }
+    if lo.iter().chain(&hi).any(|v| !v.is_finite()) {
+        return RowBlockStats {
+            mu,
+            c: vec![0.0; p],
+            lo,
+            hi,
+        };
+    }
+    let mut res = vec![0.0f64; p];
+    crate::simd::with_avx2! {
+        for mut row in z.rows_mut() {
+            let row = row.as_slice_mut().expect("centre_rows_in_place: rows must be contiguous");
+            for ((v, m), r) in row.iter_mut().zip(&mu).zip(&mut res) {
+                *v -= *m;
+                *r += *v;
+            }
+        }
+    }
+    let c: Vec<f64> = if n == 1 {
+        vec![0.0; p]
+    } else {
+        res.iter().map(|r| r / nf).collect()
+    };
+    if exact && n > 1 {
+        crate::simd::with_avx2! {
+            for mut row in z.rows_mut() {
+                let row = row.as_slice_mut().expect("centre_rows_in_place: rows must be contiguous");
+                for (v, cc) in row.iter_mut().zip(&c) {
+                    *v -= *cc;
+                }
+            }
+        }
+    }
+    RowBlockStats { mu, c, lo, hi }
+}
+
 /// Columns of `x` minus their means, multiplied by `2^-e` and stored in `out`; returns `e`.
 ///
 /// `e` is chosen from the largest column range `r = max_j (max_i x_ij - min_i x_ij)` so that
@@ -1180,6 +1264,65 @@ pub fn dot(a: &Array1<f64>, b: &Array1<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn centre_rows_in_place_matches_the_two_pass_rule() {
+        // rows with a large offset: the residual mean c corrects the rounding of mu
+        let (n, p) = (37, 5);
+        let x = Array2::from_shape_fn((n, p), |(i, j)| {
+            1e8 * (j as f64 + 1.0) + ((i * 31 + j * 7) % 17) as f64 * 0.1
+        });
+        for exact in [true, false] {
+            let mut z = x.clone();
+            let st = centre_rows_in_place(z.view_mut(), exact);
+            for j in 0..p {
+                let col: Vec<f64> = x.column(j).to_vec();
+                let sum: f64 = col.iter().sum();
+                let mu = sum / n as f64;
+                assert_eq!(st.mu[j], mu);
+                let res: f64 = col.iter().map(|v| v - mu).sum();
+                assert_eq!(st.c[j], res / n as f64);
+                assert_eq!(st.lo[j], col.iter().cloned().fold(f64::INFINITY, f64::min));
+                assert_eq!(
+                    st.hi[j],
+                    col.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                );
+                for i in 0..n {
+                    let want = if exact {
+                        (x[[i, j]] - mu) - st.c[j]
+                    } else {
+                        x[[i, j]] - mu
+                    };
+                    assert_eq!(z[[i, j]], want);
+                }
+                // the mean itself: mu + c is the exact mean to within a few units
+                let exact_mean = 1e8 * (j as f64 + 1.0)
+                    + (0..n)
+                        .map(|i| ((i * 31 + j * 7) % 17) as f64 * 0.1)
+                        .sum::<f64>()
+                        / n as f64;
+                assert!((st.mu[j] + st.c[j] - exact_mean).abs() <= 4.0 * f64::EPSILON * exact_mean);
+            }
+        }
+        // one row: c is zero and the row becomes zero
+        let mut one = Array2::from_shape_vec((1, 3), vec![1.5, -2.0, 7.0]).unwrap();
+        let st = centre_rows_in_place(one.view_mut(), true);
+        assert_eq!(st.c, vec![0.0; 3]);
+        assert_eq!(one.as_slice().unwrap(), &[0.0, 0.0, 0.0]);
+        // NaN shows in both extremes of its column; infinities as themselves
+        let mut bad =
+            Array2::from_shape_vec((2, 3), vec![1.0, f64::NAN, f64::INFINITY, 2.0, 0.0, 1.0])
+                .unwrap();
+        let before = bad.clone();
+        let st = centre_rows_in_place(bad.view_mut(), false);
+        assert!(st.lo[1].is_nan() && st.hi[1].is_nan());
+        assert!(bad
+            .iter()
+            .zip(&before)
+            .all(|(a, b)| a.to_bits() == b.to_bits())); // untouched
+        assert_eq!((st.lo[0], st.hi[0]), (1.0, 2.0));
+        assert_eq!(st.hi[2], f64::INFINITY);
+    }
     use ndarray::array;
 
     #[test]

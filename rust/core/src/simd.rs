@@ -109,35 +109,164 @@ unsafe fn exp_avx2(v: &mut [f64], c: f64) {
     exp_body(v, c)
 }
 
-/// Accumulators of [`sum_f32`]: four AVX2 vectors, so the additions' latency overlaps.
-const SUM_LANES: usize = 16;
+/// Rows that [`row_means_f32`] sums together: independent additions that overlap.
+const MEAN_ROWS: usize = 4;
+/// Accumulators of each row's sum in [`row_means_f32`] (fixed, so the order never changes).
+const MEAN_LANES: usize = 8;
 
-/// `sum_i x_i` of float32 values in float64 (each value exact), with a fixed order.
+/// One row's sum from its lane accumulators and its last `k mod MEAN_LANES` values.
 #[inline(always)]
-fn sum_f32_body(x: &[f32]) -> f64 {
-    let mut acc = [0.0f64; SUM_LANES];
-    let cx = x.chunks_exact(SUM_LANES);
-    let rx = cx.remainder();
-    for a in cx {
-        for l in 0..SUM_LANES {
-            acc[l] += f64::from(a[l]);
-        }
+fn finish_row(acc: &[f64; MEAN_LANES], tail: &[f32]) -> f64 {
+    let mut t = 0.0;
+    for &a in tail {
+        t += f64::from(a);
     }
-    let mut tail = 0.0;
-    for &a in rx {
-        tail += f64::from(a);
-    }
-    let mut half = [0.0f64; SUM_LANES / 2];
-    for l in 0..SUM_LANES / 2 {
-        half[l] = acc[l] + acc[l + SUM_LANES / 2];
-    }
-    ((half[0] + half[4]) + (half[1] + half[5])) + ((half[2] + half[6]) + (half[3] + half[7])) + tail
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + t
 }
 
+/// `out[i] = float32(sum_j x[i k + j] / k)`, the sums in float64 (each value exact). Each
+/// row is summed in the same fixed order whatever rows it is grouped with: lane `l` adds the
+/// values `j = l mod MEAN_LANES` in turn, then the lanes pairwise and the tail.
+#[inline(always)]
+fn row_means_body(x: &[f32], k: usize, out: &mut [f32]) {
+    let k8 = k - k % MEAN_LANES;
+    let kf = k as f64;
+    let mut blocks = x.chunks_exact(MEAN_ROWS * k);
+    let mut outs = out.chunks_exact_mut(MEAN_ROWS);
+    for (block, o) in (&mut blocks).zip(&mut outs) {
+        let mut acc = [[0.0f64; MEAN_LANES]; MEAN_ROWS];
+        let mut j = 0;
+        while j < k8 {
+            for (r, a) in acc.iter_mut().enumerate() {
+                let v: &[f32; MEAN_LANES] =
+                    block[r * k + j..r * k + j + MEAN_LANES].try_into().unwrap();
+                for l in 0..MEAN_LANES {
+                    a[l] += f64::from(v[l]);
+                }
+            }
+            j += MEAN_LANES;
+        }
+        for (r, a) in acc.iter().enumerate() {
+            o[r] = (finish_row(a, &block[r * k + k8..(r + 1) * k]) / kf) as f32;
+        }
+    }
+    for (row, o) in blocks
+        .remainder()
+        .chunks_exact(k)
+        .zip(outs.into_remainder())
+    {
+        let mut a = [0.0f64; MEAN_LANES];
+        for v in row[..k8].chunks_exact(MEAN_LANES) {
+            for l in 0..MEAN_LANES {
+                a[l] += f64::from(v[l]);
+            }
+        }
+        *o = (finish_row(&a, &row[k8..]) / kf) as f32;
+    }
+}
+
+/// [`row_means_body`] with AVX2 intrinsics (the compiler's vectorisation of the body shuffles
+/// 128-bit halves): the same additions in the same order, so the same bits. Each row's eight
+/// lanes are two vectors of four float64 sums.
+///
+/// # Safety
+/// The CPU must support AVX2; `x.len() == out.len() * k`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sum_f32_avx2(x: &[f32]) -> f64 {
-    sum_f32_body(x)
+unsafe fn row_means_avx2(x: &[f32], k: usize, out: &mut [f32]) {
+    use std::arch::x86_64::{
+        __m256d, _mm256_add_pd, _mm256_cvtps_pd, _mm256_setzero_pd, _mm256_storeu_pd, _mm_loadu_ps,
+    };
+    let k8 = k - k % MEAN_LANES;
+    let kf = k as f64;
+    let n = out.len();
+    let p = x.as_ptr();
+    let mut i = 0;
+    while i < n {
+        let rows = MEAN_ROWS.min(n - i);
+        let mut lo: [__m256d; MEAN_ROWS] = [_mm256_setzero_pd(); MEAN_ROWS];
+        let mut hi: [__m256d; MEAN_ROWS] = [_mm256_setzero_pd(); MEAN_ROWS];
+        let mut j = 0;
+        if rows == MEAN_ROWS {
+            while j < k8 {
+                for r in 0..MEAN_ROWS {
+                    // SAFETY: row i + r < n and j + 8 <= k8 <= k: inside x
+                    let q = p.add((i + r) * k + j);
+                    lo[r] = _mm256_add_pd(lo[r], _mm256_cvtps_pd(_mm_loadu_ps(q)));
+                    hi[r] = _mm256_add_pd(hi[r], _mm256_cvtps_pd(_mm_loadu_ps(q.add(4))));
+                }
+                j += MEAN_LANES;
+            }
+        } else {
+            while j < k8 {
+                for r in 0..rows {
+                    // SAFETY: as above
+                    let q = p.add((i + r) * k + j);
+                    lo[r] = _mm256_add_pd(lo[r], _mm256_cvtps_pd(_mm_loadu_ps(q)));
+                    hi[r] = _mm256_add_pd(hi[r], _mm256_cvtps_pd(_mm_loadu_ps(q.add(4))));
+                }
+                j += MEAN_LANES;
+            }
+        }
+        for r in 0..rows {
+            let mut a = [0.0f64; MEAN_LANES];
+            _mm256_storeu_pd(a.as_mut_ptr(), lo[r]);
+            _mm256_storeu_pd(a.as_mut_ptr().add(4), hi[r]);
+            let tail = &x[(i + r) * k + k8..(i + r + 1) * k];
+            out[i + r] = (finish_row(&a, tail) / kf) as f32;
+        }
+        i += rows;
+    }
+}
+
+/// [`row_means_avx2`] with AVX-512: each row's eight lanes in one vector, in the same order
+/// (lane `l` still adds the values `j = l mod 8`), so the same bits.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `x.len() == out.len() * k`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_means_avx512(x: &[f32], k: usize, out: &mut [f32]) {
+    use std::arch::x86_64::{
+        __m512d, _mm256_loadu_ps, _mm512_add_pd, _mm512_cvtps_pd, _mm512_setzero_pd,
+        _mm512_storeu_pd,
+    };
+    let k8 = k - k % MEAN_LANES;
+    let kf = k as f64;
+    let n = out.len();
+    let p = x.as_ptr();
+    let mut i = 0;
+    while i < n {
+        let rows = MEAN_ROWS.min(n - i);
+        let mut acc: [__m512d; MEAN_ROWS] = [_mm512_setzero_pd(); MEAN_ROWS];
+        let mut j = 0;
+        if rows == MEAN_ROWS {
+            while j < k8 {
+                for (r, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: row i + r < n and j + 8 <= k8 <= k: inside x
+                    let q = p.add((i + r) * k + j);
+                    *a = _mm512_add_pd(*a, _mm512_cvtps_pd(_mm256_loadu_ps(q)));
+                }
+                j += MEAN_LANES;
+            }
+        } else {
+            while j < k8 {
+                for (r, a) in acc.iter_mut().enumerate().take(rows) {
+                    // SAFETY: as above
+                    let q = p.add((i + r) * k + j);
+                    *a = _mm512_add_pd(*a, _mm512_cvtps_pd(_mm256_loadu_ps(q)));
+                }
+                j += MEAN_LANES;
+            }
+        }
+        for (r, v) in acc.iter().enumerate().take(rows) {
+            let mut a = [0.0f64; MEAN_LANES];
+            _mm512_storeu_pd(a.as_mut_ptr(), *v);
+            let tail = &x[(i + r) * k + k8..(i + r + 1) * k];
+            out[i + r] = (finish_row(&a, tail) / kf) as f32;
+        }
+        i += rows;
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -235,14 +364,25 @@ pub fn sq_dist(x: &[f64], y: &[f64]) -> f64 {
     sq_dist_body(x, y)
 }
 
-/// `sum_i x_i` of float32 values accumulated in float64, with a fixed summation order.
-pub fn sum_f32(x: &[f32]) -> f64 {
+/// The mean of each row of a row-major `(n, k)` float32 matrix `x`, into `out` (`n` values):
+/// float64 sums (every value exact), each divided by `k` and rounded once to float32. Rows
+/// are summed four at a time in a fixed order, so a row's mean does not depend on the others.
+/// Panics unless `k >= 1` and `x.len() == out.len() * k`.
+pub fn row_means_f32(x: &[f32], k: usize, out: &mut [f32]) {
+    assert!(
+        k >= 1 && x.len() == out.len() * k,
+        "row_means_f32: shapes do not agree"
+    );
     #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 (checked at run time).
-        return unsafe { sum_f32_avx2(x) };
+    if use_avx2() {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked at run time); shapes checked above.
+            return unsafe { row_means_avx512(x, k, out) };
+        }
+        // SAFETY: the CPU supports AVX2 (checked at run time); the shapes were checked above.
+        return unsafe { row_means_avx2(x, k, out) };
     }
-    sum_f32_body(x)
+    row_means_body(x, k, out)
 }
 
 /// `v <- exp(c v)` elementwise, for `c v <= 0`.
@@ -278,21 +418,58 @@ mod tests {
         assert_eq!(&big[2..], &[0.0, 0.0]);
     }
 
+    /// The means of `rows` (n x k), each row through the kernel on its own (n = 1).
+    fn one_by_one(x: &[f32], k: usize) -> Vec<f32> {
+        x.chunks_exact(k)
+            .map(|row| {
+                let mut o = [0.0f32];
+                row_means_f32(row, k, &mut o);
+                o[0]
+            })
+            .collect()
+    }
+
     #[test]
-    fn sum_f32_is_exact_on_integers_and_paths_agree() {
+    fn row_means_sum_in_float64_and_do_not_depend_on_grouping_or_path() {
         // integers below 2^24 are exact float32 values and their sums exact in float64
-        let x: Vec<f32> = (0..1003).map(|i| ((i * 7919) % 65_536) as f32).collect();
-        let want: i64 = (0..1003).map(|i| ((i * 7919) % 65_536) as i64).sum();
-        assert_eq!(sum_f32(&x), want as f64);
+        for &(n, k) in &[(1, 1), (3, 7), (4, 8), (9, 64), (13, 37), (6, 203)] {
+            let x: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 65_536) as f32).collect();
+            let mut got = vec![0.0f32; n];
+            row_means_f32(&x, k, &mut got);
+            for (r, g) in got.iter().enumerate() {
+                let sum: i64 = (0..k).map(|j| ((r * k + j) * 7919 % 65_536) as i64).sum();
+                assert_eq!(*g, (sum as f64 / k as f64) as f32, "n={n} k={k} row {r}");
+            }
+            // a row's mean is the same alone or in a block of four, AVX2 or baseline
+            let y: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.37).sin() * 1e3).collect();
+            let mut block = vec![0.0f32; n];
+            row_means_f32(&y, k, &mut block);
+            assert_eq!(block, one_by_one(&y, k));
+            FORCE_BASELINE.store(true, std::sync::atomic::Ordering::Relaxed);
+            let mut base = vec![0.0f32; n];
+            row_means_f32(&y, k, &mut base);
+            FORCE_BASELINE.store(false, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(block, base);
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // the AVX2 kernel, which a CPU with AVX-512 does not take above
+                let mut v2 = vec![0.0f32; n];
+                // SAFETY: the CPU supports AVX2; y has n rows of k values
+                unsafe { row_means_avx2(&y, k, &mut v2) };
+                assert_eq!(block, v2);
+            }
+            for (r, b) in block.iter().enumerate() {
+                let naive: f64 = y[r * k..(r + 1) * k].iter().map(|&v| f64::from(v)).sum();
+                assert_eq!(*b, (naive / k as f64) as f32, "row {r}");
+            }
+        }
         // a sum no float32 accumulator gets right: 2^24 then ones (each lost in float32)
-        let mut y = vec![1.0f32; 64];
-        y[0] = 16_777_216.0;
-        assert_eq!(sum_f32(&y), 16_777_216.0 + 63.0);
-        let z: Vec<f32> = (0..77).map(|i| (i as f32 * 0.37).sin()).collect();
-        assert_eq!(sum_f32(&z), sum_f32_body(&z));
-        let naive: f64 = z.iter().map(|&v| f64::from(v)).sum();
-        assert!((sum_f32(&z) - naive).abs() < 1e-13);
-        assert_eq!(sum_f32(&[]), 0.0);
+        let mut z = vec![1.0f32; 5 * 64];
+        z[64] = 16_777_216.0;
+        let mut got = vec![0.0f32; 5];
+        row_means_f32(&z, 64, &mut got);
+        assert_eq!(got[1], ((16_777_216.0 + 63.0) / 64.0) as f32);
+        assert_eq!(got[0], 1.0);
     }
 
     #[test]

@@ -12,9 +12,9 @@
 //! Option strings are parsed by the core (`Spec::parse`, `Rsm::parse`, ...), never here.
 
 use congruence_core::interrupt::{self, Watched};
-use congruence_core::linalg::Input;
+use congruence_core::linalg::{self, Input};
 use congruence_core::{memory, simd, CoreError};
-use numpy::{PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::time::Duration;
@@ -155,12 +155,41 @@ fn row_means_f32<'py>(
     let flat = x.as_slice().map_err(|_| {
         PyValueError::new_err("row_means_f32: x must be a C-contiguous float32 array")
     })?;
-    let out: Vec<f32> = py.detach(|| {
-        flat.chunks_exact(k)
-            .map(|row| (simd::sum_f32(row) / k as f64) as f32)
-            .collect()
-    });
+    let mut out = vec![0.0f32; x.shape()[0]];
+    py.detach(|| simd::row_means_f32(flat, k, &mut out));
     Ok(PyArray1::from_vec(py, out))
+}
+
+/// The column statistics of a C-contiguous float64 block of rows, which is centred in place
+/// (`congruence_core::linalg::centre_rows_in_place`, the corrected two-pass rule): returns
+/// `(mu, c, lo, hi)`, the mean being `mu + c` (`z` minus `mu + c` with `exact`, else minus
+/// `mu`) and `lo`, `hi` the column extremes before centring (NaN for a column with a NaN).
+/// The interpreter is released meanwhile (short work: not in the watched pool).
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn centre_rows<'py>(
+    py: Python<'py>,
+    mut z: PyReadwriteArray2<'py, f64>,
+    exact: bool,
+) -> PyResult<(
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+)> {
+    if z.shape()[0] == 0 || !z.is_c_contiguous() {
+        return Err(PyValueError::new_err(
+            "centre_rows: z must be a C-contiguous float64 array with at least one row",
+        ));
+    }
+    let view = z.as_array_mut();
+    let st = py.detach(move || linalg::centre_rows_in_place(view, exact));
+    Ok((
+        PyArray1::from_vec(py, st.mu),
+        PyArray1::from_vec(py, st.c),
+        PyArray1::from_vec(py, st.lo),
+        PyArray1::from_vec(py, st.hi),
+    ))
 }
 
 /// Run a computation that panics, as a bug in the core would: for the tests of the mapping to
@@ -183,6 +212,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     neighbors::register(m)?;
     m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
     m.add_function(wrap_pyfunction!(row_means_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(centre_rows, m)?)?;
     m.add_function(wrap_pyfunction!(check_fits, m)?)?;
     m.add("InternalError", m.py().get_type::<InternalError>())?;
     // The private testing surface `congruence._core._testing`: internals that only the tests
