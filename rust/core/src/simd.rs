@@ -167,7 +167,8 @@ fn row_means_body(x: &[f32], k: usize, out: &mut [f32]) {
 
 /// [`row_means_body`] with AVX2 intrinsics (the compiler's vectorisation of the body shuffles
 /// 128-bit halves): the same additions in the same order, so the same bits. Each row's eight
-/// lanes are two vectors of four float64 sums.
+/// lanes are two vectors of four float64 sums. Only whole blocks of [`MEAN_ROWS`] rows: the
+/// rows of `out` beyond the last whole block are left to the caller.
 ///
 /// # Safety
 /// The CPU must support AVX2; `x.len() == out.len() * k`.
@@ -179,48 +180,32 @@ unsafe fn row_means_avx2(x: &[f32], k: usize, out: &mut [f32]) {
     };
     let k8 = k - k % MEAN_LANES;
     let kf = k as f64;
-    let n = out.len();
     let p = x.as_ptr();
-    let mut i = 0;
-    while i < n {
-        let rows = MEAN_ROWS.min(n - i);
+    for (b, o) in out.chunks_exact_mut(MEAN_ROWS).enumerate() {
+        let i = b * MEAN_ROWS;
         let mut lo: [__m256d; MEAN_ROWS] = [_mm256_setzero_pd(); MEAN_ROWS];
         let mut hi: [__m256d; MEAN_ROWS] = [_mm256_setzero_pd(); MEAN_ROWS];
         let mut j = 0;
-        if rows == MEAN_ROWS {
-            while j < k8 {
-                for r in 0..MEAN_ROWS {
-                    // SAFETY: row i + r < n and j + 8 <= k8 <= k: inside x
-                    let q = p.add((i + r) * k + j);
-                    lo[r] = _mm256_add_pd(lo[r], _mm256_cvtps_pd(_mm_loadu_ps(q)));
-                    hi[r] = _mm256_add_pd(hi[r], _mm256_cvtps_pd(_mm_loadu_ps(q.add(4))));
-                }
-                j += MEAN_LANES;
+        while j < k8 {
+            for r in 0..MEAN_ROWS {
+                // SAFETY: row i + r < n and j + 8 <= k8 <= k: inside x
+                let q = p.add((i + r) * k + j);
+                lo[r] = _mm256_add_pd(lo[r], _mm256_cvtps_pd(_mm_loadu_ps(q)));
+                hi[r] = _mm256_add_pd(hi[r], _mm256_cvtps_pd(_mm_loadu_ps(q.add(4))));
             }
-        } else {
-            while j < k8 {
-                for r in 0..rows {
-                    // SAFETY: as above
-                    let q = p.add((i + r) * k + j);
-                    lo[r] = _mm256_add_pd(lo[r], _mm256_cvtps_pd(_mm_loadu_ps(q)));
-                    hi[r] = _mm256_add_pd(hi[r], _mm256_cvtps_pd(_mm_loadu_ps(q.add(4))));
-                }
-                j += MEAN_LANES;
-            }
+            j += MEAN_LANES;
         }
-        for r in 0..rows {
+        for r in 0..MEAN_ROWS {
             let mut a = [0.0f64; MEAN_LANES];
             _mm256_storeu_pd(a.as_mut_ptr(), lo[r]);
             _mm256_storeu_pd(a.as_mut_ptr().add(4), hi[r]);
-            let tail = &x[(i + r) * k + k8..(i + r + 1) * k];
-            out[i + r] = (finish_row(&a, tail) / kf) as f32;
+            o[r] = (finish_row(&a, &x[(i + r) * k + k8..(i + r + 1) * k]) / kf) as f32;
         }
-        i += rows;
     }
 }
 
 /// [`row_means_avx2`] with AVX-512: each row's eight lanes in one vector, in the same order
-/// (lane `l` still adds the values `j = l mod 8`), so the same bits.
+/// (lane `l` still adds the values `j = l mod 8`), so the same bits; whole blocks only.
 ///
 /// # Safety
 /// The CPU must support AVX-512F; `x.len() == out.len() * k`.
@@ -233,39 +218,24 @@ unsafe fn row_means_avx512(x: &[f32], k: usize, out: &mut [f32]) {
     };
     let k8 = k - k % MEAN_LANES;
     let kf = k as f64;
-    let n = out.len();
     let p = x.as_ptr();
-    let mut i = 0;
-    while i < n {
-        let rows = MEAN_ROWS.min(n - i);
+    for (b, o) in out.chunks_exact_mut(MEAN_ROWS).enumerate() {
+        let i = b * MEAN_ROWS;
         let mut acc: [__m512d; MEAN_ROWS] = [_mm512_setzero_pd(); MEAN_ROWS];
         let mut j = 0;
-        if rows == MEAN_ROWS {
-            while j < k8 {
-                for (r, a) in acc.iter_mut().enumerate() {
-                    // SAFETY: row i + r < n and j + 8 <= k8 <= k: inside x
-                    let q = p.add((i + r) * k + j);
-                    *a = _mm512_add_pd(*a, _mm512_cvtps_pd(_mm256_loadu_ps(q)));
-                }
-                j += MEAN_LANES;
+        while j < k8 {
+            for (r, a) in acc.iter_mut().enumerate() {
+                // SAFETY: row i + r < n and j + 8 <= k8 <= k: inside x
+                let q = p.add((i + r) * k + j);
+                *a = _mm512_add_pd(*a, _mm512_cvtps_pd(_mm256_loadu_ps(q)));
             }
-        } else {
-            while j < k8 {
-                for (r, a) in acc.iter_mut().enumerate().take(rows) {
-                    // SAFETY: as above
-                    let q = p.add((i + r) * k + j);
-                    *a = _mm512_add_pd(*a, _mm512_cvtps_pd(_mm256_loadu_ps(q)));
-                }
-                j += MEAN_LANES;
-            }
+            j += MEAN_LANES;
         }
-        for (r, v) in acc.iter().enumerate().take(rows) {
+        for (r, v) in acc.iter().enumerate() {
             let mut a = [0.0f64; MEAN_LANES];
             _mm512_storeu_pd(a.as_mut_ptr(), *v);
-            let tail = &x[(i + r) * k + k8..(i + r + 1) * k];
-            out[i + r] = (finish_row(&a, tail) / kf) as f32;
+            o[r] = (finish_row(&a, &x[(i + r) * k + k8..(i + r + 1) * k]) / kf) as f32;
         }
-        i += rows;
     }
 }
 
@@ -375,12 +345,17 @@ pub fn row_means_f32(x: &[f32], k: usize, out: &mut [f32]) {
     );
     #[cfg(target_arch = "x86_64")]
     if use_avx2() {
+        // whole blocks of rows by intrinsics, the last rows by the body (the same order)
+        let whole = out.len() - out.len() % MEAN_ROWS;
+        let (head, tail) = out.split_at_mut(whole);
         if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked at run time); shapes checked above.
-            return unsafe { row_means_avx512(x, k, out) };
+            unsafe { row_means_avx512(&x[..whole * k], k, head) };
+        } else {
+            // SAFETY: the CPU supports AVX2 (checked at run time); shapes checked above.
+            unsafe { row_means_avx2(&x[..whole * k], k, head) };
         }
-        // SAFETY: the CPU supports AVX2 (checked at run time); the shapes were checked above.
-        return unsafe { row_means_avx2(x, k, out) };
+        return row_means_body(&x[whole * k..], k, tail);
     }
     row_means_body(x, k, out)
 }
@@ -453,10 +428,11 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             if has_avx2() {
                 // the AVX2 kernel, which a CPU with AVX-512 does not take above
-                let mut v2 = vec![0.0f32; n];
-                // SAFETY: the CPU supports AVX2; y has n rows of k values
-                unsafe { row_means_avx2(&y, k, &mut v2) };
-                assert_eq!(block, v2);
+                let whole = n - n % MEAN_ROWS;
+                let mut v2 = vec![0.0f32; whole];
+                // SAFETY: the CPU supports AVX2; y has at least `whole` rows of k values
+                unsafe { row_means_avx2(&y[..whole * k], k, &mut v2) };
+                assert_eq!(block[..whole], v2[..]);
             }
             for (r, b) in block.iter().enumerate() {
                 let naive: f64 = y[r * k..(r + 1) * k].iter().map(|&v| f64::from(v)).sum();
