@@ -546,10 +546,12 @@ def _wait_for_workers(threads):
 
 
 def test_ctrl_c_interrupts_a_long_lapack_call(default_sigint):
-    # n = p = 1500: uninterrupted, the n x n products and eigendecompositions take about 4 s
-    # on an idle 2-core machine (1100: 1.7 s idle, 8.6 s under load).
+    # n = p = 2000: uninterrupted, two LAPACK calls of about 0.7 s each on an idle 2-core
+    # AMD EPYC (Zen 5), with a few tens of ms of Python between them; the signal, 0.3 s in,
+    # lands in the first one (at 1500 the first call ended near 0.34 s and a signal arriving
+    # in the gap found no call running; on older machines 1500 took about 4 s).
     rng = np.random.default_rng(8)
-    A, B = rng.standard_normal((1500, 1500)), rng.standard_normal((1500, 1500))
+    A, B = rng.standard_normal((2000, 2000)), rng.standard_normal((2000, 2000))
     waited, busy = _interrupt_during(
         lambda: cg.riemannian_distance(A, B), lambda: cg.riemannian_distance(XW, YW)
     )
