@@ -204,21 +204,13 @@ def _centre(x: np.ndarray, out: np.ndarray, exact: bool = True) -> tuple[np.ndar
     ``exact=True`` ``c`` is also removed from the residuals, which then sum to zero to working
     precision even with large offsets; otherwise the products are corrected instead
     (``Z^T Z - m c c^T``), saving a pass over the batch. The passes run in the core
-    (:func:`_centre_in_place`).
+    (``_core.centre_rows``: two or three sweeps over the rows, each row's columns at once,
+    which also give the column extremes that :func:`_centred_rows` uses).
     """
     if out is not x:
         np.copyto(out, x)
-    mu, c, _, _ = _centre_in_place(out, exact)
+    mu, c, _, _ = _core.centre_rows(out, exact)
     return mu, c
-
-
-def _centre_in_place(Z: np.ndarray, exact: bool) -> tuple:
-    """``(mu, c, lo, hi)`` of the C-ordered float64 rows ``Z``, centred in place by the
-    corrected two-pass rule of :func:`_centre` (``lo``, ``hi``: the column extremes before,
-    NaN for a column holding a NaN; with any NaN or inf ``Z`` is left as it was): two or three
-    sweeps over the rows in the core, each row's columns at once, instead of NumPy's five
-    passes."""
-    return _core.centre_rows(Z, exact)
 
 
 def _centred_block(arrays: Sequence[np.ndarray], exact: bool = True) -> tuple:
@@ -239,7 +231,7 @@ def _centred_rows(Z: np.ndarray, exact: bool = True, check: Any = None) -> tuple
     ``check(lo, hi)``, if given, sees the column extremes (to raise for NaN or inf, which they
     reveal; ``Z`` is then left as it was, so the values can be reported)."""
     Z = np.ascontiguousarray(Z)  # the staging buffer's rows already are
-    mu, c, lo, hi = _centre_in_place(Z, exact)
+    mu, c, lo, hi = _core.centre_rows(Z, exact)  # lo, hi: NaN for a column with a NaN
     if check is not None:
         check(lo, hi)
     return Z, mu, c, exact or Z.shape[0] == 1, lo, hi

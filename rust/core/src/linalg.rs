@@ -185,12 +185,9 @@ pub fn centre_rows_in_place(mut z: ArrayViewMut2<f64>, exact: bool) -> RowBlockS
             }
         }
     }
-    let c: Vec<f64> = if n == 1 {
-        vec![0.0; p]
-    } else {
-        res.iter().map(|r| r / nf).collect()
-    };
-    if exact && n > 1 {
+    // one row: mu is the row itself, so the residuals and c are exactly zero
+    let c: Vec<f64> = res.iter().map(|r| r / nf).collect();
+    if exact {
         crate::simd::with_avx2! {
             for mut row in z.rows_mut() {
                 let row = row.as_slice_mut().expect("centre_rows_in_place: rows must be contiguous");
