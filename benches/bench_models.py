@@ -16,8 +16,12 @@ Cases (full sizes; ``--quick`` shrinks them to a smoke run):
   the driver, without the co-moments). The page faults of each side are reported too: in
   some processes the C allocator returns the forward passes' freed buffers to the system and
   every batch faults them in again (millions of faults, bare forwards up to 2x slower), in
-  others not; a process stays in one state, so compare figures from runs with few faults on
-  both sides, over several runs of the script.
+  others not; a process stays in one state. By default (``--heap steady``) the script fixes
+  the allocator's thresholds in its own process (``mallopt``, both sides alike), so that no
+  side runs in that state; ``--heap default`` leaves them alone, and then only runs with few
+  faults on both sides measure the overhead. ``--phases`` also prints a floor: the co-moment
+  products of the exact accumulator and the pooling kernel, each timed alone on idle cores,
+  added to the bare forwards (the work that no driver can avoid).
 * ``memory``: peak resident memory (VmHWM) of a fresh interpreter running the same exact
   ``compare_models`` over 100,000 and over 10,000 inputs (generated batch by batch, so the
   inputs are not held either). Target: the 100,000-input peak within 300 MB of the 10,000-input
@@ -76,6 +80,15 @@ def _parse_args(argv=None):
         help="overhead: also time the forwards with empty hooks and compare_models without "
         "the accumulator, to split the overhead",
     )
+    ap.add_argument(
+        "--heap",
+        choices=("steady", "default"),
+        default="steady",
+        help="overhead: 'steady' (default) fixes glibc's mmap and trim thresholds in this "
+        "process (mallopt), so neither side's freed buffers go back to the system between "
+        "batches; 'default' leaves the allocator as it starts (its state then varies from "
+        "process to process, see FAULTS_CLEAN)",
+    )
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     ap.add_argument("--_child", dest="child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_args", dest="child_args", default=None, help=argparse.SUPPRESS)
@@ -86,6 +99,28 @@ def _parse_args(argv=None):
 ARGS = _parse_args()
 THREADS = _common.resolve_threads(ARGS.threads)
 _common.set_thread_env(THREADS)
+
+
+def steady_heap() -> bool:
+    """Fix glibc's allocator thresholds in this process (both sides of the overhead case run
+    here): blocks up to 32 MiB come from the heap and the heap's top is never trimmed, so
+    the forward passes' freed buffers are reused instead of being returned to the system and
+    faulted in again on every batch. glibc adjusts both thresholds by itself otherwise, and a
+    process stays in whichever state its first allocations led to. False where ``mallopt``
+    is unavailable (not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
+HEAP = "steady" if ARGS.heap == "steady" and not ARGS.child and steady_heap() else "default"
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -209,10 +244,12 @@ def case_overhead(opts: dict, repeat: int) -> dict:
     ratios = [o / r for o, r in zip(t_ours, t_bare)]
     # correctness: the same matrix as compare_layers on float64 copies of the extracted arrays
     f64 = lambda acts: {k: v.astype(np.float64) for k, v in acts.items()}  # noqa: E731
-    ref = cg.compare_layers(
-        f64(cg.extract(a, x, LAYERS, pooling="mean", batch_size=batch, progress=False)),
-        f64(cg.extract(b, x, LAYERS, pooling="mean", batch_size=batch, progress=False)),
-    )
+    acts = [
+        f64(cg.extract(m, x, LAYERS, pooling="mean", batch_size=batch, progress=False))
+        for m in (a, b)
+    ]
+    ref = cg.compare_layers(*acts)
+    floor = _floor(a, b, x, acts, batch, repeat) if ARGS.phases else None
     diff = float(np.max(np.abs(res.values - ref.values)))
     med = statistics.median(ratios)
     # a side whose every batch faults its buffers in again is timed in the allocator's slow
@@ -233,6 +270,7 @@ def case_overhead(opts: dict, repeat: int) -> dict:
         target=TARGETS["overhead"],
         clean=clean,
         ok=med <= 1.15 and clean,
+        floor=floor,
         phases={
             k: dict(
                 seconds=statistics.median(v),
@@ -240,6 +278,75 @@ def case_overhead(opts: dict, repeat: int) -> dict:
             )
             for k, v in t_extra.items()
         },
+    )
+
+
+def _floor(a, b, x, acts: list, batch: int, repeat: int) -> dict:
+    """The two parts of compare_models' work that no driver can avoid, each timed alone on
+    idle cores (median of ``repeat``), to bound the overhead from below:
+
+    * the co-moment products of the exact accumulator, on the extracted activations (float64)
+      in its row blocks: each layer with itself (a symmetric product) and every layer of
+      ``a`` with every layer of ``b``, on ``THREADS`` BLAS threads;
+    * the global average pool (the core's kernel) of every 4-D activation of every batch.
+    """
+    from congruence import _core
+    from congruence.streaming.drive import MODEL_BLOCK
+
+    Z = np.concatenate([v for side in acts for v in side.values()], axis=1)
+    widths = [v.shape[1] for side in acts for v in side.values()]
+    pa = sum(v.shape[1] for v in acts[0].values())
+    flops = sum(len(Z) * w * w for w in widths) + 2 * len(Z) * pa * (Z.shape[1] - pa)
+
+    def products():
+        for s in range(0, len(Z), MODEL_BLOCK):
+            z = Z[s : s + MODEL_BLOCK]
+            c = 0
+            for w in widths:
+                block = z[:, c : c + w]
+                block.T @ block
+                c += w
+            z[:, :pa].T @ z[:, pa:]
+
+    shapes = []
+    with torch.inference_mode():
+        for m in (a, b):
+            mods = dict(m.named_modules())
+            hs = [
+                mods[k].register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape)))
+                for k in LAYERS
+            ]
+            try:
+                m(x[:batch])
+            finally:
+                for h in hs:
+                    h.remove()
+    maps = [torch.rand(*s).view(s[0] * s[1], -1).numpy() for s in shapes if len(s) == 4]
+    rounds = -(-len(x) // batch)
+
+    def pooling():
+        for _ in range(rounds):
+            for t in maps:
+                _core.row_means_f32(t)
+
+    tp, limiter = _common.limit_blas(THREADS)
+    try:
+        times = {}
+        for name, f in (("products", products), ("pooling", pooling)):
+            f()
+            runs = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                f()
+                runs.append(time.perf_counter() - t0)
+            times[name] = statistics.median(runs)
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+    return dict(
+        products_s=times["products"],
+        gflops=flops / times["products"] / 1e9,
+        pooling_s=times["pooling"],
     )
 
 
@@ -299,7 +406,8 @@ def main() -> int:
     print(
         f"congruence {cg.__version__} | torch {torch.__version__} | numpy {np.__version__} | "
         f"Python {platform.python_version()} | cpus {os.cpu_count()} | threads {THREADS} | "
-        f"load {os.getloadavg()[0]:.2f}" + (" | QUICK (sizes reduced)" if ARGS.quick else "")
+        f"load {os.getloadavg()[0]:.2f} | heap {HEAP}"
+        + (" | QUICK (sizes reduced)" if ARGS.quick else "")
     )
     rows, errors = [], []
     for case in ARGS.only:
@@ -326,6 +434,14 @@ def main() -> int:
                     "the overhead; run the script again"
                 )
             )
+            fl = r["floor"]
+            if fl is not None:
+                least = (r["bare_s"] + fl["products_s"] + fl["pooling_s"]) / r["bare_s"]
+                print(
+                    f"  floor   on idle cores: the co-moment products {fl['products_s'] * 1e3:.1f} ms "
+                    f"({fl['gflops']:.0f} GFLOP/s), the pooling kernel {fl['pooling_s'] * 1e3:.1f} ms: "
+                    f"bare forwards plus these alone {least:.3f}x"
+                )
             for k, ph in r["phases"].items():
                 what = {
                     "hooks": "bare forwards with 8 empty hooks",
@@ -347,7 +463,13 @@ def main() -> int:
     if ARGS.json:
         with open(ARGS.json, "w") as f:
             json.dump(
-                {"threads": THREADS, "quick": ARGS.quick, "rows": rows, "errors": errors},
+                {
+                    "threads": THREADS,
+                    "quick": ARGS.quick,
+                    "heap": HEAP,
+                    "rows": rows,
+                    "errors": errors,
+                },
                 f,
                 indent=1,
             )
