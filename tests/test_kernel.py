@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import congruence as cg
-from congruence import _core
+from congruence import DegenerateDataWarning, _core
 
 sys.path.insert(0, os.path.dirname(__file__))
 from reference import ref_cka, ref_hsic  # noqa: E402
@@ -101,6 +101,31 @@ def test_n2_biased_values():
     assert cg.cka(X, Y, kernel="rbf") == pytest.approx(ref_cka(X, Y, kernel="rbf"), rel=RTOL)
     # tr(K H L H) / (n-1)^2 = <Xc^T Yc>^2 with n - 1 = 1
     assert cg.hsic(X, Y) == pytest.approx(ref_hsic(X, Y), rel=RTOL)
+
+
+@pytest.mark.parametrize("sigma_frac", [1e-20, 1e-155, 1e-160, 1e-200, 1e-300, 1e-320])
+def test_rbf_tiny_bandwidth_is_the_identity_kernel(sigma_frac):
+    # As sigma -> 0, exp(-d^2 / (2 sigma^2)) is 1 on the diagonal and 0 between distinct
+    # rows: K = L = I. Then HKH = H, so biased CKA = 1 and HSIC = tr(H H) / (n-1)^2 = 1/(n-1).
+    # Below sigma_frac ~ 1e-154, 1 / (2 sigma^2) overflows float64 (it once gave nan with a
+    # warning); at 1e-20 the off-diagonal entries are exp(-1e40 ...) = 0 in float64 anyway.
+    X, Y = _pair(30, 5, 4, seed=7)
+    assert cg.cka(X, Y, kernel="rbf", sigma_frac=sigma_frac) == pytest.approx(1.0, rel=1e-13)
+    assert cg.hsic(X, Y, kernel="rbf", sigma_frac=sigma_frac) == pytest.approx(1 / 29, rel=1e-13)
+    # The debiased estimators zero the diagonal: the U-centred identity kernel is 0, so
+    # debiased CKA is 0 / 0 (nan, with its warning) and unbiased HSIC is 0.
+    with pytest.warns(DegenerateDataWarning, match="U-centred kernel matrix is zero"):
+        assert np.isnan(cg.cka(X, Y, kernel="rbf", sigma_frac=sigma_frac, debiased=True))
+    assert abs(cg.hsic(X, Y, kernel="rbf", sigma_frac=sigma_frac, unbiased=True)) < 1e-15
+
+
+def test_rbf_small_bandwidth_matches_reference():
+    # Exponents of order -100 to -1000 (some entries underflow, most do not) against the
+    # formula in NumPy.
+    X, Y = _pair(40, 6, 3, seed=11)
+    for s in (0.05, 0.02):
+        _assert_rel(cg.cka(X, Y, kernel="rbf", sigma_frac=s), ref_cka(X, Y, "rbf", s), RTOL)
+        _assert_rel(cg.hsic(X, Y, kernel="rbf", sigma_frac=s), ref_hsic(X, Y, "rbf", s), RTOL)
 
 
 @pytest.mark.parametrize("flag", [False, True])
@@ -297,14 +322,20 @@ def test_constant_representation_gives_nan(value, n):
     C = np.full((n, 3), value)
     Y = rng.standard_normal((n, 2))
     for kw in ({}, {"kernel": "rbf"}, {"debiased": True}, {"kernel": "rbf", "debiased": True}):
-        assert np.isnan(cg.cka(C, Y, **kw)), kw
-        assert np.isnan(cg.cka(Y, C, **kw)), kw
-        assert np.isnan(cg.cka(C.astype(np.float32), Y, **kw)), kw
-    # HSIC of a constant representation is defined (0) for the linear kernel ...
-    assert cg.hsic(C, Y) == 0.0
-    assert cg.hsic(C, Y, unbiased=True) == 0.0
+        with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance.*cka is undefined"):
+            assert np.isnan(cg.cka(C, Y, **kw)), kw
+        with pytest.warns(DegenerateDataWarning, match=r"^Y has zero variance.*cka is undefined"):
+            assert np.isnan(cg.cka(Y, C, **kw)), kw
+        with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance.*cka is undefined"):
+            assert np.isnan(cg.cka(C.astype(np.float32), Y, **kw)), kw
+    # HSIC of a constant representation is defined (0) for the linear kernel, with a warning ...
+    with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance.*hsic is 0$"):
+        assert cg.hsic(C, Y) == 0.0
+    with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance.*hsic is 0$"):
+        assert cg.hsic(C, Y, unbiased=True) == 0.0
     # ... and undefined for the RBF kernel (the median distance is 0).
-    assert np.isnan(cg.hsic(C, Y, kernel="rbf"))
+    with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance.*hsic is undefined"):
+        assert np.isnan(cg.hsic(C, Y, kernel="rbf"))
 
 
 def test_constant_columns_mixed_with_varying_columns_are_fine():
@@ -320,10 +351,16 @@ def test_duplicated_rows_rbf_median_zero_gives_nan(flag):
     # 5 identical rows out of 6: 6 + 20 = 26 of the 36 squared distances are 0 -> median 0.
     X = np.vstack([np.tile([[1.0, 2.0, 3.0]], (5, 1)), [[0.0, 0.0, 1.0]]])
     Y = rng.standard_normal((6, 2))
-    assert np.isnan(cg.cka(X, Y, kernel="rbf", debiased=flag))
-    assert np.isnan(cg.cka(Y, X, kernel="rbf", debiased=flag))
-    assert np.isnan(cg.hsic(X, Y, kernel="rbf", unbiased=flag))
-    assert np.isnan(cg.hsic(Y, X, kernel="rbf", unbiased=flag))
+    median_x = r"^X has duplicated rows.*\(their median\) is 0"
+    median_y = r"^Y has duplicated rows.*\(their median\) is 0"
+    with pytest.warns(DegenerateDataWarning, match=median_x):
+        assert np.isnan(cg.cka(X, Y, kernel="rbf", debiased=flag))
+    with pytest.warns(DegenerateDataWarning, match=median_y):
+        assert np.isnan(cg.cka(Y, X, kernel="rbf", debiased=flag))
+    with pytest.warns(DegenerateDataWarning, match=median_x):
+        assert np.isnan(cg.hsic(X, Y, kernel="rbf", unbiased=flag))
+    with pytest.warns(DegenerateDataWarning, match=median_y):
+        assert np.isnan(cg.hsic(Y, X, kernel="rbf", unbiased=flag))
     # The biased linear CKA is defined on the same data. (The debiased one is not: with all
     # but one row identical the U-centred linear Gram matrix is exactly zero.)
     if not flag:
@@ -336,11 +373,15 @@ def test_undefined_layer_in_layer_matrix_gives_nan():
     C = np.ones((8, 3))
     Y = rng.standard_normal((8, 2))
     for layers in ([C, Y], [Y, C]):
-        v = cg.compare_layers(layers, measure="cka", kernel="rbf").values
         i = [k for k, a in enumerate(layers) if a is C][0]
+        with pytest.warns(DegenerateDataWarning, match=rf"^layer a\['{i}'\] has zero variance"):
+            v = cg.compare_layers(layers, measure="cka", kernel="rbf").values
         assert np.isnan(v[i]).all() and np.isnan(v[:, i]).all()
         assert v[1 - i, 1 - i] == pytest.approx(1.0, rel=1e-12)
-    v = cg.compare_layers([C], [Y, C], measure="hsic", kernel="rbf").values
+    # C is layer a['0'] and layer b['1'] here: one warning for each.
+    with pytest.warns(DegenerateDataWarning, match=r"^layer a\['0'\] has zero variance"):
+        with pytest.warns(DegenerateDataWarning, match=r"^layer b\['1'\] has zero variance"):
+            v = cg.compare_layers([C], [Y, C], measure="hsic", kernel="rbf").values
     assert np.isnan(v).all()
 
 

@@ -260,8 +260,8 @@ impl Tile {
                     lower[i - c0] = 0.0;
                 }
             }
-            if let TileKind::Rbf { c, shift } = *kind {
-                crate::simd::exp_scaled(lower, c);
+            if let TileKind::Rbf { a, shift } = *kind {
+                crate::simd::exp_scaled(lower, a);
                 lower.iter_mut().for_each(|v| *v -= shift);
             }
             // Strictly lower entries, then the diagonal entry (on a diagonal tile).
@@ -370,7 +370,7 @@ mod tests {
                 .collect();
             let sqs: Vec<Array1<f64>> = cs.iter().map(|c| c.sq_norms()).collect();
             let rbf = TileKind::Rbf {
-                c: -0.7,
+                a: 0.8,
                 shift: 0.25,
             };
             for kind in [TileKind::Gram, rbf] {
@@ -378,7 +378,9 @@ mod tests {
                     .iter()
                     .map(|c| match (c, kind) {
                         (Centred::F64(a), TileKind::Gram) => a.dot(&a.t()),
-                        (Centred::F64(a), _) => full_sq_dist(a).mapv(|d| (-0.7 * d).exp() - 0.25),
+                        (Centred::F64(a), _) => {
+                            full_sq_dist(a).mapv(|d| (-((d * 0.8) * 0.8)).exp() - 0.25)
+                        }
                         _ => unreachable!(),
                     })
                     .collect();

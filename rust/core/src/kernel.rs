@@ -33,9 +33,10 @@ pub enum TileKind {
     Gram,
     /// `||x_i - x_j||^2` (exactly 0 on the diagonal, round-off negatives clipped to 0).
     SqDist,
-    /// `exp(c D2_ij) - shift`, the RBF kernel less a constant (which centring ignores; it keeps
-    /// the sums of the tiles small so the centring formulas do not cancel).
-    Rbf { c: f64, shift: f64 },
+    /// `exp(-(D2_ij a) a) - shift`, the RBF kernel less a constant (which centring ignores; it
+    /// keeps the sums of the tiles small so the centring formulas do not cancel). `a^2 =
+    /// 1 / (2 sigma^2)` enters as two factors (see [`rbf_kind`]).
+    Rbf { a: f64, shift: f64 },
 }
 
 /// One representation's centred features with their squared row norms, and optionally its
@@ -194,8 +195,8 @@ impl Rows<'_, '_> {
                 }
                 lower[i] = 0.0;
             }
-            if let TileKind::Rbf { c, shift } = kind {
-                crate::simd::exp_scaled(lower, c);
+            if let TileKind::Rbf { a, shift } = kind {
+                crate::simd::exp_scaled(lower, a);
                 lower.iter_mut().for_each(|v| *v -= shift);
             }
         });
@@ -575,11 +576,15 @@ pub fn rbf_kind(
     if m <= 0.0 {
         return (None, None);
     }
-    let s2 = 2.0 * sigma_frac * sigma_frac;
+    // exp(-D2 / (2 sigma_frac^2 m)) = exp(-(D2 a) a): a^2 itself overflows float64 for tiny
+    // bandwidths (sigma_frac^2 m below about 1e-308), a does not. A larger `a` than f64::MAX
+    // changes nothing: (D2 f64::MAX) f64::MAX already overflows for every D2 > 0 (the entry
+    // is then exactly 0, as the exact one is), and D2 = 0 gives 1.
+    let a = (1.0 / (sigma_frac * (2.0 * m).sqrt())).min(f64::MAX);
     (
         Some(TileKind::Rbf {
-            c: -1.0 / (s2 * m),
-            shift: (-1.0 / s2).exp(),
+            a,
+            shift: (-((m * a) * a)).exp(),
         }),
         cache,
     )

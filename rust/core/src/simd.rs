@@ -49,7 +49,7 @@ fn sq_dist_body(x: &[f64], y: &[f64]) -> f64 {
 /// polynomial of degree 13 (truncation error below 3e-17 relative) and `2^k` is built in the
 /// exponent bits. Arguments below -708 (results below 3e-308) give 0.
 #[inline(always)]
-fn exp_body(v: &mut [f64], c: f64) {
+fn exp_body(v: &mut [f64], a: f64) {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     // The split of ln 2 in the digits usually published for it (fdlibm); the literals round
     // to the intended float64 values, the extra digits only document them.
@@ -75,7 +75,7 @@ fn exp_body(v: &mut [f64], c: f64) {
         1.0 / 6227020800.0,
     ];
     for x in v.iter_mut() {
-        let t0 = c * *x;
+        let t0 = -((*x * a) * a);
         let t = if t0 < -708.0 { -708.0 } else { t0 };
         let kf = (t * LOG2E + SHIFT) - SHIFT;
         let r = (t - kf * LN2_HI) - kf * LN2_LO;
@@ -105,8 +105,8 @@ unsafe fn sq_dist_avx2(x: &[f64], y: &[f64]) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn exp_avx2(v: &mut [f64], c: f64) {
-    exp_body(v, c)
+unsafe fn exp_avx2(v: &mut [f64], a: f64) {
+    exp_body(v, a)
 }
 
 /// Rows that [`row_means_f32`] sums together: independent additions that overlap.
@@ -360,14 +360,16 @@ pub fn row_means_f32(x: &[f32], k: usize, out: &mut [f32]) {
     row_means_body(x, k, out)
 }
 
-/// `v <- exp(c v)` elementwise, for `c v <= 0`.
-pub fn exp_scaled(v: &mut [f64], c: f64) {
+/// `v <- exp(-(v a) a)` elementwise, for `v >= 0` and finite `a >= 0`. The scale enters as
+/// two factors, so `a^2` never overflows: `v = 0` gives 1 and `v > 0` gives 0 once the
+/// exponent passes -708, whatever the size of `a`.
+pub fn exp_scaled(v: &mut [f64], a: f64) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: the CPU supports AVX2 (checked at run time).
-        return unsafe { exp_avx2(v, c) };
+        return unsafe { exp_avx2(v, a) };
     }
-    exp_body(v, c)
+    exp_body(v, a)
 }
 
 #[cfg(test)]
@@ -378,7 +380,7 @@ mod tests {
     fn exp_is_accurate_to_a_few_ulps() {
         let xs: Vec<f64> = (0..200_001).map(|i| i as f64 * 3.6e-3).collect();
         let mut v = xs.clone();
-        exp_scaled(&mut v, -1.0);
+        exp_scaled(&mut v, 1.0);
         for (x, e) in xs.iter().zip(&v) {
             let want = if *x > 708.0 { 0.0 } else { (-x).exp() };
             assert!(
@@ -387,10 +389,15 @@ mod tests {
             );
         }
         let mut big = vec![0.0, 700.0, 708.5, 1e6];
-        exp_scaled(&mut big, -1.0);
+        exp_scaled(&mut big, 1.0);
         assert_eq!(big[0], 1.0);
         assert!((big[1] - (-700.0f64).exp()).abs() <= 4.0 * f64::EPSILON * (-700.0f64).exp());
         assert_eq!(&big[2..], &[0.0, 0.0]);
+        // The largest scale (a tiny bandwidth): 1 at distance 0, 0 at every positive distance,
+        // the smallest subnormal included; no nan from 0 * inf.
+        let mut tiny = vec![0.0, 5e-324, 1e-300, 1.0, 1e300];
+        exp_scaled(&mut tiny, f64::MAX);
+        assert_eq!(tiny, [1.0, 0.0, 0.0, 0.0, 0.0]);
     }
 
     /// The means of `rows` (n x k), each row through the kernel on its own (n = 1).
