@@ -19,6 +19,7 @@ import pytest
 import scipy.linalg
 
 import congruence as cg
+from congruence import DegenerateDataWarning
 from congruence.measures import alignment as al
 from congruence.measures.alignment import (
     aligned_cosine,
@@ -474,36 +475,56 @@ def test_correlation_match_constant_column_with_rounding_residue():
 # ---------------------------------------------------------------------------------------------
 
 
+def _warns_constant(arg, outcome=r"is undefined \(nan\)"):
+    """Expect the DegenerateDataWarning that names ``arg`` as a constant representation."""
+    return pytest.warns(DegenerateDataWarning, match=rf"{arg} has zero variance.*{outcome}")
+
+
 @pytest.mark.parametrize("const", [0.0, 0.1, 0.7, -3.3e5])
 def test_nan_for_constant_representations(const):
     rng = np.random.default_rng(34)
     C = np.full((7, 3), const)
     Y = rng.standard_normal((7, 2))
-    assert math.isnan(orthogonal_procrustes(C, Y))
-    assert math.isnan(orthogonal_procrustes(Y, C))
+    # Every call warns that C (named X or Y by its position) has zero variance, nan or not.
+    with _warns_constant("X"):
+        assert math.isnan(orthogonal_procrustes(C, Y))
+    with _warns_constant("Y"):
+        assert math.isnan(orthogonal_procrustes(Y, C))
     for alpha in (0.0, 0.5, 1.0):
-        assert math.isnan(angular_shape_metric(C, Y, alpha=alpha))
-        assert math.isnan(angular_shape_metric(Y, C, alpha=alpha))
-    assert math.isnan(linear_regression(C, Y))
+        with _warns_constant("X"):
+            assert math.isnan(angular_shape_metric(C, Y, alpha=alpha))
+        with _warns_constant("Y"):
+            assert math.isnan(angular_shape_metric(Y, C, alpha=alpha))
+    with _warns_constant(r"X \(the target\)"):
+        assert math.isnan(linear_regression(C, Y))
     # not nan: the size-and-shape distance to a constant is the other's centred norm
-    _close(procrustes_size_and_shape(C, Y), float(np.linalg.norm(Y - Y.mean(0))))
-    _close(procrustes_size_and_shape(Y, C), float(np.linalg.norm(Y - Y.mean(0))))
-    assert correlation_match(C, Y) == 0.0 and correlation_match(C, Y, soft=True) == 0.0
+    with _warns_constant("X", "stays defined"):
+        _close(procrustes_size_and_shape(C, Y), float(np.linalg.norm(Y - Y.mean(0))))
+    with _warns_constant("Y", "stays defined"):
+        _close(procrustes_size_and_shape(Y, C), float(np.linalg.norm(Y - Y.mean(0))))
+    with _warns_constant("X", "stays defined"):
+        assert correlation_match(C, Y) == 0.0
+    with _warns_constant("X", "stays defined"):
+        assert correlation_match(C, Y, soft=True) == 0.0
 
 
 def test_aligned_cosine_nan_cases():
     rng = np.random.default_rng(35)
     Y = rng.standard_normal((6, 3))
-    assert math.isnan(aligned_cosine(np.zeros((6, 2)), Y))
-    assert math.isnan(aligned_cosine(Y, np.zeros((6, 2))))
+    with pytest.warns(DegenerateDataWarning, match=r"X is all zeros.*undefined \(nan\)"):
+        assert math.isnan(aligned_cosine(np.zeros((6, 2)), Y))
+    with pytest.warns(DegenerateDataWarning, match=r"Y is all zeros.*undefined \(nan\)"):
+        assert math.isnan(aligned_cosine(Y, np.zeros((6, 2))))
     # every row skipped although neither input is all zero
     X = np.zeros((6, 3))
     X[:3] = rng.standard_normal((3, 3))
     Z = np.zeros((6, 3))
     Z[3:] = rng.standard_normal((3, 3))
-    assert math.isnan(aligned_cosine(X, Z))
-    # a constant (non-zero) representation is fine: no centring
-    assert math.isfinite(aligned_cosine(np.full((6, 2), 0.1), Y))
+    with pytest.warns(DegenerateDataWarning, match=r"no row where both .* are non-zero"):
+        assert math.isnan(aligned_cosine(X, Z))
+    # a constant (non-zero) representation is fine: no centring (still said, MEASURES 0.2)
+    with _warns_constant("X", "stays defined"):
+        assert math.isfinite(aligned_cosine(np.full((6, 2), 0.1), Y))
 
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, 1.0 + 1e-12, math.nan, math.inf])
@@ -631,7 +652,8 @@ def test_batch_equals_pairwise(name, params):
 def test_batch_nan_entries():
     rng = np.random.default_rng(42)
     layers = [rng.standard_normal((10, 3)), np.full((10, 2), 0.1)]
-    res = cg.compare_layers(layers, measure="orthogonal_procrustes").values
+    with _warns_constant(r"a\['1'\]"):
+        res = cg.compare_layers(layers, measure="orthogonal_procrustes").values
     assert math.isnan(res[0, 1]) and math.isnan(res[1, 0]) and math.isnan(res[1, 1])
     assert res[0, 0] < 1e-6
 

@@ -10,6 +10,7 @@ agree, the guard sends ill-conditioned data to the fallback, the gesvd fallback 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -20,6 +21,7 @@ import scipy.linalg
 
 import congruence as cg
 import congruence.measures.cca as mod
+from congruence import DegenerateDataWarning
 from congruence.measures.cca import cca, pwcca, svcca
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -51,6 +53,28 @@ def _close(got, want, tol=TOL, what=""):
     assert abs(got - want) <= tol, f"{what}: got {got!r}, want {want!r}, diff {abs(got - want):.3g}"
 
 
+#: The DegenerateDataWarning of over-fitting (``p1 + p2 > n - 1``, for svcca ``k_X + k_Y``).
+OVERFIT = r"> n - 1.*1 by construction \(over-fitting"
+#: The DegenerateDataWarning of a representation with identical rows (the value is nan).
+IDENTICAL = r"zero variance: every row is identical"
+
+
+def _overfits(X, Y, variance=None):
+    """The spec's over-fitting condition (MEASURES 2.1 / 2.2): ``p1 + p2 > n - 1`` for cca and
+    pwcca; for svcca (``variance`` given) ``k_X + k_Y > n - 1`` with the reference's ``k``."""
+    n = X.shape[0]
+    if variance is None:
+        return X.shape[1] + Y.shape[1] > n - 1
+    return ref_svcca_k(X, variance) + ref_svcca_k(Y, variance) > n - 1
+
+
+def _overfit_warning(expected=True):
+    """Expect the over-fitting warning if ``expected``, else nothing."""
+    if expected:
+        return pytest.warns(DegenerateDataWarning, match=OVERFIT)
+    return contextlib.nullcontext()
+
+
 # ---------------------------------------------------------------------------------------------
 # (1) values against the references
 # ---------------------------------------------------------------------------------------------
@@ -74,8 +98,12 @@ SHAPES = [
 @pytest.mark.parametrize("n, p1, p2", SHAPES)
 def test_cca_matches_reference(n, p1, p2, statistic):
     X, Y = _pair(n, p1, p2, seed=n + p1)
-    _close(cca(X, Y, statistic=statistic), ref_cca(X, Y, statistic), what="cca(X, Y)")
-    _close(cca(Y, X, statistic=statistic), ref_cca(Y, X, statistic), what="cca(Y, X)")
+    with _overfit_warning(_overfits(X, Y)):
+        got = cca(X, Y, statistic=statistic)
+    _close(got, ref_cca(X, Y, statistic), what="cca(X, Y)")
+    with _overfit_warning(_overfits(Y, X)):
+        got = cca(Y, X, statistic=statistic)
+    _close(got, ref_cca(Y, X, statistic), what="cca(Y, X)")
 
 
 # Shapes for SVCCA include p > n (no width limit) on one or both sides.
@@ -86,7 +114,9 @@ SV_SHAPES = SHAPES[1:] + [(25, 2, 60), (30, 50, 20)]
 @pytest.mark.parametrize("n, p1, p2", SV_SHAPES)
 def test_svcca_matches_reference(n, p1, p2, variance):
     X, Y = _pair(n, p1, p2, seed=3 * n + p2)
-    _close(svcca(X, Y, variance=variance), ref_svcca(X, Y, variance), what="svcca")
+    with _overfit_warning(_overfits(X, Y, variance)):
+        got = svcca(X, Y, variance=variance)
+    _close(got, ref_svcca(X, Y, variance), what="svcca")
 
 
 # PWCCA: p1 + p2 <= n - 1, where the singular vectors are unique (Note 2 of the spec).
@@ -105,8 +135,12 @@ PW_SHAPES = [
 @pytest.mark.parametrize("n, p1, p2", PW_SHAPES)
 def test_pwcca_matches_reference(n, p1, p2):
     X, Y = _pair(n, p1, p2, seed=7 * n + p1)
-    _close(pwcca(X, Y), ref_pwcca(X, Y), what="pwcca(X, Y)")
-    _close(pwcca(Y, X), ref_pwcca(Y, X), what="pwcca(Y, X)")
+    with _overfit_warning(_overfits(X, Y)):  # (2, 1, 1): p1 + p2 = 2 > n - 1 = 1
+        got = pwcca(X, Y)
+    _close(got, ref_pwcca(X, Y), what="pwcca(X, Y)")
+    with _overfit_warning(_overfits(Y, X)):
+        got = pwcca(Y, X)
+    _close(got, ref_pwcca(Y, X), what="pwcca(Y, X)")
 
 
 @pytest.mark.parametrize("f", [cca, svcca, pwcca], ids=["cca", "svcca", "pwcca"])
@@ -181,7 +215,12 @@ def test_svcca_variance_one_is_mean_cca():
     """``variance=1`` keeps the whole column space: SVCCA = mean CCA on full-rank data."""
     for n, p1, p2 in [(40, 7, 5), (12, 11, 3), (30, 14, 17)]:
         X, Y = _pair(n, p1, p2, seed=n)
-        _close(svcca(X, Y, variance=1.0), cca(X, Y), what=str((n, p1, p2)))
+        # Full rank: k_X + k_Y = p1 + p2, over-fitting for the last two shapes.
+        with _overfit_warning(_overfits(X, Y, 1.0)):
+            sv = svcca(X, Y, variance=1.0)
+        with _overfit_warning(_overfits(X, Y)):
+            mean_cca = cca(X, Y)
+        _close(sv, mean_cca, what=str((n, p1, p2)))
 
 
 def test_svcca_variance_one_uses_numerical_rank():
@@ -224,12 +263,20 @@ def test_overfitting_gives_correlations_equal_to_one():
     ones = p1 + p2 - (n - 1)
     assert np.all(np.abs(rho[:ones] - 1.0) <= 1e-10), rho
     assert np.all(np.abs(ref[:ones] - 1.0) <= 1e-10), ref
-    _close(cca(X, Y), ref_cca(X, Y))
+    with pytest.warns(DegenerateDataWarning, match=r"12 \+ 12 = 24 > n - 1 = 19.*over-fitting"):
+        got = cca(X, Y)
+    _close(got, ref_cca(X, Y))
     # p1 = p2 = n - 1: every correlation is 1.
     X, Y = _pair(9, 8, 8, seed=42)
-    _close(cca(X, Y), 1.0, 1e-10)
-    _close(cca(X, Y, statistic="r2"), 1.0, 1e-10)
-    assert 0.0 <= pwcca(X, Y) <= 1.0 + 1e-12
+    with pytest.warns(DegenerateDataWarning, match=OVERFIT):
+        got = cca(X, Y)
+    _close(got, 1.0, 1e-10)
+    with pytest.warns(DegenerateDataWarning, match=OVERFIT):
+        got = cca(X, Y, statistic="r2")
+    _close(got, 1.0, 1e-10)
+    with pytest.warns(DegenerateDataWarning, match=r"over-fitting.*so pwcca is inflated"):
+        got = pwcca(X, Y)
+    assert 0.0 <= got <= 1.0 + 1e-12
 
 
 def test_pwcca_symmetry_depends_on_widths():
@@ -291,8 +338,14 @@ def test_width_limit(f):
         f(X, Y)
     with pytest.raises(ValueError, match=r"Y has shape \(10, 12\).*p <= n-1 = 9.*svcca.*cka"):
         f(Y, rng.standard_normal((10, 12)))
-    assert 0.0 <= f(X[:, :9], Y) <= 1.0  # p = n - 1 is allowed
-    assert not math.isnan(svcca(X, Y))  # svcca has no width limit
+    # p = n - 1 is allowed; with Y's 3 columns p1 + p2 = 12 > n - 1 = 9: over-fitting.
+    with pytest.warns(DegenerateDataWarning, match=r"p1 \+ p2 = 9 \+ 3 = 12 > n - 1 = 9"):
+        got = f(X[:, :9], Y)
+    assert 0.0 <= got <= 1.0
+    # svcca has no width limit; its k_X + k_Y > n - 1 here too.
+    with _overfit_warning(_overfits(X, Y, 0.99)):
+        got = svcca(X, Y)
+    assert not math.isnan(got)
 
 
 def _rank_deficient_cases():
@@ -364,6 +417,11 @@ def test_gram_and_fallback_routes_agree(monkeypatch):
     cases = [_pair(n, p1, p2, seed=n) for n, p1, p2 in [(40, 7, 5), (120, 20, 30), (60, 25, 25)]]
     wide = [_pair(n, p1, p2, seed=n) for n, p1, p2 in [(30, 50, 20), (25, 60, 40)]]
 
+    def wide_svcca(X, Y, variance):
+        # p > n: over-fitting where k_X + k_Y > n - 1 (at the default 0.99, not at 0.5).
+        with _overfit_warning(_overfits(X, Y, variance)):
+            return svcca(X, Y, variance=variance)
+
     def values():
         return (
             [
@@ -377,7 +435,7 @@ def test_gram_and_fallback_routes_agree(monkeypatch):
                 )
                 for X, Y in cases
             ],
-            [(svcca(X, Y), svcca(X, Y, variance=0.5)) for X, Y in wide],
+            [(wide_svcca(X, Y, 0.99), wide_svcca(X, Y, 0.5)) for X, Y in wide],
         )
 
     fast = values()
@@ -476,8 +534,12 @@ def test_extreme_scales(scale):
         base = f(X, Y)
         _close(f(scale * X, Y), base, 1e-10, what=f"{f.__name__} x {scale:g}")
         _close(f(X, scale * Y), base, 1e-10, what=f"{f.__name__} y {scale:g}")
-    Xw, Yw = _pair(20, 30, 25, seed=126)  # svcca with p > n
-    _close(svcca(scale * Xw, Yw), svcca(Xw, Yw), 1e-10)
+    Xw, Yw = _pair(20, 30, 25, seed=126)  # svcca with p > n: k_X + k_Y > n - 1 = 19
+    with pytest.warns(DegenerateDataWarning, match=OVERFIT):
+        got = svcca(scale * Xw, Yw)
+    with pytest.warns(DegenerateDataWarning, match=OVERFIT):
+        want = svcca(Xw, Yw)
+    _close(got, want, 1e-10)
 
 
 def test_gesvd_fallback(monkeypatch):
@@ -536,10 +598,33 @@ def test_compare_layers_equals_pairwise(measure, params):
         a["wide"] = np.tanh(a["h2"] @ rng.standard_normal((9, 90)))  # p > n
         b["const"] = np.full((70, 3), 0.7)  # nan
     f = getattr(mod, measure)
+    # The expected warnings: nan (with a warning) against a constant layer; over-fitting for
+    # svcca where k_X + k_Y > n - 1 (variance=1 keeps all n - 1 = 69 components of "wide").
+    variance = params.get("variance", 0.99) if measure == "svcca" else None
+
+    def constant(x):
+        return not np.ptp(x, axis=0).any()
+
+    def overfits(x, y):
+        return not constant(x) and not constant(y) and _overfits(x, y, variance)
+
+    def pairwise(x, y):
+        if constant(y):
+            ctx = pytest.warns(DegenerateDataWarning, match=IDENTICAL)
+        else:
+            ctx = _overfit_warning(overfits(x, y))
+        with ctx:
+            return f(x, y, **params)
+
     for other in (None, b):
-        res = cg.compare_layers(a, other, measure, **params)
         cols = a if other is None else other
-        want = np.array([[f(x, y, **params) for y in cols.values()] for x in a.values()])
+        with contextlib.ExitStack() as expected:
+            if any(constant(y) for y in cols.values()):
+                expected.enter_context(pytest.warns(DegenerateDataWarning, match=IDENTICAL))
+            if any(overfits(x, y) for x in a.values() for y in cols.values()):
+                expected.enter_context(pytest.warns(DegenerateDataWarning, match=OVERFIT))
+            res = cg.compare_layers(a, other, measure, **params)
+        want = np.array([[pairwise(x, y) for y in cols.values()] for x in a.values()])
         np.testing.assert_allclose(res.values, want, rtol=0, atol=1e-10)
         assert res.values.shape == (len(a), len(cols))
     if measure == "pwcca":  # h1 and h4 have equal widths: an asymmetric pair

@@ -7,6 +7,7 @@ and the loop references of ``tests/reference_topology.py``. The generic properti
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 import congruence as cg
+from congruence import DegenerateDataWarning
 from congruence.measures import descriptive
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -53,6 +55,14 @@ def test_magnitude_by_hand():
     assert cg.magnitude_diff(X, [[0.0], [10.0]]) == 0.0  # |5 - 5|
 
 
+def _warns_constant(arg, measure):
+    """Expect the DegenerateDataWarning for a representation ``arg`` whose rows are all equal
+    (the descriptive measures stay defined, MEASURES.md 0.2)."""
+    return pytest.warns(
+        DegenerateDataWarning, match=rf"{arg} has zero variance.*{measure} is still defined"
+    )
+
+
 def test_concentricity_by_hand():
     # Rows (1, 0) and (0, 1): mean (1/2, 1/2), both cosines 1/sqrt 2.
     X = [[1.0, 0.0], [0.0, 1.0]]
@@ -60,22 +70,32 @@ def test_concentricity_by_hand():
     assert math.isclose(cg.concentricity_diff(X, same_direction), 1.0 - 1.0 / math.sqrt(2.0))
     # A zero row has cosine 0 with the mean (docs: neighbourhood page): (0 + 1 + 1) / 3.
     Z = [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]
-    assert math.isclose(cg.concentricity_diff(Z, [[1.0], [1.0], [1.0]]), 1.0 / 3.0)
+    with _warns_constant("Y", "concentricity_diff"):
+        assert math.isclose(cg.concentricity_diff(Z, [[1.0], [1.0], [1.0]]), 1.0 / 3.0)
     # A zero mean makes every cosine 0, not nan.
     centred = [[1.0, -1.0], [-1.0, 1.0]]
-    assert cg.concentricity_diff(centred, [[5.0], [5.0]]) == 1.0
-    assert cg.concentricity_diff(centred, np.zeros((2, 3))) == 0.0
+    with _warns_constant("Y", "concentricity_diff"):
+        assert cg.concentricity_diff(centred, [[5.0], [5.0]]) == 1.0
+    with _warns_constant("Y", "concentricity_diff"):
+        assert cg.concentricity_diff(centred, np.zeros((2, 3))) == 0.0
     # c can be negative: one large row fixes the mean's direction, nine small rows point
     # the other way, c = (1 - 9) / 10; against rows all along their mean (c = 1): 1.8.
     opposite = [[100.0]] + [[-1.0]] * 9
-    assert math.isclose(cg.concentricity_diff(np.ones((10, 1)), opposite), 1.8)
+    with _warns_constant("X", "concentricity_diff"):
+        assert math.isclose(cg.concentricity_diff(np.ones((10, 1)), opposite), 1.8)
 
 
 def test_uniformity_by_hand():
     # Two points at squared distance s: u = log((2 + 2 exp(-2 s)) / 4).
     for s in (0.0, 0.25, 1.0, 3.0):
         u = math.log((2.0 + 2.0 * math.exp(-2.0 * s)) / 4.0)
-        got = cg.uniformity_diff([[0.0], [math.sqrt(s)]], [[5.0, 5.0], [5.0, 5.0]])
+        # Y's two rows are equal, and so are X's when s = 0.
+        x_constant = s == 0.0
+        with _warns_constant("Y", "uniformity_diff"):
+            with (
+                _warns_constant("X", "uniformity_diff") if x_constant else contextlib.nullcontext()
+            ):
+                got = cg.uniformity_diff([[0.0], [math.sqrt(s)]], [[5.0, 5.0], [5.0, 5.0]])
         assert math.isclose(got, abs(u - 0.0), rel_tol=1e-12, abs_tol=1e-15)
 
 
@@ -84,7 +104,8 @@ def test_uniformity_spread_data_reaches_minus_log_n_without_underflow():
     # and the difference with a single repeated point (u = 0) is log n, the top of the range.
     n = 50
     X = 1e3 * np.arange(n, dtype=float)[:, None]
-    got = cg.uniformity_diff(X, np.zeros((n, 2)))
+    with _warns_constant("Y", "uniformity_diff"):
+        got = cg.uniformity_diff(X, np.zeros((n, 2)))
     assert math.isclose(got, math.log(n), rel_tol=1e-14)
     spread = np.random.default_rng(0).standard_normal((n, 3)) * 1e4
     assert cg.uniformity_diff(X, spread) < 1e-12

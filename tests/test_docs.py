@@ -218,6 +218,10 @@ def test_every_module_is_collected():
     assert len(mods) > 30
 
 
+# examples may show a warned call (a degenerate input, a bootstrap of a biased measure), as a
+# user would run it: the warning is shown, not an error (pyproject.toml makes it one in tests)
+@pytest.mark.filterwarnings("default::congruence.errors.DegenerateDataWarning")
+@pytest.mark.filterwarnings("default::congruence.errors.ResamplingBiasWarning")
 @pytest.mark.parametrize("modname", _modules())
 def test_module_doctests(modname):
     # importlib, not attribute access: ``congruence.compare`` is also a function.

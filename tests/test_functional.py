@@ -15,6 +15,7 @@ not depend on the package's export list.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
 import math
@@ -25,6 +26,7 @@ import numpy as np
 import pytest
 
 import congruence as cg
+from congruence import DegenerateDataWarning
 from congruence._registry import measures
 from congruence.measures.functional import (
     accuracy_diff,
@@ -69,6 +71,26 @@ def _close(got, want, tol=1e-12):
         assert math.isnan(got), f"got {got!r}, want nan"
     else:
         assert got == pytest.approx(want, rel=tol, abs=tol), f"got {got!r}, want {want!r}"
+
+
+def _degenerate_if(condition, match):
+    """``pytest.warns(DegenerateDataWarning, match=match)`` when ``condition``, else nothing:
+    the docs' convention is that every degenerate ``nan`` comes with that warning."""
+    if condition:
+        return pytest.warns(DegenerateDataWarning, match=match)
+    return contextlib.nullcontext()
+
+
+def _as_hard(x):
+    """Hard predictions: 2-D outputs arg-maxed (first maximal index), 1-D ones as they are."""
+    return np.argmax(x, 1) if np.ndim(x) == 2 else np.asarray(x)
+
+
+#: Short patterns of the DegenerateDataWarning messages of the functional measures.
+NO_ERROR_A = r"pred_a makes no error on labels"
+NO_ERROR_MIN_MAX = r"make\(s\) no error on labels"
+P_E_ONE = r"chance agreement p_e is 1"
+FLEISS_P_E_ONE = r"chance agreement P_e is 1"
 
 
 # --------------------------------------------------------------------------- random data
@@ -156,10 +178,13 @@ class TestErrorCorrectedDisagreement:
         # a = 1 1 1 1: e_a = 2/4; b = 0 0 1 1 = y: e_b = 0; Dis = 2/4 (inputs 0, 1)
         y, a, b = [0, 0, 1, 1], [1, 1, 1, 1], [0, 0, 1, 1]
         _close(error_corrected_disagreement(a, b, y), 1.0)  # (2/4) / (2/4)
-        _close(error_corrected_disagreement(b, a, y), math.nan)  # e_b = 0: nan
+        with pytest.warns(DegenerateDataWarning, match=NO_ERROR_A):
+            _close(error_corrected_disagreement(b, a, y), math.nan)  # e_b = 0: nan
         # min_max: one model has no error -> min(2/4, 1) - 2/4 = 0: nan either way round
-        _close(error_corrected_disagreement(a, b, y, mode="min_max"), math.nan)
-        _close(error_corrected_disagreement(b, a, y, mode="min_max"), math.nan)
+        with pytest.warns(DegenerateDataWarning, match=r"pred_b make\(s\) no error on labels"):
+            _close(error_corrected_disagreement(a, b, y, mode="min_max"), math.nan)
+        with pytest.warns(DegenerateDataWarning, match=r"pred_a make\(s\) no error on labels"):
+            _close(error_corrected_disagreement(b, a, y, mode="min_max"), math.nan)
 
     def test_min_max_at_both_attainable_bounds(self):
         y = [0, 0, 0, 0]
@@ -212,8 +237,10 @@ class TestCohensKappa:
 
     def test_nan_when_p_e_is_one(self):
         # both models predict class 2 everywhere: p_e = 1
-        _close(cohens_kappa([2, 2, 2], [2, 2, 2]), math.nan)
-        _close(cohens_kappa([[0.0, 1.0], [0.2, 0.8]], [1, 1]), math.nan)
+        with pytest.warns(DegenerateDataWarning, match=P_E_ONE):
+            _close(cohens_kappa([2, 2, 2], [2, 2, 2]), math.nan)
+        with pytest.warns(DegenerateDataWarning, match=P_E_ONE):
+            _close(cohens_kappa([[0.0, 1.0], [0.2, 0.8]], [1, 1]), math.nan)
 
     def test_soft(self):
         # argmax [0, 1, 1, 1] vs [0, 0, 1, 1] -> the two-class case above, swapped
@@ -243,8 +270,10 @@ class TestJSD:
         # rows 0 and 2 valid (JS 1 and 0); row 1 is zero in Q, row 3 zero in both: ignored
         P = [[1, 0], [1, 0], [0.3, 0.7], [0, 0]]
         Q = [[0, 1], [0, 0], [0.3, 0.7], [0, 0]]
-        _close(jsd(P, Q), 0.5)
-        _close(jsd([[0, 0], [1, 0]], [[1, 0], [0, 0]]), math.nan)
+        with pytest.warns(DegenerateDataWarning, match=r"2 of 4 rows are all zeros in P or Q"):
+            _close(jsd(P, Q), 0.5)
+        with pytest.warns(DegenerateDataWarning, match=r"every row is all zeros in P or in Q"):
+            _close(jsd([[0, 0], [1, 0]], [[1, 0], [0, 0]]), math.nan)
 
     def test_range_base_2_and_e(self):
         rng = np.random.default_rng(0)
@@ -310,8 +339,10 @@ class TestSurrogateChurn:
         _close(surrogate_churn([[1, 0, 0]] * 3, [[0, 2, 2]] * 3), 1.5)
 
     def test_nan_for_zero_row_maximum(self):
-        _close(surrogate_churn([[0, 0], [1, 0]], [[1, 0], [1, 0]]), math.nan)
-        _close(surrogate_churn([[1, 0], [1, 0]], [[1, 0], [0, 0]]), math.nan)
+        with pytest.warns(DegenerateDataWarning, match=r"P has 1 all-zero row\(s\) \(row 0"):
+            _close(surrogate_churn([[0, 0], [1, 0]], [[1, 0], [1, 0]]), math.nan)
+        with pytest.warns(DegenerateDataWarning, match=r"Q has 1 all-zero row\(s\) \(row 1"):
+            _close(surrogate_churn([[1, 0], [1, 0]], [[1, 0], [0, 0]]), math.nan)
 
     def test_large_alpha_tends_to_disagreement(self):
         # (P_ic / max P_i)^alpha -> 1[c = argmax] as alpha grows (no ties), so each row
@@ -394,7 +425,8 @@ class TestFleissKappa:
 
     def test_agreement_and_nan(self):
         _close(fleiss_kappa([[0, 1, 2], [0, 1, 2], [0, 1, 2]]), 1.0)
-        _close(fleiss_kappa([[1, 1, 1], [1, 1, 1]]), math.nan)  # one category: P_e = 1
+        with pytest.warns(DegenerateDataWarning, match=FLEISS_P_E_ONE):
+            _close(fleiss_kappa([[1, 1, 1], [1, 1, 1]]), math.nan)  # one category: P_e = 1
 
     def test_soft_and_tuple(self):
         soft = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.5, 0.5]])  # -> 0 1 0 0
@@ -428,17 +460,28 @@ def test_two_model_label_measures_match_reference(n, C):
     rng = np.random.default_rng(100 * n + C)
     for form, (a, b) in _pair_forms(rng, n, C).items():
         y = _noisy_copy(rng, np.argmax(a, 1) if np.ndim(a) == 2 else a, C, flip=0.4)
-        for f, ref, extra in (
-            (disagreement, ref_disagreement, ()),
-            (cohens_kappa, ref_cohens_kappa, ()),
-            (accuracy_diff, ref_accuracy_diff, (y,)),
+        ha, hb = _as_hard(a), _as_hard(b)
+        # The docs' nan cases, each with a DegenerateDataWarning: p_e = 1 when both models
+        # predict one and the same class everywhere; e_a = 0 for mode="error_rate"; e_a = 0 or
+        # e_b = 0 for mode="min_max" (min(e_a + e_b, 1) - |e_a - e_b| = 0 exactly then).
+        one_class = np.unique(np.concatenate([ha, hb])).size == 1
+        no_err_a, no_err_b = not np.any(ha != y), not np.any(hb != y)
+        for f, ref, extra, ctx in (
+            (disagreement, ref_disagreement, (), contextlib.nullcontext()),
+            (cohens_kappa, ref_cohens_kappa, (), _degenerate_if(one_class, P_E_ONE)),
+            (accuracy_diff, ref_accuracy_diff, (y,), contextlib.nullcontext()),
         ):
             # counting in integers vs in fractions: both correctly rounded, hence equal
-            assert f(a, b, *extra) == ref(a, b, *extra) or (
-                math.isnan(f(a, b, *extra)) and math.isnan(ref(a, b, *extra))
-            ), (f.__name__, form)
-        for mode in ("error_rate", "min_max"):
-            got = error_corrected_disagreement(a, b, y, mode=mode)
+            with ctx:
+                assert f(a, b, *extra) == ref(a, b, *extra) or (
+                    math.isnan(f(a, b, *extra)) and math.isnan(ref(a, b, *extra))
+                ), (f.__name__, form)
+        for mode, degenerate, match in (
+            ("error_rate", no_err_a, NO_ERROR_A),
+            ("min_max", no_err_a or no_err_b, NO_ERROR_MIN_MAX),
+        ):
+            with _degenerate_if(degenerate, match):
+                got = error_corrected_disagreement(a, b, y, mode=mode)
             want = ref_error_corrected_disagreement(a, b, y, mode)
             assert got == want or (math.isnan(got) and math.isnan(want)), (mode, form)
 
@@ -469,10 +512,13 @@ def test_jsd_with_zero_rows_matches_reference():
     P, Q = _probs(rng, 20, 5), _probs(rng, 20, 5)
     P[[2, 7]] = 0.0
     Q[[7, 11]] = 0.0
-    _close(jsd(P, Q), ref_jsd(P, Q), 1e-12)
+    zero_rows = r"3 of 20 rows are all zeros in P or Q"  # rows 2, 7, 11: ignored, warned
+    with pytest.warns(DegenerateDataWarning, match=zero_rows):
+        _close(jsd(P, Q), ref_jsd(P, Q), 1e-12)
     # the valid rows only
     keep = np.setdiff1d(np.arange(20), [2, 7, 11])
-    _close(jsd(P, Q), jsd(P[keep], Q[keep]), 1e-12)
+    with pytest.warns(DegenerateDataWarning, match=zero_rows):
+        _close(jsd(P, Q), jsd(P[keep], Q[keep]), 1e-12)
 
 
 @pytest.mark.parametrize("m, n, C", [(2, 5, 2), (3, 12, 3), (5, 40, 6), (8, 9, 2)])
@@ -585,7 +631,14 @@ def test_kappas_within_bounds_on_adversarial_data():
         n, C = int(rng.integers(2, 8)), int(rng.integers(2, 4))
         a = _hard(rng, n, C)
         b = (a + rng.integers(1, C, n)) % C if rng.random() < 0.7 else _hard(rng, n, C)
-        for v in (cohens_kappa(a, b), fleiss_kappa([a, b]), fleiss_kappa([a, b, (a + 1) % C])):
+        # p_e = P_e = 1 (nan with a warning) exactly when a and b hold one and the same class;
+        # with (a + 1) % C beside a there are always two categories, so never for three models.
+        one_class = np.unique(np.concatenate([a, b])).size == 1
+        with _degenerate_if(one_class, P_E_ONE):
+            kappa_ab = cohens_kappa(a, b)
+        with _degenerate_if(one_class, FLEISS_P_E_ONE):
+            fleiss_ab = fleiss_kappa([a, b])
+        for v in (kappa_ab, fleiss_ab, fleiss_kappa([a, b, (a + 1) % C])):
             if not math.isnan(v):
                 assert -1.0 - 1e-15 <= v <= 1.0 + 1e-15
                 low = min(low, v)
@@ -599,12 +652,15 @@ def test_error_rate_mode_within_its_data_dependent_range():
         n, C = int(rng.integers(2, 10)), int(rng.integers(2, 4))
         a, b, y = _hard(rng, n, C), _hard(rng, n, C), _hard(rng, n, C)
         e_a, e_b = np.mean(a != y), np.mean(b != y)
-        v = error_corrected_disagreement(a, b, y)
+        with _degenerate_if(e_a == 0, NO_ERROR_A):
+            v = error_corrected_disagreement(a, b, y)
         if e_a == 0:
             assert math.isnan(v)
         else:
             assert 0.0 <= v <= min(e_a + e_b, 1.0) / e_a + 1e-12
-        w = error_corrected_disagreement(a, b, y, mode="min_max")
+        # min(e_a + e_b, 1) - |e_a - e_b| is 0 exactly when one model makes no error
+        with _degenerate_if(e_a == 0 or e_b == 0, NO_ERROR_MIN_MAX):
+            w = error_corrected_disagreement(a, b, y, mode="min_max")
         assert math.isnan(w) or 0.0 <= w <= 1.0
 
 

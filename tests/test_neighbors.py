@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import congruence as cg
-from congruence import _core
+from congruence import DegenerateDataWarning, _core
 from congruence.measures import neighbors as nb
 from congruence.measures.neighbors import (
     joint_rank_jaccard,
@@ -259,15 +259,19 @@ def test_second_order_cosine_nan_when_distances_all_zero():
     Y = X.copy()
     Y[:, 0] += 0.01 * rng.standard_normal(10)  # keep Y's neighbourhood of row 0 the same
     Y[1:4] = 2.0 * Y[0]
-    assert math.isnan(second_order_cosine(X, Y, k=3))
+    with pytest.warns(DegenerateDataWarning, match=r"row 0 of X .*distance vector is all zeros"):
+        assert math.isnan(second_order_cosine(X, Y, k=3))
     assert math.isnan(ref_all(X, Y, 3)["second_order_cosine"])
     # Only b all zeros: X generic, Y with the duplicated rows.
     Xg = rng.standard_normal((10, 3))
-    assert math.isnan(second_order_cosine(Xg, np.tile(Y[:1], (10, 1)), k=2))
+    with pytest.warns(DegenerateDataWarning, match=r"^Y has zero variance"):
+        assert math.isnan(second_order_cosine(Xg, np.tile(Y[:1], (10, 1)), k=2))
     # A constant representation: every distance is exactly 0.
     C = np.tile([[0.3, -1.7, 2.2]], (10, 1))
-    assert math.isnan(second_order_cosine(C, Xg, k=4))
-    assert math.isnan(second_order_cosine(Xg, C.astype(np.float32), k=4))
+    with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance"):
+        assert math.isnan(second_order_cosine(C, Xg, k=4))
+    with pytest.warns(DegenerateDataWarning, match=r"^Y has zero variance"):
+        assert math.isnan(second_order_cosine(Xg, C.astype(np.float32), k=4))
     # With k = 4 the fourth neighbour of row 0 is not a copy: defined again.
     v = second_order_cosine(X, Y, k=4)
     assert _close(v, ref_all(X, Y, 4)["second_order_cosine"])

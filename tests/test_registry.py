@@ -181,6 +181,10 @@ def _doc_modules():
     return names
 
 
+# examples may show a warned call (a degenerate input, a bootstrap of a biased measure), as a
+# user would run it: the warning is shown, not an error (pyproject.toml makes it one in tests)
+@pytest.mark.filterwarnings("default::congruence.errors.DegenerateDataWarning")
+@pytest.mark.filterwarnings("default::congruence.errors.ResamplingBiasWarning")
 @pytest.mark.parametrize("modname", _doc_modules())
 def test_doctests(modname):
     # importlib, not attribute access: ``congruence.compare`` is the function.

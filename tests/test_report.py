@@ -322,7 +322,9 @@ def test_report_in_browser(browser, files, layers, tmp_path):
 def test_report_with_permutations_shows_the_p_values_of_compare_layers(layers, tmp_path):
     a, b = layers
     out = tmp_path / "p.html"
-    page = cg.report(a, b, "cka,rsa", permutations=49, seed=3, out=out)
+    # 49 permutations cannot reach alpha / m = 0.05 / 6 (the smallest p-value is 1/50): said
+    with pytest.warns(UserWarning, match=r"smallest p-value is 0.02 > alpha/m = 0.05/6"):
+        page = cg.report(a, b, "cka,rsa", permutations=49, seed=3, out=out)
     assert out.read_text(encoding="utf-8") == page
     _assert_self_contained(page)
     parsed = _parse(page)

@@ -34,7 +34,7 @@ from scipy.spatial.distance import pdist, squareform
 from scipy.stats import rankdata, spearmanr
 
 import congruence as cg
-from congruence import _core
+from congruence import DegenerateDataWarning, _core
 from congruence._core import _testing
 from congruence.measures import rsm as rsm_module
 
@@ -443,17 +443,23 @@ def test_constant_representation_gives_nan(value):
         (gulp, {"lam": 0.5}),
         (normalized_bures, {}),
     ]:
-        for A, B in ((C, Y), (Y, C), (C.astype(np.float32), Y)):
-            assert math.isnan(f(A, B, **kw)), (f.__name__, kw)
+        for A, B, arg in ((C, Y, "X"), (Y, C, "Y"), (C.astype(np.float32), Y, "X")):
+            match = rf"^{arg} has zero variance.*{f.__name__} is undefined"
+            with pytest.warns(DegenerateDataWarning, match=match):
+                assert math.isnan(f(A, B, **kw)), (f.__name__, kw)
 
 
 def test_eigenspace_overlap_nan_only_for_all_zeros():
     rng = np.random.default_rng(20)
     Y = rng.standard_normal((6, 2))
-    assert math.isnan(eigenspace_overlap(np.zeros((6, 3)), Y))
-    assert math.isnan(eigenspace_overlap(Y, np.zeros((6, 1))))
-    # A non-zero constant is a rank-one matrix, not undefined (no centring here).
-    assert eigenspace_overlap(np.full((6, 3), 2.0), Y) >= 0.0
+    with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance: it is all zeros"):
+        assert math.isnan(eigenspace_overlap(np.zeros((6, 3)), Y))
+    with pytest.warns(DegenerateDataWarning, match=r"^Y has zero variance: it is all zeros"):
+        assert math.isnan(eigenspace_overlap(Y, np.zeros((6, 1))))
+    # A non-zero constant is a rank-one matrix, not undefined (no centring here); identical rows
+    # still come with a warning (MEASURES.md 0.2).
+    with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance.*still defined"):
+        assert eigenspace_overlap(np.full((6, 3), 2.0), Y) >= 0.0
 
 
 def test_rsa_nan_cases():
@@ -464,13 +470,20 @@ def test_rsa_nan_cases():
     Xz = X.copy()
     Xz[6] = 3.0
     for compare in ("spearman", "pearson"):
-        assert math.isnan(rsa(Xz, Y, compare=compare))
-        assert math.isnan(rsa(Y, Xz, compare=compare))
+        with pytest.warns(
+            DegenerateDataWarning, match=r"^X has a row of zero variance: row 6 is constant"
+        ):
+            assert math.isnan(rsa(Xz, Y, compare=compare))
+        with pytest.warns(
+            DegenerateDataWarning, match=r"^Y has a row of zero variance: row 6 is constant"
+        ):
+            assert math.isnan(rsa(Y, Xz, compare=compare))
         assert not math.isnan(rsa(Xz, Y, rsm="euclidean", compare=compare))
     # Rows that are all equal: every distance 0, a constant triangle.
     E = np.tile(rng.standard_normal(4), (5, 1))
     for compare in ("spearman", "pearson"):
-        assert math.isnan(rsa(E, rng.standard_normal((5, 2)), rsm="euclidean", compare=compare))
+        with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance: every row"):
+            assert math.isnan(rsa(E, rng.standard_normal((5, 2)), rsm="euclidean", compare=compare))
 
 
 def test_rsa_equilateral_triangle_is_nan():
@@ -478,7 +491,8 @@ def test_rsa_equilateral_triangle_is_nan():
     E = np.eye(3)
     Y = np.array([[0.0], [1.0], [3.0]])
     for compare in ("spearman", "pearson"):
-        assert math.isnan(rsa(E, Y, rsm="euclidean", compare=compare))
+        with pytest.warns(DegenerateDataWarning, match=r"^the RSM triangle of X is constant"):
+            assert math.isnan(rsa(E, Y, rsm="euclidean", compare=compare))
 
 
 def test_riemannian_distance_nan_when_not_positive_definite():
@@ -487,11 +501,17 @@ def test_riemannian_distance_nan_when_not_positive_definite():
     Y = rng.standard_normal((6, 8))
     dup = X.copy()
     dup[4] = dup[1]  # two equal rows: S_X is singular
-    assert math.isnan(riemannian_distance(dup, Y))
-    assert math.isnan(riemannian_distance(Y, dup))
+    not_pd_x = r"^X X\^T / p is not numerically positive definite"
+    not_pd_y = r"^Y Y\^T / p is not numerically positive definite"
+    with pytest.warns(DegenerateDataWarning, match=not_pd_x):
+        assert math.isnan(riemannian_distance(dup, Y))
+    with pytest.warns(DegenerateDataWarning, match=not_pd_y):
+        assert math.isnan(riemannian_distance(Y, dup))
     low_rank = rng.standard_normal((6, 2)) @ rng.standard_normal((2, 10))
-    assert math.isnan(riemannian_distance(low_rank, Y))
-    assert math.isnan(riemannian_distance(np.zeros((6, 7)), Y))
+    with pytest.warns(DegenerateDataWarning, match=not_pd_x):
+        assert math.isnan(riemannian_distance(low_rank, Y))
+    with pytest.warns(DegenerateDataWarning, match=r"^X has zero variance"):
+        assert math.isnan(riemannian_distance(np.zeros((6, 7)), Y))
 
 
 # --------------------------------------------------------------------------- ValueError

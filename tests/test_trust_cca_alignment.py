@@ -419,16 +419,21 @@ def test_overflowing_distance_is_inf_with_warning():
     X = 1e307 * rng.standard_normal((200, 20))
     Y = -X
     # ||Xc - Yc||_F = 2 ||Xc||_F ~ 2 * 1e307 * sqrt(4000): beyond float64.
-    with pytest.warns(DegenerateDataWarning, match="overflow.*inf"):
-        assert cg.procrustes_size_and_shape(X, np.zeros((200, 20))) == math.inf
+    # The zero Y is also a constant representation: said by a second warning.
+    with pytest.warns(DegenerateDataWarning, match="Y has zero variance.*stays defined"):
+        with pytest.warns(DegenerateDataWarning, match="overflow.*inf"):
+            assert cg.procrustes_size_and_shape(X, np.zeros((200, 20))) == math.inf
     with pytest.warns(DegenerateDataWarning, match="overflow"):
         assert cg.permutation_procrustes(X, Y) == math.inf
     # Still finite: computed without overflow although the squares are far beyond float64.
-    _close(
-        cg.procrustes_size_and_shape(X[:, :1] * 1e-3, X[:, :1] * 0.0),
-        float(np.linalg.norm((X[:, :1] - X[:, :1].mean()) * 1e-3)),
-        1e-12,
-    )
+    # The reference scales by the largest entry first (NumPy's norm of the raw vector
+    # overflows to inf, against which any value would pass).
+    v = (X[:, :1] - X[:, :1].mean()) * 1e-3
+    big = float(np.max(np.abs(v)))
+    want = big * float(np.linalg.norm(v / big))
+    assert 1e300 < want < math.inf
+    with pytest.warns(DegenerateDataWarning, match="Y has zero variance.*stays defined"):
+        _close(cg.procrustes_size_and_shape(X[:, :1] * 1e-3, X[:, :1] * 0.0), want, 1e-12)
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5])

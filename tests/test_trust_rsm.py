@@ -230,9 +230,13 @@ def test_ordinary_data_warn_nothing(f, params):
 def test_a_constant_row_in_a_correlation_rsm(compare):
     A = X.copy()
     A[7] = 1.5
-    with pytest.warns(cg.DegenerateDataWarning, match=r"X has zero variance: row 7 is constant"):
+    with pytest.warns(
+        cg.DegenerateDataWarning, match=r"X has a row of zero variance: row 7 is constant"
+    ):
         assert math.isnan(cg.rsa(A, Y, compare=compare))
-    with pytest.warns(cg.DegenerateDataWarning, match=r"Y has zero variance: row 7 is constant"):
+    with pytest.warns(
+        cg.DegenerateDataWarning, match=r"Y has a row of zero variance: row 7 is constant"
+    ):
         assert math.isnan(cg.rsa(Y, A, compare=compare))
     # The Euclidean RSM is defined for such a row: no warning.
     with warnings.catch_warnings():

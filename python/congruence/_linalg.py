@@ -257,9 +257,15 @@ def identical_rows(Z: np.ndarray) -> bool:
     return bool(constant_columns(Z).all())
 
 
-def undefined(name: str, measure: str, cause: str = "every row is identical") -> float:
-    """Warn that ``measure`` is undefined on the data of ``name`` and return ``nan``."""
-    warn_degenerate(f"{name} has zero variance: {cause}; {measure} is undefined (nan)")
+def undefined(
+    name: str,
+    measure: str,
+    cause: str = "every row is identical",
+    what: str = "has zero variance",
+) -> float:
+    """Warn that ``measure`` is undefined on the data of ``name`` (``"<name> <what>:
+    <cause>; <measure> is undefined (nan)"``) and return ``nan``."""
+    warn_degenerate(f"{name} {what}: {cause}; {measure} is undefined (nan)")
     return math.nan
 
 

@@ -36,9 +36,10 @@ of this kind and are refused.
 ``X`` and ``Y`` (and for ``labels``), ``B`` times; the interval is the percentile interval of
 the replicates or the bias-corrected and accelerated (BCa) interval of Efron (1987), with the
 acceleration from the jackknife. A resample contains about 37% duplicated rows: measures whose
-estimate is biased by duplicates (U-statistics such as the debiased HSIC and CKA, RBF
-bandwidths from the median distance, nearest neighbours, ranks with ties, distance-based
-measures where a duplicated row is at distance 0 from its copy) declare it, and
+estimate is biased by duplicates (HSIC and CKA, where a row and its copy form a pair with the
+kernel's diagonal values or a U-statistic pairs them, RBF bandwidths from the median
+distance, nearest neighbours, ranks with ties, distance-based measures where a duplicated row
+is at distance 0 from its copy) declare it, and
 :func:`bootstrap` issues a :class:`~congruence.errors.ResamplingBiasWarning` for them (see
 :meth:`congruence.Measure.resampling_bias`).
 
@@ -472,9 +473,11 @@ def bootstrap(
     Warns
     -----
     ResamplingBiasWarning
-        For measures whose estimate duplicated rows bias (their reason is given): the
-        debiased HSIC and CKA, RBF kernels, nearest-neighbour measures, rank-based RSA,
-        distance correlation, topological measures, uniformity. Read their interval with
+        For measures whose estimate duplicated rows bias (their reason is given): HSIC and
+        CKA (every kernel and estimator: a row and its copy form a pair with the kernel's
+        diagonal values, or a U-statistic pairs them), nearest-neighbour measures, RSA,
+        distance correlation, topological measures, uniformity
+        (:meth:`congruence.Measure.resampling_bias` says which). Read their interval with
         care, or use a subsampling scheme (rows drawn without replacement) instead.
     DegenerateDataWarning
         When replicates are ``nan`` (degenerate resamples); the interval uses the others.

@@ -217,6 +217,7 @@ def _rsa_prepare(x, *, name="X", rsm="correlation", compare="spearman"):
                 "rsa",
                 f"row {int(np.flatnonzero(flat)[0])} is constant ({int(flat.sum())} "
                 "constant row(s)), so its correlation with the other rows is undefined",
+                what="has a row of zero variance",
             )
             return _Prep(x, name, undefined=True)
     n = x.shape[0]
