@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -136,6 +137,20 @@ def test_unpaired_measures_are_refused():
     for name in unpaired:
         with pytest.raises(ValueError, match="compares each side separately"):
             cg.permutation_test(X, X, name, n_permutations=5)
+    # the layer matrix's p-values are these tests: refused too (they once came back as 1)
+    for name in unpaired - {"accuracy_diff", "fleiss_kappa"}:  # those compare model outputs
+        with pytest.raises(ValueError, match="compares each side separately"):
+            cg.compare_layers({"x": X}, {"y": 2 * X}, name, permutations=5, seed=0)
+
+
+def test_report_gives_p_values_to_paired_measures_only(tmp_path):
+    X = np.random.default_rng(1).standard_normal((40, 3))
+    a, b = {"x": X}, {"y": np.tanh(X)}
+    page = cg.report(a, b, "cka,magnitude_diff", permutations=19, seed=0)
+    want = cg.compare_layers(a, b, "cka", permutations=19, seed=0, progress=False)
+    # one p-value cell, cka's (the same as compare_layers'), none for magnitude_diff
+    got = re.findall(r'data-pvalue="([^"]+)"', page)
+    assert len(got) == 1 and float(got[0]) == want.pvalues[0, 0]
 
 
 @pytest.mark.parametrize(

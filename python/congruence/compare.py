@@ -16,6 +16,7 @@ from congruence.errors import warn_degenerate
 from congruence.inference import (
     Alternative,
     check_count,
+    check_paired,
     check_seed,
     draw_permutations,
     generators,
@@ -107,7 +108,9 @@ def compare_layers(
     ------
     ValueError
         For layers that are not real 2-D arrays, different row counts, an unknown measure or
-        option; with ``on_error="raise"``, a cell that cannot be computed (its layers named).
+        option, ``permutations`` with a measure whose sides are not paired by rows (as
+        :func:`congruence.permutation_test`); with ``on_error="raise"``, a cell that cannot
+        be computed (its layers named).
     TypeError
         For an unknown parameter of the measure.
 
@@ -163,6 +166,7 @@ def compare_layers(
             params = {**params, "seed": seed}
             full = m.check_params(params)
     else:
+        check_paired(m)
         permutations = check_count("permutations", permutations)
         seed = check_seed(seed)
         alternative = resolve_alternative(alternative, m.kind)

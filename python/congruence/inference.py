@@ -182,6 +182,17 @@ def check_seed(seed: Any) -> Optional[int]:
     return int(seed)
 
 
+def check_paired(m: Measure) -> None:
+    """ValueError unless ``m`` pairs the rows of its two sides (``Measure.paired``): only then
+    does permuting the rows of one side give a null distribution."""
+    if not m.paired:
+        raise ValueError(
+            f"measure {m.name!r} compares each side separately (rows of X and Y are not "
+            "paired), so permuting the rows of Y leaves nothing to test; a permutation test "
+            "needs a measure whose sides are paired by rows"
+        )
+
+
 def resolve_alternative(alternative: Any, kind: str) -> str:
     """``alternative`` checked, ``None`` resolved to "more alike" for a measure of ``kind``.
 
@@ -341,12 +352,7 @@ def permutation_test(
     (0.01, 'greater')
     """
     m, full = _start(measure, params)
-    if not m.paired:
-        raise ValueError(
-            f"measure {m.name!r} compares each side separately (rows of X and Y are not "
-            "paired), so permuting the rows of Y leaves nothing to test; a permutation test "
-            "needs a measure whose sides are paired by rows"
-        )
+    check_paired(m)
     n_permutations = check_count("n_permutations", n_permutations)
     seed = check_seed(seed)
     alternative = resolve_alternative(alternative, m.kind)

@@ -159,9 +159,11 @@ def report(
         Registered measures on representations; a string may list several, comma-separated
         (``"cka,svcca,rsa"``).
     permutations : int
-        With ``N > 0``, each matrix also gets permutation p-values,
+        With ``N > 0``, each matrix of a measure whose sides are paired by rows
+        (``Measure.paired``) also gets permutation p-values,
         ``compare_layers(..., permutations=N, seed=seed)``, shown in the tables and used to
-        strike out the cells that are not significant in the heatmaps.
+        strike out the cells that are not significant in the heatmaps; the others (e.g.
+        ``magnitude_diff``) have no permutation null and are shown without.
     seed : int, optional
         Seed of the permutations.
     out : path, optional
@@ -251,7 +253,7 @@ def report(
     for m in regs:
         t = time.perf_counter()
         extra: dict[str, Any] = {}
-        if permutations > 0:
+        if permutations > 0 and m.paired:  # the others have no permutation null
             extra = {"permutations": permutations, "seed": seed}
         res = compare_layers(
             side_a.layers,
