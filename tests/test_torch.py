@@ -80,6 +80,24 @@ def test_data_forms_give_the_same_arrays():
         np.testing.assert_array_equal(cg.extract(net, loader, k)[k], hooked)
 
 
+def test_single_samples_without_a_batch_dimension_are_refused():
+    # A DataLoader with batch_size=None yields one (16,) sample at a time: its first dimension
+    # (16) would count as 16 inputs and a (32,) output as 32 rows of one feature.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 32))
+    x = torch.randn(20, 16)
+    samples = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=None)
+    with pytest.raises(
+        ValueError, match=r"layer '2' of the model gives 32 rows for a batch of 16 "
+    ):
+        cg.extract(net, samples, ["2"])
+    with pytest.raises(ValueError, match="without a batch dimension"):
+        cg.compare_models(net, None, samples, ["0", "2"])
+    # the same samples in batches: one row per input
+    batched = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=8)
+    assert cg.extract(net, batched, ["2"])["2"].shape == (20, 32)
+
+
 def test_max_rows_cuts_the_last_batch():
     net, x = mlp(), torch.randn(70, 12)
     got = cg.extract(net, x, "4", max_rows=37, batch_size=16)["4"]

@@ -644,11 +644,21 @@ def _mask_array(mask: Any) -> Optional[np.ndarray]:
     )
 
 
-def _check_rows(results: Sequence[tuple[str, dict]], pooling: Any) -> int:
-    """Every layer of every model must give the same number of rows for a batch."""
+def _check_rows(results: Sequence[tuple[str, dict]], pooling: Any, inputs: int) -> int:
+    """Every layer of every model must give the same number of rows for a batch: one per
+    input (``inputs``, the batch's first dimension), except under the row policies."""
     first = None
     for where, res in results:
         for label, a in res.items():
+            policy = pooling.get(label) if isinstance(pooling, Mapping) else pooling
+            if policy not in ("tokens", "spatial") and a.shape[0] != inputs:
+                raise ValueError(
+                    f"layer {label!r} of {where} gives {a.shape[0]} rows for a batch of "
+                    f"{inputs} inputs (the first dimension of the batch); expected one row per "
+                    "input. Is the data a sequence of single samples without a batch "
+                    "dimension (e.g. a DataLoader with batch_size=None)? Pass batches, or one "
+                    "tensor of all inputs with batch_size="
+                )
             if first is None:
                 first = (where, label, a.shape[0])
             elif a.shape[0] != first[2]:
@@ -765,7 +775,7 @@ def _drive(
                 m = k
             mask_np = _mask_array(mask)
             results = [t.forward(args, kwargs, mask_np) for t in taps]
-            _check_rows([(t.where, r) for t, r in zip(taps, results)], pooling)
+            _check_rows([(t.where, r) for t, r in zip(taps, results)], pooling, m)
             consume(results, m, total)
             done += m
             bar.update(m)
