@@ -1060,6 +1060,46 @@ def test_overflowing_batch_is_refused_and_not_added():
     assert acc.n == 10 and math.isfinite(acc.value())
 
 
+@pytest.mark.parametrize("scale", [1e60, 1e-60, 1e100, 1e-100, 1e140, 1e-140])
+def test_large_and_small_magnitudes_give_the_in_memory_values(scale):
+    # The Frobenius inner products of the co-moments are squares of squares: at 1e100 they
+    # overflowed (CKA came back 0.0) and at 1e-100 underflowed (nan), silently. CKA does not
+    # depend on the scale; HSIC scales by its square for one scaled side.
+    rng = np.random.default_rng(71)
+    X, Z = rng.standard_normal((60, 4)), rng.standard_normal((60, 3))
+    a, b = {"x": X}, {"z": scale * Z}
+    want = cg.compare_layers({"x": X}, {"z": Z}).values[0, 0]
+    assert 0.01 < want < 0.99
+    assert cg.stream_layers(a, b, progress=False)["x", "z"] == pytest.approx(want, rel=1e-12)
+    assert CKAAccumulator().update(X, scale * Z).value() == pytest.approx(want, rel=1e-12)
+    # the debiased state also holds fourth powers: exact within 1e+-72, refused beyond
+    acc = LayerAccumulator("cka", debiased=True)
+    if 1e-70 < scale < 1e70:
+        acc.update(a, b)
+        assert acc.result()["x", "z"] == pytest.approx(cg.cka(X, Z, debiased=True), rel=1e-10)
+    else:
+        with pytest.raises(ValueError, match="products (overflow|underflow) float64"):
+            acc.update(a, b)
+    h = cg.stream_layers(a, b, measure="hsic", progress=False)["x", "z"]
+    assert h == pytest.approx(scale * scale * cg.hsic(X, Z), rel=1e-12)
+
+
+def test_layers_varying_below_the_normal_range_are_refused():
+    # spreads below 2**-480: the co-moments' products would be subnormal (bits lost) or 0
+    X = np.random.default_rng(72).standard_normal((30, 3))
+    with pytest.raises(ValueError, match=r"vary by at most .* products underflow float64"):
+        cg.stream_layers({"x": X}, {"z": 1e-160 * X}, progress=False)
+    with pytest.raises(ValueError, match="products underflow float64"):
+        CKAAccumulator().update(1e-300 * X, X)
+    # minibatch CKA sums fourth powers: 1e-100 gave nan silently
+    with pytest.raises(ValueError, match="products underflow float64"):
+        cg.minibatch_cka(X, 1e-100 * X, batch_size=10)
+    Y = np.tanh(X)
+    assert cg.minibatch_cka(X, 1e-60 * Y, batch_size=10) == pytest.approx(
+        cg.minibatch_cka(X, Y, batch_size=10), rel=1e-12
+    )
+
+
 # --------------------------------------------------------------------------- degenerate data
 
 

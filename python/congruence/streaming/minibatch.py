@@ -24,16 +24,19 @@ from typing import Callable, Literal, Optional, get_args
 import numpy as np
 from numpy.typing import ArrayLike
 
+from congruence._linalg import largest_magnitude
 from congruence._validation import check_choice, check_number, check_pair, constant_columns
 from congruence.errors import warn_degenerate
 from congruence.results import LayerComparison
 from congruence.streaming.moments import (
+    _TINY_DEBIASED,
     Layers,
     _centre,
     _check_same_layers,
     _cka_from_inners,
     _Locked,
     batch_layers,
+    underflow_error,
 )
 
 __all__ = ["MinibatchCKA", "minibatch_cka", "batch_bounds", "Regroup"]
@@ -219,6 +222,10 @@ class MinibatchCKA(_Locked):
         const_b = const_a if b is None else np.array([bool(constant_columns(x).all()) for x in xb])
         za = [_centred64(x) for x in xa]
         zb = None if b is None else [_centred64(x) for x in xb]
+        for z in za + (zb or []):  # the unbiased HSIC sums fourth powers of the values
+            spread = largest_magnitude(z)
+            if 0.0 < spread < _TINY_DEBIASED:
+                raise underflow_error(spread)
         kl, ka, kb = _minibatch_inners(za, zb)
         # U-centred inner products from the centred ones: K has zero row sums, so with
         # d = diag(K): <Ku, Lu> = <K, L> - m/(m-2) d.e + sum(d) sum(e) / ((m-1)(m-2)).

@@ -81,6 +81,7 @@ itself (``nan`` when one is not positive, as :func:`congruence.cka`).
 from __future__ import annotations
 
 import copy
+import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +90,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from congruence import _core
+from congruence._linalg import scale_back
 from congruence._memory import mapped_array
 from congruence._validation import as_matrix, constant_columns
 from congruence.errors import warn_degenerate
@@ -153,6 +155,20 @@ def _rank1(M: np.ndarray, f: float, x: np.ndarray, y: np.ndarray) -> None:
 _THREADED_WORK = 1 << 24
 #: the cross block of a batch is computed in row chunks of at most this many rows
 _CHUNK = 128
+#: Spreads below this (2**-480, about 3e-145) make the co-moments' products subnormal;
+#: below 2**-240 (about 5.7e-73) the debiased state's fourth powers.
+_TINY = 2.0**-480
+_TINY_DEBIASED = 2.0**-240
+
+
+def underflow_error(spread: float) -> ValueError:
+    """The error for a layer that varies by only ``spread`` (below :data:`_TINY` or, with
+    fourth powers, :data:`_TINY_DEBIASED`): its products would leave float64's normal range."""
+    return ValueError(
+        f"the batch holds a layer whose values vary by at most {spread:.3g}, whose products "
+        "underflow float64 in the streaming co-moments; multiply each layer by a constant "
+        "first (CKA does not change; HSIC scales by the product of the squared factors)"
+    )
 
 
 def _products(pairs: list, workers: int, outs: Optional[list] = None) -> list:
@@ -330,10 +346,23 @@ class _Moments:
         m = Z.shape[0]
         st.n, st.shift, st.mean = m, mu, c
         st.lo, st.hi = lo, hi
+        st._check_spread()
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
             st._fill(Z, c, exact, m, workers, spare)
         st._check_finite()
         return st
+
+    def _check_spread(self) -> None:
+        """ValueError if a layer varies, but so little that the products of its centred
+        values fall below float64's normal range (they would lose bits or vanish, and the
+        value with them): every column within ``_TINY`` of its mean."""
+        spread = self.hi - self.lo
+        # the debiased state also sums products of squared row norms (fourth powers)
+        tiny = _TINY_DEBIASED if self.debiased else _TINY
+        for i in range(self.layout.L):
+            s = float(np.max(spread[self.layout.sl(i)]))
+            if 0.0 < s < tiny:
+                raise underflow_error(s)
 
     @classmethod
     def blank(cls, layout: _Layout, debiased: bool) -> "_Moments":
@@ -478,32 +507,51 @@ class _Moments:
 
     # -- values ----------------------------------------------------------------------
 
-    def inner(self, i: int, j: int) -> float:
-        """``<HK_iH, HK_jH>`` (biased) or ``<K_iu, K_ju>`` (debiased) on all rows seen."""
-        C = self.block(i, j)
+    def exponents(self) -> list[int]:
+        """Per layer, the ``k`` with ``2**(2k)`` about its largest centred sum of squares (the
+        largest diagonal entry of its own block; 0 for a constant layer). By Cauchy-Schwarz
+        every entry of block ``(i, j)`` is at most ``2**(k_i + k_j)`` in magnitude, so
+        :meth:`inner` works on the blocks scaled by ``2**-(k_i + k_j)``: no overflow or
+        underflow of the squares at any magnitude of the data, and exact scaling."""
+        out = []
+        for i in range(self.layout.L):
+            d = float(np.max(np.diagonal(self.block(i, i))))
+            out.append(math.frexp(d)[1] // 2 if d > 0.0 else 0)
+        return out
+
+    def inner(self, i: int, j: int, k: Sequence[int]) -> float:
+        """``<HK_iH, HK_jH>`` (biased) or ``<K_iu, K_ju>`` (debiased) on all rows seen, times
+        ``2**(-2 (k_i + k_j))`` (``k`` from :meth:`exponents`)."""
+        C = np.ldexp(self.block(i, j), -(k[i] + k[j]))
         kl = float(np.einsum("ij,ij->", C, C))
         if not self.debiased:
             return kl
         n = float(self.n)
-        si = float(np.trace(self.block(i, i)))
-        sj = si if i == j else float(np.trace(self.block(j, j)))
-        return kl - n / (n - 2.0) * float(self.W[i, j]) + si * sj / ((n - 1.0) * (n - 2.0))
+        si = math.ldexp(float(np.trace(self.block(i, i))), -2 * k[i])
+        sj = math.ldexp(float(np.trace(self.block(j, j))), -2 * k[j])
+        w = math.ldexp(float(self.W[i, j]), -2 * (k[i] + k[j]))
+        return kl - n / (n - 2.0) * w + si * sj / ((n - 1.0) * (n - 2.0))
 
     def values(self, statistic: str) -> np.ndarray:
         """The matrix of ``statistic`` ("cka" or "hsic") between the compared layers."""
         lay, n = self.layout, float(self.n)
         rows = range(lay.na)
         cols = range(lay.na, lay.L) if lay.cross else range(lay.L)
+        k = self.exponents()
         out = np.empty((len(rows), len(cols)))
         for r, i in enumerate(rows):
             for c, j in enumerate(cols):
                 if not lay.cross and j < i:
                     out[r, c] = out[c, r]
                 else:
-                    out[r, c] = self.inner(i, j)
+                    out[r, c] = self.inner(i, j, k)
         if statistic == "hsic":
-            return out / (n * (n - 3.0)) if self.debiased else out / ((n - 1.0) ** 2)
-        selfs = np.array([self.inner(i, i) for i in range(lay.L)])
+            den = n * (n - 3.0) if self.debiased else (n - 1.0) ** 2
+            for r, i in enumerate(rows):
+                for c, j in enumerate(cols):
+                    out[r, c] = scale_back(out[r, c] / den, 2 * (k[i] + k[j]), "hsic")
+            return out
+        selfs = np.array([self.inner(i, i, k) for i in range(lay.L)])
         ka, kb = selfs[list(rows)], selfs[list(cols)]
         return _cka_from_inners(out, ka, kb, lo=-1.0 if self.debiased else 0.0)
 
