@@ -756,3 +756,66 @@ def test_float32_input(name, params):
     _close(
         f(X32, Y32, **params), f(X32.astype(np.float64), Y32.astype(np.float64), **params), 1e-12
     )
+
+
+# ------------------------------------------------------------------ near-identical sides
+
+
+def _mp_procrustes(X, Y):
+    """(orthogonal_procrustes, procrustes_size_and_shape, arccos form) at 60 digits."""
+    import mpmath
+
+    with mpmath.workdps(60):
+
+        def centred(A):
+            M = mpmath.matrix(A.tolist())
+            for j in range(M.cols):
+                mu = mpmath.fsum(M[i, j] for i in range(M.rows)) / M.rows
+                for i in range(M.rows):
+                    M[i, j] -= mu
+            return M
+
+        A, B = centred(X), centred(Y)
+        na = mpmath.fsum(x * x for x in A)
+        nb = mpmath.fsum(x * x for x in B)
+        nuc = mpmath.fsum(mpmath.svd_r(A.T * B, compute_uv=False))
+        s = nuc / mpmath.sqrt(na * nb)
+        return (
+            float(mpmath.sqrt(2 - 2 * s)),
+            float(mpmath.sqrt(na + nb - 2 * nuc)),
+            float(mpmath.acos(s)),
+        )
+
+
+def test_identical_and_scaled_copies_are_at_distance_exactly_zero():
+    # FAULTS: X == Y gives Procrustes distance 0 (2 - 2 ||A^T A||_* left about 1.5e-8)
+    X = np.random.default_rng(40).standard_normal((15, 4))
+    for Y in (X, X.copy()):
+        assert orthogonal_procrustes(X, Y) == 0.0
+        assert procrustes_size_and_shape(X, Y) == 0.0
+        for alpha in (0.0, 0.5, 1.0):
+            assert angular_shape_metric(X, Y, alpha=alpha) == 0.0
+    assert orthogonal_procrustes(X, 2 * X) == 0.0  # scale is normalised away
+    assert procrustes_size_and_shape(X, 2 * X) == pytest.approx(
+        float(np.linalg.norm(X - X.mean(0))), rel=1e-14
+    )
+
+
+@pytest.mark.parametrize("t", [1e-12, 1e-8, 1e-5, 1e-3, 1e-1])
+@pytest.mark.parametrize("widths", [(4, 4), (4, 6), (6, 4)])
+def test_near_identical_sides_against_60_digits(t, widths):
+    # Y = X Q (rotated, zero-padded when wider) plus a small perturbation: the distances are
+    # then of order t, and must not sit on the sqrt(eps) floor of 2 - 2 ||A^T B||_*.
+    rng = np.random.default_rng(41)
+    p1, p2 = widths
+    X = rng.standard_normal((20, p1))
+    Q, _ = np.linalg.qr(rng.standard_normal((max(p1, p2), max(p1, p2))))
+    if p2 >= p1:  # X zero-padded to p2 columns, rotated: at distance 0 from X
+        Y = np.c_[X, np.zeros((20, p2 - p1))] @ Q
+    else:  # narrower: X's first p2 columns rotated (a distance of order 1 to X)
+        Y = X[:, :p2] @ Q[:p2, :p2]
+    Y = Y + t * rng.standard_normal(Y.shape)
+    op, pss, ang = _mp_procrustes(X, Y)
+    assert orthogonal_procrustes(X, Y) == pytest.approx(op, rel=1e-3, abs=1e-14)
+    assert procrustes_size_and_shape(X, Y) == pytest.approx(pss, rel=1e-3, abs=1e-13)
+    assert angular_shape_metric(X, Y) == pytest.approx(ang, rel=1e-3, abs=1e-14)

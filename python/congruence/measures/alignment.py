@@ -212,10 +212,44 @@ def _centred_nuclear(u: _Centred, v: _Centred, measure: str) -> float:
     return _nuclear_norm(_cross(u.mat, v.mat, measure), rank_bound=n - 1)
 
 
+#: Below this relative size, ``||A||^2 + ||B||^2 - 2 ||A^T B||_*`` has lost more than four
+#: digits to cancellation (near-identical sides; X == Y left about sqrt(eps), 1.5e-8): the
+#: distance is then taken from the aligned residual itself (:func:`_aligned_residual_sq`).
+_NEAR = 1e-4
+
+
+def _aligned_residual_sq(A: np.ndarray, B: np.ndarray, measure: str) -> float:
+    """``min_Q ||A - B Q||_F^2`` over orthogonal ``Q`` (the narrower side zero-padded, as
+    MEASURES.md 0.3), summed from the residual's entries: no cancellation between the norms
+    and the nuclear norm.
+
+    With ``A^T B = U S V^T`` (thin), the wider side keeps its columns and the narrower one is
+    rotated into them: ``A - B V U^T`` if ``A`` is at least as wide, else ``B - A U V^T``.
+    Either has squared norm ``||A||^2 + ||B||^2 - 2 tr S`` (the rotated side keeps its norm
+    since the square factor of the SVD is orthogonal)."""
+    U, _, Vt = _svd(_cross(A, B, measure), measure)
+    if A.shape[1] >= B.shape[1]:
+        R = A - _linalg.matmul(B, _linalg.matmul(Vt.T, U.T))
+    else:
+        R = B - _linalg.matmul(A, _linalg.matmul(U, Vt))
+    return float(np.einsum("ij,ij->", R, R))
+
+
+def _same_shape(u: Any, v: Any) -> bool:
+    """The two prepared sides hold the same normalised representation (``X`` compared with
+    itself, or with a positive power-of-two multiple): every shape distance is exactly 0."""
+    return u is v or (u.mat.shape == v.mat.shape and np.array_equal(u.mat, v.mat))
+
+
 def _orthogonal_procrustes_pair(u: _Centred, v: _Centred) -> float:
     if u.sq == 0.0 or v.sq == 0.0:
         return math.nan
+    if _same_shape(u, v):
+        return 0.0
     s = _centred_nuclear(u, v, "orthogonal_procrustes") / math.sqrt(u.sq * v.sq)
+    if 1.0 - s < _NEAR:
+        A, B = u.mat / math.sqrt(u.sq), v.mat / math.sqrt(v.sq)
+        return math.sqrt(_aligned_residual_sq(A, B, "orthogonal_procrustes"))
     return math.sqrt(max(0.0, 2.0 - 2.0 * s))
 
 
@@ -224,13 +258,15 @@ def _size_and_shape_pair(u: _Centred, v: _Centred) -> float:
     # K the larger exponent of a non-constant side: no factor exceeds 1, nothing overflows.
     if u.sq == 0.0 and v.sq == 0.0:
         return 0.0
+    if u.k == v.k and _same_shape(u, v):
+        return 0.0
     K = max(w.k for w in (u, v) if w.sq > 0.0)
     nuc = 0.0 if u.sq == 0.0 or v.sq == 0.0 else _centred_nuclear(u, v, "procrustes_size_and_shape")
-    d2 = (
-        math.ldexp(u.sq, 2 * (u.k - K))
-        + math.ldexp(v.sq, 2 * (v.k - K))
-        - 2.0 * math.ldexp(nuc, u.k + v.k - 2 * K)
-    )
+    norms = math.ldexp(u.sq, 2 * (u.k - K)) + math.ldexp(v.sq, 2 * (v.k - K))
+    d2 = norms - 2.0 * math.ldexp(nuc, u.k + v.k - 2 * K)
+    if d2 < _NEAR * norms:
+        A, B = np.ldexp(u.mat, u.k - K), np.ldexp(v.mat, v.k - K)
+        d2 = _aligned_residual_sq(A, B, "procrustes_size_and_shape")
     return _linalg.scale_back(math.sqrt(max(0.0, d2)), K, "procrustes_size_and_shape")
 
 
@@ -418,8 +454,10 @@ def orthogonal_procrustes(X: ArrayLike, Y: ArrayLike) -> float:
     -------
     float
         Distance in :math:`[0, \sqrt 2]`, a metric; ``nan`` if :math:`X_c` or :math:`Y_c` is
-        all zeros (a constant representation). Near 0 the square root amplifies round-off:
-        ``d(X, X)`` is about ``1e-8``, not exactly 0.
+        all zeros (a constant representation). ``d(X, X) = 0`` exactly; for near-identical
+        sides (``2 - 2 ||A^T B||_* < 2e-4``, where the difference would lose more than four
+        digits) the distance is the norm of the aligned residual ``A R - B`` itself, so it
+        stays accurate down to round-off of the entries (about ``1e-16``).
 
     References
     ----------
@@ -475,7 +513,8 @@ def procrustes_size_and_shape(X: ArrayLike, Y: ArrayLike) -> float:
     float
         Distance in :math:`[0, \infty)`, a metric; it scales with the data (not invariant to
         scaling). Never ``nan``: if one input is constant the value is the Frobenius norm of
-        the other, centred.
+        the other, centred. ``d(X, X) = 0`` exactly; near-identical sides are measured on
+        the aligned residual, as in :func:`orthogonal_procrustes`.
 
     References
     ----------
@@ -589,9 +628,15 @@ def _whitening(lam: np.ndarray, k: int, alpha: float) -> np.ndarray:
 def _angular_pair(u: _Whitened, v: _Whitened) -> float:
     if u.mat is None or v.mat is None or u.sq == 0.0 or v.sq == 0.0:
         return math.nan
+    if _same_shape(u, v):
+        return 0.0
     n = u.mat.shape[0]
     M = _cross(u.mat, v.mat, "angular_shape_metric")
     r = _nuclear_norm(M, rank_bound=n - 1) / (math.sqrt(u.sq) * math.sqrt(v.sq))
+    if 1.0 - r < _NEAR:  # arccos near 1 from the chord: theta = 2 arcsin(d / 2)
+        A, B = u.mat / math.sqrt(u.sq), v.mat / math.sqrt(v.sq)
+        d = math.sqrt(_aligned_residual_sq(A, B, "angular_shape_metric"))
+        return 2.0 * math.asin(min(1.0, d / 2.0))
     return float(math.acos(min(1.0, max(-1.0, r))))
 
 
@@ -662,7 +707,9 @@ def angular_shape_metric(X: ArrayLike, Y: ArrayLike, alpha: float = 1.0) -> floa
     -------
     float
         Angle in :math:`[0, \pi/2]`, a metric on shapes; ``nan`` if a centred input is all
-        zeros.
+        zeros. ``theta(X, X) = 0`` exactly; near 0 (``1 - cos theta < 1e-4``) the angle is
+        ``2 arcsin(d / 2)`` with ``d`` the aligned residual's norm, not the arccos of a
+        number next to 1 (which would floor it near ``1.5e-8``).
 
     Raises
     ------
