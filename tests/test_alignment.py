@@ -819,3 +819,16 @@ def test_near_identical_sides_against_60_digits(t, widths):
     assert orthogonal_procrustes(X, Y) == pytest.approx(op, rel=1e-3, abs=1e-14)
     assert procrustes_size_and_shape(X, Y) == pytest.approx(pss, rel=1e-3, abs=1e-13)
     assert angular_shape_metric(X, Y) == pytest.approx(ang, rel=1e-3, abs=1e-14)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1.0, 1e160, 1e250])
+def test_correlation_match_does_not_depend_on_column_scales(scale):
+    # Column b of X is Y itself: the hard match is exactly 1, the soft one
+    # ((corr(a, b) + 1) / 2 + 1) / 2 (MEASURES 3.7). A column 1e160 times smaller than the
+    # others once had its squared norm underflow (values above 1, or near 0).
+    rng = np.random.default_rng(42)
+    a, b = rng.standard_normal((2, 50))
+    X, Y = np.c_[scale * a, b], b[:, None]
+    r = float(np.corrcoef(a, b)[0, 1])
+    assert cg.correlation_match(X, Y) == pytest.approx(1.0, rel=1e-15)
+    assert cg.correlation_match(X, Y, soft=True) == pytest.approx(((r + 1) / 2 + 1) / 2, rel=1e-14)

@@ -1155,15 +1155,23 @@ class _Unit(NamedTuple):
 
 
 def _unit_columns(A: np.ndarray) -> _Unit:
-    """Centred columns scaled to unit norm; zero-variance columns stay exactly zero."""
+    """Centred columns scaled to unit norm; zero-variance columns stay exactly zero.
+
+    Each column is first brought to its own power-of-two scale (exact), so that a column far
+    smaller than the others (1e-160 of them) keeps its squared norm out of the subnormal
+    range: correlations do not depend on the columns' scales."""
     c = _centre(A)
-    norms = np.sqrt(c.colsq)
+    big = np.max(np.abs(c.mat), axis=0)
+    exps = np.frexp(np.where(big > 0.0, big, 1.0))[1]
+    mat = np.ldexp(c.mat, -exps)
+    norms = np.sqrt(np.einsum("ij,ij->j", mat, mat))
     norms[norms == 0.0] = 1.0  # those columns are exactly zero: correlation 0 with everything
-    return _Unit(c.mat / norms, c.sq)
+    return _Unit(mat / norms, c.sq)
 
 
 def _correlation_match_pair(u: _Unit, v: _Unit, soft: bool) -> float:
-    C = _cross(u.mat, v.mat, "correlation_match")
+    # correlations of unit columns: round-off may leave |C| a unit above 1
+    C = np.clip(_cross(u.mat, v.mat, "correlation_match"), -1.0, 1.0)
     if soft:
         return float((C.max(axis=1).mean() + C.max(axis=0).mean()) / 2.0)
     rows, cols = linear_sum_assignment(C, maximize=True)
