@@ -498,6 +498,27 @@ def test_on_error_does_not_hide_other_errors():
         cg.compare_layers(a, progress="yes")
 
 
+@pytest.mark.parametrize(
+    "measure, params, match",
+    [
+        ("cka", {"kernel": "cubic"}, "kernel='cubic' is invalid"),
+        ("cka", {"debiased": "yes"}, "debiased='yes' is invalid; expected True or False"),
+        ("rsa", {"rsm": "foo"}, "rsm='foo' is invalid"),
+        ("knn_jaccard", {"k": 0}, r"k=0 is out of range"),
+        ("svcca", {"variance": 2.0}, r"variance=2.0 is out of range"),
+    ],
+)
+def test_on_error_nan_never_turns_an_invalid_parameter_into_nan_cells(measure, params, match):
+    # the value is the call's fault, not a cell's data: the same error as the measure's own
+    rng = np.random.default_rng(5)
+    a = {"x": rng.standard_normal((30, 4)), "z": rng.standard_normal((30, 2))}
+    with pytest.raises(cg.ParameterError, match=match):
+        cg.compare_layers(a, measure=measure, on_error="nan", progress=False, **params)
+    with pytest.raises(cg.ParameterError, match=match):
+        cg.get_measure(measure).func(a["x"], a["z"], **params)
+    assert issubclass(cg.ParameterError, ValueError)
+
+
 def test_on_error_nan_keeps_a_warning_filter_error_an_error():
     a = _with_bad_layers()
     with warnings.catch_warnings():

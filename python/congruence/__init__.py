@@ -19,6 +19,7 @@ from congruence.errors import (
     DegenerateDataWarning,
     InputTypeError,
     LayerNotFoundError,
+    ParameterError,
     ResamplingBiasWarning,
     UnreadableFileError,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "DegenerateDataWarning",
     "InputTypeError",
     "LayerNotFoundError",
+    "ParameterError",
     "UnreadableFileError",
     "HSICAccumulator",
     "LayerAccumulator",

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from congruence.errors import InputTypeError
+from congruence.errors import InputTypeError, ParameterError
 
 __all__ = [
     "as_matrix",
@@ -153,19 +153,20 @@ def check_pair(
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise a ValueError listing them."""
+    """Return ``value`` if it is one of ``choices``, else raise a ParameterError (a
+    ValueError) listing them."""
     choices = tuple(choices)
     if not isinstance(value, str) or value not in choices:
         listed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{name}={value!r} is invalid; expected one of {listed}")
+        raise ParameterError(f"{name}={value!r} is invalid; expected one of {listed}")
     return value
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` if it is a bool (numpy bools included), else raise ValueError."""
+    """Return ``value`` if it is a bool (numpy bools included), else raise ParameterError."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise ValueError(f"{name}={value!r} is invalid; expected True or False")
+    raise ParameterError(f"{name}={value!r} is invalid; expected True or False")
 
 
 def check_number(
@@ -182,7 +183,7 @@ def check_number(
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
         what = "an integer" if integer else "a real number"
-        raise ValueError(f"{name}={value!r} is invalid; expected {what}")
+        raise ParameterError(f"{name}={value!r} is invalid; expected {what}")
     v = int(value) if integer else float(value)
     bad = not np.isfinite(v)
     if low is not None:
@@ -194,7 +195,7 @@ def check_number(
         right = ")" if high_open or high is None else "]"
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
-        raise ValueError(
+        raise ParameterError(
             f"{name}={value!r} is out of range; expected a value in {left}{lo}, {hi}{right}"
         )
     return v

@@ -12,7 +12,7 @@ from congruence._layers import CELL_ERRORS, fill
 from congruence._progress import Progress
 from congruence._registry import get_measure
 from congruence._validation import as_matrix, check_bool, check_choice
-from congruence.errors import warn_degenerate
+from congruence.errors import ParameterError, warn_degenerate
 from congruence.inference import (
     Alternative,
     check_count,
@@ -318,6 +318,8 @@ def _pairwise(
     warned: set = set()
 
     def failed(i: int, j: int, exc: BaseException) -> float:
+        if isinstance(exc, ParameterError):  # the call's fault, not this cell's data
+            raise exc
         lx, ly = f"a[{rows[i]!r}]", f"{other}[{cols[j]!r}]"
         err, blame = _cell_error(exc, m.name, lx, ly)
         if on_error == "raise":

@@ -7,6 +7,9 @@ against plain ``ValueError`` / ``KeyError`` / ``TypeError`` keeps working:
   formula divide by zero or lose its meaning (a constant representation, identical rows, dead
   units, correlations that are trivially 1). Every ``nan`` a measure returns for such data comes
   with one, naming the argument and the cause.
+* :class:`ParameterError` (``ValueError``): a parameter or option value outside its domain
+  (``kernel="cubic"``, ``k=0``, ``debiased="yes"``); never turned into a ``nan`` cell by
+  ``on_error="nan"``, which is for data on which a cell cannot be computed.
 * :class:`InputTypeError` (``TypeError`` and ``ValueError``): an array of complex, object or
   otherwise non-real dtype.
 * :class:`LayerNotFoundError` (``KeyError`` and ``ValueError``): a layer name that is not there;
@@ -35,6 +38,7 @@ __all__ = [
     "DegenerateDataWarning",
     "InputTypeError",
     "LayerNotFoundError",
+    "ParameterError",
     "UnreadableFileError",
     "ResamplingBiasWarning",
     "warn_degenerate",
@@ -50,6 +54,10 @@ class DegenerateDataWarning(RuntimeWarning):
     Raised as a warning, never as an exception: the arguments are valid, the value returned
     (``nan`` or the formula's defined value) is documented per measure.
     """
+
+
+class ParameterError(ValueError):
+    """A parameter or option value outside its domain (the message names it and the domain)."""
 
 
 class InputTypeError(TypeError, ValueError):
