@@ -335,3 +335,14 @@ def test_identical_rows_quick_look_agrees_with_the_definition():
     assert identical_rows(cases["identical"]) and identical_rows(cases["one-ulp noise"])
     assert not identical_rows(cases["differs after the first rows only"])
     assert not identical_rows(cases["zeros, one entry late"])
+
+
+def test_numbers_beyond_float64_get_the_parameter_error():
+    # np.isfinite(10**30) and float(10**400) once raised TypeError / OverflowError
+    X = np.random.default_rng(3).standard_normal((30, 3))
+    with pytest.raises(cg.ParameterError, match=r"k=1000000000000000000000000000000 is out of"):
+        cg.mutual_knn(X, X, k=10**30)
+    with pytest.raises(cg.ParameterError, match="epsilon=1000000000000"):
+        cg.cca(X, X, epsilon=10**400)
+    with pytest.raises(cg.ParameterError, match="out of range"):
+        cg.knn_jaccard(X, X, k=2**70)

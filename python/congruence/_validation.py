@@ -6,6 +6,7 @@ accept the same inputs and fail with the same, specific messages.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Iterable, Sequence
 
@@ -184,8 +185,15 @@ def check_number(
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind):
         what = "an integer" if integer else "a real number"
         raise ParameterError(f"{name}={value!r} is invalid; expected {what}")
-    v = int(value) if integer else float(value)
-    bad = not np.isfinite(v)
+    if integer:
+        v: float = int(value)
+        bad = False
+    else:
+        try:
+            v = float(value)
+        except OverflowError:  # an int beyond float64 (10**400): out of every range here
+            v = math.inf
+        bad = not math.isfinite(v)
     if low is not None:
         bad |= v <= low if low_open else v < low
     if high is not None:

@@ -38,7 +38,7 @@ from congruence import _core
 from congruence._linalg import PROBE_ROWS, identical_rows
 from congruence._registry import register
 from congruence._validation import check_number, check_pair
-from congruence.errors import warn_degenerate
+from congruence.errors import ParameterError, warn_degenerate
 
 __all__ = [
     "knn_jaccard",
@@ -73,7 +73,7 @@ def _check_k_type(k: Any) -> int:
 
 def _check_k_range(k: int, n: int) -> int:
     if k > n - 1:
-        raise ValueError(
+        raise ParameterError(
             f"k={k!r} is out of range; expected an integer in [1, n-1] = [1, {n - 1}] for "
             f"n = {n} rows (each row has n-1 other rows to choose neighbours from)"
         )
