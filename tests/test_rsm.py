@@ -728,3 +728,18 @@ def test_thread_count_does_not_change_results():
         f"results differ between 1 and 2 threads (index, 1 thread, 2 threads): {diffs}"
     )
     assert all(v != "nan" for v in one)
+
+
+def test_gulp_is_continuous_in_a_tiny_ridge_on_rank_deficient_data():
+    # X has an exactly repeated column: Sa has an exact zero eigenvalue, whose ridge factor
+    # mu / (mu + lam) is 0 for every lam > 0; round-off (mu ~ 1e-33) once made it about 1 for
+    # lam below that (lam = 1e-40 gave 3.74 against 3.016 at lam = 0)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((10, 3))
+    X = np.c_[X, X[:, :1]]
+    Y = rng.standard_normal((10, 2))
+    at0 = cg.gulp(X, Y)
+    for lam in (1e-300, 1e-40, 1e-30, 1e-20):
+        assert cg.gulp(X, Y, lam=lam) == pytest.approx(at0, rel=1e-10)
+    # while a ridge of the size of the eigenvalues moves it (its value is tested elsewhere)
+    assert abs(cg.gulp(X, Y, lam=0.1) - at0) > 1e-3

@@ -901,8 +901,11 @@ def _gulp_factor(Z: np.ndarray, lam: float):
     centred ``A = sqrt(n) Zc / ||Zc||_F``; ``None`` when ``Zc`` is all zeros.
 
     ``mu = s^2 / n`` are the eigenvalues of ``Sa = A^T A / n`` (from the singular values of
-    ``A``, so never negative); ``f = mu / (mu + lam)``, or for ``lam = 0`` the indicator of
-    ``mu > mu_max p eps`` (the usual pseudo-inverse rank rule).
+    ``A``, so never negative); ``f = mu / (mu + lam)``, or for ``lam = 0`` 1. Either way
+    ``f = 0`` where ``mu <= mu_max p eps`` (the usual pseudo-inverse rank rule): those are
+    round-off of zero eigenvalues, whose exact ``f`` is 0 for every ``lam`` (against a ``lam``
+    smaller still, ``mu / (mu + lam)`` would make them about 1: ``lam = 1e-40`` jumped from
+    the ``lam = 0`` value by O(1)).
     """
     Zc = _centre(Z)
     n, p = Zc.shape
@@ -912,10 +915,8 @@ def _gulp_factor(Z: np.ndarray, lam: float):
     A = Zc * (math.sqrt(n) / scale)
     U, s, _ = _svd(A, "gulp", "a centred representation")
     mu = s**2 / n
-    if lam > 0.0:
-        f = mu / (mu + lam)
-    else:
-        f = (mu > mu[0] * p * _EPS).astype(np.float64)
+    kept = mu > mu[0] * p * _EPS
+    f = np.where(kept, mu / (mu + lam) if lam > 0.0 else 1.0, 0.0)
     return U, f
 
 
