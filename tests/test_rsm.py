@@ -743,3 +743,43 @@ def test_gulp_is_continuous_in_a_tiny_ridge_on_rank_deficient_data():
         assert cg.gulp(X, Y, lam=lam) == pytest.approx(at0, rel=1e-10)
     # while a ridge of the size of the eigenvalues moves it (its value is tested elsewhere)
     assert abs(cg.gulp(X, Y, lam=0.1) - at0) > 1e-3
+
+
+def test_rsa_triangle_constant_up_to_round_off_is_nan():
+    # Rows on a ray from the origin after centring: every correlation is exactly 1, but the
+    # computed ones differ in the last bits; comparing that round-off gave numbers (0.40,
+    # 0.28, ...) instead of the nan of a constant RSM (MEASURES 4.1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 2))
+    X[:, 0] = np.abs(X[:, 0]) + 1
+    X[:, 1] = -np.abs(X[:, 1])
+    Y = rng.standard_normal((5, 3))
+    for compare in ("spearman", "pearson", "kendall_tau_a", "cosine"):
+        with pytest.warns(DegenerateDataWarning, match="the RSM triangle of X is constant"):
+            assert np.isnan(cg.rsa(X, Y, compare=compare))
+
+
+def test_rsa_correlation_rsm_removes_large_row_offsets():
+    # rows = 1e8 k_i + 1e-3 noise: the correlation RSM of the float64 rows, from residuals
+    # computed exactly (Fractions) against the core's corrected two-pass centring (a single
+    # pass left 2e-8 relative error)
+    from fractions import Fraction
+
+    rng = np.random.default_rng(3)
+    B, C = rng.standard_normal((12, 6)), rng.standard_normal((12, 4))
+    X = 1e-3 * B + 1e8 * rng.integers(1, 9, size=(12, 1))
+
+    def centred_rows_exactly(A):
+        out = np.empty_like(A)
+        for i, r in enumerate(A):
+            fr = [Fraction(v) for v in r]
+            mu = sum(fr) / len(fr)
+            out[i] = [float(v - mu) for v in fr]
+        return out
+
+    def triangle(Z):
+        Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+        return (Z @ Z.T)[np.tril_indices(len(Z), -1)]
+
+    want = np.corrcoef(triangle(centred_rows_exactly(X)), triangle(C - C.mean(1)[:, None]))
+    assert cg.rsa(X, C, compare="pearson") == pytest.approx(want[0, 1], rel=1e-12)

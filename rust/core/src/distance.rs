@@ -1083,10 +1083,14 @@ fn standardised_rows(x: &Rows) -> Option<Array2<f64>> {
             if lo == hi {
                 return false;
             }
+            // Corrected two-pass mean: the residuals' own mean (the rounding of the first)
+            // is removed too, so a large offset shared by the row leaves nothing behind.
             let mean = xr.iter().sum::<f64>() / p as f64;
             for (o, &v) in zr.iter_mut().zip(xr) {
                 *o = v - mean;
             }
+            let c = zr.iter().sum::<f64>() / p as f64;
+            zr.iter_mut().for_each(|v| *v -= c);
             // Scale by the largest magnitude first, so that squaring cannot overflow or
             // underflow; then to unit norm.
             let big = zr.iter().fold(0.0f64, |m, v| m.max(v.abs()));

@@ -105,6 +105,9 @@ pub fn rsa_prepare(x: Input, rsm: Rsm, compare: Compare) -> Result<RsaPrep> {
     let Some(mut v) = distance::rsm_vector(&rows, rsm) else {
         return Ok(RsaPrep::RowUndefined);
     };
+    if constant_to_round_off(&v, rows.p) {
+        return Ok(RsaPrep::Constant);
+    }
     let ok = match compare {
         Compare::KendallTauA => v.len() >= 2 && !is_constant(&v),
         Compare::Cosine => standardise(&mut v, false),
@@ -118,6 +121,27 @@ pub fn rsa_prepare(x: Input, rsm: Rsm, compare: Compare) -> Result<RsaPrep> {
     } else {
         RsaPrep::Constant
     })
+}
+
+/// Whether the triangle's entries differ by no more than the round-off of computing them from
+/// rows of `width` values (`4 (width + 2) eps` relative to the largest): an RSM that is
+/// constant in exact arithmetic (every pair of rows equally correlated, or equally far apart)
+/// then counts as constant, instead of passing its round-off to the comparison as if it
+/// were structure.
+fn constant_to_round_off(v: &[f64], width: usize) -> bool {
+    let (lo, hi) = v
+        .par_chunks(CHUNK)
+        .map(|c| {
+            c.iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                    (l.min(x), h.max(x))
+                })
+        })
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY),
+            |a, b| (a.0.min(b.0), a.1.max(b.1)),
+        );
+    hi - lo <= 4.0 * (width as f64 + 2.0) * f64::EPSILON * lo.abs().max(hi.abs())
 }
 
 // ------------------------------------------------------------------------------ dCor
