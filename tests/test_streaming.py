@@ -1231,3 +1231,20 @@ def test_every_layer_api_reads_layer_sets_the_same_way():
             api({1: listed[0], "1": listed[1]})
         with pytest.raises(ValueError, match=r"b\['short'\] .* but a\['l0'\] has 40 rows"):
             api(x, {"short": listed[0][:-3]})
+
+
+def test_stream_layers_reads_tensors_and_names_layers_in_errors():
+    # a layer set that works in compare_layers works here (a torch tensor once failed deep in
+    # the readers: "Cannot interpret 'torch.float64' as a data type"), and errors on arrays
+    # name the layer, not "array(100,)"
+    import torch
+
+    rng = np.random.default_rng(73)
+    X, Y = rng.standard_normal((60, 4)), rng.standard_normal((60, 3))
+    want = cg.compare_layers({"x": X}, {"y": Y})["x", "y"]
+    got = cg.stream_layers({"x": torch.tensor(X)}, {"y": Y}, progress=False)["x", "y"]
+    assert got == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValueError, match=r"a\['x'\] has shape \(100,\) \(1-D\)"):
+        cg.stream_layers({"x": np.zeros(100)}, {"y": Y}, progress=False)
+    with pytest.raises(ValueError, match=r"b\['y'\] has shape \(0, 3\)"):
+        cg.stream_layers({"x": X}, {"y": np.zeros((0, 3))}, progress=False)

@@ -59,7 +59,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from congruence._memory import check_fits
-from congruence._validation import check_bool, check_number
+from congruence._validation import _to_numpy, check_bool, check_number
 from congruence.errors import UnreadableFileError
 from congruence.pooling import POLICIES_3D, POLICIES_4D, _float, policies_text, pool
 from congruence.results import find_layer
@@ -174,6 +174,8 @@ class RowSource:
     of :func:`congruence.pool`; arrays of more dimensions take ``"flatten"`` only), applied to
     each block of rows as it is read. ``"tokens"`` and ``"spatial"`` make one row per token or
     position: row ``r`` of the source is token (position) ``r mod T`` of input ``r // T``.
+    ``label`` (e.g. ``"a['conv1']"``), if given, names the layer in the validation errors
+    instead of ``name``.
 
     Attributes
     ----------
@@ -199,21 +201,24 @@ class RowSource:
         flatten: bool = False,
         handle: Any = None,
         path: Optional[str] = None,
+        label: Optional[str] = None,
     ):
         #: the file behind the source (None for arrays in memory), named in read errors
         self.path = path
         policy = reader_pooling(pooling, flatten)
         if isinstance(policy, Mapping):
             raise ValueError("RowSource takes one pooling policy (a str), not a dict")
+        what = label or name  # the layer's label, if the caller has one, in these errors
         raw = tuple(int(s) for s in obj.shape)
-        raw_dtype = _check_dtype(obj.dtype, name)
+        raw_dtype = _check_dtype(obj.dtype, what)
         if len(raw) < 2:
             raise ValueError(
-                f"{name} has shape {raw} ({len(raw)}-D); expected 2-D (n_samples, n_features)"
+                f"{what} has shape {raw} ({len(raw)}-D); expected 2-D (n_samples, n_features)"
+                + ("; reshape(-1, 1) makes one feature of a 1-D array" if len(raw) == 1 else "")
             )
         if 0 in raw:
-            raise ValueError(f"{name} has shape {raw}; expected at least one row and one column")
-        shape, mult, policy = _pooled_geometry(raw, policy, name)
+            raise ValueError(f"{what} has shape {raw}; expected at least one row and one column")
+        shape, mult, policy = _pooled_geometry(raw, policy, what)
         self.name = name
         self.raw_shape = raw
         self.shape = shape
@@ -845,14 +850,18 @@ def open_source(
     *,
     pooling: Optional[str] = None,
     flatten: bool = False,
+    name: Optional[str] = None,
 ) -> RowSource:
     """One layer as a :class:`RowSource`.
 
     ``source`` is a :class:`RowSource`; a path (``.npy``, or with ``key`` a tensor of a
     ``.safetensors`` file, a dataset of an HDF5 file or an array of a zarr group; a file with a
     single array needs no ``key``); or an open array: numpy array or memmap, h5py dataset,
-    zarr array (anything with ``.shape``, ``.dtype`` and row slicing). ``pooling`` and
-    ``flatten`` as for :func:`open_layers` (one policy; a :class:`RowSource` keeps its own).
+    zarr array (anything with ``.shape``, ``.dtype`` and row slicing), or an in-memory tensor
+    of another framework (anything with ``__dlpack__``: converted to NumPy as
+    :func:`congruence.compare_layers` does). ``pooling`` and ``flatten`` as for
+    :func:`open_layers` (one policy; a :class:`RowSource` keeps its own). ``name`` names an
+    open array in its validation errors (e.g. ``"a['conv1']"``; default: its type and shape).
 
     Raises
     ------
@@ -894,10 +903,13 @@ def open_source(
                 "pass key= to choose one, or use open_layers()"
             )
         return next(iter(layers.values()))
+    if not isinstance(source, np.ndarray) and hasattr(source, "__dlpack__"):
+        source = _to_numpy(source, name or type(source).__name__)  # torch, JAX, CuPy, ...
     if isinstance(source, np.ndarray):
-        return RowSource(source, f"array{source.shape}", pooling=policy)
+        return RowSource(source, f"array{source.shape}", pooling=policy, label=name)
     if hasattr(source, "shape") and hasattr(source, "dtype") and hasattr(source, "__getitem__"):
-        return RowSource(source, f"{type(source).__name__}{tuple(source.shape)}", pooling=policy)
+        kind = f"{type(source).__name__}{tuple(source.shape)}"
+        return RowSource(source, kind, pooling=policy, label=name)
     raise ValueError(
         f"cannot read rows from a {type(source).__name__}; expected a path ({SAFE_FORMATS}), a "
         "numpy array or memmap, an h5py dataset or a zarr array"

@@ -255,7 +255,10 @@ def _sources(layers: Any, arg: str, pooling: Pooling) -> tuple[list[str], list[R
         what="sources",
         alternatives=", or a path to a file of layers",
     )
-    return names, [open_source(v, pooling=_policy_of(pooling, k)) for k, v in zip(names, items)]
+    return names, [
+        open_source(v, pooling=_policy_of(pooling, k), name=f"{arg}[{k!r}]")
+        for k, v in zip(names, items)
+    ]
 
 
 def stream_layers(
