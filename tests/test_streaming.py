@@ -1091,13 +1091,14 @@ def test_layers_varying_below_the_normal_range_are_refused():
         cg.stream_layers({"x": X}, {"z": 1e-160 * X}, progress=False)
     with pytest.raises(ValueError, match="products underflow float64"):
         CKAAccumulator().update(1e-300 * X, X)
-    # minibatch CKA sums fourth powers: 1e-100 gave nan silently
+    # the minibatch accumulator sums fourth powers: 1e-100 gave nan silently
     with pytest.raises(ValueError, match="products underflow float64"):
-        cg.minibatch_cka(X, 1e-100 * X, batch_size=10)
+        MinibatchCKA().update([X[:10]], [1e-100 * X[:10]])
+    # the function has the whole arrays: it scales each by a power of two first
     Y = np.tanh(X)
-    assert cg.minibatch_cka(X, 1e-60 * Y, batch_size=10) == pytest.approx(
-        cg.minibatch_cka(X, Y, batch_size=10), rel=1e-12
-    )
+    want = cg.minibatch_cka(X, Y, batch_size=10)
+    for scale in (1e-60, 1e-100, 1e-300, 1e300):
+        assert cg.minibatch_cka(X, scale * Y, batch_size=10) == pytest.approx(want, rel=1e-12)
 
 
 # --------------------------------------------------------------------------- degenerate data
@@ -1248,3 +1249,25 @@ def test_stream_layers_reads_tensors_and_names_layers_in_errors():
         cg.stream_layers({"x": np.zeros(100)}, {"y": Y}, progress=False)
     with pytest.raises(ValueError, match=r"b\['y'\] has shape \(0, 3\)"):
         cg.stream_layers({"x": X}, {"y": np.zeros((0, 3))}, progress=False)
+
+
+def test_minibatch_cka_is_a_registered_measure():
+    # DECISIONS 3: the name in the results of estimator="minibatch" is a measure of the
+    # registry, usable wherever a measure name is
+    rng = np.random.default_rng(74)
+    X = rng.standard_normal((100, 5))
+    Y = np.tanh(X @ rng.standard_normal((5, 3))) + 0.3 * rng.standard_normal((100, 3))
+    m = cg.get_measure("minibatch_cka")
+    assert m.family == "kernel" and m.kind == "similarity" and m.paired
+    res = cg.compare_layers({"x": X}, {"y": Y}, "minibatch_cka", batch_size=20, progress=False)
+    want = ref_minibatch_cka(
+        [X[s : s + 20] for s in range(0, 100, 20)], [Y[s : s + 20] for s in range(0, 100, 20)]
+    )
+    assert res["x", "y"] == pytest.approx(want, rel=1e-12)
+    streamed = cg.stream_layers(
+        {"x": X}, {"y": Y}, estimator="minibatch", batch_size=20, progress=False
+    )
+    assert cg.get_measure(streamed.measure) is m
+    assert streamed["x", "y"] == pytest.approx(want, rel=1e-12)
+    # without batch_size: one batch of every row, the debiased CKA
+    assert cg.minibatch_cka(X, Y) == pytest.approx(cg.cka(X, Y, debiased=True), rel=1e-12)

@@ -24,7 +24,8 @@ from typing import Callable, Literal, Optional, get_args
 import numpy as np
 from numpy.typing import ArrayLike
 
-from congruence._linalg import largest_magnitude
+from congruence._linalg import largest_magnitude, pow2_scale
+from congruence._registry import register
 from congruence._validation import check_choice, check_number, check_pair, constant_columns
 from congruence.errors import warn_degenerate
 from congruence.results import LayerComparison
@@ -285,6 +286,11 @@ class MinibatchCKA(_Locked):
         ``nan`` with a :class:`~congruence.errors.DegenerateDataWarning` for a layer that is
         constant within every batch.
         """
+        return self._result(lambda k: f"a[{k!r}]", lambda k: f"b[{k!r}]")
+
+    def _result(self, label_a: Callable[[str], str], label_b: Callable[[str], str]):
+        """:meth:`result`, the layers named by ``label_a`` / ``label_b`` in the warnings
+        (:func:`minibatch_cka` calls its two arguments ``X`` and ``Y``)."""
         with self._lock:
             sums, rows, cols = self._sums, self._rows, self._cols
         if sums is None:
@@ -293,12 +299,10 @@ class MinibatchCKA(_Locked):
         values = _cka_from_inners(kl, ka, kb, lo=-1.0)
         values[const_a, :] = np.nan
         values[:, const_b] = np.nan
-        label_b = (lambda k: f"b[{k!r}]") if self._cross else (lambda k: f"a[{k!r}]")
+        if not self._cross:
+            label_b = label_a
         blamed = set()
-        for names, const, label in (
-            (rows, const_a, lambda k: f"a[{k!r}]"),
-            (cols, const_b, label_b),
-        ):
+        for names, const, label in ((rows, const_a, label_a), (cols, const_b, label_b)):
             for k, c in zip(names, const):
                 if c and label(k) not in blamed:
                     blamed.add(label(k))
@@ -309,7 +313,7 @@ class MinibatchCKA(_Locked):
         other = np.isnan(values) & ~(const_a[:, None] | const_b[None, :])
         for i, j in zip(*np.nonzero(other)):
             warn_degenerate(
-                f"the minibatch self-similarity of a[{rows[i]!r}] or {label_b(cols[j])} is "
+                f"the minibatch self-similarity of {label_a(rows[i])} or {label_b(cols[j])} is "
                 "not positive; minibatch_cka is undefined (nan)"
             )
         return LayerComparison(
@@ -375,8 +379,28 @@ def batch_bounds(n: int, batch_size: int, ragged: str = "merge") -> list[tuple[i
     return bounds
 
 
+@register(
+    family="kernel",
+    kind="similarity",
+    summary="Minibatch CKA: unbiased HSIC averaged over consecutive batches of rows",
+    references=(
+        "Nguyen, Raghu, Kornblith (2021). Do Wide and Deep Networks Learn the Same Things? "
+        "Uncovering How Neural Network Representations Vary with Width and Depth. ICLR.",
+        "Song, Smola, Gretton, Bedo, Borgwardt (2012). Feature Selection via Dependence "
+        "Maximization. JMLR.",
+    ),
+    symmetric=True,
+    invariances=("orthogonal", "isotropic_scaling", "translation", "permutation"),
+    bounds=(-1.0, 1.0),
+    # ragged="drop" needs one whole batch
+    min_rows=lambda p: (
+        max(4, p["batch_size"]) if p["ragged"] == "drop" and p["batch_size"] is not None else 4
+    ),
+    variants=({}, {"batch_size": 16}, {"batch_size": 16, "ragged": "drop"}),
+    resampling="the unbiased estimator's U-statistic pairs a row with its own duplicate",
+)
 def minibatch_cka(
-    X: ArrayLike, Y: ArrayLike, *, batch_size: int, ragged: Ragged = "merge"
+    X: ArrayLike, Y: ArrayLike, *, batch_size: Optional[int] = None, ragged: Ragged = "merge"
 ) -> float:
     r"""Minibatch CKA between two representations (Nguyen, Raghu, Kornblith 2021).
 
@@ -395,7 +419,9 @@ def minibatch_cka(
     ----------
     X : array-like of shape (n, p1)
     Y : array-like of shape (n, p2)
-    batch_size : int >= 4
+    batch_size : int >= 4, optional
+        Rows per batch; ``None`` (the default): one batch of all ``n`` rows, where the value
+        is that of ``cka(X, Y, debiased=True)``.
     ragged : {"merge", "drop"}
         What happens to the ``n mod batch_size`` rows left over: ``"merge"`` adds them to the
         last full batch (one batch of all rows when ``n < batch_size``), ``"drop"`` leaves
@@ -414,12 +440,20 @@ def minibatch_cka(
     >>> round(cg.minibatch_cka(X, 2 * X + 1, batch_size=256), 12)
     1.0
     """
-    batch_size = check_number("batch_size", batch_size, low=4, integer=True)
     X, Y = check_pair(X, Y, min_rows=4)
+    if batch_size is None:
+        batch_size = X.shape[0]
+    batch_size = check_number("batch_size", batch_size, low=4, integer=True)
+    # each side times a power of two (exact; the value does not change): no overflow or
+    # underflow of the fourth powers the unbiased HSIC sums, at any magnitude
+    X, Y = (
+        pow2_scale(np.asarray(X, dtype=np.float64))[0],
+        pow2_scale(np.asarray(Y, dtype=np.float64))[0],
+    )
     acc = MinibatchCKA()
     for s, e in batch_bounds(X.shape[0], batch_size, ragged):
         acc.update([X[s:e]], [Y[s:e]])
-    return float(acc.result().values[0, 0])
+    return float(acc._result(lambda k: "X", lambda k: "Y").values[0, 0])
 
 
 class Regroup:
