@@ -98,6 +98,22 @@ def test_single_samples_without_a_batch_dimension_are_refused():
     assert cg.extract(net, batched, ["2"])["2"].shape == (20, 32)
 
 
+def test_a_misspelled_pooling_key_is_named_in_the_error():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 36, 3))
+    x = torch.randn(10, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"pooling= has no key '0'; its keys are \['conv0'\]"):
+        cg.extract(net, x, ["0", "3"], pooling={"conv0": "mean"})
+
+
+def test_close_matches_are_listed_once():
+    # two models with the same layer names once gave "did you mean 'h.2' or 'h.2' or ..."
+    from congruence.results import layer_not_found
+
+    msg = str(layer_not_found("h.3", ["h.2", "h.1", "h.2", "h.1"], "the requested layers"))
+    assert msg.count("'h.2'") == 1 and msg.count("'h.1'") == 1
+
+
 def test_max_rows_cuts_the_last_batch():
     net, x = mlp(), torch.randn(70, 12)
     got = cg.extract(net, x, "4", max_rows=37, batch_size=16)["4"]

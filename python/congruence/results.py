@@ -94,7 +94,7 @@ def layer_not_found(
     >>> print(layer_not_found("fc", ["conv1", "conv2"], "model_a", kind="module"))
     no module named 'fc' in model_a; the modules are: 'conv1', 'conv2'
     """
-    names = [str(a) for a in available]
+    names = list(dict.fromkeys(str(a) for a in available))  # each once, in order
     close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
     if close:
         hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"

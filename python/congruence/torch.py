@@ -418,10 +418,15 @@ class _Tap:
             a = a.reshape(-1, 1)
         elif a.ndim > 2:
             if policy is None:
+                keyed = (
+                    f" (pooling= has no key {label!r}; its keys are {list(self.pooling)})"
+                    if isinstance(self.pooling, Mapping)
+                    else ""
+                )
                 raise ValueError(
                     f"layer {label!r} of {self.where} gives activations of shape "
                     f"{tuple(a.shape)} ({a.ndim}-D); pass pooling= a policy ({policies_text()}), "
-                    "or a dict of layer name to policy"
+                    f"or a dict of layer name to policy{keyed}"
                 )
             mask = self.mask if a.ndim == 3 else None
             a = pool(a, policy, mask, name=name)
