@@ -637,3 +637,51 @@ def test_symmetry_and_invariances(kernel, flag):
     assert cg.cka(X, X, kernel=kernel, debiased=flag) == pytest.approx(1.0, rel=1e-13)
     lo = -1.0 if flag else 0.0
     assert lo <= c <= 1.0
+
+
+def _mp_rbf(X, Y, sigma_frac):
+    """(biased CKA, biased HSIC) of RBF kernels from the formula at 60 digits."""
+    import mpmath
+
+    with mpmath.workdps(60):
+
+        def gram(A):
+            n = len(A)
+            D = [
+                [
+                    mpmath.fsum((mpmath.mpf(a) - mpmath.mpf(b)) ** 2 for a, b in zip(A[i], A[j]))
+                    for j in range(n)
+                ]
+                for i in range(n)
+            ]
+            flat = sorted(D[i][j] for i in range(n) for j in range(n))
+            half = len(flat) // 2
+            med = flat[half] if len(flat) % 2 else (flat[half - 1] + flat[half]) / 2
+            s2 = mpmath.mpf(sigma_frac) ** 2 * med
+            return mpmath.matrix(
+                [[mpmath.exp(-D[i][j] / (2 * s2)) for j in range(n)] for i in range(n)]
+            )
+
+        K, L = gram(X), gram(Y)
+        n = K.rows
+        H = mpmath.eye(n) - mpmath.ones(n, n) / n
+        Kc, Lc = H * K * H, H * L * H
+
+        def inner(A, B):
+            return mpmath.fsum(A[i, j] * B[i, j] for i in range(n) for j in range(n))
+
+        kl = inner(Kc, Lc)
+        return float(kl / mpmath.sqrt(inner(Kc, Kc) * inner(Lc, Lc))), float(kl / (n - 1) ** 2)
+
+
+@pytest.mark.parametrize("sigma_frac", [1.0, 3.0, 1e2, 1e4, 1e8, 1e12])
+def test_rbf_wide_bandwidths_against_60_digits(sigma_frac):
+    # Wide bandwidths make every kernel entry near the same value: exp(..) - shift cancelled
+    # (sigma_frac = 1e4 lost 6 digits, 1e8 gave 0.849 for 0.941, 1e10 nan); the entries are now
+    # shift * expm1(..) there
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((12, 3))
+    Y = X + 0.5 * rng.standard_normal((12, 3))
+    want_cka, want_hsic = _mp_rbf(X, Y, sigma_frac)
+    assert cg.cka(X, Y, kernel="rbf", sigma_frac=sigma_frac) == pytest.approx(want_cka, rel=1e-12)
+    assert cg.hsic(X, Y, kernel="rbf", sigma_frac=sigma_frac) == pytest.approx(want_hsic, rel=1e-10)

@@ -260,9 +260,8 @@ impl Tile {
                     lower[i - c0] = 0.0;
                 }
             }
-            if let TileKind::Rbf { a, shift } = *kind {
-                crate::simd::exp_scaled(lower, a);
-                lower.iter_mut().for_each(|v| *v -= shift);
+            if let TileKind::Rbf { a, shift, centre } = *kind {
+                crate::kernel::rbf_entries(lower, a, shift, centre);
             }
             // Strictly lower entries, then the diagonal entry (on a diagonal tile).
             let strict = if self.diagonal { i - c0 } else { w };
@@ -372,6 +371,7 @@ mod tests {
             let rbf = TileKind::Rbf {
                 a: 0.8,
                 shift: 0.25,
+                centre: None,
             };
             for kind in [TileKind::Gram, rbf] {
                 let full: Vec<Array2<f64>> = cs

@@ -35,8 +35,14 @@ pub enum TileKind {
     SqDist,
     /// `exp(-(D2_ij a) a) - shift`, the RBF kernel less a constant (which centring ignores; it
     /// keeps the sums of the tiles small so the centring formulas do not cancel). `a^2 =
-    /// 1 / (2 sigma^2)` enters as two factors (see [`rbf_kind`]).
-    Rbf { a: f64, shift: f64 },
+    /// 1 / (2 sigma^2)` enters as two factors (see [`rbf_kind`]). With `centre = Some(m)`
+    /// (wide bandwidths) the same entries are formed as `shift expm1((m - D2_ij) a^2)`, with
+    /// `shift = exp(-m a^2)`: no cancellation between two numbers near 1.
+    Rbf {
+        a: f64,
+        shift: f64,
+        centre: Option<f64>,
+    },
 }
 
 /// One representation's centred features with their squared row norms, and optionally its
@@ -195,9 +201,8 @@ impl Rows<'_, '_> {
                 }
                 lower[i] = 0.0;
             }
-            if let TileKind::Rbf { a, shift } = kind {
-                crate::simd::exp_scaled(lower, a);
-                lower.iter_mut().for_each(|v| *v -= shift);
+            if let TileKind::Rbf { a, shift, centre } = kind {
+                rbf_entries(lower, a, shift, centre);
             }
         });
     }
@@ -581,13 +586,29 @@ pub fn rbf_kind(
     // changes nothing: (D2 f64::MAX) f64::MAX already overflows for every D2 > 0 (the entry
     // is then exactly 0, as the exact one is), and D2 = 0 gives 1.
     let a = (1.0 / (sigma_frac * (2.0 * m).sqrt())).min(f64::MAX);
+    // m a^2 = 1 / (2 sigma_frac^2): below 1/8 (sigma_frac > 2) every entry is near the shift
+    // and exp(..) - shift would cancel (sigma_frac = 1e4 lost 6 digits, 1e8 all of them)
+    let q = (m * a) * a;
     (
         Some(TileKind::Rbf {
             a,
-            shift: (-((m * a) * a)).exp(),
+            shift: (-q).exp(),
+            centre: (q < 0.125).then_some(m),
         }),
         cache,
     )
+}
+
+/// The RBF kernel entries of a row of squared distances `v`, in place (see
+/// [`TileKind::Rbf`]).
+pub(crate) fn rbf_entries(v: &mut [f64], a: f64, shift: f64, centre: Option<f64>) {
+    match centre {
+        None => {
+            crate::simd::exp_scaled(v, a);
+            v.iter_mut().for_each(|x| *x -= shift);
+        }
+        Some(m) => crate::simd::expm1_scaled(v, a, m, shift),
+    }
 }
 
 #[cfg(test)]

@@ -109,6 +109,68 @@ unsafe fn exp_avx2(v: &mut [f64], a: f64) {
     exp_body(v, a)
 }
 
+/// `v <- shift expm1(((m - v) a) a)` for `(m - v) a^2 <= 1/8`: the reduction of [`exp_body`]
+/// (`t = k ln 2 + r`, `|r| <= ln 2 / 2`), then `expm1(t) = 2^k expm1(r) + (2^k - 1)`, with
+/// `expm1(r) = r (1 + r/2 + r^2/6 + ...)` summed without its leading 1, so small `t` keep
+/// their relative accuracy; `t < -708` gives `-shift` (the exponential is 0).
+#[inline(always)]
+fn expm1_body(v: &mut [f64], a: f64, m: f64, shift: f64) {
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    #[allow(clippy::excessive_precision)]
+    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
+    #[allow(clippy::excessive_precision)]
+    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const SHIFT: f64 = 6_755_399_441_055_744.0;
+    // 1/i! for i = 1..=13
+    const INV: [f64; 13] = [
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+        1.0 / 40320.0,
+        1.0 / 362880.0,
+        1.0 / 3628800.0,
+        1.0 / 39916800.0,
+        1.0 / 479001600.0,
+        1.0 / 6227020800.0,
+    ];
+    for x in v.iter_mut() {
+        let t0 = ((m - *x) * a) * a;
+        let t = if t0 < -708.0 { -708.0 } else { t0 };
+        let kf = (t * LOG2E + SHIFT) - SHIFT;
+        let r = (t - kf * LN2_HI) - kf * LN2_LO;
+        let mut q = INV[12];
+        for i in (0..12).rev() {
+            q = q * r + INV[i];
+        }
+        let em1 = q * r;
+        let k = ((kf + SHIFT).to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
+        let scale = f64::from_bits(((k + 1023) as u64) << 52);
+        let e = scale * em1 + (scale - 1.0);
+        *x = shift * if t0 < -708.0 { -1.0 } else { e };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn expm1_avx2(v: &mut [f64], a: f64, m: f64, shift: f64) {
+    expm1_body(v, a, m, shift)
+}
+
+/// `v <- shift expm1(((m - v) a) a)` elementwise, for `(m - v) a^2 <= 1/8` (the RBF kernel
+/// less its value at distance `m`, for wide bandwidths; see `kernel::TileKind::Rbf`).
+pub fn expm1_scaled(v: &mut [f64], a: f64, m: f64, shift: f64) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked at run time).
+        return unsafe { expm1_avx2(v, a, m, shift) };
+    }
+    expm1_body(v, a, m, shift)
+}
+
 /// Rows that [`row_means_f32`] sums together: independent additions that overlap.
 const MEAN_ROWS: usize = 4;
 /// Accumulators of each row's sum in [`row_means_f32`] (fixed, so the order never changes).
@@ -375,6 +437,25 @@ pub fn exp_scaled(v: &mut [f64], a: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expm1_is_accurate_to_a_few_ulps_relative_near_zero_and_far() {
+        // squared distances v with m = 0.125, a = 1: t = m - v from 0.125 down to -800
+        let mut v: Vec<f64> = (0..100_001)
+            .map(|i| (i as f64 * 8e-3) * (i as f64 * 1e-3))
+            .chain([0.0, 1e-300, 1e-12, 0.125, 0.125 + 1e-15])
+            .collect();
+        // the same t as the kernel forms it, against the standard library's expm1
+        let ts: Vec<f64> = v.iter().map(|x| 0.125 - x).collect();
+        expm1_scaled(&mut v, 1.0, 0.125, 2.0);
+        for (t, e) in ts.iter().zip(&v) {
+            let want = 2.0 * if *t < -708.0 { -1.0 } else { t.exp_m1() };
+            assert!(
+                (e - want).abs() <= 4.0 * f64::EPSILON * want.abs(),
+                "t={t}: {e} vs {want}"
+            );
+        }
+    }
 
     #[test]
     fn exp_is_accurate_to_a_few_ulps() {
