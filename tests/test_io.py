@@ -814,3 +814,15 @@ def test_doctests():
     module = importlib.import_module("congruence.io")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_non_real_data_in_files_and_arrays_is_an_input_type_error(tmp_path):
+    # the class compare_layers raises (a TypeError and a ValueError), also from the readers
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    np.save(tmp_path / "c.npy", X.astype(complex))
+    with pytest.raises(cg.InputTypeError, match="complex128; expected real numbers"):
+        cg.open_layers(tmp_path / "c.npy")
+    with pytest.raises(cg.InputTypeError, match=r"a\['c'\] has dtype complex128"):
+        cg.stream_layers({"c": X.astype(complex)}, progress=False)
+    with pytest.raises(cg.InputTypeError, match="expected real numbers"):
+        cg.stream_layers({"s": X.astype(str)}, progress=False)

@@ -60,7 +60,7 @@ import numpy as np
 
 from congruence._memory import check_fits
 from congruence._validation import _to_numpy, check_bool, check_number
-from congruence.errors import UnreadableFileError
+from congruence.errors import InputTypeError, UnreadableFileError
 from congruence.pooling import POLICIES_3D, POLICIES_4D, _float, policies_text, pool
 from congruence.results import find_layer
 
@@ -120,8 +120,8 @@ def _check_dtype(dtype: Any, what: str) -> np.dtype:
     dt = np.dtype(dtype)
     if dt.hasobject:
         raise _pickle_refusal(f"{what} holds Python objects (dtype {dt}), which")
-    if dt.kind not in "biuf":
-        raise ValueError(f"{what} has dtype {dt}; expected real numbers (float, int or bool)")
+    if dt.kind not in "biuf":  # complex, strings, dates: the class compare_layers raises
+        raise InputTypeError(f"{what} has dtype {dt}; expected real numbers (float, int or bool)")
     return dt
 
 
