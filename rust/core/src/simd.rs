@@ -43,13 +43,29 @@ fn sq_dist_body(x: &[f64], y: &[f64]) -> f64 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// `exp(c * v)` in place, for `c * v <= 0` (kernel values).
-///
-/// `t = c v` is split as `t = k ln 2 + r` with `|r| <= ln2 / 2`; `exp(r)` is its Taylor
-/// polynomial of degree 13 (truncation error below 3e-17 relative) and `2^k` is built in the
-/// exponent bits. Arguments below -708 (results below 3e-308) give 0.
+/// `1/i!` for `i = 0..=13`: the Taylor coefficients of `exp` on the reduced argument.
+const INV_FACTORIAL: [f64; 14] = [
+    1.0,
+    1.0,
+    1.0 / 2.0,
+    1.0 / 6.0,
+    1.0 / 24.0,
+    1.0 / 120.0,
+    1.0 / 720.0,
+    1.0 / 5040.0,
+    1.0 / 40320.0,
+    1.0 / 362880.0,
+    1.0 / 3628800.0,
+    1.0 / 39916800.0,
+    1.0 / 479001600.0,
+    1.0 / 6227020800.0,
+];
+
+/// The argument reduction of [`exp_body`] and [`expm1_body`]: `t = k ln 2 + r` with
+/// `|r| <= ln 2 / 2`, for `t` in `[-708, 1]`; returns `(r, 2^k)`, `2^k` built in the exponent
+/// bits.
 #[inline(always)]
-fn exp_body(v: &mut [f64], a: f64) {
+fn reduce(t: f64) -> (f64, f64) {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     // The split of ln 2 in the digits usually published for it (fdlibm); the literals round
     // to the intended float64 values, the extra digits only document them.
@@ -58,36 +74,28 @@ fn exp_body(v: &mut [f64], a: f64) {
     #[allow(clippy::excessive_precision)]
     const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
     const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52: adding it rounds to an integer
-    const INV: [f64; 14] = [
-        1.0,
-        1.0,
-        1.0 / 2.0,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362880.0,
-        1.0 / 3628800.0,
-        1.0 / 39916800.0,
-        1.0 / 479001600.0,
-        1.0 / 6227020800.0,
-    ];
+    let kf = (t * LOG2E + SHIFT) - SHIFT;
+    let r = (t - kf * LN2_HI) - kf * LN2_LO;
+    // kf is an integer in [-1022, 1]; its bits after adding SHIFT hold it in the low word.
+    let k = ((kf + SHIFT).to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
+    (r, f64::from_bits(((k + 1023) as u64) << 52))
+}
+
+/// `exp(-(v a) a)` in place, for `v >= 0` (kernel values).
+///
+/// `t = -(v a) a` is split by [`reduce`]; `exp(r)` is its Taylor polynomial of degree 13
+/// (truncation error below 3e-17 relative) times `2^k`. Arguments below -708 (results below
+/// 3e-308) give 0.
+#[inline(always)]
+fn exp_body(v: &mut [f64], a: f64) {
     for x in v.iter_mut() {
         let t0 = -((*x * a) * a);
-        let t = if t0 < -708.0 { -708.0 } else { t0 };
-        let kf = (t * LOG2E + SHIFT) - SHIFT;
-        let r = (t - kf * LN2_HI) - kf * LN2_LO;
-        let mut p = INV[13];
+        let (r, scale) = reduce(if t0 < -708.0 { -708.0 } else { t0 });
+        let mut p = INV_FACTORIAL[13];
         for i in (0..13).rev() {
-            p = p * r + INV[i];
+            p = p * r + INV_FACTORIAL[i];
         }
-        // kf is an integer in [-1022, 0]; its bits after adding SHIFT hold it in the low word.
-        let k = ((kf + SHIFT).to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
-        let scale = f64::from_bits(((k + 1023) as u64) << 52);
-        let e = p * scale;
-        *x = if t0 < -708.0 { 0.0 } else { e };
+        *x = if t0 < -708.0 { 0.0 } else { p * scale };
     }
 }
 
@@ -109,47 +117,20 @@ unsafe fn exp_avx2(v: &mut [f64], a: f64) {
     exp_body(v, a)
 }
 
-/// `v <- shift expm1(((m - v) a) a)` for `(m - v) a^2 <= 1/8`: the reduction of [`exp_body`]
-/// (`t = k ln 2 + r`, `|r| <= ln 2 / 2`), then `expm1(t) = 2^k expm1(r) + (2^k - 1)`, with
-/// `expm1(r) = r (1 + r/2 + r^2/6 + ...)` summed without its leading 1, so small `t` keep
-/// their relative accuracy; `t < -708` gives `-shift` (the exponential is 0).
+/// `v <- shift expm1(((m - v) a) a)` for `(m - v) a^2 <= 1/8`: [`reduce`], then
+/// `expm1(t) = 2^k expm1(r) + (2^k - 1)`, with `expm1(r) = r (1 + r/2 + r^2/6 + ...)` summed
+/// without its leading 1, so small `t` keep their relative accuracy; `t < -708` gives
+/// `-shift` (the exponential is 0).
 #[inline(always)]
 fn expm1_body(v: &mut [f64], a: f64, m: f64, shift: f64) {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
-    #[allow(clippy::excessive_precision)]
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-    #[allow(clippy::excessive_precision)]
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
-    const SHIFT: f64 = 6_755_399_441_055_744.0;
-    // 1/i! for i = 1..=13
-    const INV: [f64; 13] = [
-        1.0,
-        1.0 / 2.0,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362880.0,
-        1.0 / 3628800.0,
-        1.0 / 39916800.0,
-        1.0 / 479001600.0,
-        1.0 / 6227020800.0,
-    ];
     for x in v.iter_mut() {
         let t0 = ((m - *x) * a) * a;
-        let t = if t0 < -708.0 { -708.0 } else { t0 };
-        let kf = (t * LOG2E + SHIFT) - SHIFT;
-        let r = (t - kf * LN2_HI) - kf * LN2_LO;
-        let mut q = INV[12];
-        for i in (0..12).rev() {
-            q = q * r + INV[i];
+        let (r, scale) = reduce(if t0 < -708.0 { -708.0 } else { t0 });
+        let mut q = INV_FACTORIAL[13];
+        for i in (1..13).rev() {
+            q = q * r + INV_FACTORIAL[i];
         }
-        let em1 = q * r;
-        let k = ((kf + SHIFT).to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
-        let scale = f64::from_bits(((k + 1023) as u64) << 52);
-        let e = scale * em1 + (scale - 1.0);
+        let e = scale * (q * r) + (scale - 1.0);
         *x = shift * if t0 < -708.0 { -1.0 } else { e };
     }
 }
