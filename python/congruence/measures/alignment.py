@@ -220,8 +220,8 @@ _NEAR = 1e-4
 
 def _aligned_residual_sq(A: np.ndarray, B: np.ndarray, measure: str) -> float:
     """``min_Q ||A - B Q||_F^2`` over orthogonal ``Q`` (the narrower side zero-padded, as
-    MEASURES.md 0.3), summed from the residual's entries: no cancellation between the norms
-    and the nuclear norm.
+    :func:`orthogonal_procrustes` states), summed from the residual's entries: no
+    cancellation between the norms and the nuclear norm.
 
     With ``A^T B = U S V^T`` (thin), the wider side keeps its columns and the narrower one is
     rotated into them: ``A - B V U^T`` if ``A`` is at least as wide, else ``B - A U V^T``.
